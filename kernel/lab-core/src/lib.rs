@@ -1,0 +1,14 @@
+//! Logic shared by the guest kernel and the host harness.
+//!
+//! Everything here is `no_std`, allocation-free and free of hardware access,
+//! so the same code that runs in the guest is unit-tested on the host.
+//! - [`report`]: the serial report protocol (the kernel writes it, the
+//!   harness parses it).
+//! - [`cmdline`]: the kernel command line (`workload=NAME key=value ...`)
+//!   and its validation against a workload's parameter list.
+//! - [`cpuset`]: CPU sets (the pmap's `pm_cpus`, IPI targets).
+#![cfg_attr(not(test), no_std)]
+
+pub mod cmdline;
+pub mod cpuset;
+pub mod report;

@@ -1,0 +1,252 @@
+//! Per-CPU event counters, reported at the end of every run.
+//!
+//! Each CPU owns one cache-line-aligned [`CpuStats`] and is the only writer
+//! of it, so counting takes no lock and shares no cache line with another
+//! CPU: counting does not disturb what it counts. Readers (the report at the
+//! end of a run) may read any CPU's block. IPIs are counted twice, by the
+//! sender per (kind, target) and by the receiver per (kind, source), so a run
+//! can check that every IPI sent was received.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use lab_core::report::Scope;
+
+use crate::report;
+
+/// The most CPUs the kernel runs on (QEMU `-smp` above this is refused).
+pub const MAX_CPUS: usize = 16;
+
+/// What an IPI is for. Each kind has its own vector (see arch::ipi).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum IpiKind {
+    /// Invalidate one page (pmap_tlb_shootpage).
+    ShootPage,
+    /// Invalidate a range of pages (pmap_tlb_shootrange).
+    ShootRange,
+    /// Flush the whole TLB (pmap_tlb_shoottlb).
+    ShootTlb,
+    /// Anything else: cross-calls, wake-ups, ping-pong.
+    Other,
+}
+
+impl IpiKind {
+    pub const COUNT: usize = 4;
+    pub const ALL: [IpiKind; Self::COUNT] = [
+        IpiKind::ShootPage,
+        IpiKind::ShootRange,
+        IpiKind::ShootTlb,
+        IpiKind::Other,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            IpiKind::ShootPage => "shootpage",
+            IpiKind::ShootRange => "shootrange",
+            IpiKind::ShootTlb => "shoottlb",
+            IpiKind::Other => "other",
+        }
+    }
+}
+
+/// Counted events other than IPIs. The metric name is `name()`; all are
+/// reported per CPU and as a machine-wide total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Event {
+    /// pmap_tlb_shootpage / shootrange / shoottlb calls.
+    ShootPageCalls,
+    ShootRangeCalls,
+    ShootTlbCalls,
+    /// ... of which had no target CPU and sent no IPI.
+    ShootPageNoIpi,
+    ShootRangeNoIpi,
+    ShootTlbNoIpi,
+    /// TSC cycles spent waiting for the global shootdown slot.
+    SlotWaitCycles,
+    /// TSC cycles spent waiting for shootdown acknowledgements.
+    AckWaitCycles,
+    /// pmap_remove calls, and those that returned early (nothing resident).
+    PmapRemoveCalls,
+    PmapRemoveEarly,
+    /// pmap_destroy calls, and those that found pm_cpus non-zero (the
+    /// DIAGNOSTIC check of the OpenBSD fix, seed 000).
+    PmapDestroyCalls,
+    PmapDestroyCpusNonzero,
+}
+
+impl Event {
+    pub const COUNT: usize = 12;
+    pub const ALL: [Event; Self::COUNT] = [
+        Event::ShootPageCalls,
+        Event::ShootRangeCalls,
+        Event::ShootTlbCalls,
+        Event::ShootPageNoIpi,
+        Event::ShootRangeNoIpi,
+        Event::ShootTlbNoIpi,
+        Event::SlotWaitCycles,
+        Event::AckWaitCycles,
+        Event::PmapRemoveCalls,
+        Event::PmapRemoveEarly,
+        Event::PmapDestroyCalls,
+        Event::PmapDestroyCpusNonzero,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Event::ShootPageCalls => "shoot.calls.shootpage",
+            Event::ShootRangeCalls => "shoot.calls.shootrange",
+            Event::ShootTlbCalls => "shoot.calls.shoottlb",
+            Event::ShootPageNoIpi => "shoot.noipi.shootpage",
+            Event::ShootRangeNoIpi => "shoot.noipi.shootrange",
+            Event::ShootTlbNoIpi => "shoot.noipi.shoottlb",
+            Event::SlotWaitCycles => "shoot.wait.slot",
+            Event::AckWaitCycles => "shoot.wait.ack",
+            Event::PmapRemoveCalls => "pmap.remove.calls",
+            Event::PmapRemoveEarly => "pmap.remove.early",
+            Event::PmapDestroyCalls => "pmap.destroy.calls",
+            Event::PmapDestroyCpusNonzero => "pmap.destroy.cpus_nonzero",
+        }
+    }
+
+    pub const fn unit(self) -> &'static str {
+        match self {
+            Event::SlotWaitCycles | Event::AckWaitCycles => "cycles",
+            _ => "count",
+        }
+    }
+}
+
+/// One CPU's counters. Written only by that CPU.
+#[repr(C, align(64))]
+pub struct CpuStats {
+    ipi_sent_to: [[AtomicU64; MAX_CPUS]; IpiKind::COUNT],
+    ipi_received_from: [[AtomicU64; MAX_CPUS]; IpiKind::COUNT],
+    events: [AtomicU64; Event::COUNT],
+}
+
+impl CpuStats {
+    const fn new() -> Self {
+        CpuStats {
+            ipi_sent_to: [const { [const { AtomicU64::new(0) }; MAX_CPUS] }; IpiKind::COUNT],
+            ipi_received_from: [const { [const { AtomicU64::new(0) }; MAX_CPUS] }; IpiKind::COUNT],
+            events: [const { AtomicU64::new(0) }; Event::COUNT],
+        }
+    }
+}
+
+static STATS: [CpuStats; MAX_CPUS] = [const { CpuStats::new() }; MAX_CPUS];
+
+fn this_cpu() -> &'static CpuStats {
+    &STATS[crate::cpu_id().unwrap_or(0) as usize]
+}
+
+/// Adds `n` to `event` on this CPU.
+pub fn add(event: Event, n: u64) {
+    this_cpu().events[event as usize].fetch_add(n, Ordering::Relaxed);
+}
+
+/// Counts one `event` on this CPU.
+pub fn count(event: Event) {
+    add(event, 1);
+}
+
+/// Counts an IPI of `kind` sent from this CPU to `to`.
+pub fn ipi_sent(kind: IpiKind, to: u32) {
+    this_cpu().ipi_sent_to[kind as usize][to as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts an IPI of `kind` received on this CPU from `from`.
+pub fn ipi_received(kind: IpiKind, from: u32) {
+    this_cpu().ipi_received_from[kind as usize][from as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// The machine-wide total of `event` (sum over CPUs).
+pub fn total(event: Event) -> u64 {
+    STATS
+        .iter()
+        .map(|s| s.events[event as usize].load(Ordering::Relaxed))
+        .sum()
+}
+
+/// Totals of IPIs of `kind` (sent, received) over all CPUs.
+pub fn ipi_totals(kind: IpiKind) -> (u64, u64) {
+    let k = kind as usize;
+    let sent = STATS.iter().map(|s| sum_row(&s.ipi_sent_to[k])).sum();
+    let received = STATS.iter().map(|s| sum_row(&s.ipi_received_from[k])).sum();
+    (sent, received)
+}
+
+fn sum_row(row: &[AtomicU64; MAX_CPUS]) -> u64 {
+    row.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+}
+
+/// Metric names per IPI kind, indexed by `IpiKind as usize`: per-CPU and
+/// machine totals, then the (from, to) matrix.
+const SENT: [&str; IpiKind::COUNT] = [
+    "ipi.sent.shootpage",
+    "ipi.sent.shootrange",
+    "ipi.sent.shoottlb",
+    "ipi.sent.other",
+];
+const RECEIVED: [&str; IpiKind::COUNT] = [
+    "ipi.received.shootpage",
+    "ipi.received.shootrange",
+    "ipi.received.shoottlb",
+    "ipi.received.other",
+];
+const PAIR_SENT: [&str; IpiKind::COUNT] = [
+    "ipi.pair.sent.shootpage",
+    "ipi.pair.sent.shootrange",
+    "ipi.pair.sent.shoottlb",
+    "ipi.pair.sent.other",
+];
+const PAIR_RECEIVED: [&str; IpiKind::COUNT] = [
+    "ipi.pair.received.shootpage",
+    "ipi.pair.received.shootrange",
+    "ipi.pair.received.shoottlb",
+    "ipi.pair.received.other",
+];
+
+/// Writes every counter of CPUs `0..cpus` as metric lines: per CPU, machine
+/// totals, and the (from, to) IPI matrix (pairs with any traffic only).
+pub fn report_all(cpus: u32) {
+    let cpus = (cpus as usize).min(MAX_CPUS);
+    for kind in IpiKind::ALL {
+        let k = kind as usize;
+        for cpu in 0..cpus {
+            let scope = Scope::Cpu(cpu as u32);
+            report::metric(SENT[k], sum_row(&STATS[cpu].ipi_sent_to[k]), "count", scope);
+            report::metric(
+                RECEIVED[k],
+                sum_row(&STATS[cpu].ipi_received_from[k]),
+                "count",
+                scope,
+            );
+        }
+        let (sent, received) = ipi_totals(kind);
+        report::metric(SENT[k], sent, "count", Scope::Global);
+        report::metric(RECEIVED[k], received, "count", Scope::Global);
+        for from in 0..cpus {
+            for to in 0..cpus {
+                let sent = STATS[from].ipi_sent_to[k][to].load(Ordering::Relaxed);
+                let received = STATS[to].ipi_received_from[k][from].load(Ordering::Relaxed);
+                if sent == 0 && received == 0 {
+                    continue;
+                }
+                let scope = Scope::Pair {
+                    from: from as u32,
+                    to: to as u32,
+                };
+                report::metric(PAIR_SENT[k], sent, "count", scope);
+                report::metric(PAIR_RECEIVED[k], received, "count", scope);
+            }
+        }
+    }
+    for event in Event::ALL {
+        for (cpu, stats) in STATS.iter().enumerate().take(cpus) {
+            let value = stats.events[event as usize].load(Ordering::Relaxed);
+            report::metric(event.name(), value, event.unit(), Scope::Cpu(cpu as u32));
+        }
+        report::metric(event.name(), total(event), event.unit(), Scope::Global);
+    }
+}

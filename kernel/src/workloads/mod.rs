@@ -1,0 +1,44 @@
+//! The workloads a run can be asked for (`workload=NAME` on the command line).
+//!
+//! Each workload declares its parameters, so the command line is checked
+//! before anything runs, and reports its own figures as metric lines.
+
+use lab_core::cmdline::{self, CmdlineError, ParamSpec, Params};
+use lab_core::report::Status;
+
+use crate::boot::start_info::StartInfo;
+use crate::report;
+
+mod diagnostics;
+mod hello;
+
+/// One entry of the workload table.
+pub struct Workload {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub params: &'static [ParamSpec],
+    pub run: fn(&Params<'_>, &StartInfo) -> Status,
+}
+
+/// Every workload the kernel knows, by name.
+pub static WORKLOADS: &[&Workload] = &[&hello::HELLO, &diagnostics::PANIC, &diagnostics::HANG];
+
+/// Runs the workload the command line names. A bad command line is reported
+/// as an `error` record naming what is wrong, and fails the run.
+pub fn run(info: &StartInfo) -> Status {
+    let line = info.cmdline;
+    let checked = cmdline::workload(line).and_then(|name| {
+        let workload = WORKLOADS
+            .iter()
+            .find(|w| w.name == name)
+            .ok_or(CmdlineError::UnknownWorkload(name))?;
+        Ok((workload, Params::parse(line, workload.params)?))
+    });
+    match checked {
+        Ok((workload, params)) => (workload.run)(&params, info),
+        Err(err) => {
+            report::error("cmdline", format_args!("{err}"));
+            Status::Failed
+        }
+    }
+}
