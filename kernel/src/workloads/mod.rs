@@ -21,7 +21,13 @@ pub struct Workload {
 }
 
 /// Every workload the kernel knows, by name.
-pub static WORKLOADS: &[&Workload] = &[&hello::HELLO, &diagnostics::PANIC, &diagnostics::HANG];
+pub static WORKLOADS: &[&Workload] = &[
+    &hello::HELLO,
+    &diagnostics::PANIC,
+    &diagnostics::HANG,
+    &diagnostics::TRIPLE_FAULT,
+    &diagnostics::SPIN,
+];
 
 /// Runs the workload the command line names. A bad command line is reported
 /// as an `error` record naming what is wrong, and fails the run.
