@@ -1,1 +1,46 @@
-fn main() {}
+//! `harness`: see the library's `cli` module for the verbs and exit codes.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use harness::cli::{Cli, Command};
+use harness::workspace::Workspace;
+use harness::{kernel_build, run, variants};
+
+fn main() -> ExitCode {
+    // clap prints usage errors itself and exits with 2.
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("harness: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    let ws = match cli.root {
+        Some(root) => Workspace::at(root)?,
+        None => Workspace::locate()?,
+    };
+    match cli.command {
+        Command::Build { variant } => {
+            let variant = variants::load(&ws, &variant)?;
+            let image = kernel_build::build(&ws, &variant)?;
+            println!("{}", image.path.display());
+            Ok(0)
+        }
+        Command::Run(args) => run::execute(&ws, &args.into_options()),
+        Command::List => {
+            let all = variants::load_all(&ws)?;
+            let width = all.iter().map(|v| v.name.len()).max().unwrap_or(0);
+            for v in all {
+                println!("{:<width$}  {}", v.name, v.description);
+            }
+            Ok(0)
+        }
+    }
+}

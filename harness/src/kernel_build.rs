@@ -1,0 +1,103 @@
+//! The `build` verb: one kernel ELF per variant.
+//!
+//! `cargo build --release --features <the variant's>` runs in `kernel/`
+//! (whose .cargo/config.toml sets the target and the static relocation
+//! model) with `PMAPLAB_VARIANT=<name>`, which kernel/build.rs writes into
+//! the report's `begin` line. Cargo's incremental build is the cache: an
+//! unchanged variant rebuilds in well under a second. The result is copied
+//! to `target/pmaplab/kernels/<variant>.elf`, so a run (or a matrix) keeps
+//! booting the variant it built even after another variant is built over
+//! cargo's output.
+//!
+//! Locking: one harness builds at a time (a file lock on
+//! `target/pmaplab/build.lock`), since cargo's single output path is shared
+//! by every variant between its build and our copy.
+
+use std::fs::{self, File};
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::variants::Variant;
+use crate::workspace::Workspace;
+
+/// The kernel's target triple (also in kernel/.cargo/config.toml).
+pub const TARGET: &str = "x86_64-unknown-none";
+
+/// A built kernel, ready to boot.
+#[derive(Clone, Debug)]
+pub struct KernelImage {
+    pub variant: String,
+    pub features: Vec<String>,
+    /// The per-variant copy of the ELF.
+    pub path: PathBuf,
+}
+
+/// Builds `variant` and returns its ELF. Cargo's errors go to our stderr;
+/// a failed build is an error naming the variant.
+pub fn build(ws: &Workspace, variant: &Variant) -> Result<KernelImage> {
+    let cache = ws.cache_dir();
+    let kernels = cache.join("kernels");
+    fs::create_dir_all(&kernels).with_context(|| format!("cannot create {}", kernels.display()))?;
+    let lock_path = cache.join("build.lock");
+    let lock = File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+
+    let kernel_dir = ws.kernel_dir();
+    let target_dir = kernel_dir.join("target");
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
+        .current_dir(&kernel_dir)
+        .args(["build", "--release", "--quiet", "--target", TARGET])
+        .arg("--manifest-path")
+        .arg(kernel_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("PMAPLAB_VARIANT", &variant.name)
+        // Flags meant for the host build (a caller's RUSTFLAGS, e.g. CI's
+        // -D warnings) would replace the kernel's own target rustflags
+        // (static relocation model) and break the image.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET");
+    if !variant.features.is_empty() {
+        cargo.arg("--features").arg(variant.features.join(","));
+    }
+    let status = cargo.status().with_context(|| {
+        format!(
+            "cannot start cargo to build variant '{}' (is cargo on PATH?)",
+            variant.name
+        )
+    })?;
+    if !status.success() {
+        bail!(
+            "building the kernel for variant '{}' (features: {}) failed: cargo {status}",
+            variant.name,
+            if variant.features.is_empty() {
+                "none".into()
+            } else {
+                variant.features.join(",")
+            }
+        );
+    }
+
+    let built = target_dir.join(TARGET).join("release").join("kernel");
+    let dest = kernels.join(format!("{}.elf", variant.name));
+    // Copy then rename, so a concurrent run never boots a half-written file.
+    let tmp = kernels.join(format!(".{}.elf.tmp{}", variant.name, std::process::id()));
+    fs::copy(&built, &tmp)
+        .with_context(|| format!("cannot copy {} to {}", built.display(), tmp.display()))?;
+    fs::rename(&tmp, &dest)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))?;
+    drop(lock);
+    Ok(KernelImage {
+        variant: variant.name.clone(),
+        features: variant.features.clone(),
+        path: dest,
+    })
+}

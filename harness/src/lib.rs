@@ -1,0 +1,24 @@
+//! pmaplab's host harness: builds kernel variants, boots them in QEMU and
+//! says what happened.
+//!
+//! One module per concern, one per verb (in the manner of hyperfine):
+//! - [`workspace`]: where the repository, its caches and its runs live.
+//! - [`variants`]: `variants/*.toml`, checked against the kernel's features.
+//! - [`kernel_build`]: the `build` verb; one kernel ELF per variant.
+//! - [`qemu`]: the only module that builds a QEMU command line or starts QEMU.
+//! - [`accel`]: the accelerator choice, and the probe behind `--accel auto`.
+//! - [`report`]: reads a run's serial log with the report protocol
+//!   (`lab_core::report`).
+//! - [`outcome`]: QEMU's exit plus the report, decoded into what happened.
+//! - [`run`]: the `run` verb, and [`run::run_once`] for verbs that run many.
+//! - [`cli`]: the command line, resolved into the plain structs above.
+
+pub mod accel;
+pub mod cli;
+pub mod kernel_build;
+pub mod outcome;
+pub mod qemu;
+pub mod report;
+pub mod run;
+pub mod variants;
+pub mod workspace;

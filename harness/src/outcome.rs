@@ -1,0 +1,335 @@
+//! What happened in a run: QEMU's exit plus the parsed report, decoded into
+//! one [`Outcome`].
+//!
+//! The decision, in order:
+//! 1. QEMU could not start => `qemu-error`.
+//! 2. Still running at the deadline => `timeout` (the report so far is kept).
+//! 3. Exit status one of the kernel's (`lab_core::report::ExitCode`):
+//!    - panic code => `panic` with the panic record (none => `protocol-error`);
+//!    - ok / failed code => the report must be complete (begin first, end
+//!      last, metric count right, no malformed line) and its end status must
+//!      agree with the code, else `protocol-error`; then `ok` or `failed`
+//!      (with the kernel's error records).
+//! 4. Exit 0 => the CPU reset (triple fault) and `-no-reboot` turned it into
+//!    an exit: `triple-fault`, unless the log has an end or panic record
+//!    (then the kernel did not exit as the protocol says: `protocol-error`).
+//! 5. Anything else (QEMU's own 1 for a bad option, a signal) => `qemu-error`
+//!    with QEMU's stderr.
+
+use std::fmt;
+use std::time::Duration;
+
+use lab_core::report::{ExitCode, Status};
+
+use crate::qemu::{Boot, Exit};
+use crate::report::{ErrorRecord, PanicRecord, Problem, Report};
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The kernel ran the workload and reported success.
+    Ok,
+    /// The kernel finished and reported failure; its error records.
+    Failed { errors: Vec<ErrorRecord> },
+    /// The kernel panicked.
+    Panic(PanicRecord),
+    /// The CPU reset (triple fault); QEMU exited 0 under `-no-reboot`.
+    TripleFault,
+    /// Killed at the deadline.
+    Timeout { after: Duration },
+    /// QEMU could not run the kernel: it did not start, rejected its
+    /// options, or died. `status` is its exit status if it had one.
+    QemuError {
+        reason: String,
+        status: Option<i32>,
+        stderr: String,
+    },
+    /// The report is missing, truncated or malformed.
+    ProtocolError {
+        problems: Vec<Problem>,
+        status: Option<i32>,
+    },
+}
+
+impl Outcome {
+    /// The outcome's name, as printed and as stored in results.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Panic(_) => "panic",
+            Outcome::TripleFault => "triple-fault",
+            Outcome::Timeout { .. } => "timeout",
+            Outcome::QemuError { .. } => "qemu-error",
+            Outcome::ProtocolError { .. } => "protocol-error",
+        }
+    }
+
+    /// The harness's exit status for this outcome: 0 only for ok. (1 is a
+    /// harness error, 2 a usage error.)
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Failed { .. } => 3,
+            Outcome::Panic(_) => 4,
+            Outcome::TripleFault => 5,
+            Outcome::Timeout { .. } => 6,
+            Outcome::QemuError { .. } => 7,
+            Outcome::ProtocolError { .. } => 8,
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name())?;
+        match self {
+            Outcome::Ok => Ok(()),
+            Outcome::Failed { errors } if errors.is_empty() => {
+                write!(f, ": the kernel reported failure without an error record")
+            }
+            Outcome::Failed { errors } => {
+                for (i, e) in errors.iter().enumerate() {
+                    let sep = if i == 0 { ": " } else { "; " };
+                    write!(f, "{sep}{}: {}", e.kind, e.msg)?;
+                }
+                Ok(())
+            }
+            Outcome::Panic(p) => {
+                write!(f, ": {} (at {}", p.msg, p.at)?;
+                if let Some(cpu) = p.cpu {
+                    write!(f, ", cpu {cpu}")?;
+                }
+                write!(f, ")")
+            }
+            Outcome::TripleFault => write!(
+                f,
+                ": QEMU exited 0 with no end or panic record (the CPU reset, e.g. a triple fault)"
+            ),
+            Outcome::Timeout { after } => {
+                write!(f, ": killed after {:.1} s", after.as_secs_f64())
+            }
+            Outcome::QemuError {
+                reason,
+                status,
+                stderr,
+            } => {
+                write!(f, ": {reason}")?;
+                if let Some(s) = status {
+                    write!(f, " (exit status {s})")?;
+                }
+                let stderr = stderr.trim();
+                if !stderr.is_empty() {
+                    write!(f, "\nQEMU said:\n{stderr}")?;
+                }
+                Ok(())
+            }
+            Outcome::ProtocolError { problems, status } => {
+                if let Some(s) = status {
+                    write!(f, " (QEMU exit status {s})")?;
+                }
+                for p in problems {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Decides the outcome of `boot` whose serial log parsed as `report`.
+pub fn decide(boot: &Boot, report: &Report) -> Outcome {
+    let status = match &boot.exit {
+        Exit::SpawnFailed(why) => {
+            return Outcome::QemuError {
+                reason: why.clone(),
+                status: None,
+                stderr: boot.stderr.clone(),
+            }
+        }
+        Exit::TimedOut => return Outcome::Timeout { after: boot.wall },
+        Exit::Signal(sig) => {
+            return Outcome::QemuError {
+                reason: format!("QEMU was killed by signal {sig}"),
+                status: None,
+                stderr: boot.stderr.clone(),
+            }
+        }
+        Exit::Status(s) => *s,
+    };
+    let protocol_error = |problems: Vec<Problem>| Outcome::ProtocolError {
+        problems,
+        status: Some(status),
+    };
+    let whole = |what: &str| Problem {
+        line: 0,
+        what: what.into(),
+    };
+    match ExitCode::from_qemu_status(status) {
+        Some(ExitCode::Panic) => match &report.panic {
+            Some(p) => Outcome::Panic(p.clone()),
+            None => protocol_error(vec![whole(
+                "the kernel exited with the panic code but the log has no panic record",
+            )]),
+        },
+        Some(code) => {
+            let mut problems = report.check_complete();
+            let expected = if code == ExitCode::Ok {
+                Status::Ok
+            } else {
+                Status::Failed
+            };
+            if let Some(end) = report.end {
+                if end.status != expected {
+                    problems.push(whole(&format!(
+                        "the end line says status={} but the kernel exited with the {} code",
+                        end.status.as_str(),
+                        expected.as_str()
+                    )));
+                }
+            }
+            if !problems.is_empty() {
+                protocol_error(problems)
+            } else if code == ExitCode::Ok {
+                Outcome::Ok
+            } else {
+                Outcome::Failed {
+                    errors: report.errors.clone(),
+                }
+            }
+        }
+        None if status == 0 => {
+            if report.end.is_some() || report.panic.is_some() {
+                protocol_error(vec![whole(
+                    "QEMU exited 0 (a reset) although the log has an end or panic record",
+                )])
+            } else {
+                Outcome::TripleFault
+            }
+        }
+        None => Outcome::QemuError {
+            reason: if status == 1 {
+                "QEMU failed (bad option, missing file, or an error while running)".into()
+            } else {
+                format!("QEMU exited with status {status}, not one of the kernel's codes")
+            },
+            status: Some(status),
+            stderr: boot.stderr.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::parse;
+
+    const OK_LOG: &str =
+        "@pl begin proto=1 variant=fixed features=- cpus=1 cmdline=workload=hello\n\
+                          @pl metric name=mem.usable value=1 unit=bytes\n\
+                          @pl end status=ok metrics=1\n";
+
+    fn boot(exit: Exit) -> Boot {
+        Boot {
+            exit,
+            wall: Duration::from_millis(40),
+            stderr: "qemu: some complaint\n".into(),
+        }
+    }
+
+    fn decide_log(exit: Exit, log: &str) -> Outcome {
+        decide(&boot(exit), &parse(log.as_bytes()))
+    }
+
+    #[test]
+    fn ok_needs_a_complete_report() {
+        let ok = ExitCode::Ok.qemu_status();
+        assert_eq!(decide_log(Exit::Status(ok), OK_LOG), Outcome::Ok);
+        let truncated = &OK_LOG[..OK_LOG.len() - 10];
+        let o = decide_log(Exit::Status(ok), truncated);
+        assert_eq!(o.name(), "protocol-error", "{o}");
+        let o = decide_log(Exit::Status(ok), "");
+        assert!(o.to_string().contains("no begin line"), "{o}");
+        let o = decide_log(Exit::Status(ExitCode::Failed.qemu_status()), OK_LOG);
+        assert!(o.to_string().contains("says status=ok"), "{o}");
+    }
+
+    #[test]
+    fn failed_lists_the_errors() {
+        let log = OK_LOG.replace("status=ok", "status=failed").replace(
+            "@pl end",
+            "@pl error kind=cmdline msg=unknown workload 'bogus'\n@pl end",
+        );
+        let o = decide_log(Exit::Status(ExitCode::Failed.qemu_status()), &log);
+        assert_eq!(o.to_string(), "failed: cmdline: unknown workload 'bogus'");
+        assert_eq!(o.exit_code(), 3);
+    }
+
+    #[test]
+    fn panic_triple_fault_timeout_qemu_error() {
+        let panic = ExitCode::Panic.qemu_status();
+        let log = "@pl begin proto=1 variant=fixed features=- cpus=1 cmdline=workload=panic\n\
+                   @pl panic cpu=0 at=src/x.rs:3 msg=boom\n";
+        let o = decide_log(Exit::Status(panic), log);
+        assert_eq!(o.to_string(), "panic: boom (at src/x.rs:3, cpu 0)");
+        assert_eq!(
+            decide_log(Exit::Status(panic), OK_LOG).name(),
+            "protocol-error"
+        );
+        assert_eq!(
+            decide_log(
+                Exit::Status(0),
+                "@pl begin proto=1 variant=f features=- cpus=1 cmdline=\n"
+            ),
+            Outcome::TripleFault
+        );
+        assert_eq!(decide_log(Exit::Status(0), OK_LOG).name(), "protocol-error");
+        assert_eq!(decide_log(Exit::TimedOut, "half a li").name(), "timeout");
+        let o = decide_log(Exit::Status(1), "");
+        assert!(o.to_string().contains("some complaint"), "{o}");
+        assert_eq!(o.exit_code(), 7);
+        assert_eq!(
+            decide_log(Exit::SpawnFailed("no such file".into()), "").name(),
+            "qemu-error"
+        );
+        assert_eq!(decide_log(Exit::Signal(9), "").name(), "qemu-error");
+    }
+
+    #[test]
+    fn exit_codes_are_distinct() {
+        let all = [
+            Outcome::Ok,
+            Outcome::Failed { errors: vec![] },
+            Outcome::Panic(PanicRecord {
+                cpu: None,
+                at: "-".into(),
+                msg: String::new(),
+            }),
+            Outcome::TripleFault,
+            Outcome::Timeout {
+                after: Duration::ZERO,
+            },
+            Outcome::QemuError {
+                reason: String::new(),
+                status: None,
+                stderr: String::new(),
+            },
+            Outcome::ProtocolError {
+                problems: vec![],
+                status: None,
+            },
+        ];
+        let mut codes: Vec<i32> = all.iter().map(Outcome::exit_code).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        assert!(
+            codes[1..].iter().all(|&c| c > 2),
+            "1 and 2 are the harness's own"
+        );
+    }
+}

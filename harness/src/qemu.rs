@@ -1,0 +1,283 @@
+//! Everything about starting QEMU: the only module that builds a QEMU
+//! command line (as vmtest keeps it in one place).
+//!
+//! A boot is: `qemu-system-x86_64` with no default devices, no display, no
+//! reboot (a triple fault or reset exits QEMU with 0 instead of looping),
+//! COM1 written to a log file, and the isa-debug-exit device through which
+//! the kernel ends the run with one of `lab_core::report::ExitCode`'s
+//! statuses. The kernel is loaded by `-kernel` through its PVH note. QEMU's
+//! stderr goes to a file beside the serial log. [`boot`] waits for QEMU
+//! until a deadline and kills it there.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::accel::Accel;
+
+/// The default QEMU binary.
+pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
+
+/// The machine model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Machine {
+    /// QEMU's minimal PVH-booted machine (fastest boot: no PCI, no firmware).
+    Microvm,
+    /// A PC with PCIe, HPET and MCFG in ACPI.
+    Q35,
+}
+
+impl Machine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm",
+            Machine::Q35 => "q35",
+        }
+    }
+}
+
+/// One boot's configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub qemu: PathBuf,
+    pub machine: Machine,
+    pub accel: Accel,
+    pub cpus: u32,
+    pub mem_mib: u32,
+    pub kernel: PathBuf,
+    /// The kernel command line (`-append`).
+    pub append: String,
+    /// Where COM1's output is written.
+    pub serial_log: PathBuf,
+}
+
+/// The arguments after the QEMU binary for `cfg`.
+pub fn args(cfg: &Config) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |a: &str| args.push(a.into());
+    push("-machine");
+    match cfg.machine {
+        // microvm adds virtio-mmio `device=` entries to the command line
+        // unless told not to; the kernel must see exactly ours.
+        Machine::Microvm => push("microvm,auto-kernel-cmdline=off"),
+        Machine::Q35 => push("q35"),
+    }
+    // `-cpu host` fails under some KVMs (MSR 0x10a); `max` works under both.
+    push("-cpu");
+    push("max");
+    push("-m");
+    push(&format!("{}M", cfg.mem_mib));
+    push("-smp");
+    push(&cfg.cpus.to_string());
+    match cfg.accel {
+        Accel::Kvm => {
+            push("-accel");
+            push("kvm");
+        }
+        // MTTCG: one host thread per vCPU, so CPUs really run concurrently.
+        Accel::Tcg => {
+            push("-accel");
+            push("tcg,thread=multi");
+        }
+        // Deterministic virtual time: one instruction = 1 ns, vCPUs run
+        // round robin on one thread, no sleeping when idle.
+        Accel::TcgIcount => {
+            push("-accel");
+            push("tcg");
+            push("-icount");
+            push("shift=0,sleep=off");
+        }
+    }
+    for a in ["-nodefaults", "-nographic", "-no-reboot"] {
+        push(a);
+    }
+    push("-device");
+    push("isa-debug-exit,iobase=0xf4,iosize=4");
+    let mut serial = OsString::from("file:");
+    serial.push(&cfg.serial_log);
+    args.push("-serial".into());
+    args.push(serial);
+    args.push("-kernel".into());
+    args.push(cfg.kernel.clone().into());
+    args.push("-append".into());
+    args.push(cfg.append.clone().into());
+    args
+}
+
+/// `cfg`'s whole command line, quoted for a POSIX shell, to keep with a
+/// run so it can be repeated by hand.
+pub fn shell_command(cfg: &Config) -> String {
+    std::iter::once(cfg.qemu.clone().into_os_string())
+        .chain(args(cfg))
+        .map(|a| shell_quote(&a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// How a QEMU process ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// QEMU exited with this status.
+    Status(i32),
+    /// QEMU was killed by a signal it was not sent by us.
+    Signal(i32),
+    /// Still running at the deadline; we killed it.
+    TimedOut,
+    /// QEMU could not be started at all (missing binary, no permission).
+    SpawnFailed(String),
+}
+
+/// A finished boot.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    pub exit: Exit,
+    /// From just before spawning QEMU to its exit (or our kill).
+    pub wall: Duration,
+    /// QEMU's stderr (also kept in the file given to [`boot`]).
+    pub stderr: String,
+}
+
+/// Boots `cfg`, kills QEMU if it is still running after `timeout`, and
+/// returns how it ended. QEMU's stderr is written to `stderr_path`. An `Err`
+/// means the harness itself could not set up (e.g. cannot create the log
+/// files); QEMU failing to start is an [`Exit::SpawnFailed`].
+pub fn boot(cfg: &Config, timeout: Duration, stderr_path: &Path) -> Result<Boot> {
+    let stderr_file = File::create(stderr_path)
+        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+    // The serial log is created by QEMU; remove a stale one so a QEMU that
+    // never starts leaves no old report behind.
+    match std::fs::remove_file(&cfg.serial_log) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot remove {}", cfg.serial_log.display()))
+        }
+    }
+    let start = Instant::now();
+    let spawned = Command::new(&cfg.qemu)
+        .args(args(cfg))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr_file)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let why = format!("cannot start {}: {e}", cfg.qemu.display());
+            std::fs::write(stderr_path, format!("{why}\n")).ok();
+            return Ok(Boot {
+                exit: Exit::SpawnFailed(why),
+                wall: start.elapsed(),
+                stderr: String::new(),
+            });
+        }
+    };
+    let deadline = start + timeout;
+    // Polling, not a SIGCHLD handler: a 1 ms nap costs nothing next to a
+    // boot and keeps this free of signal-handling state.
+    let exit = loop {
+        if let Some(status) = child.try_wait().context("cannot wait for QEMU")? {
+            break match (status.code(), status.signal()) {
+                (Some(code), _) => Exit::Status(code),
+                (None, Some(sig)) => Exit::Signal(sig),
+                (None, None) => Exit::Status(-1),
+            };
+        }
+        if Instant::now() >= deadline {
+            child.kill().ok();
+            child.wait().context("cannot reap QEMU after killing it")?;
+            break Exit::TimedOut;
+        }
+        thread::sleep(Duration::from_millis(1));
+    };
+    let wall = start.elapsed();
+    let stderr = std::fs::read(stderr_path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    Ok(Boot { exit, wall, stderr })
+}
+
+/// The first line of `qemu --version` (e.g. `QEMU emulator version 7.2.22`).
+pub fn version(qemu: &Path) -> Result<String> {
+    let out = Command::new(qemu)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {} --version", qemu.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().next().unwrap_or("").trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(machine: Machine, accel: Accel) -> Config {
+        Config {
+            qemu: DEFAULT_QEMU.into(),
+            machine,
+            accel,
+            cpus: 4,
+            mem_mib: 256,
+            kernel: "/k/fixed.elf".into(),
+            append: "workload=hello n=1".into(),
+            serial_log: "/r/serial.log".into(),
+        }
+    }
+
+    fn line(machine: Machine, accel: Accel) -> String {
+        args(&cfg(machine, accel))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn microvm_tcg_line() {
+        assert_eq!(
+            line(Machine::Microvm, Accel::Tcg),
+            "-machine microvm,auto-kernel-cmdline=off -cpu max -m 256M -smp 4 \
+             -accel tcg,thread=multi -nodefaults -nographic -no-reboot \
+             -device isa-debug-exit,iobase=0xf4,iosize=4 -serial file:/r/serial.log \
+             -kernel /k/fixed.elf -append workload=hello n=1"
+        );
+    }
+
+    #[test]
+    fn accelerators() {
+        let kvm = line(Machine::Q35, Accel::Kvm);
+        assert!(
+            kvm.contains("-machine q35 ")
+                && kvm.contains("-accel kvm ")
+                && kvm.contains("-cpu max")
+        );
+        assert!(!kvm.contains("host"));
+        let icount = line(Machine::Microvm, Accel::TcgIcount);
+        assert!(icount.contains("-accel tcg -icount shift=0,sleep=off"));
+    }
+
+    #[test]
+    fn shell_command_quotes_the_cmdline() {
+        let s = shell_command(&cfg(Machine::Microvm, Accel::Tcg));
+        assert!(s.starts_with("qemu-system-x86_64 -machine"));
+        assert!(s.ends_with("-append 'workload=hello n=1'"));
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,299 @@
+//! The `run` verb: boot one kernel once and say what happened.
+//!
+//! [`run_once`] is the library entry point other verbs (a matrix) call in a
+//! loop: it takes an already built kernel and a resolved accelerator, boots
+//! it, and keeps everything about the run in its own folder:
+//!
+//! ```text
+//! runs/<UTC stamp>-<variant>-<workload>-<n>cpu/
+//!     serial.log     COM1, as the guest wrote it (the report and console)
+//!     qemu.stderr    QEMU's own messages
+//!     command.txt    the QEMU command line, ready to paste into a shell
+//!     outcome.txt    the decoded outcome and the wall time
+//! ```
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+
+use crate::accel::{self, Accel, AccelChoice};
+use crate::kernel_build::{self, KernelImage};
+use crate::outcome::{self, Outcome};
+use crate::qemu::{self, Machine};
+use crate::report::{self, Report};
+use crate::variants;
+use crate::workspace::Workspace;
+
+/// One run, fully resolved.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    pub kernel: KernelImage,
+    pub workload: String,
+    /// `key=value` parameters for the workload, in order.
+    pub params: Vec<(String, String)>,
+    pub cpus: u32,
+    pub mem_mib: u32,
+    pub machine: Machine,
+    pub accel: Accel,
+    pub timeout: Duration,
+    pub qemu: PathBuf,
+    /// Parent of the per-run folder.
+    pub runs_dir: PathBuf,
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub outcome: Outcome,
+    pub report: Report,
+    /// QEMU's wall time, spawn to exit.
+    pub wall: Duration,
+    pub run_dir: PathBuf,
+    pub serial_log: PathBuf,
+    /// The kernel command line the run was given.
+    pub kernel_cmdline: String,
+    /// The QEMU command line, shell-quoted.
+    pub command_line: String,
+    pub qemu_stderr: String,
+}
+
+/// The kernel command line for `workload` with `params`. Keys and values
+/// are checked here only for what would break the line into other tokens
+/// (whitespace, a missing key); the kernel checks the names and values
+/// against the workload and reports anything else.
+pub fn kernel_cmdline(workload: &str, params: &[(String, String)]) -> Result<String> {
+    let blank = |s: &str| s.chars().any(char::is_whitespace);
+    if workload.is_empty() || blank(workload) || workload.contains('=') {
+        bail!("workload name '{workload}' must be one word");
+    }
+    let mut line = format!("workload={workload}");
+    for (key, value) in params {
+        if key.is_empty() || blank(key) || key.contains('=') || blank(value) {
+            bail!("parameter '{key}={value}' must be key=value without spaces");
+        }
+        if key == "workload" {
+            bail!("give the workload with --workload, not as a parameter");
+        }
+        write!(line, " {key}={value}").unwrap();
+    }
+    Ok(line)
+}
+
+/// Boots `spec` once. An `Err` is the harness failing (cannot create the
+/// run folder); everything that goes wrong with QEMU or the guest is in
+/// the returned [`RunResult::outcome`].
+pub fn run_once(spec: &RunSpec) -> Result<RunResult> {
+    let kernel_cmdline = kernel_cmdline(&spec.workload, &spec.params)?;
+    let run_dir = create_run_dir(
+        &spec.runs_dir,
+        &format!(
+            "{}-{}-{}-{}cpu",
+            utc_stamp(SystemTime::now()),
+            spec.kernel.variant,
+            spec.workload,
+            spec.cpus
+        ),
+    )?;
+    let cfg = qemu::Config {
+        qemu: spec.qemu.clone(),
+        machine: spec.machine,
+        accel: spec.accel,
+        cpus: spec.cpus,
+        mem_mib: spec.mem_mib,
+        kernel: spec.kernel.path.clone(),
+        append: kernel_cmdline.clone(),
+        serial_log: run_dir.join("serial.log"),
+    };
+    let command_line = qemu::shell_command(&cfg);
+    let write = |name: &str, text: &str| {
+        let path = run_dir.join(name);
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("command.txt", &format!("{command_line}\n"))?;
+    let boot = qemu::boot(&cfg, spec.timeout, &run_dir.join("qemu.stderr"))?;
+    let log = match fs::read(&cfg.serial_log) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read {}", cfg.serial_log.display()))
+        }
+    };
+    let report = report::parse(&log);
+    let outcome = outcome::decide(&boot, &report);
+    write(
+        "outcome.txt",
+        &format!("{outcome}\nwall: {:.3} s\n", boot.wall.as_secs_f64()),
+    )?;
+    Ok(RunResult {
+        outcome,
+        report,
+        wall: boot.wall,
+        run_dir,
+        serial_log: cfg.serial_log,
+        kernel_cmdline,
+        command_line,
+        qemu_stderr: boot.stderr,
+    })
+}
+
+/// The `run` verb's options, resolved from the command line.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub variant: String,
+    pub workload: String,
+    pub params: Vec<(String, String)>,
+    pub cpus: u32,
+    pub mem_mib: u32,
+    pub machine: Machine,
+    pub accel: AccelChoice,
+    pub timeout: Duration,
+    pub qemu: PathBuf,
+    /// Default: `<root>/runs`.
+    pub runs_dir: Option<PathBuf>,
+}
+
+/// Runs the `run` verb: build the variant, resolve the accelerator, boot
+/// once, print the report and the outcome. Returns the process exit status
+/// (0 only for ok).
+pub fn execute(ws: &Workspace, opts: &RunOptions) -> Result<i32> {
+    let variant = variants::load(ws, &opts.variant)?;
+    let kernel = kernel_build::build(ws, &variant)?;
+    let accel = accel::resolve(
+        opts.accel,
+        &opts.qemu,
+        &kernel.path,
+        &ws.cache_dir().join("accel-probe.toml"),
+    )?;
+    let spec = RunSpec {
+        kernel,
+        workload: opts.workload.clone(),
+        params: opts.params.clone(),
+        cpus: opts.cpus,
+        mem_mib: opts.mem_mib,
+        machine: opts.machine,
+        accel,
+        timeout: opts.timeout,
+        qemu: opts.qemu.clone(),
+        runs_dir: opts.runs_dir.clone().unwrap_or_else(|| ws.runs_dir()),
+    };
+    let result = run_once(&spec)?;
+    print!("{}", summary(&spec, &result));
+    Ok(result.outcome.exit_code())
+}
+
+/// What `harness run` prints: the run, the report as a table, the outcome.
+pub fn summary(spec: &RunSpec, result: &RunResult) -> String {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "run: variant {} workload {} on {} {} cpu{} ({}, {} MiB)",
+        spec.kernel.variant,
+        spec.workload,
+        spec.machine.as_str(),
+        spec.cpus,
+        if spec.cpus == 1 { "" } else { "s" },
+        spec.accel.as_str(),
+        spec.mem_mib
+    )
+    .unwrap();
+    report::write_table(&result.report, &mut out).unwrap();
+    writeln!(out, "outcome: {}", result.outcome).unwrap();
+    writeln!(
+        out,
+        "wall: {:.3} s (QEMU start to exit)",
+        result.wall.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(out, "run folder: {}", display_path(&result.run_dir)).unwrap();
+    out
+}
+
+/// `path` relative to the current directory when it is under it.
+fn display_path(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Creates `parent/name`, or `parent/name-2`, `-3`... if taken (two runs in
+/// the same second).
+fn create_run_dir(parent: &Path, name: &str) -> Result<PathBuf> {
+    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    for n in 1.. {
+        let dir = if n == 1 {
+            parent.join(name)
+        } else {
+            parent.join(format!("{name}-{n}"))
+        };
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        }
+    }
+    unreachable!()
+}
+
+/// `t` as `YYYYmmdd-HHMMSS` in UTC. Hand-written (Howard Hinnant's
+/// days-to-civil) rather than pulling in a date crate for one format.
+pub fn utc_stamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps() {
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101-000000");
+        let t = UNIX_EPOCH + Duration::from_secs(1_763_779_620); // 2025-11-22 02:47:00
+        assert_eq!(utc_stamp(t), "20251122-024700");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400 + 86_399); // 2000-02-29 23:59:59
+        assert_eq!(utc_stamp(leap), "20000229-235959");
+    }
+
+    #[test]
+    fn cmdlines() {
+        let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            kernel_cmdline("spin", &[p("iters", "5")]).unwrap(),
+            "workload=spin iters=5"
+        );
+        assert!(kernel_cmdline("a b", &[]).is_err());
+        assert!(kernel_cmdline("hello", &[p("x", "1 2")]).is_err());
+        assert!(kernel_cmdline("hello", &[p("", "1")]).is_err());
+        assert!(kernel_cmdline("hello", &[p("workload", "x")]).is_err());
+    }
+
+    #[test]
+    fn run_dirs_are_unique() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = create_run_dir(tmp.path(), "x").unwrap();
+        let b = create_run_dir(tmp.path(), "x").unwrap();
+        assert_ne!(a, b);
+        assert!(b.ends_with("x-2"));
+    }
+}

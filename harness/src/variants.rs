@@ -1,0 +1,309 @@
+//! Variants: `variants/*.toml`, one file per pmap variant.
+//!
+//! A variant names a set of the kernel's Cargo features (the small,
+//! feature-gated differences in the pmap) and says where it comes from and
+//! what it should show. The schema (every field required except `features`):
+//!
+//! ```toml
+//! name = "fixed"                       # must match the file name
+//! description = "one line for `harness list`"
+//! features = []                        # kernel Cargo features
+//! expect = "what a run of it should show"
+//!
+//! [provenance]
+//! system = "OpenBSD"
+//! file = "sys/arch/amd64/amd64/pmap.c"
+//! revision = "1.56"
+//! ```
+//!
+//! Features are checked against the `[features]` table of
+//! `kernel/Cargo.toml`, so a typo is an error naming the file and field
+//! rather than a kernel silently built without it.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::workspace::Workspace;
+
+/// One variant file.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub features: Vec<String>,
+    pub provenance: Provenance,
+    pub expect: String,
+}
+
+/// Where a variant's code comes from.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub system: String,
+    pub file: String,
+    pub revision: String,
+}
+
+/// What is wrong with a variant file, or with a request for a variant.
+#[derive(Debug, Error)]
+pub enum VariantError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {}", file.display(), message.trim_end())]
+    Malformed { file: PathBuf, message: String },
+    #[error("{}: field `{field}`: {message}", file.display())]
+    BadField {
+        file: PathBuf,
+        field: &'static str,
+        message: String,
+    },
+    #[error("{}: field `features`: unknown kernel feature '{feature}' (the [features] table of {} has: {known})", file.display(), manifest.display())]
+    UnknownFeature {
+        file: PathBuf,
+        feature: String,
+        manifest: PathBuf,
+        known: String,
+    },
+    #[error("no variant named '{name}' in {} (known: {known})", dir.display())]
+    NoSuchVariant {
+        name: String,
+        dir: PathBuf,
+        known: String,
+    },
+}
+
+/// The feature names declared in the `[features]` table of the kernel's
+/// Cargo.toml at `manifest`.
+pub fn kernel_features(manifest: &Path) -> Result<BTreeSet<String>, VariantError> {
+    let text = fs::read_to_string(manifest).map_err(|source| VariantError::Read {
+        file: manifest.to_path_buf(),
+        source,
+    })?;
+    let table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| VariantError::Malformed {
+                file: manifest.to_path_buf(),
+                message: e.to_string(),
+            })?;
+    match table.get("features") {
+        None => Ok(BTreeSet::new()),
+        Some(toml::Value::Table(features)) => Ok(features.keys().cloned().collect()),
+        Some(_) => Err(VariantError::BadField {
+            file: manifest.to_path_buf(),
+            field: "features",
+            message: "is not a table".into(),
+        }),
+    }
+}
+
+/// Parses the text of variant file `file` and checks it: the name is the
+/// file's stem and a plain word, every feature is one the kernel declares
+/// (`known`). Pure, so it is tested without files.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    known: &BTreeSet<String>,
+    manifest: &Path,
+) -> Result<Variant, VariantError> {
+    let variant: Variant = toml::from_str(text).map_err(|e| VariantError::Malformed {
+        file: file.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let bad = |field, message: String| VariantError::BadField {
+        file: file.to_path_buf(),
+        field,
+        message,
+    };
+    if variant.name.is_empty()
+        || !variant
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(bad(
+            "name",
+            format!(
+                "'{}' is not a variant name (lower-case letters, digits and '-')",
+                variant.name
+            ),
+        ));
+    }
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if variant.name != stem {
+        return Err(bad(
+            "name",
+            format!(
+                "'{}' differs from the file name '{stem}.toml'",
+                variant.name
+            ),
+        ));
+    }
+    if variant.description.trim().is_empty() {
+        return Err(bad("description", "is empty".into()));
+    }
+    for feature in &variant.features {
+        if !known.contains(feature) {
+            let known = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.iter().cloned().collect::<Vec<_>>().join(", ")
+            };
+            return Err(VariantError::UnknownFeature {
+                file: file.to_path_buf(),
+                feature: feature.clone(),
+                manifest: manifest.to_path_buf(),
+                known,
+            });
+        }
+    }
+    Ok(variant)
+}
+
+/// Reads and checks one variant file.
+pub fn load_file(ws: &Workspace, file: &Path) -> Result<Variant, VariantError> {
+    let manifest = ws.kernel_dir().join("Cargo.toml");
+    let known = kernel_features(&manifest)?;
+    let text = fs::read_to_string(file).map_err(|source| VariantError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse(file, &text, &known, &manifest)
+}
+
+/// Every variant in `variants/`, by name. Any bad file is an error: a
+/// matrix must not quietly skip a variant.
+pub fn load_all(ws: &Workspace) -> Result<Vec<Variant>, VariantError> {
+    let dir = ws.variants_dir();
+    let entries = fs::read_dir(&dir).map_err(|source| VariantError::Read {
+        file: dir.clone(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files.iter().map(|f| load_file(ws, f)).collect()
+}
+
+/// The variant called `name` (`variants/<name>.toml`).
+pub fn load(ws: &Workspace, name: &str) -> Result<Variant, VariantError> {
+    let dir = ws.variants_dir();
+    let file = dir.join(format!("{name}.toml"));
+    if !name.contains(['/', '\\']) && file.is_file() {
+        return load_file(ws, &file);
+    }
+    let known = match load_all(ws) {
+        Ok(all) => all
+            .into_iter()
+            .map(|v| v.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(_) => "unreadable".into(),
+    };
+    Err(VariantError::NoSuchVariant {
+        name: name.to_string(),
+        dir,
+        known,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "fixed"
+description = "the fix"
+features = ["a"]
+expect = "few IPIs"
+[provenance]
+system = "OpenBSD"
+file = "sys/arch/amd64/amd64/pmap.c"
+revision = "1.56"
+"#;
+
+    fn known() -> BTreeSet<String> {
+        ["a".to_string(), "b".to_string()].into()
+    }
+
+    fn check(text: &str) -> Result<Variant, VariantError> {
+        parse(
+            Path::new("variants/fixed.toml"),
+            text,
+            &known(),
+            Path::new("kernel/Cargo.toml"),
+        )
+    }
+
+    fn error(text: &str) -> String {
+        check(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_a_good_file() {
+        let v = check(GOOD).unwrap();
+        assert_eq!(v.name, "fixed");
+        assert_eq!(v.features, vec!["a"]);
+        assert_eq!(v.provenance.revision, "1.56");
+    }
+
+    #[test]
+    fn unknown_feature_names_file_field_and_feature() {
+        let e = error(&GOOD.replace(r#"["a"]"#, r#"["a", "nope"]"#));
+        assert!(e.contains("variants/fixed.toml"), "{e}");
+        assert!(e.contains("`features`"), "{e}");
+        assert!(e.contains("'nope'"), "{e}");
+        assert!(e.contains("a, b"), "{e}");
+    }
+
+    #[test]
+    fn missing_field_names_file_and_field() {
+        let e = error(&GOOD.replace("description = \"the fix\"\n", ""));
+        assert!(e.contains("variants/fixed.toml"), "{e}");
+        assert!(e.contains("description"), "{e}");
+        let e = error(&GOOD.replace("revision = \"1.56\"\n", ""));
+        assert!(e.contains("revision"), "{e}");
+    }
+
+    #[test]
+    fn malformed_file_names_file_and_line() {
+        let e = error("name = \"fixed\"\ndescription = [unclosed\n");
+        assert!(e.contains("variants/fixed.toml"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_and_unknown_field_are_named() {
+        let e = error(&GOOD.replace(r#"features = ["a"]"#, "features = 3"));
+        assert!(e.contains("features"), "{e}");
+        let e = error(&GOOD.replace("expect =", "colour = \"red\"\nexpect ="));
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn name_must_match_file_and_be_a_word() {
+        let e = error(&GOOD.replace("name = \"fixed\"", "name = \"other\""));
+        assert!(e.contains("`name`") && e.contains("other"), "{e}");
+        let e = error(&GOOD.replace("name = \"fixed\"", "name = \"Fixed Pmap\""));
+        assert!(e.contains("`name`"), "{e}");
+    }
+
+    #[test]
+    fn the_repository_variants_are_valid() {
+        let ws = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+        let all = load_all(&ws).unwrap();
+        assert!(all.iter().any(|v| v.name == "fixed"));
+        let e = load(&ws, "no-such-variant").unwrap_err().to_string();
+        assert!(e.contains("no-such-variant") && e.contains("fixed"), "{e}");
+    }
+}

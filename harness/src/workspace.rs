@@ -1,0 +1,74 @@
+//! Where things live: the repository root and the paths the harness reads
+//! and writes under it.
+//!
+//! ```text
+//! <root>/kernel/                     the guest kernel (built with its own manifest)
+//! <root>/variants/*.toml             one file per pmap variant
+//! <root>/target/pmaplab/kernels/     one built kernel ELF per variant
+//! <root>/target/pmaplab/accel-probe.toml   the `--accel auto` probe's answer
+//! <root>/runs/<stamp>-<variant>-<workload>-<n>cpu/   one folder per run
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+/// The repository the harness works on.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    /// A workspace rooted at `root`, which must hold `kernel/Cargo.toml` and
+    /// `variants/`.
+    pub fn at(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        if !is_root(&root) {
+            bail!(
+                "{} is not a pmaplab checkout (no kernel/Cargo.toml and variants/ there)",
+                root.display()
+            );
+        }
+        Ok(Workspace { root })
+    }
+
+    /// Finds the repository: `$PMAPLAB_ROOT`, else the nearest ancestor of
+    /// the current directory that is one, else the checkout this harness
+    /// was compiled from.
+    pub fn locate() -> Result<Self> {
+        if let Some(root) = std::env::var_os("PMAPLAB_ROOT") {
+            return Self::at(PathBuf::from(root));
+        }
+        if let Ok(cwd) = std::env::current_dir() {
+            if let Some(root) = cwd.ancestors().find(|dir| is_root(dir)) {
+                return Ok(Workspace {
+                    root: root.to_path_buf(),
+                });
+            }
+        }
+        Self::at(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+    }
+
+    pub fn kernel_dir(&self) -> PathBuf {
+        self.root.join("kernel")
+    }
+
+    pub fn variants_dir(&self) -> PathBuf {
+        self.root.join("variants")
+    }
+
+    /// The harness's own cache: built kernels, the accelerator probe.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("target").join("pmaplab")
+    }
+
+    /// The default parent of per-run folders.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+}
+
+fn is_root(dir: &Path) -> bool {
+    dir.join("kernel").join("Cargo.toml").is_file() && dir.join("variants").is_dir()
+}
