@@ -85,7 +85,11 @@ pub fn resolve(
             if !kvm_opens() {
                 return Ok(Accel::Tcg);
             }
-            let key = host_key(qemu)?;
+            // A QEMU that cannot even say its version cannot boot either:
+            // leave it to the run to report that as its qemu-error.
+            let Ok(key) = host_key(qemu) else {
+                return Ok(Accel::Tcg);
+            };
             if let Some(cached) = read_cache(cache_file).filter(|c| c.key == key) {
                 return Ok(cached.accel);
             }

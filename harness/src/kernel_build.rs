@@ -15,7 +15,7 @@
 
 use std::fs::{self, File};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
@@ -34,9 +34,20 @@ pub struct KernelImage {
     pub path: PathBuf,
 }
 
-/// Builds `variant` and returns its ELF. Cargo's errors go to our stderr;
-/// a failed build is an error naming the variant.
-pub fn build(ws: &Workspace, variant: &Variant) -> Result<KernelImage> {
+/// How much of cargo's output to show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Pass cargo's stderr through (the `build` verb).
+    Show,
+    /// Keep it unless the build fails (verbs that build on the way to
+    /// something else: cargo replays a crate's warnings on every no-op
+    /// build, which would bury the run's own output).
+    OnFailure,
+}
+
+/// Builds `variant` and returns its ELF. A failed build is an error naming
+/// the variant, with cargo's output.
+pub fn build(ws: &Workspace, variant: &Variant, output: Output) -> Result<KernelImage> {
     let cache = ws.cache_dir();
     let kernels = cache.join("kernels");
     fs::create_dir_all(&kernels).with_context(|| format!("cannot create {}", kernels.display()))?;
@@ -68,13 +79,21 @@ pub fn build(ws: &Workspace, variant: &Variant) -> Result<KernelImage> {
     if !variant.features.is_empty() {
         cargo.arg("--features").arg(variant.features.join(","));
     }
-    let status = cargo.status().with_context(|| {
+    match output {
+        Output::Show => cargo.stderr(Stdio::inherit()).stdout(Stdio::inherit()),
+        Output::OnFailure => cargo.stderr(Stdio::piped()).stdout(Stdio::piped()),
+    };
+    let result = cargo.output().with_context(|| {
         format!(
             "cannot start cargo to build variant '{}' (is cargo on PATH?)",
             variant.name
         )
     })?;
+    let status = result.status;
     if !status.success() {
+        if output == Output::OnFailure {
+            eprint!("{}", String::from_utf8_lossy(&result.stderr));
+        }
         bail!(
             "building the kernel for variant '{}' (features: {}) failed: cargo {status}",
             variant.name,

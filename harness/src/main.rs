@@ -29,7 +29,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Build { variant } => {
             let variant = variants::load(&ws, &variant)?;
-            let image = kernel_build::build(&ws, &variant)?;
+            let image = kernel_build::build(&ws, &variant, kernel_build::Output::Show)?;
             println!("{}", image.path.display());
             Ok(0)
         }

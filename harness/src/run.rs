@@ -160,7 +160,7 @@ pub struct RunOptions {
 /// (0 only for ok).
 pub fn execute(ws: &Workspace, opts: &RunOptions) -> Result<i32> {
     let variant = variants::load(ws, &opts.variant)?;
-    let kernel = kernel_build::build(ws, &variant)?;
+    let kernel = kernel_build::build(ws, &variant, kernel_build::Output::OnFailure)?;
     let accel = accel::resolve(
         opts.accel,
         &opts.qemu,

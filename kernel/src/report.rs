@@ -4,7 +4,7 @@
 //! also ends the run by exiting QEMU. The metric count in the `end` line is
 //! kept here.
 
-use core::fmt;
+use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};
 use lab_core::report::{self, ExitCode, Scope, Status};
 
@@ -12,9 +12,11 @@ use crate::{build_info, console, qemu};
 
 static METRICS_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
-/// Writes the `begin` line.
+/// Writes the `begin` line, on a line of its own: firmware may have left
+/// a partial line on COM1 (SeaBIOS on q35 ends with "Booting from ROM..").
 pub fn begin(cpus: u32, cmdline: &str) {
     console::with(|w| {
+        w.write_char('\n')?;
         report::write_begin(w, build_info::VARIANT, build_info::FEATURES, cpus, cmdline)
     })
     .ok();

@@ -38,6 +38,10 @@
 //!   `metrics=N`, the number of metric lines the kernel wrote, so a reader
 //!   can tell a truncated report from a complete one.
 //!
+//! The kernel writes a newline before `begin`, since firmware may leave a
+//! partial line on the console (SeaBIOS on q35 does); a reader must not
+//! treat text before `begin` as part of the report.
+//!
 //! After a panic the kernel writes no `end`; it exits QEMU with the panic
 //! code (see [`ExitCode`]). A missing `end` without a `panic` means the run
 //! was cut short (hang, reset, triple fault) or the output was mangled.
