@@ -4,7 +4,7 @@
 //! also ends the run by exiting QEMU. The metric count in the `end` line is
 //! kept here.
 
-use core::fmt::{self, Write};
+use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use lab_core::report::{self, ExitCode, Scope, Status};
 
