@@ -331,6 +331,8 @@ extern "C" fn ap_entry(cpu: u32) -> ! {
 /// A job for one CPU: a function and its argument; `JOB_FN` 0 = none.
 static JOB_FN: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 static JOB_ARG: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Who posted the job, woken by an Other IPI when it is done.
+static JOB_OWNER: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 
 /// The idle loop of an AP: run a job if there is one, else sleep until an
 /// interrupt. `sti; hlt` back to back, so a wake-up IPI that arrives after
@@ -349,19 +351,30 @@ pub fn idle() -> ! {
         let f: fn(u64) = unsafe { core::mem::transmute::<usize, fn(u64)>(job) };
         f(JOB_ARG[me].load(Ordering::Relaxed));
         JOB_FN[me].store(0, Ordering::Release);
+        ipi::send(IpiKind::Other, JOB_OWNER[me].load(Ordering::Relaxed));
     }
 }
 
 /// Runs `f(arg)` on CPU `cpu` (an idle AP, not this CPU) outside interrupt
 /// context, and waits until it returned. The caller's interrupts must be on.
 /// Panics if `cpu` already has a job.
+///
+/// The caller sleeps in `hlt` meanwhile (the AP wakes it with an Other IPI
+/// when done) rather than spinning: under TCG a spinning vCPU takes a host
+/// core from the CPUs being measured, and answers its own IPIs late.
 pub fn run_on(cpu: u32, f: fn(u64), arg: u64) {
     let slot = &JOB_FN[cpu as usize];
     JOB_ARG[cpu as usize].store(arg, Ordering::Relaxed);
+    JOB_OWNER[cpu as usize].store(percpu::cpu_id(), Ordering::Relaxed);
     let previous = slot.swap(f as usize, Ordering::AcqRel);
     assert_eq!(previous, 0, "smp::run_on: cpu {cpu} is busy");
     ipi::send(IpiKind::Other, cpu);
-    while slot.load(Ordering::Acquire) != 0 {
-        core::hint::spin_loop();
+    loop {
+        interrupts::disable();
+        if slot.load(Ordering::Acquire) == 0 {
+            interrupts::enable();
+            return;
+        }
+        interrupts::enable_and_hlt();
     }
 }

@@ -10,7 +10,9 @@ use crate::boot::start_info::StartInfo;
 use crate::report;
 
 mod diagnostics;
+mod fault;
 mod hello;
+mod ipi_pingpong;
 
 /// One entry of the workload table.
 pub struct Workload {
@@ -21,7 +23,13 @@ pub struct Workload {
 }
 
 /// Every workload the kernel knows, by name.
-pub static WORKLOADS: &[&Workload] = &[&hello::HELLO, &diagnostics::PANIC, &diagnostics::HANG];
+pub static WORKLOADS: &[&Workload] = &[
+    &hello::HELLO,
+    &diagnostics::PANIC,
+    &diagnostics::HANG,
+    &fault::FAULT,
+    &ipi_pingpong::IPI_PINGPONG,
+];
 
 /// Runs the workload the command line names. A bad command line is reported
 /// as an `error` record naming what is wrong, and fails the run.
