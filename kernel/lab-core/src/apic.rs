@@ -109,8 +109,12 @@ mod tests {
 
     #[test]
     fn init_and_startup() {
-        // The values the Intel SDM's MP initialisation example writes.
+        // The Intel SDM's MP start-up example writes 0xc4500 / 0xc46vv, i.e.
+        // these with the all-excluding-self shorthand (bits 18-19) added.
         assert_eq!(Icr::init(1).xapic(), Some((0x0100_0000, 0x0000_c500)));
-        assert_eq!(Icr::startup(1, 0x08).xapic(), Some((0x0100_0000, 0x0000_4608)));
+        assert_eq!(
+            Icr::startup(1, 0x08).xapic(),
+            Some((0x0100_0000, 0x0000_4608))
+        );
     }
 }

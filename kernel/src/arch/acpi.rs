@@ -7,9 +7,9 @@
 //! The RSDP comes from `hvm_start_info`; if the loader gave none, the BIOS
 //! areas (EBDA, 0xe0000-0xfffff) are searched for "RSD PTR ".
 
+use acpi::address::AddressSpace;
 use acpi::fadt::Fadt;
 use acpi::madt::{Madt, MadtEntry};
-use acpi::address::AddressSpace;
 use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 use core::ptr::NonNull;
 use lab_core::smpcfg::{self, CpuListError};
@@ -77,7 +77,10 @@ pub fn discover(rsdp_phys: Option<u64>, bsp_apic_id: u32) -> Result<Platform, Ac
     // machine; all of it lies in the direct map.
     let (tables, rsdp_source) = unsafe {
         match rsdp_phys {
-            Some(phys) => (AcpiTables::from_rsdp(DirectMap, phys as usize), "start_info"),
+            Some(phys) => (
+                AcpiTables::from_rsdp(DirectMap, phys as usize),
+                "start_info",
+            ),
             None => (AcpiTables::search_for_rsdp_bios(DirectMap), "bios-scan"),
         }
     };

@@ -209,10 +209,14 @@ pub fn calibrate_timer() -> u32 {
 /// Starts this CPU's timer, periodic at TIMER_HZ (after calibrate_timer).
 pub fn start_timer() {
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
-    write(REG_LVT_TIMER, LVT_TIMER_PERIODIC | trap::TIMER_VECTOR as u32);
+    write(
+        REG_LVT_TIMER,
+        LVT_TIMER_PERIODIC | trap::TIMER_VECTOR as u32,
+    );
     write(REG_TIMER_INIT, TIMER_PERIOD.load(Ordering::Relaxed));
 }
 
+#[allow(dead_code)] // for the scheduler
 /// Installs the function every timer tick calls on its CPU, in interrupt
 /// context after EOI (so it may switch threads). Set once.
 pub fn set_tick_hook(hook: fn()) {
@@ -232,6 +236,9 @@ pub(super) fn timer_interrupt() {
 pub(super) fn error_interrupt() {
     write(REG_ESR, 0);
     let esr = read(REG_ESR);
-    println!("apic: error interrupt on cpu {}, ESR={esr:#x}", super::cpu_id());
+    println!(
+        "apic: error interrupt on cpu {}, ESR={esr:#x}",
+        super::cpu_id()
+    );
     eoi();
 }

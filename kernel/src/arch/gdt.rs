@@ -33,6 +33,7 @@ use crate::stats::MAX_CPUS;
 
 pub const KERNEL_CS: SegmentSelector = SegmentSelector::new(1, PrivilegeLevel::Ring0);
 pub const KERNEL_SS: SegmentSelector = SegmentSelector::new(2, PrivilegeLevel::Ring0);
+#[allow(dead_code)] // for the syscall entry
 /// STAR's SYSRET base (the 32-bit user code selector).
 pub const USER_BASE: SegmentSelector = SegmentSelector::new(3, PrivilegeLevel::Ring3);
 pub const USER_SS: SegmentSelector = SegmentSelector::new(4, PrivilegeLevel::Ring3);
@@ -71,8 +72,9 @@ static TABLES: PerCpuSlots<CpuTables> = PerCpuSlots(
     }; MAX_CPUS],
 );
 
-static IST_STACKS: PerCpuSlots<[IstStack; IST_COUNT]> =
-    PerCpuSlots([const { UnsafeCell::new([const { IstStack([0; IST_STACK_SIZE]) }; IST_COUNT]) }; MAX_CPUS]);
+static IST_STACKS: PerCpuSlots<[IstStack; IST_COUNT]> = PerCpuSlots(
+    [const { UnsafeCell::new([const { IstStack([0; IST_STACK_SIZE]) }; IST_COUNT]) }; MAX_CPUS],
+);
 
 /// Builds this CPU's GDT and TSS and loads them (lgdt, segment registers,
 /// ltr). Call once per CPU after `percpu::init`. Leaves FS and GS alone:
@@ -113,6 +115,7 @@ pub fn init() {
     Star::write(USER_CS, USER_SS, KERNEL_CS, KERNEL_SS).expect("GDT layout unfit for SYSRET");
 }
 
+#[allow(dead_code)] // for the scheduler
 /// Sets the stack the CPU switches to on a trap from user mode (TSS.RSP0)
 /// and that the syscall entry loads (per-CPU `kernel_stack_top`), for this
 /// CPU. The scheduler calls it when it switches threads.

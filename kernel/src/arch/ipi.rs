@@ -14,6 +14,7 @@
 //!   to 0 and counts what it took with `stats::ipi_received(kind, from)`
 //!   (an interrupt that served three coalesced requests counts three), runs
 //!   the kind's registered handler, then EOIs.
+//!
 //! So once every mailbox is empty, `received == sent` for every kind and
 //! every (from, to) pair; [`quiesce`] waits for that before the report.
 //!
@@ -79,6 +80,7 @@ pub fn send(kind: IpiKind, to: u32) {
     apic::send(Icr::fixed(trap::ipi_vector(kind), smp::apic_id_of(to)));
 }
 
+#[allow(dead_code)] // for the pmap's shootdowns
 /// Sends one IPI of `kind` to every online CPU in `targets` except this one
 /// (one IPI per target, never a broadcast shorthand, so each is counted).
 /// Bits for CPUs that do not exist are ignored, as OpenBSD's loop over
@@ -90,6 +92,7 @@ pub fn send_set(kind: IpiKind, targets: CpuSet) {
     }
 }
 
+#[allow(dead_code)] // for the pmap's shootdowns
 /// Sends one IPI of `kind` to every other online CPU.
 pub fn send_all_but_self(kind: IpiKind) {
     send_set(kind, smp::online());

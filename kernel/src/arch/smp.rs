@@ -181,7 +181,9 @@ extern "C" {
 fn boot_pml4_phys() -> u64 {
     let addr: u64;
     // SAFETY: only loads a link-time constant.
-    unsafe { core::arch::asm!("mov {0:e}, offset boot_pml4", out(reg) addr, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("mov {0:e}, offset boot_pml4", out(reg) addr, options(nomem, nostack))
+    };
     addr
 }
 
@@ -230,7 +232,10 @@ fn trampoline_page_ok(info: &StartInfo, start_info_phys: u64) -> bool {
     let phys_of = |p: *const u8| virt_to_phys(x86_64::VirtAddr::from_ptr(p)).as_u64();
     let loader_data = [
         (start_info_phys, 64),
-        (phys_of(info.cmdline.as_ptr()), info.cmdline.len() as u64 + 1),
+        (
+            phys_of(info.cmdline.as_ptr()),
+            info.cmdline.len() as u64 + 1,
+        ),
         (
             phys_of(info.memory_map.as_ptr().cast()),
             core::mem::size_of_val(info.memory_map) as u64,
@@ -266,13 +271,21 @@ pub fn start_aps(info: &StartInfo, start_info_phys: u64) -> Result<(), SmpError>
     // SAFETY: the page was checked free above; nothing else uses it.
     unsafe { core::ptr::copy_nonoverlapping(start, copy, len) };
     // SAFETY: the parameter block's offset within the copy, 8-aligned.
-    let params = unsafe { &mut *copy.add(params_at as usize - start as usize).cast::<TrampolineParams>() };
+    let params = unsafe {
+        &mut *copy
+            .add(params_at as usize - start as usize)
+            .cast::<TrampolineParams>()
+    };
     let efer = Efer::read() & (EferFlags::LONG_MODE_ENABLE | EferFlags::NO_EXECUTE_ENABLE);
 
     for cpu in 1..cpu_count() {
         let apic_id = apic_id_of(cpu);
         // SAFETY: each AP gets its own stack slot; only its address is taken.
-        let stack_top = unsafe { (&raw mut AP_STACKS[cpu as usize]).cast::<u8>().add(AP_STACK_SIZE) };
+        let stack_top = unsafe {
+            (&raw mut AP_STACKS[cpu as usize])
+                .cast::<u8>()
+                .add(AP_STACK_SIZE)
+        };
         // SAFETY: volatile writes into the copied page, which the AP reads
         // only after the SIPI below.
         unsafe {
@@ -280,7 +293,8 @@ pub fn start_aps(info: &StartInfo, start_info_phys: u64) -> Result<(), SmpError>
             (&raw mut (*p).cr3).write_volatile(boot_pml4_phys());
             (&raw mut (*p).efer).write_volatile(efer.bits());
             (&raw mut (*p).stack).write_volatile(stack_top as u64);
-            (&raw mut (*p).entry).write_volatile(ap_entry as usize as u64);
+            (&raw mut (*p).entry)
+                .write_volatile(ap_entry as extern "C" fn(u32) -> ! as usize as u64);
             (&raw mut (*p).cpu).write_volatile(cpu as u64);
             (&raw mut (*p).alive).write_volatile(0);
         }
@@ -319,7 +333,11 @@ extern "C" fn ap_entry(cpu: u32) -> ! {
     trap::init();
     apic::init();
     let apic_id = apic::id();
-    assert_eq!(apic_id, apic_id_of(cpu), "cpu {cpu}: APIC id differs from the MADT's");
+    assert_eq!(
+        apic_id,
+        apic_id_of(cpu),
+        "cpu {cpu}: APIC id differs from the MADT's"
+    );
     apic::start_timer();
     ONLINE.fetch_or(1 << cpu, Ordering::AcqRel);
     println!("smp: cpu {cpu} online (APIC id {apic_id})");

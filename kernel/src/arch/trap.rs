@@ -86,7 +86,7 @@ pub struct TrapFrame {
 
 impl TrapFrame {
     /// Whether the trap came from user mode.
-    pub fn from_user(&self) -> bool {
+    pub fn user_mode(&self) -> bool {
         self.cs & 3 == 3
     }
 }
@@ -182,7 +182,10 @@ pub fn init() {
 }
 
 fn build_idt() -> InterruptDescriptorTable {
-    let (base, end) = (&raw const trap_stubs as u64, &raw const trap_stubs_end as u64);
+    let (base, end) = (
+        &raw const trap_stubs as u64,
+        &raw const trap_stubs_end as u64,
+    );
     assert_eq!(end - base, 256 * STUB_SIZE, "a trap stub outgrew 16 bytes");
     let stub = |v: u8| VirtAddr::new(base + v as u64 * STUB_SIZE);
     let mut idt = InterruptDescriptorTable::new();
@@ -264,7 +267,7 @@ pub fn exception_name(vector: u8) -> &'static str {
         28 => "#HV",
         29 => "#VC",
         30 => "#SX",
-        0..=31 => "reserved",
+        15 | 22..=27 | 31 => "reserved",
         _ => "interrupt",
     }
 }
@@ -281,7 +284,7 @@ fn fatal(frame: &TrapFrame) -> ! {
             w,
             "trap: vector {vector} on cpu {} from {} mode: rsp={:#x} rflags={:#x} rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x}",
             cpu.map_or(-1, |c| c as i64),
-            if frame.from_user() { "user" } else { "kernel" },
+            if frame.user_mode() { "user" } else { "kernel" },
             frame.rsp, frame.rflags, frame.rax, frame.rbx, frame.rcx, frame.rdx,
             frame.rsi, frame.rdi, frame.rbp,
         )?;
@@ -296,7 +299,7 @@ fn fatal(frame: &TrapFrame) -> ! {
                 frame.error,
                 frame.rip,
                 cpu.map_or(-1, |c| c as i64),
-                if frame.from_user() { "user" } else { "kernel" },
+                if frame.user_mode() { "user" } else { "kernel" },
             ),
         )
     })

@@ -28,7 +28,10 @@ pub enum Method {
     Cpuid15,
     Cpuid40000010,
     Pit,
-    PmTimer { port: u16 },
+    PmTimer {
+        #[allow(dead_code)] // printed with {:?}
+        port: u16,
+    },
 }
 
 /// An ACPI PM timer: its I/O port and whether it counts 32 bits (else 24).
@@ -79,9 +82,7 @@ pub fn delay_ns(ns: u64) {
 pub fn calibrate(pm_timer: Option<PmTimer>) -> Result<(u64, Method), NoReference> {
     let found = from_cpuid()
         .or_else(|| from_pit().map(|hz| (hz, Method::Pit)))
-        .or_else(|| {
-            pm_timer.map(|t| (from_pm_timer(t), Method::PmTimer { port: t.port }))
-        })
+        .or_else(|| pm_timer.map(|t| (from_pm_timer(t), Method::PmTimer { port: t.port })))
         .filter(|&(hz, _)| hz > 0)
         .ok_or(NoReference)?;
     HZ.store(found.0, Ordering::Relaxed);

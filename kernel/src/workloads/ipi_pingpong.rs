@@ -59,18 +59,30 @@ pub static IPI_PINGPONG: Workload = Workload {
         },
         ParamSpec {
             key: "rounds",
-            kind: Kind::U64 { min: 1, max: 100_000 },
+            kind: Kind::U64 {
+                min: 1,
+                max: 100_000,
+            },
             default: "1000",
             help: "recorded round trips per pair",
         },
         ParamSpec {
             key: "warmup",
-            kind: Kind::U64 { min: 0, max: 100_000 },
+            kind: Kind::U64 {
+                min: 0,
+                max: 100_000,
+            },
             default: "100",
             help: "unrecorded round trips per pair before measuring",
         },
     ],
-    run: |params, _| run(params.choice("pairs") == "all", params.u64("rounds"), params.u64("warmup")),
+    run: |params, _| {
+        run(
+            params.choice("pairs") == "all",
+            params.u64("rounds"),
+            params.u64("warmup"),
+        )
+    },
 };
 
 /// The Other-IPI handler on both ends of a pair.
@@ -124,7 +136,12 @@ fn report_summary(prefix: &str, s: &Summary, scope: Scope) {
     let mut name = heapless_name::Name::new();
     for (what, cycles) in figures {
         report::metric(name.set(prefix, what, ""), cycles, "cycles", scope);
-        report::metric(name.set(prefix, what, "_ns"), tsc::cycles_to_ns(cycles), "ns", scope);
+        report::metric(
+            name.set(prefix, what, "_ns"),
+            tsc::cycles_to_ns(cycles),
+            "ns",
+            scope,
+        );
     }
 }
 
@@ -137,7 +154,10 @@ mod heapless_name {
 
     impl Name {
         pub fn new() -> Self {
-            Name { buf: [0; 64], len: 0 }
+            Name {
+                buf: [0; 64],
+                len: 0,
+            }
         }
 
         /// `prefix.what` followed by `suffix`.
@@ -207,7 +227,8 @@ fn run(all_pairs: bool, rounds: u64, warmup: u64) -> Status {
         }
         // SAFETY: the pair's initiator is done (measure returned here, or
         // run_on returned); CPU 0 is the only user of the buffer now.
-        let slice = unsafe { &mut (&mut *SAMPLES.0.get())[offset as usize..(offset + rounds) as usize] };
+        let slice =
+            unsafe { &mut (&mut *SAMPLES.0.get())[offset as usize..(offset + rounds) as usize] };
         let summary = summarize(slice).expect("rounds >= 1");
         println!(
             "pingpong: cpu {from} -> {to}: median {} cycles ({} ns), p99 {}, max {}",
