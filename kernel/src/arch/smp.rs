@@ -374,19 +374,32 @@ pub fn idle() -> ! {
 }
 
 /// Runs `f(arg)` on CPU `cpu` (an idle AP, not this CPU) outside interrupt
-/// context, and waits until it returned. The caller's interrupts must be on.
-/// Panics if `cpu` already has a job.
-///
-/// The caller sleeps in `hlt` meanwhile (the AP wakes it with an Other IPI
-/// when done) rather than spinning: under TCG a spinning vCPU takes a host
-/// core from the CPUs being measured, and answers its own IPIs late.
+/// context, and waits until it returned: [`post`] then [`wait`]. The
+/// caller's interrupts must be on.
 pub fn run_on(cpu: u32, f: fn(u64), arg: u64) {
+    post(cpu, f, arg);
+    wait(cpu);
+}
+
+/// Hands `f(arg)` to CPU `cpu` (an idle AP, not this CPU) and returns at
+/// once; [`wait`] for it before posting another. Panics if `cpu` already
+/// has a job.
+pub fn post(cpu: u32, f: fn(u64), arg: u64) {
     let slot = &JOB_FN[cpu as usize];
     JOB_ARG[cpu as usize].store(arg, Ordering::Relaxed);
     JOB_OWNER[cpu as usize].store(percpu::cpu_id(), Ordering::Relaxed);
     let previous = slot.swap(f as usize, Ordering::AcqRel);
-    assert_eq!(previous, 0, "smp::run_on: cpu {cpu} is busy");
+    assert_eq!(previous, 0, "smp::post: cpu {cpu} is busy");
     ipi::send(IpiKind::Other, cpu);
+}
+
+/// Waits until CPU `cpu` finished the job [`post`]ed to it. Interrupts on.
+///
+/// The caller sleeps in `hlt` meanwhile (the AP wakes it with an Other IPI
+/// when done) rather than spinning: under TCG a spinning vCPU takes a host
+/// core from the CPUs being measured, and answers its own IPIs late.
+pub fn wait(cpu: u32) {
+    let slot = &JOB_FN[cpu as usize];
     loop {
         interrupts::disable();
         if slot.load(Ordering::Acquire) == 0 {

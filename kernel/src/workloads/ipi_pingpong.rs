@@ -8,6 +8,11 @@
 //! pair (`pairs=all`, started on `from` with smp::run_on). Reported per pair
 //! and overall: min, median, p99, max in cycles and ns.
 //!
+//! `others=spin` keeps every AP outside the pair busy in a spin loop (with
+//! interrupts on) while a pair is measured: under TCG each vCPU is a host
+//! thread, so this shows what over-subscribing the host's cores does to the
+//! figure (`others=idle`, the default, leaves them halted, costing nothing).
+//!
 //! Shared state: one round is in flight at a time. `PING` is the sequence
 //! number of the current round (written by the initiator), `REPLIED` the
 //! last one the responder answered, `PONG` the last reply the initiator
@@ -19,6 +24,7 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use lab_core::cmdline::{Kind, ParamSpec};
+use lab_core::cpuset::CpuSet;
 use lab_core::report::{Scope, Status};
 use lab_core::summary::{summarize, Summary};
 
@@ -46,6 +52,8 @@ static PING: AtomicU64 = AtomicU64::new(0);
 static REPLIED: AtomicU64 = AtomicU64::new(0);
 static PONG: AtomicU64 = AtomicU64::new(0);
 static LOST: AtomicBool = AtomicBool::new(false);
+/// Tells the background spinners (others=spin) to return.
+static SPIN_STOP: AtomicBool = AtomicBool::new(false);
 
 pub static IPI_PINGPONG: Workload = Workload {
     name: "ipi-pingpong",
@@ -67,6 +75,13 @@ pub static IPI_PINGPONG: Workload = Workload {
             help: "recorded round trips per pair",
         },
         ParamSpec {
+            key: "others",
+            kind: Kind::Choice(&["idle", "spin"]),
+            default: "idle",
+            help:
+                "what the CPUs outside the measured pair do: halt, or spin (host over-subscription)",
+        },
+        ParamSpec {
             key: "warmup",
             kind: Kind::U64 {
                 min: 0,
@@ -79,6 +94,7 @@ pub static IPI_PINGPONG: Workload = Workload {
     run: |params, _| {
         run(
             params.choice("pairs") == "all",
+            params.choice("others") == "spin",
             params.u64("rounds"),
             params.u64("warmup"),
         )
@@ -94,6 +110,13 @@ fn on_ipi() {
         ipi::send(IpiKind::Other, FROM.load(Ordering::Relaxed));
     } else if me == FROM.load(Ordering::Relaxed) {
         PONG.store(REPLIED.load(Ordering::Acquire), Ordering::Release);
+    }
+}
+
+/// A background job for others=spin: burn this CPU until told to stop.
+fn spin(_: u64) {
+    while !SPIN_STOP.load(Ordering::Acquire) {
+        core::hint::spin_loop();
     }
 }
 
@@ -173,7 +196,7 @@ mod heapless_name {
     }
 }
 
-fn run(all_pairs: bool, rounds: u64, warmup: u64) -> Status {
+fn run(all_pairs: bool, spin_others: bool, rounds: u64, warmup: u64) -> Status {
     let cpus = smp::online().len();
     if cpus < 2 {
         report::error(
@@ -212,10 +235,24 @@ fn run(all_pairs: bool, rounds: u64, warmup: u64) -> Status {
         }
         FROM.store(from, Ordering::Relaxed);
         TO.store(to, Ordering::Relaxed);
-        if from == arch::cpu_id() {
+        let me = arch::cpu_id();
+        let spinners = if spin_others {
+            smp::online().without(me).without(from).without(to)
+        } else {
+            CpuSet::EMPTY
+        };
+        SPIN_STOP.store(false, Ordering::Release);
+        for cpu in spinners.iter() {
+            smp::post(cpu, spin, 0);
+        }
+        if from == me {
             measure(offset);
         } else {
             smp::run_on(from, measure, offset);
+        }
+        SPIN_STOP.store(true, Ordering::Release);
+        for cpu in spinners.iter() {
+            smp::wait(cpu);
         }
         if LOST.load(Ordering::Relaxed) {
             report::error(
