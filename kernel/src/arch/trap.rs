@@ -15,6 +15,9 @@
 //!
 //! GS: a trap from user mode (CS.RPL = 3) `swapgs`es on entry and exit, so
 //! the dispatcher always runs with the kernel's per-CPU GS base.
+//! Known gap for the syscall path: an NMI or #MC (IST, so any time) that
+//! lands between SYSCALL and its `swapgs` sees a kernel CS with the user's
+//! GS base. The kernel sends no NMIs; keep that window free of faults.
 //!
 //! Double fault, NMI and machine check run on TSS IST stacks (gdt.rs), so a
 //! double fault caused by a broken kernel stack is still reported.
