@@ -1,12 +1,15 @@
 //! pmaplab's guest kernel.
 //!
 //! Boot order: `boot::pvh` enters long mode and calls [`kmain`], which sets
-//! up the console, reads the PVH start info, writes the report's `begin`
-//! line, runs the workload named on the command line and ends the report
-//! (which exits QEMU).
+//! up the console and the boot CPU (traps, APIC, per-CPU area, GDT), reads
+//! the PVH start info, brings up every CPU (arch::start_cpus), writes the
+//! report's `begin` line with the online CPU count, runs the workload named
+//! on the command line with interrupts on, quiesces IPIs so the counters
+//! add up, reports every counter and ends the report (which exits QEMU).
 #![no_std]
 #![no_main]
 
+mod arch;
 mod boot;
 mod console;
 mod memlayout;
@@ -22,15 +25,17 @@ mod build_info {
 
 use lab_core::report::Status;
 
-/// The CPU we are running on, once per-CPU data exists.
+/// The CPU we are running on, or `None` before the boot CPU's per-CPU area
+/// exists. Safe anywhere, including the panic path.
 pub fn cpu_id() -> Option<u32> {
-    Some(0)
+    arch::percpu::try_cpu_id()
 }
 
 /// Called by `boot::pvh` on the boot CPU, in long mode, on the boot stack.
 #[no_mangle]
 extern "C" fn kmain(start_info_phys: u32) -> ! {
     console::init();
+    arch::init_bsp();
     // SAFETY: the loader's ebx, passed through untouched by pvh_start32.
     let info = match unsafe { boot::start_info::parse(start_info_phys.into()) } {
         Ok(info) => info,
@@ -40,8 +45,23 @@ extern "C" fn kmain(start_info_phys: u32) -> ! {
             report::end(Status::Failed);
         }
     };
-    report::begin(1, info.cmdline);
-    let status = workloads::run(&info);
-    stats::report_all(1);
+    let facts = arch::start_cpus(&info, start_info_phys.into());
+    // `begin` carries the CPUs actually online (1 if bring-up failed early).
+    let cpus = arch::smp::online().len();
+    report::begin(cpus, info.cmdline);
+    arch::report_boot(facts.as_ref().ok());
+    if let Err(err) = facts {
+        report::error("smp", format_args!("{err}"));
+        report::end(Status::Failed);
+    }
+    x86_64::instructions::interrupts::enable();
+    let mut status = workloads::run(&info);
+    // No IPI may be in flight when the counters are read.
+    if let Err(err) = arch::ipi::quiesce() {
+        report::error("ipi", format_args!("quiesce: {err}"));
+        status = Status::Failed;
+    }
+    x86_64::instructions::interrupts::disable();
+    stats::report_all(arch::smp::cpu_count());
     report::end(status)
 }

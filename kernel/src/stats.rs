@@ -72,10 +72,18 @@ pub enum Event {
     /// DIAGNOSTIC check of the OpenBSD fix, seed 000).
     PmapDestroyCalls,
     PmapDestroyCpusNonzero,
+    /// Local APIC timer interrupts taken.
+    TimerTicks,
+    /// IPI interrupts taken per vector. Below `ipi.received` when requests
+    /// coalesced (several IPIs served by one interrupt, see arch::ipi).
+    IpiInterruptsShootPage,
+    IpiInterruptsShootRange,
+    IpiInterruptsShootTlb,
+    IpiInterruptsOther,
 }
 
 impl Event {
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 17;
     pub const ALL: [Event; Self::COUNT] = [
         Event::ShootPageCalls,
         Event::ShootRangeCalls,
@@ -89,6 +97,11 @@ impl Event {
         Event::PmapRemoveEarly,
         Event::PmapDestroyCalls,
         Event::PmapDestroyCpusNonzero,
+        Event::TimerTicks,
+        Event::IpiInterruptsShootPage,
+        Event::IpiInterruptsShootRange,
+        Event::IpiInterruptsShootTlb,
+        Event::IpiInterruptsOther,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -105,6 +118,11 @@ impl Event {
             Event::PmapRemoveEarly => "pmap.remove.early",
             Event::PmapDestroyCalls => "pmap.destroy.calls",
             Event::PmapDestroyCpusNonzero => "pmap.destroy.cpus_nonzero",
+            Event::TimerTicks => "timer.ticks",
+            Event::IpiInterruptsShootPage => "ipi.interrupts.shootpage",
+            Event::IpiInterruptsShootRange => "ipi.interrupts.shootrange",
+            Event::IpiInterruptsShootTlb => "ipi.interrupts.shoottlb",
+            Event::IpiInterruptsOther => "ipi.interrupts.other",
         }
     }
 
@@ -158,6 +176,12 @@ pub fn ipi_sent(kind: IpiKind, to: u32) {
 /// Counts an IPI of `kind` received on this CPU from `from`.
 pub fn ipi_received(kind: IpiKind, from: u32) {
     this_cpu().ipi_received_from[kind as usize][from as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts `n` IPIs of `kind` received on this CPU from `from` (one
+/// interrupt may serve several coalesced requests, see arch::ipi).
+pub fn ipi_received_n(kind: IpiKind, from: u32, n: u64) {
+    this_cpu().ipi_received_from[kind as usize][from as usize].fetch_add(n, Ordering::Relaxed);
 }
 
 /// The machine-wide total of `event` (sum over CPUs).

@@ -7,8 +7,14 @@
 //! - [`cmdline`]: the kernel command line (`workload=NAME key=value ...`)
 //!   and its validation against a workload's parameter list.
 //! - [`cpuset`]: CPU sets (the pmap's `pm_cpus`, IPI targets).
+//! - [`apic`]: local APIC interrupt command encoding (xAPIC and x2APIC).
+//! - [`smpcfg`]: which CPUs to start, from the ACPI MADT entries.
+//! - [`summary`]: min / median / p99 / max of measured samples.
 #![cfg_attr(not(test), no_std)]
 
+pub mod apic;
 pub mod cmdline;
 pub mod cpuset;
 pub mod report;
+pub mod smpcfg;
+pub mod summary;

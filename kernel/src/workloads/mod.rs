@@ -10,7 +10,9 @@ use crate::boot::start_info::StartInfo;
 use crate::report;
 
 mod diagnostics;
+mod fault;
 mod hello;
+mod ipi_pingpong;
 
 /// One entry of the workload table.
 pub struct Workload {
@@ -27,6 +29,8 @@ pub static WORKLOADS: &[&Workload] = &[
     &diagnostics::HANG,
     &diagnostics::TRIPLE_FAULT,
     &diagnostics::SPIN,
+    &fault::FAULT,
+    &ipi_pingpong::IPI_PINGPONG,
 ];
 
 /// Runs the workload the command line names. A bad command line is reported
