@@ -16,79 +16,8 @@ use harness::variants;
 use harness::workspace::Workspace;
 use lab_core::report::Status;
 
-fn workspace() -> Workspace {
-    Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
-}
-
-/// The `fixed` kernel, built on first use.
-fn kernel() -> &'static KernelImage {
-    static KERNEL: OnceLock<KernelImage> = OnceLock::new();
-    KERNEL.get_or_init(|| {
-        let ws = workspace();
-        let variant = variants::load(&ws, "fixed").unwrap();
-        kernel_build::build(&ws, &variant, kernel_build::Output::Show).unwrap()
-    })
-}
-
-/// A counting semaphore bounding concurrent QEMUs.
-struct Slots {
-    free: Mutex<u32>,
-    cv: Condvar,
-}
-
-fn with_slot<T>(f: impl FnOnce() -> T) -> T {
-    static SLOTS: Slots = Slots {
-        free: Mutex::new(2),
-        cv: Condvar::new(),
-    };
-    {
-        let mut free = SLOTS.free.lock().unwrap();
-        while *free == 0 {
-            free = SLOTS.cv.wait(free).unwrap();
-        }
-        *free -= 1;
-    }
-    let out = f();
-    *SLOTS.free.lock().unwrap() += 1;
-    SLOTS.cv.notify_one();
-    out
-}
-
-struct Boot {
-    result: RunResult,
-    _runs: tempfile::TempDir,
-}
-
-fn spec(workload: &str, cpus: u32, runs: &Path) -> RunSpec {
-    RunSpec {
-        kernel: kernel().clone(),
-        workload: workload.into(),
-        params: vec![],
-        cpus,
-        mem_mib: 128,
-        machine: Machine::Microvm,
-        accel: Accel::Tcg,
-        // Generous: other jobs share these two cores.
-        timeout: Duration::from_secs(60),
-        qemu: DEFAULT_QEMU.into(),
-        runs_dir: runs.to_path_buf(),
-    }
-}
-
-fn boot_with(workload: &str, cpus: u32, adjust: impl FnOnce(&mut RunSpec)) -> Boot {
-    let runs = tempfile::tempdir().unwrap();
-    let mut spec = spec(workload, cpus, runs.path());
-    adjust(&mut spec);
-    let result = with_slot(|| run_once(&spec).unwrap());
-    Boot {
-        result,
-        _runs: runs,
-    }
-}
-
-fn boot(workload: &str, cpus: u32) -> Boot {
-    boot_with(workload, cpus, |_| {})
-}
+mod common;
+use common::*;
 
 fn serial_log(b: &Boot) -> String {
     assert!(b.result.serial_log.is_file(), "no serial log kept");
@@ -118,9 +47,8 @@ fn hello_on_one_cpu() {
 fn hello_on_four_cpus() {
     let b = boot("hello", 4);
     assert_hello_ok(&b);
-    // begin.cpus stays 1 until the kernel brings up its APs (the SMP
-    // issue); then assert it equals 4 here.
     assert!(b.result.command_line.contains("-smp 4"));
+    assert_eq!(b.result.report.begin.as_ref().unwrap().cpus, 4);
 }
 
 #[test]
