@@ -7,8 +7,15 @@
 //! - [`cmdline`]: the kernel command line (`workload=NAME key=value ...`)
 //!   and its validation against a workload's parameter list.
 //! - [`cpuset`]: CPU sets (the pmap's `pm_cpus`, IPI targets).
+//! - [`syscall`]: the system-call ABI between the kernel and user programs
+//!   (numbers, errors, address-space layout, initial stack, shared page).
+//! - [`elf`]: checking a user program's ELF image and planning its load.
+//! - [`workloads`]: the workloads that are user programs, their parameters.
 #![cfg_attr(not(test), no_std)]
 
 pub mod cmdline;
 pub mod cpuset;
+pub mod elf;
 pub mod report;
+pub mod syscall;
+pub mod workloads;
