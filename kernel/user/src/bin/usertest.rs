@@ -1,0 +1,4 @@
+#![no_std]
+#![no_main]
+ulib::main!(main);
+fn main() -> i32 { 0 }
