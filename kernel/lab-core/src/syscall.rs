@@ -21,7 +21,10 @@
 //! Pointers are user virtual addresses; the kernel checks every pointer and
 //! length it is given (the whole range must lie in user space, see
 //! [`USER_END`], and be mapped with the access the call needs) and returns
-//! [`Errno::EFAULT`] instead of faulting. No call ever crashes or corrupts
+//! [`Errno::EFAULT`] instead of faulting; a zero-length buffer is never
+//! accessed, so any pointer goes with length 0. A call that fails has no
+//! effect (e.g. `waitpid` checks its status pointer before it reaps the
+//! child, so the child stays waitable). No call ever crashes or corrupts
 //! the kernel because of its arguments. Unknown numbers return
 //! [`Errno::ENOSYS`]. Strings are passed as (pointer, length) pairs, UTF-8,
 //! not NUL-terminated.

@@ -34,6 +34,9 @@ extern "Rust" {
 }
 
 /// The entry point: `rsp` points at argc and is 16-byte aligned.
+///
+/// # Safety
+/// Only the kernel calls it, once, with the initial stack of exec.
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn _start() -> ! {
@@ -141,7 +144,13 @@ impl<const N: usize> Write for LineBuf<N> {
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     let mut msg = LineBuf::<{ lab_core::syscall::REPORT_MSG_MAX }>::new();
-    let _ = write!(msg, "{} (pid {}): {}", program_name(), sys::getpid(), info.message());
+    let _ = write!(
+        msg,
+        "{} (pid {}): {}",
+        program_name(),
+        sys::getpid(),
+        info.message()
+    );
     if let Some(at) = info.location() {
         let _ = write!(msg, " at {}:{}", at.file(), at.line());
     }

@@ -54,7 +54,10 @@ fn main() -> i32 {
             let _ = write!(bytes, "{size}");
             let mut job_seed = LineBuf::<24>::new();
             let _ = write!(job_seed, "{}", seed ^ started);
-            match process::spawn("cc", &["cc", name.as_str(), bytes.as_str(), job_seed.as_str()]) {
+            match process::spawn(
+                "cc",
+                &["cc", name.as_str(), bytes.as_str(), job_seed.as_str()],
+            ) {
                 Ok(_) => {
                     started += 1;
                     running += 1;
@@ -75,7 +78,10 @@ fn main() -> i32 {
                 failed += 1;
             }
             Err(e) => {
-                report::error("buildkernel", format_args!("waitpid: {e} with {running} running"));
+                report::error(
+                    "buildkernel",
+                    format_args!("waitpid: {e} with {running} running"),
+                );
                 return 1;
             }
         }

@@ -60,7 +60,10 @@ fn main() -> i32 {
         for (i, b) in buf.iter_mut().enumerate().step_by(64) {
             *b = ast[(i + pass as usize) % ast.len().max(1)].wrapping_add(i as u8);
         }
-        sum = buf.iter().step_by(64).fold(sum, |s, b| s.rotate_left(3) ^ u64::from(*b));
+        sum = buf
+            .iter()
+            .step_by(64)
+            .fold(sum, |s, b| s.rotate_left(3) ^ u64::from(*b));
         // SAFETY: `buf` is not used after this.
         unsafe { mem::munmap(scratch, len) }.expect("munmap scratch");
     }

@@ -146,7 +146,9 @@ fn main() -> i32 {
         n => n as usize,
     }
     .min(MAX_READERS);
-    println!("coherence: mode={mode} remaps={remaps} rounds={rounds} readers={readers} cpus={cpus}");
+    println!(
+        "coherence: mode={mode} remaps={remaps} rounds={rounds} readers={readers} cpus={cpus}"
+    );
     thread::pin(Some(0)).expect("pin writer");
 
     let mut checks = 0;
@@ -169,7 +171,10 @@ fn main() -> i32 {
     report::metric("coherence.stale", stale, "count");
     println!("coherence: {checks} checks, {stale} stale");
     if stale > 0 {
-        report::error("coherence", format_args!("{stale} stale accesses after a mapping change returned"));
+        report::error(
+            "coherence",
+            format_args!("{stale} stale accesses after a mapping change returned"),
+        );
         return 1;
     }
     0
@@ -241,10 +246,17 @@ fn remap(readers: usize, remaps: u64) -> (u64, u64) {
     report::metric("coherence.remaps", remaps, "count");
     report::metric("coherence.remap.elapsed_ns", elapsed, "ns");
     report::metric("coherence.remap.checks", checks, "count");
-    report::metric("coherence.remap.quiet_checks", QUIET.load(Ordering::Relaxed), "count");
+    report::metric(
+        "coherence.remap.quiet_checks",
+        QUIET.load(Ordering::Relaxed),
+        "count",
+    );
     report::metric("coherence.remap.stale", stale, "count");
     if stale > 0 {
-        let (e, x) = (FIRST_STALE[0].load(Ordering::Relaxed), FIRST_STALE[1].load(Ordering::Relaxed));
+        let (e, x) = (
+            FIRST_STALE[0].load(Ordering::Relaxed),
+            FIRST_STALE[1].load(Ordering::Relaxed),
+        );
         report::error(
             "coherence",
             format_args!("remap: {stale} stale reads; first read {x:#x} after epoch {e} (generation {} current)", e / 2),
@@ -292,16 +304,32 @@ fn round_trips(name: &str, write: bool, readers: usize, rounds: u64) -> Rounds {
             Ok(WaitStatus::Killed(KillReason::PageFault)) => r.passed += 1,
             Ok(WaitStatus::Exited(STALE_STATUS)) => r.stale += 1,
             Ok(WaitStatus::Exited(INCONCLUSIVE_STATUS)) => r.inconclusive += 1,
-            Ok(status) => report::error("coherence", format_args!("{name} round {round}: child {status}")),
-            Err(e) => report::error("coherence", format_args!("{name} round {round}: waitpid: {e}")),
+            Ok(status) => report::error(
+                "coherence",
+                format_args!("{name} round {round}: child {status}"),
+            ),
+            Err(e) => report::error(
+                "coherence",
+                format_args!("{name} round {round}: waitpid: {e}"),
+            ),
         }
     }
     report::metric_fmt(format_args!("coherence.{name}.rounds"), r.rounds, "count");
     report::metric_fmt(format_args!("coherence.{name}.passed"), r.passed, "count");
     report::metric_fmt(format_args!("coherence.{name}.stale"), r.stale, "count");
-    report::metric_fmt(format_args!("coherence.{name}.inconclusive"), r.inconclusive, "count");
+    report::metric_fmt(
+        format_args!("coherence.{name}.inconclusive"),
+        r.inconclusive,
+        "count",
+    );
     if r.stale > 0 {
-        report::error("coherence", format_args!("{name}: {} of {} rounds saw a stale access", r.stale, r.rounds));
+        report::error(
+            "coherence",
+            format_args!(
+                "{name}: {} of {} rounds saw a stale access",
+                r.stale, r.rounds
+            ),
+        );
     }
     r
 }
@@ -319,9 +347,16 @@ fn round_child(write: bool, readers: usize) -> i32 {
         n.store(0, Ordering::Relaxed);
     }
     let mut handles: [Option<JoinHandle>; MAX_READERS] = [const { None }; MAX_READERS];
-    spawn_readers(readers, &mut handles, if write { round_writer } else { round_reader });
+    spawn_readers(
+        readers,
+        &mut handles,
+        if write { round_writer } else { round_reader },
+    );
     let deadline = now_ns() + WARM_TIMEOUT_NS;
-    while ACCESSES[..readers].iter().any(|n| n.load(Ordering::Relaxed) < WARM) {
+    while ACCESSES[..readers]
+        .iter()
+        .any(|n| n.load(Ordering::Relaxed) < WARM)
+    {
         if now_ns() > deadline {
             println!("coherence: readers did not warm up");
             return INCONCLUSIVE_STATUS;

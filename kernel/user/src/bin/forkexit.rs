@@ -114,6 +114,10 @@ fn instance(i: usize, loops: u64, duration_ms: u64, touch: bool) -> i32 {
     }
     let elapsed = now_ns() - start;
     report::metric_fmt(format_args!("forkexit.instance.{i}.loops"), done, "count");
-    report::metric_fmt(format_args!("forkexit.instance.{i}.elapsed_ns"), elapsed, "ns");
+    report::metric_fmt(
+        format_args!("forkexit.instance.{i}.elapsed_ns"),
+        elapsed,
+        "ns",
+    );
     i32::try_from(done).unwrap_or(i32::MAX)
 }

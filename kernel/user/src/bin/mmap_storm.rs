@@ -36,7 +36,9 @@ fn main() -> i32 {
     let ops = param::u64("ops");
     let duration_ms = param::u64("duration_ms");
     let pin = param::flag("pin");
-    println!("mmap-storm: threads={threads} pages={pages} ops={ops} duration_ms={duration_ms} pin={pin}");
+    println!(
+        "mmap-storm: threads={threads} pages={pages} ops={ops} duration_ms={duration_ms} pin={pin}"
+    );
 
     let start = now_ns();
     let mut handles: [Option<JoinHandle>; MAX_THREADS] = [const { None }; MAX_THREADS];
@@ -54,7 +56,11 @@ fn main() -> i32 {
             report::metric_cpu("mmap-storm.elapsed_ns", elapsed, "ns", i as u32);
         } else {
             report::metric_fmt(format_args!("mmap-storm.thread.{i}.ops"), done, "count");
-            report::metric_fmt(format_args!("mmap-storm.thread.{i}.elapsed_ns"), elapsed, "ns");
+            report::metric_fmt(
+                format_args!("mmap-storm.thread.{i}.elapsed_ns"),
+                elapsed,
+                "ns",
+            );
         }
     }
     let elapsed = now_ns() - start;
@@ -70,7 +76,11 @@ fn storm(i: usize, len: u64, ops: u64, duration_ms: u64) -> u64 {
     let start = now_ns();
     let deadline = start + duration_ms * 1_000_000;
     let mut done = 0;
-    while if duration_ms == 0 { done < ops } else { now_ns() < deadline } {
+    while if duration_ms == 0 {
+        done < ops
+    } else {
+        now_ns() < deadline
+    } {
         let addr = mem::map_rw(len).expect("mmap");
         // SAFETY: our fresh read-write mapping, unmapped right after.
         unsafe {
