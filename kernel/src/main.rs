@@ -11,6 +11,7 @@ mod boot;
 mod console;
 mod memlayout;
 mod panic;
+mod proc;
 mod qemu;
 mod report;
 mod stats;
