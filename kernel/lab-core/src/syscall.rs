@@ -82,8 +82,23 @@
 //! [`Sys::Exit`] takes an `i32` status; [`Sys::Waitpid`] stores a
 //! [`WaitStatus`] encoded as a `u64` ([`WaitStatus::encode`]): the child
 //! either exited with a status, or was killed by the kernel because of a
-//! fault it could not resolve ([`KillReason`]). The kernel also writes a
-//! report line naming the process, address and `rip` of such a fault.
+//! fault it could not resolve ([`KillReason`]). The kernel also prints a
+//! console line naming the process, the fault, its address and `rip`
+//! (free-form, not an `error` record: `usertest` and `coherence` provoke
+//! such kills on purpose, and judge them from the wait status).
+//!
+//! # Placement
+//!
+//! A thread runs on any CPU unless pinned ([`Sys::Pin`]). A thread made by
+//! [`Sys::ThreadCreate`] starts unpinned; a child of [`Sys::Fork`] inherits
+//! the forking thread's pin, and [`Sys::Exec`] keeps it.
+//!
+//! # Runs
+//!
+//! For a workload that is a user program (`crate::workloads`), the kernel
+//! execs its program with `argv = [program]`; the run ends when that first
+//! process exits, with `status=ok` only if it exited 0 and nothing called
+//! [`Sys::ReportError`].
 
 use core::fmt;
 
@@ -256,7 +271,8 @@ pub enum Sys {
     /// line, else the default the workload declares (the kernel validated
     /// the command line against `lab_core::workloads`). Copies
     /// `min(len, buf_len)` bytes and returns the full length. Errors:
-    /// `ENOENT` (the workload declares no such key), `EFAULT`.
+    /// `ENOENT` (the workload declares no such key), `EINVAL` (key longer
+    /// than [`REPORT_NAME_MAX`]), `EFAULT`.
     Getparam = 19,
     /// `gettid() -> tid`.
     Gettid = 20,

@@ -44,8 +44,10 @@ fn main() -> i32 {
     let start = now_ns();
     let (mut started, mut finished, mut failed, mut running) = (0u64, 0u64, 0u64, 0u64);
     let mut source_bytes = 0u64;
-    while started < jobs || running > 0 {
-        if started < jobs && running < j {
+    // Set when a spawn fails: start no more jobs, reap the running ones.
+    let mut gave_up = false;
+    while (started < jobs && !gave_up) || running > 0 {
+        if started < jobs && !gave_up && running < j {
             let size = source_size(seed, started);
             source_bytes += size;
             let mut name = LineBuf::<32>::new();
@@ -64,9 +66,7 @@ fn main() -> i32 {
                 }
                 Err(e) => {
                     report::error("buildkernel", format_args!("spawn cc #{started}: {e}"));
-                    // Stop starting jobs; reap the ones running.
-                    failed += jobs - started;
-                    started = jobs;
+                    gave_up = true;
                 }
             }
             continue;

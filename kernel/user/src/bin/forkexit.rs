@@ -12,6 +12,8 @@
 //! instance hands its count back as its exit status, a non-negative i32),
 //! `forkexit.elapsed_ns` (from the first instance's fork to the last one's
 //! end), `forkexit.instances`. The kernel sees `loops + instances` forks.
+//! An instance that fails reports an `error` record (a panic does too, and
+//! exits 101), so a failed status can never pass silently as a count.
 #![no_std]
 #![no_main]
 

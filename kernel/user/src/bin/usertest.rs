@@ -19,6 +19,7 @@ use core::fmt::{self, Write};
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use lab_core::cpuset::CpuSet;
 use lab_core::report::Scope;
 use lab_core::syscall::{
     encode_scope, Errno, KillReason, MapFlags, Prot, Sys, WaitFlags, WaitStatus, PAGE_SIZE,
@@ -398,7 +399,10 @@ fn threads_every_cpu() -> Outcome {
         "threads ran off their pinned CPU or saw wrong ids (score {wrong})"
     );
     let seen = THREAD_SEEN.load(Ordering::Relaxed);
-    ensure!(seen == (1u64 << cpus) - 1, "threads seen {seen:#x}");
+    ensure!(
+        seen == CpuSet::first(cpus as u32).0,
+        "threads seen {seen:#x}"
+    );
     expect_err(
         "join of a joined thread",
         sys::thread_join(tids[0]),
