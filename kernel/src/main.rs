@@ -14,6 +14,7 @@ mod boot;
 mod console;
 mod memlayout;
 mod panic;
+mod proc;
 mod qemu;
 mod report;
 mod stats;

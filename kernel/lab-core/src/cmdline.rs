@@ -177,7 +177,8 @@ impl<'a> Params<'a> {
     }
 }
 
-fn parse_bool(value: &str) -> Option<bool> {
+/// `on`/`off` and the synonyms [`Kind::Bool`] accepts.
+pub fn parse_bool(value: &str) -> Option<bool> {
     match value {
         "on" | "1" | "true" | "yes" => Some(true),
         "off" | "0" | "false" | "no" => Some(false),

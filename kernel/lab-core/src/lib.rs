@@ -10,11 +10,18 @@
 //! - [`apic`]: local APIC interrupt command encoding (xAPIC and x2APIC).
 //! - [`smpcfg`]: which CPUs to start, from the ACPI MADT entries.
 //! - [`summary`]: min / median / p99 / max of measured samples.
+//! - [`syscall`]: the system-call ABI between the kernel and user programs
+//!   (numbers, errors, address-space layout, initial stack, shared page).
+//! - [`elf`]: checking a user program's ELF image and planning its load.
+//! - [`workloads`]: the workloads that are user programs, their parameters.
 #![cfg_attr(not(test), no_std)]
 
 pub mod apic;
 pub mod cmdline;
 pub mod cpuset;
+pub mod elf;
 pub mod report;
 pub mod smpcfg;
 pub mod summary;
+pub mod syscall;
+pub mod workloads;

@@ -13,6 +13,7 @@ mod diagnostics;
 mod fault;
 mod hello;
 mod ipi_pingpong;
+mod programs;
 
 /// One entry of the workload table.
 pub struct Workload {
@@ -25,6 +26,7 @@ pub struct Workload {
 /// Every workload the kernel knows, by name.
 pub static WORKLOADS: &[&Workload] = &[
     &hello::HELLO,
+    &programs::PROGRAMS_CHECK,
     &diagnostics::PANIC,
     &diagnostics::HANG,
     &diagnostics::TRIPLE_FAULT,

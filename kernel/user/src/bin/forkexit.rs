@@ -1,0 +1,125 @@
+//! `forkexit`: the fork loop of FreeBSD D32569 (seed 004).
+//!
+//! Each of `instances` processes (forked from this one; instance i pinned
+//! to CPU i mod ncpus when `pin=on`) repeats: fork; the child reads the
+//! shared page when `touch=on` (so the page's translation is live when the
+//! child's address space is torn down) and exits 0; the parent waits for
+//! it. An instance runs `loops` cycles, or for `duration_ms` when that is
+//! not 0.
+//!
+//! Figures: per instance `forkexit.instance.<i>.loops` and
+//! `.elapsed_ns`; for the run `forkexit.loops` (sum over instances: each
+//! instance hands its count back as its exit status, a non-negative i32),
+//! `forkexit.elapsed_ns` (from the first instance's fork to the last one's
+//! end), `forkexit.instances`. The kernel sees `loops + instances` forks.
+//! An instance that fails reports an `error` record (a panic does too, and
+//! exits 101), so a failed status can never pass silently as a count.
+#![no_std]
+#![no_main]
+
+use ulib::process::{self, Fork};
+use ulib::time::{now_ns, touch_shared_page};
+use ulib::{param, println, report, thread, WaitStatus};
+
+ulib::main!(main);
+
+/// Exit status of a child whose shared page did not read right.
+const BAD_SHARED_PAGE: i32 = 3;
+
+fn main() -> i32 {
+    let instances = param::u64("instances");
+    let loops = param::u64("loops");
+    let duration_ms = param::u64("duration_ms");
+    let touch = param::flag("touch");
+    let pin = param::flag("pin");
+    let cpus = thread::ncpus();
+    println!(
+        "forkexit: instances={instances} loops={loops} duration_ms={duration_ms} touch={touch} pin={pin} cpus={cpus}"
+    );
+
+    let start = now_ns();
+    let mut pids = [0u64; 64];
+    for (i, slot) in pids[..instances as usize].iter_mut().enumerate() {
+        match process::fork() {
+            Ok(Fork::Child) => {
+                if pin {
+                    thread::pin(Some(i as u32 % cpus)).expect("pin");
+                }
+                process::exit(instance(i, loops, duration_ms, touch));
+            }
+            Ok(Fork::Parent(pid)) => *slot = pid,
+            Err(e) => {
+                report::error("forkexit", format_args!("fork of instance {i}: {e}"));
+                return 1;
+            }
+        }
+    }
+    let mut total = 0u64;
+    let mut failed = false;
+    for (i, pid) in pids[..instances as usize].iter().enumerate() {
+        match process::wait(*pid) {
+            Ok(WaitStatus::Exited(n)) if n >= 0 => total += n as u64,
+            Ok(status) => {
+                report::error("forkexit", format_args!("instance {i} {status}"));
+                failed = true;
+            }
+            Err(e) => {
+                report::error("forkexit", format_args!("waitpid(instance {i}): {e}"));
+                failed = true;
+            }
+        }
+    }
+    let elapsed = now_ns() - start;
+    report::metric("forkexit.instances", instances, "count");
+    report::metric("forkexit.loops", total, "count");
+    report::metric("forkexit.elapsed_ns", elapsed, "ns");
+    println!("forkexit: {total} loops in {} us", elapsed / 1000);
+    i32::from(failed)
+}
+
+/// One instance's loop; returns the cycles done (the instance's exit
+/// status), or -1 after reporting an error.
+fn instance(i: usize, loops: u64, duration_ms: u64, touch: bool) -> i32 {
+    let start = now_ns();
+    let deadline = start + duration_ms * 1_000_000;
+    let mut done = 0u64;
+    loop {
+        if duration_ms == 0 && done == loops {
+            break;
+        }
+        if duration_ms != 0 && now_ns() >= deadline {
+            break;
+        }
+        let pid = match process::fork() {
+            Ok(Fork::Child) => {
+                let ok = !touch || touch_shared_page();
+                process::exit(if ok { 0 } else { BAD_SHARED_PAGE });
+            }
+            Ok(Fork::Parent(pid)) => pid,
+            Err(e) => {
+                report::error("forkexit", format_args!("instance {i}: fork: {e}"));
+                return -1;
+            }
+        };
+        match process::wait(pid) {
+            Ok(WaitStatus::Exited(0)) => {}
+            Ok(status) => {
+                report::error("forkexit", format_args!("instance {i}: child {status}"));
+                return -1;
+            }
+            Err(e) => {
+                report::error("forkexit", format_args!("instance {i}: waitpid: {e}"));
+                return -1;
+            }
+        }
+        done += 1;
+    }
+    let elapsed = now_ns() - start;
+    report::metric_fmt(format_args!("forkexit.instance.{i}.loops"), done, "count");
+    report::metric_fmt(
+        format_args!("forkexit.instance.{i}.elapsed_ns"),
+        elapsed,
+        "ns",
+    );
+    i32::try_from(done).unwrap_or(i32::MAX)
+}
