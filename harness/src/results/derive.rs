@@ -232,7 +232,7 @@ pub fn runs(rows: &[ResultRow]) -> Vec<RunFigures> {
     }
     by_cell
         .into_values()
-        .filter_map(|rows| RunFigures::from_rows(rows))
+        .filter_map(RunFigures::from_rows)
         .collect()
 }
 

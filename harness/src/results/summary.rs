@@ -167,6 +167,33 @@ pub fn summarize(rows: &[ResultRow]) -> Vec<GroupSummary> {
     out
 }
 
+/// A figure for people: `inf`, integers above 1000 without decimals,
+/// else four significant digits (trailing zeros dropped).
+pub fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "nan".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    if v.abs() >= 1000.0 {
+        return format!("{v:.0}");
+    }
+    let decimals = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +225,16 @@ mod tests {
         assert!((g.median("ipis_per_op").unwrap() - 0.2).abs() < 1e-12);
         let (lo, hi) = g.range("ops_per_s").unwrap();
         assert!(lo < hi);
+    }
+
+    #[test]
+    fn numbers_for_people() {
+        assert_eq!(fmt_num(12345.6), "12346");
+        assert_eq!(fmt_num(0.05), "0.05");
+        assert_eq!(fmt_num(1.23456), "1.235");
+        assert_eq!(fmt_num(0.000123456), "0.0001235");
+        assert_eq!(fmt_num(20.0), "20");
+        assert_eq!(fmt_num(f64::INFINITY), "inf");
+        assert_eq!(fmt_num(0.0), "0");
     }
 }
