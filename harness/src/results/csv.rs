@@ -40,6 +40,14 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>
 
 /// Syncs the finished temporary file and renames it over `path`.
 fn finish(tmp: NamedTempFile, path: &Path) -> Result<()> {
+    // Temporary files are created owner-only; results are for sharing.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting the permissions of {}", path.display()))?;
+    }
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("syncing {}", path.display()))?;
