@@ -150,7 +150,10 @@ fn bound(rule: &BoundRule, groups: &[GroupSummary], out: &mut Vec<GateLine>) {
             out.push(line.emit(name, "-".into(), Verdict::Skip, note));
             continue;
         }
-        match rule.stat.of(&g.values(&rule.figure)) {
+        match rule
+            .stat
+            .of(&g.values_from(&rule.figure, rule.include_failed))
+        {
             None => out.push(line.missing(name, rule.required, no_value_note(g, &rule.figure))),
             Some(v) => {
                 let ok = within(v, rule.min, rule.max);
@@ -532,6 +535,30 @@ mod tests {
         assert_eq!(fails.len(), 1);
         assert_eq!(fails[0].rule, "every run completes");
         assert!(fails[0].selection.starts_with("fixed/forkexit[touch=on]/2"));
+    }
+
+    #[test]
+    fn failed_runs_count_only_when_a_rule_asks() {
+        // TEST FIXTURE: a coherence run that found stale reads and said so
+        // with status=failed.
+        let mut rec = run(cell("lost-shootdown", "coherence", 2, 1), 100.0, 1.0, 1.0);
+        rec.outcome = Outcome::Failed;
+        for m in &mut rec.metrics {
+            if m.name == "coherence.stale_reads" {
+                m.value = 3.0;
+            }
+        }
+        let rows = rec.rows();
+        let text = "[[bound]]\nname='caught'\nvariant='lost-shootdown'\nfigure='coherence.stale_reads'\nmin=1\n";
+        let strict = evaluate(&rules(text), &rows, None);
+        assert_eq!(strict.lines[0].verdict, Verdict::Fail);
+        assert!(
+            strict.lines[0].note.contains("runs: 1 failed"),
+            "{}",
+            strict.lines[0].note
+        );
+        let lenient = evaluate(&rules(&format!("{text}include_failed=true\n")), &rows, None);
+        assert_eq!(lenient.lines[0].verdict, Verdict::Pass);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! max = 0.5                     # and/or min
 //! required = true               # default; false: no data is a skip, not a fail
 //! any_accel = false             # default; true: gate a timing figure under any accel
+//! include_failed = false        # default; true: also use runs whose outcome is
+//!                               #   `failed` (complete report, declared failure)
 //!
 //! [[ratio]]                     # stat(numerator) / stat(denominator), paired by
 //! name = "..."                  # (workload, params, cpus, accel, machine)
@@ -168,6 +170,8 @@ pub struct BoundRule {
     pub required: bool,
     #[serde(default)]
     pub any_accel: bool,
+    #[serde(default)]
+    pub include_failed: bool,
 }
 
 /// A bound on the ratio of one figure between two variants.
@@ -187,6 +191,8 @@ pub struct RatioRule {
     pub required: bool,
     #[serde(default)]
     pub any_accel: bool,
+    #[serde(default)]
+    pub include_failed: bool,
 }
 
 /// How a baseline comparison decides that a change is real.
@@ -261,6 +267,39 @@ const SELECT_KEYS: [&str; 7] = [
     "machine",
 ];
 
+/// The keys each rule kind has besides the selection keys.
+const BOUND_KEYS: [&str; 8] = [
+    "name",
+    "figure",
+    "stat",
+    "min",
+    "max",
+    "required",
+    "any_accel",
+    "include_failed",
+];
+const RATIO_KEYS: [&str; 10] = [
+    "name",
+    "figure",
+    "numerator",
+    "denominator",
+    "stat",
+    "min",
+    "max",
+    "required",
+    "any_accel",
+    "include_failed",
+];
+const BASELINE_KEYS: [&str; 7] = [
+    "name",
+    "figure",
+    "better",
+    "tolerance",
+    "method",
+    "required",
+    "any_accel",
+];
+
 impl Rules {
     /// Reads and checks a rules file; errors name the file and the rule.
     pub fn load(path: &Path) -> Result<Rules> {
@@ -276,44 +315,9 @@ impl Rules {
         // selection.
         let raw: toml::Table = toml::from_str(text)?;
         for (kind, own) in [
-            (
-                "bound",
-                &[
-                    "name",
-                    "figure",
-                    "stat",
-                    "min",
-                    "max",
-                    "required",
-                    "any_accel",
-                ][..],
-            ),
-            (
-                "ratio",
-                &[
-                    "name",
-                    "figure",
-                    "numerator",
-                    "denominator",
-                    "stat",
-                    "min",
-                    "max",
-                    "required",
-                    "any_accel",
-                ],
-            ),
-            (
-                "baseline",
-                &[
-                    "name",
-                    "figure",
-                    "better",
-                    "tolerance",
-                    "method",
-                    "required",
-                    "any_accel",
-                ],
-            ),
+            ("bound", &BOUND_KEYS[..]),
+            ("ratio", &RATIO_KEYS[..]),
+            ("baseline", &BASELINE_KEYS[..]),
         ] {
             let Some(list) = raw.get(kind).and_then(|v| v.as_array()) else {
                 continue;

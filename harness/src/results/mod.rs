@@ -48,7 +48,10 @@
 //!   quantiles, adds up across CPUs and repetitions, so the CDF chart and
 //!   the `ack_wait_p50/p90/p99` figures are computed from the summed buckets.
 //! - the coherence workload's `coherence.stale_reads` (count): reads of the
-//!   old frame after the shootdown for it returned.
+//!   old frame after the shootdown for it returned. It reports the count
+//!   whether or not it then ends the run with `status=failed`; figures
+//!   normally come from `ok` runs only, and gate rules that must see the
+//!   negative control's failed runs say `include_failed = true`.
 //!
 //! Where a Global row for a counter is missing, derived figures fall back
 //! to the sum of its Cpu rows. The figures computed from them are listed in

@@ -79,9 +79,20 @@ impl GroupSummary {
     /// The figure's value in every `ok` run that has it. `run.outcome` is
     /// taken from every run, so a bound on it sees the failures.
     pub fn values(&self, figure: &str) -> Vec<f64> {
+        self.values_from(figure, false)
+    }
+
+    /// [`GroupSummary::values`], also taking runs whose outcome is
+    /// `failed` when `include_failed` (the kernel finished its report but
+    /// declared failure, e.g. the coherence oracle finding stale reads).
+    pub fn values_from(&self, figure: &str, include_failed: bool) -> Vec<f64> {
         self.runs
             .iter()
-            .filter(|r| figure == "run.outcome" || r.outcome.is_ok())
+            .filter(|r| {
+                figure == "run.outcome"
+                    || r.outcome.is_ok()
+                    || (include_failed && r.outcome == Outcome::Failed)
+            })
             .filter_map(|r| r.figure(figure))
             .filter(|v| v.is_finite())
             .collect()
