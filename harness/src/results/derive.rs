@@ -7,6 +7,7 @@
 //!
 //! | figure | definition | unit |
 //! |---|---|---|
+//! | `ops` | workload.ops (or an alias, below) | ops |
 //! | `ops_per_s` | workload.ops / (workload.elapsed_ns / 1e9) | ops/s |
 //! | `ipis_per_op` | sum of ipi.sent.{shootpage,shootrange,shoottlb} / workload.ops | IPIs/op |
 //! | `ipis_per_op.<kind>` | ipi.sent.<kind> / workload.ops (kind incl. `other`) | IPIs/op |
@@ -17,8 +18,15 @@
 //! | `remove_early_share` | pmap.remove.early / pmap.remove.calls | ratio |
 //! | `ack_wait_mean` | shoot.wait.ack / (shootdown calls that sent IPIs) | cycles |
 //! | `ack_wait_p50`, `_p90`, `_p99` | quantile of the shoot.wait.ack.log2 histogram (bucket's upper edge) | cycles |
+//! | `stale_reads` | coherence.stale_reads (or coherence.stale) | count |
 //!
 //! A figure is `None` when an input is missing or a denominator is 0.
+//!
+//! Aliases: where a run lacks `workload.ops`, the first of
+//! `<workload>.ops`, `.loops`, `.jobs.finished`, `.checks`, `.round_trips`
+//! stands for it, and `<workload>.elapsed_ns` for `workload.elapsed_ns`:
+//! the names the user programs report under (forkexit.loops,
+//! buildkernel.jobs.finished, mmap-storm.ops, coherence.checks).
 
 use std::collections::BTreeMap;
 
@@ -73,6 +81,8 @@ pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
             info("cycles", Better::Lower, true)
         }
         "run.outcome" => info("bool", Better::Higher, false),
+        "ops" => info("ops", Better::Higher, false),
+        "stale_reads" => info("count", Better::Lower, false),
         _ => {
             let unit = raw_unit.unwrap_or("");
             let timing = matches!(unit, "ns" | "us" | "ms" | "s" | "cycles" | "hz")
@@ -160,9 +170,13 @@ impl RunFigures {
             (Some(n), Some(d)) if d != 0.0 => Some(n / d),
             _ => None,
         };
-        let ops = || self.total("workload.ops");
+        let ops = || self.ops();
         match name {
-            "ops_per_s" => ratio(ops(), self.total("workload.elapsed_ns").map(|ns| ns / 1e9)),
+            "ops" => self.ops(),
+            "ops_per_s" => ratio(ops(), self.elapsed_ns().map(|ns| ns / 1e9)),
+            "stale_reads" => self
+                .total("coherence.stale_reads")
+                .or_else(|| self.total("coherence.stale")),
             "ipis_per_op" => ratio(self.sum_kinds("ipi.sent.", &SHOOT_KINDS), ops()),
             "shootdowns_per_op" => ratio(self.sum_kinds("shoot.calls.", &SHOOT_KINDS), ops()),
             "noipi_share" => ratio(
@@ -199,6 +213,24 @@ impl RunFigures {
                 None => self.total(n),
             },
         }
+    }
+
+    /// The workload's operation count: `workload.ops`, or the first alias
+    /// the run reported (see the module doc).
+    pub fn ops(&self) -> Option<f64> {
+        let w = &self.cell.workload;
+        self.total("workload.ops").or_else(|| {
+            ["ops", "loops", "jobs.finished", "checks", "round_trips"]
+                .iter()
+                .find_map(|suffix| self.total(&format!("{w}.{suffix}")))
+        })
+    }
+
+    /// The workload's elapsed guest time: `workload.elapsed_ns`, or
+    /// `<workload>.elapsed_ns`.
+    pub fn elapsed_ns(&self) -> Option<f64> {
+        self.total("workload.elapsed_ns")
+            .or_else(|| self.total(&format!("{}.elapsed_ns", self.cell.workload)))
     }
 
     /// The upper edge (cycles) of the histogram bucket holding quantile q.
@@ -295,6 +327,25 @@ mod tests {
         assert_eq!(f.figure("no.such.metric"), None);
         assert_eq!(f.pairs.len(), 12);
         assert!(f.figure("ack_wait_p50").unwrap() >= 2f64.powi(11));
+    }
+
+    #[test]
+    fn user_program_names_stand_in_for_the_convention() {
+        // TEST FIXTURE: forkexit as the user program reports it.
+        let mut rec = run(cell("fixed", "forkexit", 2, 1), 0.0, 0.0, 50.0);
+        rec.metrics.retain(|m| !m.name.starts_with("workload."));
+        rec.metrics
+            .push(Metric::new("forkexit.loops", 500.0, "count", Scope::Global));
+        rec.metrics
+            .push(Metric::new("forkexit.elapsed_ns", 2e9, "ns", Scope::Global));
+        rec.metrics
+            .push(Metric::new("coherence.stale", 2.0, "count", Scope::Global));
+        rec.metrics.retain(|m| m.name != "coherence.stale_reads");
+        let f = RunFigures::from_rows(&rec.rows()).unwrap();
+        assert_eq!(f.figure("ops"), Some(500.0));
+        assert_eq!(f.figure("ops_per_s"), Some(250.0));
+        assert_eq!(f.figure("ipis_per_op"), Some(0.1));
+        assert_eq!(f.figure("stale_reads"), Some(2.0));
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //!
 //! # Metric convention (what the workloads and the kernel report)
 //!
-//! Every workload reports two Global metrics:
+//! Every workload reports two Global metrics (derive also accepts the
+//! names the user programs use today, e.g. `forkexit.loops` and
+//! `forkexit.elapsed_ns`; see [`derive`]'s aliases):
 //! - `workload.ops` (count): its unit of work: loops for forkexit, jobs for
 //!   buildkernel, map-touch-unmap operations for mmap-storm, checks for
 //!   coherence, round trips for ipi-pingpong;
@@ -47,7 +49,8 @@
 //!   (bucket 0 also holds waits of 0 cycles). A histogram, unlike
 //!   quantiles, adds up across CPUs and repetitions, so the CDF chart and
 //!   the `ack_wait_p50/p90/p99` figures are computed from the summed buckets.
-//! - the coherence workload's `coherence.stale_reads` (count): reads of the
+//! - the coherence workload's `coherence.stale_reads` (or `coherence.stale`,
+//!   figure `stale_reads`) (count): reads of the
 //!   old frame after the shootdown for it returned. It reports the count
 //!   whether or not it then ends the run with `status=failed`; figures
 //!   normally come from `ok` runs only, and gate rules that must see the
