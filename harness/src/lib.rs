@@ -12,13 +12,20 @@
 //! - [`outcome`]: QEMU's exit plus the report, decoded into what happened.
 //! - [`run`]: the `run` verb, and [`run::run_once`] for verbs that run many.
 //! - [`cli`]: the command line, resolved into the plain structs above.
+//! - [`results`]: the tidy result rows, their on-disk store, metadata,
+//!   derived figures, shard merging, exports and the matrix file.
+//! - [`plot`]: comparison charts (SVG and PNG) and their index page.
+//! - [`gate`]: CI regression gating against rules in `variants/gates.toml`.
 
 pub mod accel;
 pub mod cli;
+pub mod gate;
 pub mod kernel_build;
 pub mod outcome;
+pub mod plot;
 pub mod qemu;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod variants;
 pub mod workspace;

@@ -189,10 +189,18 @@ pub fn load_all(ws: &Workspace) -> Result<Vec<Variant>, VariantError> {
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && !is_lab_file(p))
         .collect();
     files.sort();
     files.iter().map(|f| load_file(ws, f)).collect()
+}
+
+/// variants/ also holds the matrix files (`matrix*.toml`) and the gate
+/// rules (`gates.toml`); they sit beside the variants they name but are not
+/// variants themselves.
+fn is_lab_file(path: &Path) -> bool {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    stem == "gates" || stem == "matrix" || stem.starts_with("matrix-")
 }
 
 /// The variant called `name` (`variants/<name>.toml`).

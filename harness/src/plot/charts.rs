@@ -1,0 +1,735 @@
+//! The chart kinds. Each is built from grouped results (`new` returns
+//! `None` when there is nothing to draw) and then drawn by
+//! [`super::render`] on an SVG and a PNG backend.
+//!
+//! Layout of every chart: a header strip (title and a subtitle saying what
+//! the marks mean), the plot, and a legend panel on the right, outside the
+//! plot, so legend and data never overlap.
+
+use std::collections::BTreeMap;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{variant_color, workload_title, PlotOptions, FONT};
+use crate::results::derive::hist_quantile;
+use crate::results::stats::{median, range};
+use crate::results::summary::{fmt_num, variant_rank, GroupSummary};
+
+type DrawResult<T, DB> = Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+const GREY: RGBColor = RGBColor(90, 90, 90);
+const LEGEND_WIDTH: u32 = 200;
+
+/// Draws the title and subtitle strip; returns the area below it.
+fn header<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    subtitle: &str,
+) -> DrawResult<DrawingArea<DB, Shift>, DB> {
+    let (head, body) = root.split_vertically(70);
+    head.draw(&Text::new(
+        title.to_string(),
+        (20, 12),
+        (FONT, 26).into_font().style(FontStyle::Bold).color(&BLACK),
+    ))?;
+    head.draw(&Text::new(
+        subtitle.to_string(),
+        (20, 44),
+        (FONT, 16).into_font().color(&GREY),
+    ))?;
+    Ok(body)
+}
+
+/// Draws a legend of coloured boxes and names, top-left of `area`. A
+/// name may carry a second, smaller line after a `\n`.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    heading: &str,
+    entries: &[(String, RGBColor)],
+) -> DrawResult<(), DB> {
+    let two_lines = entries.iter().any(|(name, _)| name.contains('\n'));
+    let step = if two_lines { 46 } else { 28 };
+    area.draw(&Text::new(
+        heading.to_string(),
+        (12, 24),
+        (FONT, 17).into_font().style(FontStyle::Bold).color(&BLACK),
+    ))?;
+    for (i, (name, color)) in entries.iter().enumerate() {
+        let y = 56 + i as i32 * step;
+        let (first, second) = name.split_once('\n').unwrap_or((name, ""));
+        area.draw(&Rectangle::new([(12, y), (30, y + 16)], color.filled()))?;
+        area.draw(&Text::new(
+            first.to_string(),
+            (38, y),
+            (FONT, 16).into_font().color(&BLACK),
+        ))?;
+        if !second.is_empty() {
+            area.draw(&Text::new(
+                second.to_string(),
+                (38, y + 19),
+                (FONT, 13).into_font().color(&GREY),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Draws `text` centred under the data point `at` of a chart, `dy` pixels
+/// below it, on `root` (absolute pixels).
+fn label_below<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    at: (i32, i32),
+    dy: i32,
+    text: &str,
+) -> DrawResult<(), DB> {
+    let style = (FONT, 16)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    root.draw(&Text::new(text.to_string(), (at.0, at.1 + dy), style))
+}
+
+/// Variants present in `groups`, in display order.
+fn variants_of(groups: &[&GroupSummary]) -> Vec<String> {
+    let mut v: Vec<String> = groups.iter().map(|g| g.key.variant.clone()).collect();
+    v.sort_by_key(|v| variant_rank(v));
+    v.dedup();
+    v
+}
+
+fn cpus_of(groups: &[&GroupSummary]) -> Vec<u32> {
+    let mut c: Vec<u32> = groups.iter().map(|g| g.key.cpus).collect();
+    c.sort();
+    c.dedup();
+    c
+}
+
+/// The accelerators of `groups`, joined (for subtitles).
+fn accels_of(groups: &[&GroupSummary]) -> String {
+    let mut a: Vec<&str> = groups.iter().map(|g| g.key.accel.as_str()).collect();
+    a.sort();
+    a.dedup();
+    a.join(", ")
+}
+
+/// (median, min, max) of a figure over a group's ok runs.
+fn spread(g: &GroupSummary, figure: &str) -> Option<(f64, f64, f64)> {
+    let values = g.values(figure);
+    let (lo, hi) = range(&values)?;
+    Some((median(&values)?, lo, hi))
+}
+
+/// `1 CPU`, `4 CPUs`.
+fn cpus_label(cpus: u32) -> String {
+    if cpus == 1 {
+        "1 CPU".into()
+    } else {
+        format!("{cpus} CPUs")
+    }
+}
+
+/// A number with an SI suffix and at most three significant digits:
+/// `512`, `4.1k`, `1.5M`.
+fn fmt_si(v: f64) -> String {
+    let (scaled, suffix) = [(1e9, "G"), (1e6, "M"), (1e3, "k")]
+        .into_iter()
+        .find(|(unit, _)| v.abs() >= *unit)
+        .map_or((v, ""), |(unit, s)| (v / unit, s));
+    let digits = if scaled.abs() >= 100.0 {
+        0
+    } else if scaled.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let text = format!("{scaled:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}{suffix}")
+}
+
+#[cfg(test)]
+#[test]
+fn si_numbers() {
+    assert_eq!(fmt_si(4096.0), "4.1k");
+    assert_eq!(fmt_si(512.0), "512");
+    assert_eq!(fmt_si(1_500_000.0), "1.5M");
+    assert_eq!(fmt_si(65536.0), "65.5k");
+    assert_eq!(fmt_si(100.0), "100");
+}
+
+// ---- (a) IPIs per operation by variant ------------------------------------
+
+/// Bars of median IPIs per operation (log scale), grouped by CPU count,
+/// one bar per variant, whiskers min-max over reps.
+pub struct IpiBarChart {
+    name: String,
+    title: String,
+    accel: String,
+    cpus: Vec<u32>,
+    variants: Vec<String>,
+    /// (cpus index, variant index) -> (median, min, max).
+    values: BTreeMap<(usize, usize), (f64, f64, f64)>,
+}
+
+impl IpiBarChart {
+    pub fn new(groups: &[&GroupSummary], name: &str, title: &str) -> Option<Self> {
+        let cpus = cpus_of(groups);
+        let variants = variants_of(groups);
+        let mut values = BTreeMap::new();
+        for g in groups {
+            if let Some(s) = spread(g, "ipis_per_op") {
+                let ci = cpus.iter().position(|&c| c == g.key.cpus)?;
+                let vi = variants.iter().position(|v| *v == g.key.variant)?;
+                values.insert((ci, vi), s);
+            }
+        }
+        (!values.is_empty()).then(|| IpiBarChart {
+            name: name.to_string(),
+            title: title.to_string(),
+            accel: accels_of(groups),
+            cpus,
+            variants,
+            values,
+        })
+    }
+
+    pub fn caption(&self) -> String {
+        format!(
+            "{}: shootdown IPIs per operation by variant (log scale)",
+            self.title
+        )
+    }
+}
+
+impl super::Chart for IpiBarChart {
+    fn stem(&self) -> String {
+        format!("ipis-per-op-{}", self.name)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<(), DB> {
+        let body = header(
+            root,
+            &format!("{}: shootdown IPIs per operation", self.title),
+            &format!(
+                "bar = median over repetitions, whisker = min-max; log scale, 0 marked on the axis; accel {}",
+                self.accel
+            ),
+        )?;
+        let (w, _) = body.dim_in_pixel();
+        let (main, side) = body.split_horizontally(w - LEGEND_WIDTH);
+        let positive = self
+            .values
+            .values()
+            .flat_map(|&(m, lo, hi)| [m, lo, hi])
+            .filter(|v| *v > 0.0);
+        let (min_pos, max_pos) =
+            positive.fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+        let (floor, ceil) = if max_pos > 0.0 {
+            let floor = 10f64.powf((min_pos / 2.0).log10().floor());
+            let ceil = 10f64.powf((max_pos * 1.5).log10().ceil());
+            (floor, ceil.max(floor * 10.0))
+        } else {
+            (1e-3, 1.0)
+        };
+        let n = self.cpus.len() as f64;
+        let mut chart = ChartBuilder::on(&main)
+            .margin(16)
+            .x_label_area_size(60)
+            .y_label_area_size(90)
+            .build_cartesian_2d(0f64..n, (floor..ceil).log_scale())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_label_formatter(&|v| fmt_num(*v))
+            .y_desc("shootdown IPIs per operation")
+            .x_desc("CPUs")
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 15))
+            .draw()?;
+        let nv = self.variants.len() as f64;
+        let slot = 0.8 / nv;
+        for (&(ci, vi), &(med, lo, hi)) in &self.values {
+            let x0 = ci as f64 + 0.1 + vi as f64 * slot;
+            let (x1, xc) = (x0 + slot * 0.9, x0 + slot * 0.45);
+            let color = variant_color(&self.variants[vi]);
+            if med > 0.0 {
+                chart.draw_series([Rectangle::new([(x0, floor), (x1, med)], color.filled())])?;
+            } else {
+                // log scale: a zero cannot be drawn as a bar; mark it.
+                chart.draw_series([Text::new(
+                    "0".to_string(),
+                    (xc, floor),
+                    (FONT, 15)
+                        .into_font()
+                        .color(&color)
+                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                )])?;
+            }
+            if hi > lo {
+                let px = chart.backend_coord(&(x1, floor)).0 - chart.backend_coord(&(x0, floor)).0;
+                chart.draw_series([ErrorBar::new_vertical(
+                    xc,
+                    lo.max(floor),
+                    med.max(floor),
+                    hi.max(floor),
+                    BLACK.stroke_width(1),
+                    (px / 2).max(4) as u32,
+                )])?;
+            }
+        }
+        for (ci, &cpus) in self.cpus.iter().enumerate() {
+            let at = chart.backend_coord(&(ci as f64 + 0.5, floor));
+            label_below(root, at, 8, &cpus_label(cpus))?;
+        }
+        let entries: Vec<(String, RGBColor)> = self
+            .variants
+            .iter()
+            .map(|v| (v.clone(), variant_color(v)))
+            .collect();
+        legend(&side, "variant", &entries)
+    }
+}
+
+// ---- (b) operation rate against CPU count --------------------------------
+
+/// (cpus, median, min, max) of one variant's rate.
+type RatePoint = (u32, f64, f64, f64);
+
+/// Median operations per second against CPU count, one line per variant,
+/// whiskers min-max over reps.
+pub struct RateChart {
+    name: String,
+    title: String,
+    accel: String,
+    cpus: Vec<u32>,
+    /// variant -> its points.
+    series: Vec<(String, Vec<RatePoint>)>,
+}
+
+impl RateChart {
+    pub fn new(groups: &[&GroupSummary], name: &str, title: &str) -> Option<Self> {
+        let mut series = Vec::new();
+        for variant in variants_of(groups) {
+            let points: Vec<RatePoint> = groups
+                .iter()
+                .filter(|g| g.key.variant == variant)
+                .filter_map(|g| spread(g, "ops_per_s").map(|(m, lo, hi)| (g.key.cpus, m, lo, hi)))
+                .collect();
+            if !points.is_empty() {
+                series.push((variant, points));
+            }
+        }
+        (!series.is_empty()).then(|| RateChart {
+            name: name.to_string(),
+            title: title.to_string(),
+            accel: accels_of(groups),
+            cpus: cpus_of(groups),
+            series,
+        })
+    }
+
+    pub fn caption(&self) -> String {
+        format!("{}: operations per second against CPU count", self.title)
+    }
+}
+
+impl super::Chart for RateChart {
+    fn stem(&self) -> String {
+        format!("rate-{}", self.name)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<(), DB> {
+        let note = if self.accel == "tcg-icount" {
+            "repeatable virtual time"
+        } else {
+            "guest time under plain TCG: expect run-to-run noise"
+        };
+        let body = header(
+            root,
+            &format!("{}: operations per second", self.title),
+            &format!(
+                "point = median over repetitions, whisker = min-max; accel {} ({note})",
+                self.accel
+            ),
+        )?;
+        let (w, _) = body.dim_in_pixel();
+        let (main, side) = body.split_horizontally(w - LEGEND_WIDTH);
+        let max = self
+            .series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|p| p.3))
+            .fold(0.0f64, f64::max);
+        let lo_x = *self.cpus.first().unwrap_or(&1) as f64 - 0.5;
+        let hi_x = *self.cpus.last().unwrap_or(&1) as f64 + 0.5;
+        let mut chart = ChartBuilder::on(&main)
+            .margin(16)
+            .x_label_area_size(60)
+            .y_label_area_size(90)
+            .build_cartesian_2d(lo_x..hi_x, 0f64..(max * 1.15).max(1.0))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_label_formatter(&|v| fmt_num(*v))
+            .y_desc("operations per second (guest time)")
+            .x_desc("CPUs")
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 15))
+            .draw()?;
+        let n = self.series.len() as f64;
+        for (i, (variant, points)) in self.series.iter().enumerate() {
+            // Small horizontal offsets keep whiskers of close values apart.
+            let dx = (i as f64 - (n - 1.0) / 2.0) * 0.035;
+            let color = variant_color(variant);
+            chart.draw_series(LineSeries::new(
+                points.iter().map(|p| (p.0 as f64 + dx, p.1)),
+                color.stroke_width(2),
+            ))?;
+            chart.draw_series(points.iter().map(|p| {
+                ErrorBar::new_vertical(p.0 as f64 + dx, p.2, p.1, p.3, color.stroke_width(2), 10)
+            }))?;
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|p| Circle::new((p.0 as f64 + dx, p.1), 4, color.filled())),
+            )?;
+        }
+        for &cpus in &self.cpus {
+            let at = chart.backend_coord(&(cpus as f64, 0.0));
+            label_below(root, at, 8, &cpus.to_string())?;
+        }
+        let entries: Vec<(String, RGBColor)> = self
+            .series
+            .iter()
+            .map(|(v, _)| (v.clone(), variant_color(v)))
+            .collect();
+        legend(&side, "variant", &entries)
+    }
+}
+
+// ---- (c) acknowledgement-wait CDF -------------------------------------------
+
+/// The CDF of shootdown acknowledgement waits per variant, at the
+/// workload's largest CPU count with wait data.
+pub struct CdfChart {
+    name: String,
+    title: String,
+    cpus: u32,
+    /// variant -> (summed log2 histogram, shootdowns counted).
+    series: Vec<(String, BTreeMap<u32, f64>, f64)>,
+}
+
+impl CdfChart {
+    pub fn new(groups: &[&GroupSummary], name: &str, title: &str) -> Option<Self> {
+        let summed = |g: &GroupSummary| -> BTreeMap<u32, f64> {
+            let mut hist = BTreeMap::new();
+            for run in g.runs.iter().filter(|r| r.outcome.is_ok()) {
+                for (&b, &n) in &run.ack_hist {
+                    *hist.entry(b).or_default() += n;
+                }
+            }
+            hist
+        };
+        let cpus = groups
+            .iter()
+            .filter(|g| summed(g).values().sum::<f64>() > 0.0)
+            .map(|g| g.key.cpus)
+            .max()?;
+        let mut series = Vec::new();
+        for variant in variants_of(groups) {
+            let mut hist = BTreeMap::new();
+            for g in groups
+                .iter()
+                .filter(|g| g.key.variant == variant && g.key.cpus == cpus)
+            {
+                for (b, n) in summed(g) {
+                    *hist.entry(b).or_default() += n;
+                }
+            }
+            let total: f64 = hist.values().sum();
+            if total > 0.0 {
+                series.push((variant, hist, total));
+            }
+        }
+        Some(CdfChart {
+            name: name.to_string(),
+            title: title.to_string(),
+            cpus,
+            series,
+        })
+    }
+
+    pub fn caption(&self) -> String {
+        format!(
+            "{}: shootdown acknowledgement wait CDF, {} CPUs",
+            self.title, self.cpus
+        )
+    }
+}
+
+impl super::Chart for CdfChart {
+    fn stem(&self) -> String {
+        format!("ack-wait-cdf-{}", self.name)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<(), DB> {
+        let body = header(
+            root,
+            &format!("{}: wait for shootdown acknowledgements", self.title),
+            &format!(
+                "{}, all repetitions pooled; from log2 histograms (shoot.wait.ack.log2.*), x = bucket upper edge",
+                cpus_label(self.cpus)
+            ),
+        )?;
+        let (w, _) = body.dim_in_pixel();
+        let (main, side) = body.split_horizontally(w - LEGEND_WIDTH);
+        let lo_b = self
+            .series
+            .iter()
+            .filter_map(|s| s.1.keys().next())
+            .min()
+            .copied()
+            .unwrap_or(0);
+        let hi_b = self
+            .series
+            .iter()
+            .filter_map(|s| s.1.keys().last())
+            .max()
+            .copied()
+            .unwrap_or(1);
+        let x_lo = 2f64.powi(lo_b as i32);
+        let x_hi = 2f64.powi(hi_b as i32 + 1).max(x_lo * 2.0);
+        let mut chart = ChartBuilder::on(&main)
+            .margin(16)
+            .x_label_area_size(60)
+            .y_label_area_size(90)
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), 0f64..1.0)?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|v| fmt_si(*v))
+            .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+            .x_desc("acknowledgement wait (TSC cycles, log scale)")
+            .y_desc("share of shootdowns waiting at most x")
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 15))
+            .draw()?;
+        for (variant, hist, total) in &self.series {
+            let color = variant_color(variant);
+            let mut points = vec![(x_lo, 0.0)];
+            let mut seen = 0.0;
+            for (&b, &n) in hist {
+                points.push((2f64.powi(b as i32), seen / total));
+                seen += n;
+                points.push((2f64.powi(b as i32 + 1), seen / total));
+            }
+            chart.draw_series(LineSeries::new(points, color.stroke_width(3)))?;
+        }
+        let entries: Vec<(String, RGBColor)> = self
+            .series
+            .iter()
+            .map(|(v, hist, total)| {
+                let p50 = hist_quantile(hist, 0.5).map(fmt_si).unwrap_or_default();
+                (
+                    format!("{v}\np50 {p50}, n={}", fmt_si(*total)),
+                    variant_color(v),
+                )
+            })
+            .collect();
+        legend(&side, "variant", &entries)
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (1200, 620)
+    }
+}
+
+// ---- (d) IPI (from, to) heatmap ------------------------------------------------
+
+/// IPIs sent per (from, to) CPU pair, summed over kinds, mean over a
+/// group's ok runs, for one variant.
+pub struct HeatmapChart {
+    pub variant: String,
+    pub workload_title: String,
+    name: String,
+    suffix: String,
+    pub cpus: u32,
+    runs: usize,
+    /// [from][to] mean IPIs.
+    cells: Vec<Vec<f64>>,
+}
+
+impl HeatmapChart {
+    /// Heatmaps of every variant for the chosen workload and CPU count
+    /// (see [`PlotOptions`]); empty when no run reported pair counts.
+    pub fn all(groups: &[GroupSummary], opts: &PlotOptions) -> Vec<HeatmapChart> {
+        let has_pairs = |g: &GroupSummary| {
+            g.runs
+                .iter()
+                .any(|r| r.outcome.is_ok() && !r.pairs.is_empty())
+        };
+        let with_pairs: Vec<&GroupSummary> = groups.iter().filter(|g| has_pairs(g)).collect();
+        let workload = match &opts.heatmap_workload {
+            Some(w) => w.clone(),
+            None => match with_pairs.iter().find(|g| g.key.workload == "forkexit") {
+                Some(g) => g.key.workload.clone(),
+                None => match with_pairs.first() {
+                    Some(g) => g.key.workload.clone(),
+                    None => return Vec::new(),
+                },
+            },
+        };
+        let Some(first) = with_pairs.iter().find(|g| g.key.workload == workload) else {
+            return Vec::new();
+        };
+        let params = first.key.params.clone();
+        let chosen: Vec<&GroupSummary> = with_pairs
+            .iter()
+            .copied()
+            .filter(|g| g.key.workload == workload && g.key.params == params)
+            .collect();
+        let Some(cpus) = opts
+            .heatmap_cpus
+            .or_else(|| chosen.iter().map(|g| g.key.cpus).max())
+        else {
+            return Vec::new();
+        };
+        let mut chosen: Vec<&GroupSummary> =
+            chosen.into_iter().filter(|g| g.key.cpus == cpus).collect();
+        chosen.sort_by_key(|g| variant_rank(&g.key.variant));
+        let mixed = chosen.iter().any(|g| {
+            (&g.key.accel, &g.key.machine) != (&chosen[0].key.accel, &chosen[0].key.machine)
+        });
+        chosen
+            .into_iter()
+            .map(|g| {
+                let ok: Vec<_> = g.runs.iter().filter(|r| r.outcome.is_ok()).collect();
+                let n = cpus as usize;
+                let mut cells = vec![vec![0.0; n]; n];
+                for run in &ok {
+                    for (&(from, to), &v) in &run.pairs {
+                        if (from as usize) < n && (to as usize) < n {
+                            cells[from as usize][to as usize] += v / ok.len() as f64;
+                        }
+                    }
+                }
+                HeatmapChart {
+                    variant: g.key.variant.clone(),
+                    workload_title: workload_title(&workload, &params),
+                    name: super::slug(&format!("{workload}-{params}")),
+                    suffix: if mixed {
+                        format!("-{}-{}", g.key.accel, g.key.machine)
+                    } else {
+                        String::new()
+                    },
+                    cpus,
+                    runs: ok.len(),
+                    cells,
+                }
+            })
+            .collect()
+    }
+
+    pub fn caption(&self) -> String {
+        format!(
+            "IPIs sent from CPU (row) to CPU (column): {} on {}, {} CPUs",
+            self.variant, self.workload_title, self.cpus
+        )
+    }
+}
+
+impl super::Chart for HeatmapChart {
+    fn stem(&self) -> String {
+        format!(
+            "heatmap-{}-{}-c{}{}",
+            super::slug(&self.variant),
+            self.name,
+            self.cpus,
+            self.suffix
+        )
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (820, 760)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<(), DB> {
+        let total: f64 = self.cells.iter().flatten().sum();
+        let max = self.cells.iter().flatten().copied().fold(0.0f64, f64::max);
+        let body = header(
+            root,
+            &format!("IPIs sent, from -> to: {}", self.variant),
+            &format!(
+                "{}, {} CPUs; mean of {} runs; all kinds; total {} per run",
+                self.workload_title,
+                self.cpus,
+                self.runs,
+                fmt_num(total)
+            ),
+        )?;
+        let n = self.cpus as f64;
+        let mut chart = ChartBuilder::on(&body)
+            .margin(20)
+            .margin_right(40)
+            .x_label_area_size(70)
+            .y_label_area_size(90)
+            .build_cartesian_2d(0f64..n, 0f64..n)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(0)
+            .y_labels(0)
+            .x_desc("to CPU")
+            .y_desc("from CPU")
+            .axis_desc_style((FONT, 18))
+            .draw()?;
+        let cell_px = chart.backend_coord(&(1.0, 0.0)).0 - chart.backend_coord(&(0.0, 0.0)).0;
+        let text_size = (cell_px / 3).clamp(9, 22);
+        for (from, row) in self.cells.iter().enumerate() {
+            for (to, &v) in row.iter().enumerate() {
+                // Row 0 at the top, as in a matrix.
+                let y = n - 1.0 - from as f64;
+                let x = to as f64;
+                let t = if max > 0.0 { (v / max).sqrt() } else { 0.0 };
+                let mix =
+                    |white: u8, dark: u8| (white as f64 + (dark as f64 - white as f64) * t) as u8;
+                let fill = RGBColor(mix(255, 153), mix(255, 27), mix(255, 30));
+                chart.draw_series([Rectangle::new([(x, y), (x + 1.0, y + 1.0)], fill.filled())])?;
+                chart.draw_series([Rectangle::new(
+                    [(x, y), (x + 1.0, y + 1.0)],
+                    RGBColor(220, 220, 220).stroke_width(1),
+                )])?;
+                let ink = if t > 0.55 { WHITE } else { BLACK };
+                chart.draw_series([Text::new(
+                    fmt_num(v),
+                    (x + 0.5, y + 0.5),
+                    (FONT, text_size)
+                        .into_font()
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                )])?;
+            }
+        }
+        let label = (FONT, 16)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        for cpu in 0..self.cpus {
+            let at = chart.backend_coord(&(cpu as f64 + 0.5, 0.0));
+            label_below(root, at, 8, &cpu.to_string())?;
+            let at = chart.backend_coord(&(0.0, n - 0.5 - cpu as f64));
+            root.draw(&Text::new(
+                cpu.to_string(),
+                (at.0 - 10, at.1),
+                label.clone(),
+            ))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,376 @@
+//! Figures derived from one run's rows.
+//!
+//! A *figure* is a number per run that charts, exports and gate rules
+//! refer to by name. It is either a derived figure below, or the name of
+//! any metric the run reported (its Global value, or the sum of its Cpu
+//! values when the run has no Global row for it).
+//!
+//! | figure | definition | unit |
+//! |---|---|---|
+//! | `ops` | workload.ops (or an alias, below) | ops |
+//! | `ops_per_s` | workload.ops / (workload.elapsed_ns / 1e9) | ops/s |
+//! | `ipis_per_op` | sum of ipi.sent.{shootpage,shootrange,shoottlb} / workload.ops | IPIs/op |
+//! | `ipis_per_op.<kind>` | ipi.sent.<kind> / workload.ops (kind incl. `other`) | IPIs/op |
+//! | `shootdowns_per_op` | sum of shoot.calls.* / workload.ops | calls/op |
+//! | `noipi_share` | sum of shoot.noipi.* / sum of shoot.calls.* | ratio |
+//! | `ipi_unreceived` | \|sum of ipi.sent.* - sum of ipi.received.*\| over all kinds | IPIs |
+//! | `sent_eq_received` | 1 when every kind's sent equals its received, else 0 | bool |
+//! | `remove_early_share` | pmap.remove.early / pmap.remove.calls | ratio |
+//! | `ack_wait_mean` | shoot.wait.ack / (shootdown calls that sent IPIs) | cycles |
+//! | `ack_wait_p50`, `_p90`, `_p99` | quantile of the shoot.wait.ack.log2 histogram (bucket's upper edge) | cycles |
+//! | `stale_reads` | coherence.stale_reads (or coherence.stale) | count |
+//!
+//! A figure is `None` when an input is missing or a denominator is 0.
+//!
+//! Aliases: where a run lacks `workload.ops`, the first of
+//! `<workload>.ops`, `.loops`, `.jobs.finished`, `.checks`, `.round_trips`
+//! stands for it, and `<workload>.elapsed_ns` for `workload.elapsed_ns`:
+//! the names the user programs report under (forkexit.loops,
+//! buildkernel.jobs.finished, mmap-storm.ops, coherence.checks).
+
+use std::collections::BTreeMap;
+
+use lab_core::report::Scope;
+
+use super::model::{Cell, Outcome, ResultRow};
+
+/// IPI kinds that are TLB shootdowns.
+pub const SHOOT_KINDS: [&str; 3] = ["shootpage", "shootrange", "shoottlb"];
+/// Every IPI kind the kernel counts.
+pub const IPI_KINDS: [&str; 4] = ["shootpage", "shootrange", "shoottlb", "other"];
+/// Prefix of the acknowledgement-wait histogram buckets.
+pub const ACK_HIST_PREFIX: &str = "shoot.wait.ack.log2.";
+
+/// Which way a figure is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Better {
+    Lower,
+    Higher,
+    /// Neither (a count to bound, not to optimise).
+    Neither,
+}
+
+/// What is known about a figure by name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FigureInfo {
+    pub unit: String,
+    pub better: Better,
+    /// Depends on time, so it is only comparable across runs under a
+    /// repeatable clock (accel `tcg-icount`).
+    pub timing: bool,
+}
+
+/// Facts about `name`: fixed for derived figures; for a raw metric, from
+/// its `unit` (time units mean timing).
+pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
+    let info = |unit: &str, better, timing| FigureInfo {
+        unit: unit.to_string(),
+        better,
+        timing,
+    };
+    match name {
+        "ops_per_s" => info("ops/s", Better::Higher, true),
+        "ipis_per_op" => info("IPIs/op", Better::Lower, false),
+        n if n.starts_with("ipis_per_op.") => info("IPIs/op", Better::Lower, false),
+        "shootdowns_per_op" => info("calls/op", Better::Lower, false),
+        "noipi_share" => info("ratio", Better::Higher, false),
+        "ipi_unreceived" => info("IPIs", Better::Lower, false),
+        "sent_eq_received" => info("bool", Better::Higher, false),
+        "remove_early_share" => info("ratio", Better::Higher, false),
+        "ack_wait_mean" | "ack_wait_p50" | "ack_wait_p90" | "ack_wait_p99" => {
+            info("cycles", Better::Lower, true)
+        }
+        "run.outcome" => info("bool", Better::Higher, false),
+        "ops" => info("ops", Better::Higher, false),
+        "stale_reads" => info("count", Better::Lower, false),
+        _ => {
+            let unit = raw_unit.unwrap_or("");
+            let timing = matches!(unit, "ns" | "us" | "ms" | "s" | "cycles" | "hz")
+                || name.starts_with("shoot.wait.");
+            info(unit, Better::Neither, timing)
+        }
+    }
+}
+
+/// One run, reduced to what figures are computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunFigures {
+    pub cell: Cell,
+    pub outcome: Outcome,
+    pub git_rev: String,
+    /// Global value of each metric (or the sum of its Cpu rows).
+    pub totals: BTreeMap<String, f64>,
+    /// Unit of each metric.
+    pub units: BTreeMap<String, String>,
+    /// IPIs sent per (from, to), summed over kinds (ipi.pair.sent.*).
+    pub pairs: BTreeMap<(u32, u32), f64>,
+    /// Acknowledgement-wait histogram: bucket b -> count.
+    pub ack_hist: BTreeMap<u32, f64>,
+}
+
+impl RunFigures {
+    /// Reduces the rows of one run (all with the same cell).
+    pub fn from_rows<'a>(rows: impl IntoIterator<Item = &'a ResultRow>) -> Option<RunFigures> {
+        let mut rows = rows.into_iter().peekable();
+        let first = rows.peek()?;
+        let mut run = RunFigures {
+            cell: first.cell(),
+            outcome: first.outcome,
+            git_rev: first.git_rev.clone(),
+            totals: BTreeMap::new(),
+            units: BTreeMap::new(),
+            pairs: BTreeMap::new(),
+            ack_hist: BTreeMap::new(),
+        };
+        let mut global = BTreeMap::new();
+        let mut per_cpu: BTreeMap<String, f64> = BTreeMap::new();
+        for row in rows {
+            run.units.insert(row.metric.clone(), row.unit.clone());
+            match row.scope() {
+                Scope::Global => {
+                    global.insert(row.metric.clone(), row.value);
+                }
+                Scope::Cpu(_) => *per_cpu.entry(row.metric.clone()).or_default() += row.value,
+                Scope::Pair { from, to } => {
+                    if row.metric.starts_with("ipi.pair.sent.") {
+                        *run.pairs.entry((from, to)).or_default() += row.value;
+                    }
+                }
+            }
+        }
+        run.totals = per_cpu;
+        run.totals.extend(global);
+        for (name, value) in &run.totals {
+            if let Some(b) = name.strip_prefix(ACK_HIST_PREFIX) {
+                if let Ok(b) = b.parse() {
+                    run.ack_hist.insert(b, *value);
+                }
+            }
+        }
+        Some(run)
+    }
+
+    /// The metric's total, if the run reported it.
+    pub fn total(&self, metric: &str) -> Option<f64> {
+        self.totals.get(metric).copied()
+    }
+
+    /// Sum of `<prefix><kind>` over `kinds`; `None` if none was reported.
+    fn sum_kinds(&self, prefix: &str, kinds: &[&str]) -> Option<f64> {
+        let values: Vec<f64> = kinds
+            .iter()
+            .filter_map(|k| self.total(&format!("{prefix}{k}")))
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    /// The named figure (see the module doc), or `None`.
+    pub fn figure(&self, name: &str) -> Option<f64> {
+        let ratio = |num: Option<f64>, den: Option<f64>| match (num, den) {
+            (Some(n), Some(d)) if d != 0.0 => Some(n / d),
+            _ => None,
+        };
+        let ops = || self.ops();
+        match name {
+            "ops" => self.ops(),
+            "ops_per_s" => ratio(ops(), self.elapsed_ns().map(|ns| ns / 1e9)),
+            "stale_reads" => self
+                .total("coherence.stale_reads")
+                .or_else(|| self.total("coherence.stale")),
+            "ipis_per_op" => ratio(self.sum_kinds("ipi.sent.", &SHOOT_KINDS), ops()),
+            "shootdowns_per_op" => ratio(self.sum_kinds("shoot.calls.", &SHOOT_KINDS), ops()),
+            "noipi_share" => ratio(
+                self.sum_kinds("shoot.noipi.", &SHOOT_KINDS),
+                self.sum_kinds("shoot.calls.", &SHOOT_KINDS),
+            ),
+            "ipi_unreceived" => Some(
+                (self.sum_kinds("ipi.sent.", &IPI_KINDS)?
+                    - self.sum_kinds("ipi.received.", &IPI_KINDS)?)
+                .abs(),
+            ),
+            "sent_eq_received" => {
+                self.sum_kinds("ipi.sent.", &IPI_KINDS)?;
+                let all_equal = IPI_KINDS.iter().all(|k| {
+                    self.total(&format!("ipi.sent.{k}")).unwrap_or(0.0)
+                        == self.total(&format!("ipi.received.{k}")).unwrap_or(0.0)
+                });
+                Some(if all_equal { 1.0 } else { 0.0 })
+            }
+            "remove_early_share" => ratio(
+                self.total("pmap.remove.early"),
+                self.total("pmap.remove.calls"),
+            ),
+            "ack_wait_mean" => {
+                let calls = self.sum_kinds("shoot.calls.", &SHOOT_KINDS)?;
+                let noipi = self.sum_kinds("shoot.noipi.", &SHOOT_KINDS).unwrap_or(0.0);
+                ratio(self.total("shoot.wait.ack"), Some(calls - noipi))
+            }
+            "ack_wait_p50" => self.ack_quantile(0.50),
+            "ack_wait_p90" => self.ack_quantile(0.90),
+            "ack_wait_p99" => self.ack_quantile(0.99),
+            n => match n.strip_prefix("ipis_per_op.") {
+                Some(kind) => ratio(self.total(&format!("ipi.sent.{kind}")), ops()),
+                None => self.total(n),
+            },
+        }
+    }
+
+    /// The workload's operation count: `workload.ops`, or the first alias
+    /// the run reported (see the module doc).
+    pub fn ops(&self) -> Option<f64> {
+        let w = &self.cell.workload;
+        self.total("workload.ops").or_else(|| {
+            ["ops", "loops", "jobs.finished", "checks", "round_trips"]
+                .iter()
+                .find_map(|suffix| self.total(&format!("{w}.{suffix}")))
+        })
+    }
+
+    /// The workload's elapsed guest time: `workload.elapsed_ns`, or
+    /// `<workload>.elapsed_ns`.
+    pub fn elapsed_ns(&self) -> Option<f64> {
+        self.total("workload.elapsed_ns")
+            .or_else(|| self.total(&format!("{}.elapsed_ns", self.cell.workload)))
+    }
+
+    /// The upper edge (cycles) of the histogram bucket holding quantile q.
+    fn ack_quantile(&self, q: f64) -> Option<f64> {
+        hist_quantile(&self.ack_hist, q)
+    }
+}
+
+/// The upper edge `2^(b+1)` of the first bucket of the log2 histogram
+/// `hist` at which the cumulative share reaches `q`; `None` if empty.
+pub fn hist_quantile(hist: &BTreeMap<u32, f64>, q: f64) -> Option<f64> {
+    let total: f64 = hist.values().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let mut seen = 0.0;
+    for (&b, &n) in hist {
+        seen += n;
+        if seen / total >= q {
+            return Some(2f64.powi(b as i32 + 1));
+        }
+    }
+    hist.keys().last().map(|&b| 2f64.powi(b as i32 + 1))
+}
+
+/// Groups rows by cell and reduces each run, in cell order.
+pub fn runs(rows: &[ResultRow]) -> Vec<RunFigures> {
+    let mut by_cell: BTreeMap<Cell, Vec<&ResultRow>> = BTreeMap::new();
+    for row in rows {
+        by_cell.entry(row.cell()).or_default().push(row);
+    }
+    by_cell
+        .into_values()
+        .filter_map(RunFigures::from_rows)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::model::fixtures::{cell, run};
+    use crate::results::model::Metric;
+
+    #[test]
+    fn derived_figures_follow_their_definitions() {
+        // TEST FIXTURE: 1000 ops in 500 ms, 40 shootpage IPIs.
+        let mut rec = run(cell("fixed", "forkexit", 4, 1), 1000.0, 500.0, 40.0);
+        rec.metrics.push(Metric::new(
+            "ipi.sent.shoottlb",
+            10.0,
+            "count",
+            Scope::Global,
+        ));
+        rec.metrics.push(Metric::new(
+            "ipi.received.shoottlb",
+            9.0,
+            "count",
+            Scope::Global,
+        ));
+        rec.metrics.push(Metric::new(
+            "pmap.remove.calls",
+            200.0,
+            "count",
+            Scope::Cpu(0),
+        ));
+        rec.metrics.push(Metric::new(
+            "pmap.remove.calls",
+            100.0,
+            "count",
+            Scope::Cpu(1),
+        ));
+        rec.metrics.push(Metric::new(
+            "pmap.remove.early",
+            60.0,
+            "count",
+            Scope::Global,
+        ));
+        let rows = rec.rows();
+        let f = RunFigures::from_rows(&rows).unwrap();
+        assert_eq!(f.figure("ops_per_s"), Some(2000.0));
+        assert_eq!(f.figure("ipis_per_op"), Some(0.05));
+        assert_eq!(f.figure("ipis_per_op.shootpage"), Some(0.04));
+        assert_eq!(f.figure("ipis_per_op.other"), None);
+        // 2000 calls, 1960 without IPI.
+        assert_eq!(f.figure("noipi_share"), Some(0.98));
+        assert_eq!(f.figure("sent_eq_received"), Some(0.0));
+        assert_eq!(f.figure("ipi_unreceived"), Some(1.0));
+        // Cpu rows add up when there is no Global row.
+        assert_eq!(f.figure("remove_early_share"), Some(0.2));
+        // Global wins over the sum of Cpu rows (40 vs 4 x 10).
+        assert_eq!(f.total("ipi.sent.shootpage"), Some(40.0));
+        assert_eq!(f.figure("ack_wait_mean"), Some(40.0 * 3000.0 / 40.0));
+        assert_eq!(f.figure("workload.ops"), Some(1000.0));
+        assert_eq!(f.figure("no.such.metric"), None);
+        assert_eq!(f.pairs.len(), 12);
+        assert!(f.figure("ack_wait_p50").unwrap() >= 2f64.powi(11));
+    }
+
+    #[test]
+    fn user_program_names_stand_in_for_the_convention() {
+        // TEST FIXTURE: forkexit as the user program reports it.
+        let mut rec = run(cell("fixed", "forkexit", 2, 1), 0.0, 0.0, 50.0);
+        rec.metrics.retain(|m| !m.name.starts_with("workload."));
+        rec.metrics
+            .push(Metric::new("forkexit.loops", 500.0, "count", Scope::Global));
+        rec.metrics
+            .push(Metric::new("forkexit.elapsed_ns", 2e9, "ns", Scope::Global));
+        rec.metrics
+            .push(Metric::new("coherence.stale", 2.0, "count", Scope::Global));
+        rec.metrics.retain(|m| m.name != "coherence.stale_reads");
+        let f = RunFigures::from_rows(&rec.rows()).unwrap();
+        assert_eq!(f.figure("ops"), Some(500.0));
+        assert_eq!(f.figure("ops_per_s"), Some(250.0));
+        assert_eq!(f.figure("ipis_per_op"), Some(0.1));
+        assert_eq!(f.figure("stale_reads"), Some(2.0));
+    }
+
+    #[test]
+    fn zero_denominators_give_no_figure() {
+        let rows = run(cell("fixed", "forkexit", 1, 1), 0.0, 0.0, 0.0).rows();
+        let f = RunFigures::from_rows(&rows).unwrap();
+        assert_eq!(f.figure("ops_per_s"), None);
+        assert_eq!(f.figure("ipis_per_op"), None);
+        assert_eq!(f.figure("sent_eq_received"), Some(1.0));
+    }
+
+    #[test]
+    fn histogram_quantiles() {
+        let hist: BTreeMap<u32, f64> = [(3, 50.0), (5, 40.0), (9, 10.0)].into();
+        assert_eq!(hist_quantile(&hist, 0.5), Some(16.0));
+        assert_eq!(hist_quantile(&hist, 0.9), Some(64.0));
+        assert_eq!(hist_quantile(&hist, 0.99), Some(1024.0));
+        assert_eq!(hist_quantile(&BTreeMap::new(), 0.5), None);
+    }
+
+    #[test]
+    fn timing_is_known_by_name_or_unit() {
+        assert!(figure_info("ops_per_s", None).timing);
+        assert!(!figure_info("ipis_per_op", None).timing);
+        assert!(figure_info("workload.elapsed_ns", Some("ns")).timing);
+        assert!(!figure_info("coherence.stale_reads", Some("count")).timing);
+    }
+}

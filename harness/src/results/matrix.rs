@@ -1,0 +1,243 @@
+//! The matrix file (`variants/matrix.toml`): which variants, workloads
+//! (each with its parameters), CPU counts and repetitions to run, under
+//! which accelerator and machine.
+//!
+//! ```toml
+//! variants = ["openbsd-2010", "fixed"]
+//! cpus = [2, 4]
+//! reps = 3
+//! accel = "tcg"          # or "tcg-icount", "kvm", "auto"
+//! machine = "microvm"    # default
+//! timeout_s = 120        # per run; default 120
+//!
+//! [[workloads]]
+//! name = "forkexit"
+//! params = { touch = "on" }   # optional; values may be strings, numbers, booleans
+//!
+//! [[workloads]]
+//! name = "ipi-pingpong"
+//! ```
+//!
+//! [`MatrixSpec::cells`] expands it in a fixed order: rep, then workload
+//! (file order), then CPU count (file order), then variant (file order).
+//! Rep-major order means a matrix stopped halfway still covers every
+//! (variant, workload, cpus) once, and makes shards (cell i to shard
+//! i mod n) mix cheap and expensive cells.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use super::model::Cell;
+
+fn default_machine() -> String {
+    "microvm".into()
+}
+fn default_timeout() -> u64 {
+    120
+}
+
+/// A parsed matrix file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    pub variants: Vec<String>,
+    pub workloads: Vec<WorkloadSpec>,
+    pub cpus: Vec<u32>,
+    pub reps: u32,
+    pub accel: String,
+    #[serde(default = "default_machine")]
+    pub machine: String,
+    /// Per-run timeout, seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+}
+
+/// One workload entry with its parameters.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub name: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+}
+
+impl WorkloadSpec {
+    /// Parameters as strings (`on`, `4`, `true`), sorted by key.
+    pub fn params_text(&self) -> Result<BTreeMap<String, String>> {
+        self.params
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => bail!(
+                        "workload '{}' parameter '{k}': {} values are not allowed (use a string, number or boolean)",
+                        self.name,
+                        other.type_str()
+                    ),
+                };
+                if text.contains([' ', ';', '=']) || text.is_empty() {
+                    bail!(
+                        "workload '{}' parameter '{k}' = '{text}': values must be non-empty with no spaces, ';' or '='",
+                        self.name
+                    );
+                }
+                Ok((k.clone(), text))
+            })
+            .collect()
+    }
+}
+
+impl MatrixSpec {
+    /// Reads and checks a matrix file. Errors name the file and the field.
+    pub fn load(path: &Path) -> Result<MatrixSpec> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading matrix file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in matrix file {}", path.display()))
+    }
+
+    /// Parses and checks matrix TOML text.
+    pub fn parse(text: &str) -> Result<MatrixSpec> {
+        let spec: MatrixSpec = toml::from_str(text)?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.variants.is_empty() {
+            bail!("'variants' is empty");
+        }
+        if self.workloads.is_empty() {
+            bail!("'workloads' is empty");
+        }
+        if self.cpus.is_empty() || self.cpus.iter().any(|&c| c == 0 || c > 16) {
+            bail!(
+                "'cpus' must list CPU counts from 1 to 16, got {:?}",
+                self.cpus
+            );
+        }
+        if self.reps == 0 {
+            bail!("'reps' must be at least 1");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for w in &self.workloads {
+            let params = Cell::params_text(&w.params_text()?);
+            if !seen.insert((w.name.clone(), params.clone())) {
+                bail!(
+                    "workload '{}' with params [{params}] is listed twice",
+                    w.name
+                );
+            }
+        }
+        for (what, list) in [("variants", &self.variants)] {
+            if let Some(dup) = list
+                .iter()
+                .enumerate()
+                .find(|(i, v)| list[..*i].contains(v))
+            {
+                bail!("'{what}' lists '{}' twice", dup.1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every cell of the matrix, in the order documented in the module doc.
+    pub fn cells(&self) -> Result<Vec<Cell>> {
+        let workloads: Vec<(String, String)> = self
+            .workloads
+            .iter()
+            .map(|w| Ok((w.name.clone(), Cell::params_text(&w.params_text()?))))
+            .collect::<Result<_>>()?;
+        let mut cells = Vec::new();
+        for rep in 1..=self.reps {
+            for (workload, params) in &workloads {
+                for &cpus in &self.cpus {
+                    for variant in &self.variants {
+                        cells.push(Cell {
+                            variant: variant.clone(),
+                            workload: workload.clone(),
+                            params: params.clone(),
+                            cpus,
+                            accel: self.accel.clone(),
+                            machine: self.machine.clone(),
+                            rep,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(cells)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+    #[test]
+    fn expands_in_rep_major_order() {
+        let spec = MatrixSpec::parse(
+            r#"
+            variants = ["a", "b"]
+            cpus = [1, 4]
+            reps = 2
+            accel = "tcg"
+            [[workloads]]
+            name = "forkexit"
+            params = { touch = "on", n = 3 }
+            [[workloads]]
+            name = "ipi-pingpong"
+            "#,
+        )
+        .unwrap();
+        let cells = spec.cells().unwrap();
+        assert_eq!(cells.len(), 2 * 2 * 2 * 2);
+        assert_eq!(cells[0].params, "n=3;touch=on");
+        assert_eq!(cells[0].machine, "microvm");
+        assert_eq!(
+            cells[..3]
+                .iter()
+                .map(|c| (c.variant.as_str(), c.cpus, c.rep))
+                .collect::<Vec<_>>(),
+            [("a", 1, 1), ("b", 1, 1), ("a", 4, 1)]
+        );
+        assert!(cells[..8].iter().all(|c| c.rep == 1));
+        assert_eq!(spec.timeout_s, 120);
+    }
+
+    #[test]
+    fn bad_matrices_say_what_is_wrong() {
+        let base = "variants = [\"a\"]\ncpus = [1]\nreps = 1\naccel = \"tcg\"\n";
+        let err = |text: &str| format!("{:#}", MatrixSpec::parse(text).unwrap_err());
+        assert!(err(base).contains("workloads"));
+        assert!(err(&format!(
+            "{base}[[workloads]]\nname = \"x\"\nparams = {{ a = \"b c\" }}\n"
+        ))
+        .contains("parameter 'a'"));
+        assert!(err(&format!("{base}bogus = 1\n[[workloads]]\nname = \"x\"\n")).contains("bogus"));
+        assert!(
+            err(&format!("{base}[[workloads]]\nname = \"x\"\n").replace("[1]", "[0]"))
+                .contains("cpus")
+        );
+        assert!(err(&format!(
+            "{base}[[workloads]]\nname = \"x\"\n[[workloads]]\nname = \"x\"\n"
+        ))
+        .contains("twice"));
+    }
+
+    #[test]
+    fn shipped_matrices_parse() {
+        let full = MatrixSpec::load(&Path::new(REPO).join("variants/matrix.toml")).unwrap();
+        assert_eq!(full.variants.len(), 8);
+        assert_eq!(full.cells().unwrap().len(), 8 * 5 * 3 * 3);
+        let quick = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-quick.toml")).unwrap();
+        assert_eq!(quick.cells().unwrap().len(), 2 * 2 * 2 * 2);
+    }
+}
