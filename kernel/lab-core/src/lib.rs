@@ -7,8 +7,18 @@
 //! - [`cmdline`]: the kernel command line (`workload=NAME key=value ...`)
 //!   and its validation against a workload's parameter list.
 //! - [`cpuset`]: CPU sets (the pmap's `pm_cpus`, IPI targets).
+//! - [`physmem`]: which physical frames the frame allocator may use.
+//! - [`poison`]: pool poisoning (the 0xdeadbeef fill of free pool items).
+//! - [`ptmath`]: page-table index math.
+//! - [`shoot`]: shootdown targets and range invalidation plans.
+//! - [`sample`]: bounded samples and percentiles of measured values.
 #![cfg_attr(not(test), no_std)]
 
 pub mod cmdline;
 pub mod cpuset;
+pub mod physmem;
+pub mod poison;
+pub mod ptmath;
 pub mod report;
+pub mod sample;
+pub mod shoot;
