@@ -7,9 +7,13 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+mod arch;
 mod boot;
 mod console;
 mod memlayout;
+mod mm;
 mod panic;
 mod qemu;
 mod report;
@@ -41,7 +45,12 @@ extern "C" fn kmain(start_info_phys: u32) -> ! {
         }
     };
     report::begin(1, info.cmdline);
+    if let Err(err) = mm::init(&info, start_info_phys.into()) {
+        report::error("mm", format_args!("{err}"));
+        report::end(Status::Failed);
+    }
     let status = workloads::run(&info);
     stats::report_all(1);
+    mm::report(1);
     report::end(status)
 }
