@@ -2,7 +2,7 @@
 //!
 //! | range                                   | what                                  |
 //! |-----------------------------------------|---------------------------------------|
-//! | 0 .. 0x0000_8000_0000_0000              | user space (PML4 0..=255)             |
+//! | 0 .. 0x0000_7fff_ffff_f000              | user space (PML4 0..=255)             |
 //! | 0xffff_8000_0000_0000 .. +4 GiB         | direct map of physical memory (256)   |
 //! | 0xffff_ff00_0000_0000 .. +512 GiB       | kernel virtual, 4 KiB pages (PML4 510)|
 //! | 0xffff_ffff_8000_0000 ..                | kernel image (PML4 511)               |
@@ -25,8 +25,11 @@ pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
 /// How much physical memory the direct map covers (the boot page tables).
 pub const DIRECT_MAP_SIZE: u64 = 4 << 30;
 
-/// User space ends here (the canonical lower half).
-pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// User space ends here: the canonical lower half less its last page, as
+/// Linux's TASK_SIZE_MAX, so that the exclusive end of any user range is a
+/// canonical address (a `VirtAddr`) and no user code runs in the page
+/// where SYSRET would return to a non-canonical RIP.
+pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
 
 /// The PML4 slot of the kernel virtual region, and its bounds.
 pub const KVA_PML4_SLOT: usize = 510;

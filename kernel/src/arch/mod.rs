@@ -21,7 +21,10 @@ pub mod ipi {
 
     /// Sends one IPI of `kind` to CPU `to`. There is no other CPU to send to.
     pub fn send(kind: IpiKind, to: u32) {
-        panic!("arch stub: {} IPI to cpu {to} on a one-CPU kernel", kind.name());
+        panic!(
+            "arch stub: {} IPI to cpu {to} on a one-CPU kernel",
+            kind.name()
+        );
     }
 
     /// Sends one IPI of `kind` to each CPU of `targets` but this one. With

@@ -242,7 +242,9 @@ struct Path {
 impl Path {
     /// The lowest level that has a table.
     fn deepest(&self) -> u32 {
-        (1..=4).find(|&l| self.tables[l as usize].is_some()).unwrap()
+        (1..=4)
+            .find(|&l| self.tables[l as usize].is_some())
+            .unwrap()
     }
     fn table(&self, level: u32) -> PhysFrame {
         self.tables[level as usize].unwrap()
@@ -403,7 +405,10 @@ pub fn init() {
     let (pml4, _) = Cr3::read();
     let pdpt = frame::alloc(Fill::Zeroed).expect("no frame for the kernel-virtual PDPT");
     let slot = entry(pml4, KVA_PML4_SLOT);
-    assert!(!load(slot).present(), "kernel-virtual PML4 slot already in use");
+    assert!(
+        !load(slot).present(),
+        "kernel-virtual PML4 slot already in use"
+    );
     slot.store(
         Pte::new(
             pdpt.start_address(),
@@ -537,7 +542,10 @@ pub fn pmap_enter(
 ) -> Result<(), PmapError> {
     let va = va.as_u64();
     check_range(pm, va, va + PAGE_SIZE);
-    assert!(pa.is_aligned(PAGE_SIZE), "pmap_enter: pa {pa:#x} not aligned");
+    assert!(
+        pa.is_aligned(PAGE_SIZE),
+        "pmap_enter: pa {pa:#x} not aligned"
+    );
     let _guard = pm.lock.lock();
     let pt = walk_create(pm, va)?;
     let new = Pte::new(pa, leaf_flags(pm, prot, wired));
@@ -742,4 +750,30 @@ fn count_subtree(table: PhysFrame, level: u32, c: &mut WalkCounts) {
     if u64::from(wire_count(table).load(Ordering::Relaxed)) != valid {
         c.bad_wire_counts += 1;
     }
+}
+
+/// A 4 KiB mapping as [`pmap_query`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub pa: PhysAddr,
+    pub writable: bool,
+    pub executable: bool,
+    pub wired: bool,
+}
+
+/// The 4 KiB mapping of `va` in `pm`, with its protection, if any.
+pub fn pmap_query(pm: &Pmap, va: VirtAddr) -> Option<Mapping> {
+    let va = va.as_u64();
+    let _guard = pm.lock.lock();
+    let path = walk(pm, va);
+    if path.deepest() != 1 {
+        return None;
+    }
+    let e = load(entry(path.table(1), index(va, 1)));
+    e.present().then(|| Mapping {
+        pa: e.addr(),
+        writable: e.flags().contains(PageTableFlags::WRITABLE),
+        executable: !e.flags().contains(PageTableFlags::NO_EXECUTE),
+        wired: e.flags().contains(PG_W),
+    })
 }

@@ -173,9 +173,11 @@ impl<T> Pool<T> {
     pub fn put(&self, item: NonNull<T>) {
         let item = item.as_ptr().cast::<u8>();
         poison::fill(Self::bytes(item));
-        let page = virt_to_phys(VirtAddr::from_ptr(item)).align_down(PAGE_SIZE).as_u64();
-        let i = (item as usize - phys_to_virt(page).as_u64() as usize - ITEMS_OFFSET)
-            / Self::ITEM_SIZE;
+        let page = virt_to_phys(VirtAddr::from_ptr(item))
+            .align_down(PAGE_SIZE)
+            .as_u64();
+        let i =
+            (item as usize - phys_to_virt(page).as_u64() as usize - ITEMS_OFFSET) / Self::ITEM_SIZE;
         let mut state = self.state.lock();
         // SAFETY: the page is a pool page of ours (it held `item`).
         let h = unsafe { &mut *header(page) };
@@ -198,6 +200,29 @@ impl<T> Pool<T> {
             state.pages -= 1;
             frame::free(PhysFrame::containing_address(PhysAddr::new(page)));
         }
+    }
+
+    /// Gives every pool page whose items are all free back to the frame
+    /// allocator, the last one included.
+    pub fn drain(&self) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let mut link: *mut u64 = &mut state.first;
+        let mut freed = 0;
+        // SAFETY: walking and unlinking our own list under the lock.
+        unsafe {
+            while *link != 0 {
+                let page = *link;
+                if (*header(page)).free == Self::ALL_FREE {
+                    *link = (*header(page)).next;
+                    freed += 1;
+                    frame::free(PhysFrame::containing_address(PhysAddr::new(page)));
+                } else {
+                    link = &mut (*header(page)).next;
+                }
+            }
+        }
+        state.pages -= freed;
     }
 
     /// Pool pages held now.

@@ -11,6 +11,7 @@ use crate::report;
 
 mod diagnostics;
 mod hello;
+mod pmap_selftest;
 
 /// One entry of the workload table.
 pub struct Workload {
@@ -21,7 +22,12 @@ pub struct Workload {
 }
 
 /// Every workload the kernel knows, by name.
-pub static WORKLOADS: &[&Workload] = &[&hello::HELLO, &diagnostics::PANIC, &diagnostics::HANG];
+pub static WORKLOADS: &[&Workload] = &[
+    &hello::HELLO,
+    &diagnostics::PANIC,
+    &diagnostics::HANG,
+    &pmap_selftest::PMAP_SELFTEST,
+];
 
 /// Runs the workload the command line names. A bad command line is reported
 /// as an `error` record naming what is wrong, and fails the run.
