@@ -310,12 +310,11 @@ pub fn total() -> u64 {
 /// pages to free later, without writing to the pages themselves.
 pub struct PageList {
     head: u32,
-    len: usize,
 }
 
 impl PageList {
     pub const fn new() -> Self {
-        PageList { head: NIL, len: 0 }
+        PageList { head: NIL }
     }
 
     /// Adds `frame`, which the caller owns and has not freed.
@@ -323,11 +322,6 @@ impl PageList {
         let n = pfn(frame);
         page(frame).next.store(self.head, Ordering::Relaxed);
         self.head = n;
-        self.len += 1;
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
     }
 
     /// Frees every frame on the list.
@@ -337,7 +331,6 @@ impl PageList {
             self.head = page(frame).next.swap(NIL, Ordering::Relaxed);
             free(frame);
         }
-        self.len = 0;
     }
 }
 

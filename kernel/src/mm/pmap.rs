@@ -87,7 +87,6 @@ use crate::stats::{self, Event};
 pub struct Prot(u8);
 
 impl Prot {
-    pub const NONE: Prot = Prot(0);
     pub const READ: Prot = Prot(1);
     pub const WRITE: Prot = Prot(2);
     pub const EXEC: Prot = Prot(4);
@@ -372,7 +371,7 @@ fn check_range(pm: &Pmap, sva: u64, eva: u64) {
         (0, USER_END)
     };
     assert!(
-        sva <= eva && lo <= sva && eva <= hi && (sva | eva) % PAGE_SIZE == 0,
+        sva <= eva && lo <= sva && eva <= hi && (sva | eva).is_multiple_of(PAGE_SIZE),
         "pmap: range {sva:#x}..{eva:#x} is not page-aligned inside {lo:#x}..{hi:#x}"
     );
 }
