@@ -17,6 +17,7 @@
 
 use core::fmt;
 
+use lab_core::cmdline::{Kind, ParamSpec, Params};
 use lab_core::physmem::PAGE_SIZE;
 use lab_core::poison;
 use lab_core::report::{Scope, Status};
@@ -27,6 +28,7 @@ use super::Workload;
 use crate::arch;
 use crate::memlayout::{phys_to_virt, KVA_BASE};
 use crate::mm::frame::{self, Fill};
+use crate::mm::heap;
 use crate::mm::pmap::{self, Pmap, Prot};
 use crate::mm::pool::Pool;
 use crate::report;
@@ -35,8 +37,24 @@ use crate::stats::{self, Event, IpiKind};
 pub static PMAP_SELFTEST: Workload = Workload {
     name: "pmap-selftest",
     help: "check the pmap, frames, pools and shootdown accounting in the guest",
-    params: &[],
-    run: |_, _| run(),
+    params: &[
+        ParamSpec {
+            key: "shoot_rounds",
+            kind: Kind::U64 {
+                min: 0,
+                max: 1_000_000,
+            },
+            default: "200",
+            help: "kernel-pmap remaps (one shootpage each) timed at the end",
+        },
+        ParamSpec {
+            key: "grow_heap",
+            kind: Kind::Bool,
+            default: "off",
+            help: "also grow the kernel heap past its boot size (frames stay with the heap)",
+        },
+    ],
+    run: |params, _| run(params),
 };
 
 struct Checks {
@@ -180,13 +198,14 @@ fn check_counts(t: &mut Checks, what: &str, pm: &Pmap, pages: Option<u64>, ptps:
     }
 }
 
-fn run() -> Status {
+fn run(params: &Params<'_>) -> Status {
     let mut t = Checks { done: 0, failed: 0 };
     let free_before = frame::free_count();
     kernel_pmap(&mut t);
     user_pmap(&mut t);
     destroy_and_reference(&mut t);
     pool_poisoning(&mut t);
+    shoot_rounds(&mut t, params.u64("shoot_rounds"));
     check!(
         t,
         frame::free_count() == free_before,
@@ -194,6 +213,9 @@ fn run() -> Status {
         frame::free_count()
     );
     ipis_settled(&mut t);
+    if params.flag("grow_heap") {
+        grow_heap(&mut t);
+    }
     report::metric("selftest.checks", t.done, "count", Scope::Global);
     report::metric("selftest.failures", t.failed, "count", Scope::Global);
     if t.failed == 0 {
@@ -608,4 +630,53 @@ fn ipis_settled(t: &mut Checks) {
             totals.1
         );
     }
+}
+
+/// Remaps one kernel-virtual page back and forth `rounds` times, each a
+/// shootpage to every other CPU, checking each time that the new frame is
+/// seen: the figures behind `shoot.ack.shootpage.*`.
+fn shoot_rounds(t: &mut Checks, rounds: u64) {
+    let k = pmap::pmap_kernel();
+    let frames = [data_frame(0xf0), data_frame(0xf1)];
+    let va = VirtAddr::new(KVA_BASE + 0x8000_0000);
+    pmap::pmap_enter(k, va, frames[0].start_address(), Prot::READ, false).unwrap();
+    let before = shoots();
+    let mut stale = 0;
+    for i in 0..rounds {
+        let f = frames[(i as usize + 1) % 2];
+        pmap::pmap_enter(k, va, f.start_address(), Prot::READ, false).unwrap();
+        stale += u64::from(read_va(va) != read_phys(f.start_address()));
+    }
+    check!(
+        t,
+        stale == 0,
+        "shoot rounds: {stale} of {rounds} reads saw the old frame"
+    );
+    check_shoots(t, "shoot rounds", before, PAGE, rounds, true);
+    pmap::pmap_remove(k, va, va + PAGE_SIZE);
+    frames.iter().for_each(|&f| frame::free(f));
+}
+
+/// Grows the heap past its boot size with one large allocation, and checks
+/// the frames it took and that the memory holds what is written.
+fn grow_heap(t: &mut Checks) {
+    use alloc::vec;
+    let (bytes0, free0) = (heap::bytes(), frame::free_count());
+    let len = (bytes0 + (4 << 20)) as usize;
+    let mut v = vec![0u8; len];
+    v[len - 1] = 0x5a;
+    let grown = heap::bytes() - bytes0;
+    check!(
+        t,
+        grown > 0 && v[len - 1] == 0x5a && v[len / 2] == 0,
+        "heap did not grow for {len} bytes"
+    );
+    check!(
+        t,
+        free0 - frame::free_count() == grown / PAGE_SIZE,
+        "heap grew {grown} bytes but took {} frames",
+        free0 - frame::free_count()
+    );
+    drop(v);
+    report::metric("selftest.heap.grown", grown, "bytes", Scope::Global);
 }
