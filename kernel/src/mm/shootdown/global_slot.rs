@@ -120,7 +120,7 @@ impl Protocol for GlobalSlot {
         }
     }
 
-    fn start(req: Request, targets: CpuSet) {
+    fn start(req: Request, targets: CpuSet) -> u64 {
         let n = u64::from(targets.len());
         let t0 = arch::tsc::now();
         while SLOT
@@ -133,7 +133,8 @@ impl Protocol for GlobalSlot {
                 core::hint::spin_loop();
             }
         }
-        stats::add(Event::SlotWaitCycles, arch::tsc::now() - t0);
+        let sent_at = arch::tsc::now();
+        stats::add(Event::SlotWaitCycles, sent_at - t0);
         let (kind, a1, a2) = encode(req);
         SLOT.kind.store(kind, Ordering::Relaxed);
         SLOT.addr1.store(a1, Ordering::Relaxed);
@@ -144,6 +145,7 @@ impl Protocol for GlobalSlot {
         SLOT.pending.store(targets.0, Ordering::Release);
         fence(Ordering::SeqCst);
         arch::ipi::send_set(req.kind(), targets);
+        sent_at
     }
 
     fn wait() {

@@ -32,7 +32,9 @@
 //! waiting for the protocol's lock (`shoot.wait.slot`) and in
 //! pmap_tlb_shootwait (`shoot.wait.ack`). Per kind, a sample of the
 //! acknowledgement latency of each shootdown that sent IPIs: cycles from
-//! the last IPI sent until the wait saw every target done (reported as
+//! the request going out (the protocol's lock held, before the first IPI)
+//! until the wait saw every target done, so sending is included as in an
+//! IPI round trip (reported as
 //! `shoot.ack.<kind>.{count,median,p99,max}` and the median in ns).
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -88,8 +90,9 @@ pub trait Protocol {
     /// Delivers `req` to `targets` (non-empty, without this CPU): takes
     /// whatever the protocol serialises on (counting `Event::SlotWaitCycles`
     /// spent waiting), publishes the request, sends one IPI per target, and
-    /// returns. Each target invalidates, then acknowledges.
-    fn start(req: Request, targets: CpuSet);
+    /// returns the TSC at which the request went out (after any wait, before
+    /// the first IPI). Each target invalidates, then acknowledges.
+    fn start(req: Request, targets: CpuSet) -> u64;
     /// Returns when every target of this CPU's last `start` has
     /// acknowledged. Serves requests for this CPU while it waits.
     fn wait();
@@ -99,7 +102,7 @@ pub trait Protocol {
 }
 
 /// Per CPU: the kind of the shootdown awaiting pmap_tlb_shootwait (+1; 0
-/// for none) and when its IPIs were sent. Written only by that CPU.
+/// for none) and when its request went out. Written only by that CPU.
 static OUTSTANDING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static SENT_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
@@ -163,8 +166,8 @@ fn shoot(req: Request, targets: CpuSet, local: bool) {
         if OUTSTANDING[me].load(Ordering::Relaxed) != 0 {
             pmap_tlb_shootwait();
         }
-        Active::start(req, targets);
-        SENT_AT[me].store(arch::tsc::now(), Ordering::Relaxed);
+        let sent_at = Active::start(req, targets);
+        SENT_AT[me].store(sent_at, Ordering::Relaxed);
         OUTSTANDING[me].store(req.kind() as u64 + 1, Ordering::Relaxed);
     }
     if local {
@@ -201,7 +204,7 @@ pub fn pmap_tlb_shoottlb() {
 
 /// Waits until the targets of this CPU's last shootdown have invalidated;
 /// returns at once if it sent none. Counts the cycles spent here and
-/// samples the latency since the IPIs were sent.
+/// samples the latency since the request went out.
 pub fn pmap_tlb_shootwait() {
     let me = arch::cpu_id() as usize;
     let outstanding = OUTSTANDING[me].load(Ordering::Relaxed);
