@@ -9,10 +9,13 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod arch;
 mod boot;
 mod console;
 mod memlayout;
+mod mm;
 mod panic;
 mod proc;
 mod qemu;
@@ -55,6 +58,10 @@ extern "C" fn kmain(start_info_phys: u32) -> ! {
         report::error("smp", format_args!("{err}"));
         report::end(Status::Failed);
     }
+    if let Err(err) = mm::init(&info, start_info_phys.into()) {
+        report::error("mm", format_args!("{err}"));
+        report::end(Status::Failed);
+    }
     x86_64::instructions::interrupts::enable();
     let mut status = workloads::run(&info);
     // No IPI may be in flight when the counters are read.
@@ -64,5 +71,6 @@ extern "C" fn kmain(start_info_phys: u32) -> ! {
     }
     x86_64::instructions::interrupts::disable();
     stats::report_all(arch::smp::cpu_count());
+    mm::report(arch::smp::cpu_count());
     report::end(status)
 }

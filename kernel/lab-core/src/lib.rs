@@ -14,13 +14,23 @@
 //!   (numbers, errors, address-space layout, initial stack, shared page).
 //! - [`elf`]: checking a user program's ELF image and planning its load.
 //! - [`workloads`]: the workloads that are user programs, their parameters.
+//! - [`physmem`]: which physical frames the frame allocator may use.
+//! - [`poison`]: pool poisoning (the 0xdeadbeef fill of free pool items).
+//! - [`ptmath`]: page-table index math.
+//! - [`shoot`]: shootdown targets and range invalidation plans.
+//! - [`sample`]: bounded samples and percentiles of measured values.
 #![cfg_attr(not(test), no_std)]
 
 pub mod apic;
 pub mod cmdline;
 pub mod cpuset;
 pub mod elf;
+pub mod physmem;
+pub mod poison;
+pub mod ptmath;
 pub mod report;
+pub mod sample;
+pub mod shoot;
 pub mod smpcfg;
 pub mod summary;
 pub mod syscall;

@@ -14,6 +14,7 @@ mod fault;
 mod hello;
 mod ipi_pingpong;
 mod programs;
+mod pmap_selftest;
 
 /// One entry of the workload table.
 pub struct Workload {
@@ -33,6 +34,7 @@ pub static WORKLOADS: &[&Workload] = &[
     &diagnostics::SPIN,
     &fault::FAULT,
     &ipi_pingpong::IPI_PINGPONG,
+    &pmap_selftest::PMAP_SELFTEST,
 ];
 
 /// Runs the workload the command line names. A bad command line is reported

@@ -1,0 +1,59 @@
+//! Memory management: physical frames, the kernel heap, pools, the pmap and
+//! TLB shootdowns.
+//!
+//! - [`frame`]: the physical frame allocator and per-frame records.
+//! - [`heap`]: the kernel heap (`alloc`), on frames.
+//! - [`pool`]: fixed-size item pools with OpenBSD's 0xdeadbeef poisoning.
+//! - [`pmap`]: page tables per address space (OpenBSD 2010 amd64 pmap).
+//! - [`shootdown`]: TLB shootdowns and the protocol that delivers them.
+//! - [`lock`]: the spin lock they share.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use lab_core::report::Scope;
+
+use crate::boot::start_info::StartInfo;
+use crate::report;
+
+pub mod frame;
+pub mod heap;
+pub mod lock;
+pub mod pmap;
+pub mod pool;
+pub mod shootdown;
+
+/// Free frames when mm::init finished (the start of the run).
+static FREE_AT_START: AtomicU64 = AtomicU64::new(0);
+
+/// Sets up memory management on the boot CPU: frames from the loader's
+/// memory map (`start_info_phys` is the start info's own address), the
+/// heap, the kernel pmap and the shootdown handlers. Fails with a message
+/// if the memory map leaves nothing usable.
+pub fn init(info: &StartInfo, start_info_phys: u64) -> Result<(), frame::FrameError> {
+    frame::init(info, start_info_phys)?;
+    heap::init();
+    pmap::init();
+    shootdown::init();
+    FREE_AT_START.store(frame::free_count(), Ordering::Relaxed);
+    Ok(())
+}
+
+/// Writes the memory figures of the run: frames managed, free at start and
+/// end, the heap's size, and the shootdown acknowledgement distributions.
+pub fn report(cpus: u32) {
+    report::metric("mem.frames.total", frame::total(), "count", Scope::Global);
+    report::metric(
+        "mem.frames.free_start",
+        FREE_AT_START.load(Ordering::Relaxed),
+        "count",
+        Scope::Global,
+    );
+    report::metric(
+        "mem.frames.free_end",
+        frame::free_count(),
+        "count",
+        Scope::Global,
+    );
+    report::metric("mem.heap.bytes", heap::bytes(), "bytes", Scope::Global);
+    shootdown::report(cpus);
+}

@@ -1,0 +1,162 @@
+//! The global-slot shootdown protocol, as OpenBSD amd64 does it today.
+//!
+//! # Shared state
+//!
+//! One cache line of globals (OpenBSD's `tlb_shoot_wait`,
+//! `tlb_shoot_addr1`, `tlb_shoot_addr2`): `wait`, the number of targets
+//! that have not acknowledged the current request, doubles as the lock on
+//! the whole slot (0 = free); `kind`, `addr1`, `addr2` describe the request;
+//! `pending` is the set of targets that have not yet taken it; `seq` counts
+//! requests.
+//!
+//! # Initiator ([`GlobalSlot::start`], [`GlobalSlot::wait`])
+//!
+//! 1. Take the slot: compare-and-swap `wait` from 0 to the number of
+//!    targets; while it is not 0, spin (serving requests for this CPU) and
+//!    count the cycles as `shoot.wait.slot`.
+//! 2. Write the request, bump `seq`, then publish `pending` = targets
+//!    (release), and fence: the request must be globally visible before the
+//!    IPI can arrive (an x2APIC ICR write is not serialising).
+//! 3. Send one IPI per target (`arch::ipi::send_set`, which counts them).
+//! 4. (mm::shootdown invalidates locally, then calls wait.)
+//! 5. Wait until `wait` is 0, or `seq` has moved on (the slot was freed and
+//!    taken again, so our request completed). OpenBSD's shootwait spins
+//!    until the counter is 0 whoever holds it; we stop at our own request.
+//!
+//! # Target ([`serve`], the handler of all three vectors)
+//!
+//! Claim the request by clearing our bit in `pending` (atomically; if it
+//! was clear there is nothing for us), read the request, invalidate, and
+//! only then acknowledge with an atomic decrement of `wait` (OpenBSD's
+//! `lock decq tlb_shoot_wait` after the invlpg). The initiator cannot reuse
+//! the slot, so the request cannot change, before every target has
+//! decremented.
+//!
+//! # No deadlock, no lost request
+//!
+//! A CPU spinning (for the slot, for its acknowledgements, or on an mm
+//! lock) with interrupts off would never take the IPI of a request that
+//! targets it, and the request's initiator would wait forever. So spinners
+//! call [`GlobalSlot::poll`], which serves a request pending for this CPU
+//! directly; `pending` makes serving happen exactly once per request
+//! whichever of the IPI handler and the poll comes first. A late IPI finds
+//! its bit clear (or serves the next request early, which is harmless).
+//! The IPI is counted as received by the arch layer either way, so sent
+//! still equals received.
+
+use core::sync::atomic::{fence, AtomicU64, Ordering};
+
+use lab_core::cpuset::CpuSet;
+use x86_64::VirtAddr;
+
+use super::{invalidate_local, Protocol, Request};
+use crate::arch;
+use crate::stats::{self, Event, IpiKind, MAX_CPUS};
+
+#[repr(C, align(64))]
+struct Slot {
+    wait: AtomicU64,
+    pending: AtomicU64,
+    kind: AtomicU64,
+    addr1: AtomicU64,
+    addr2: AtomicU64,
+    seq: AtomicU64,
+}
+
+static SLOT: Slot = Slot {
+    wait: AtomicU64::new(0),
+    pending: AtomicU64::new(0),
+    kind: AtomicU64::new(0),
+    addr1: AtomicU64::new(0),
+    addr2: AtomicU64::new(0),
+    seq: AtomicU64::new(0),
+};
+
+/// Per CPU: `seq` of its last request.
+static MY_SEQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+pub struct GlobalSlot;
+
+fn encode(req: Request) -> (u64, u64, u64) {
+    match req {
+        Request::Page(va) => (0, va.as_u64(), 0),
+        Request::Range(s, e) => (1, s.as_u64(), e.as_u64()),
+        Request::Tlb => (2, 0, 0),
+    }
+}
+
+fn decode(kind: u64, a1: u64, a2: u64) -> Request {
+    match kind {
+        0 => Request::Page(VirtAddr::new(a1)),
+        1 => Request::Range(VirtAddr::new(a1), VirtAddr::new(a2)),
+        _ => Request::Tlb,
+    }
+}
+
+/// Takes, carries out and acknowledges the current request if it is
+/// pending for this CPU. The IPI handler of all three shootdown vectors.
+fn serve() {
+    let me = 1u64 << arch::cpu_id();
+    if SLOT.pending.load(Ordering::Relaxed) & me == 0 {
+        return;
+    }
+    if SLOT.pending.fetch_and(!me, Ordering::AcqRel) & me == 0 {
+        return;
+    }
+    let req = decode(
+        SLOT.kind.load(Ordering::Relaxed),
+        SLOT.addr1.load(Ordering::Relaxed),
+        SLOT.addr2.load(Ordering::Relaxed),
+    );
+    invalidate_local(req);
+    // The acknowledgement, after the invalidation.
+    SLOT.wait.fetch_sub(1, Ordering::Release);
+}
+
+impl Protocol for GlobalSlot {
+    fn init() {
+        for kind in [IpiKind::ShootPage, IpiKind::ShootRange, IpiKind::ShootTlb] {
+            arch::ipi::set_handler(kind, serve);
+        }
+    }
+
+    fn start(req: Request, targets: CpuSet) -> u64 {
+        let n = u64::from(targets.len());
+        let t0 = arch::tsc::now();
+        while SLOT
+            .wait
+            .compare_exchange_weak(0, n, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while SLOT.wait.load(Ordering::Relaxed) != 0 {
+                serve();
+                core::hint::spin_loop();
+            }
+        }
+        let sent_at = arch::tsc::now();
+        stats::add(Event::SlotWaitCycles, sent_at - t0);
+        let (kind, a1, a2) = encode(req);
+        SLOT.kind.store(kind, Ordering::Relaxed);
+        SLOT.addr1.store(a1, Ordering::Relaxed);
+        SLOT.addr2.store(a2, Ordering::Relaxed);
+        let seq = SLOT.seq.load(Ordering::Relaxed) + 1;
+        SLOT.seq.store(seq, Ordering::Relaxed);
+        MY_SEQ[arch::cpu_id() as usize].store(seq, Ordering::Relaxed);
+        SLOT.pending.store(targets.0, Ordering::Release);
+        fence(Ordering::SeqCst);
+        arch::ipi::send_set(req.kind(), targets);
+        sent_at
+    }
+
+    fn wait() {
+        let seq = MY_SEQ[arch::cpu_id() as usize].load(Ordering::Relaxed);
+        while SLOT.wait.load(Ordering::Acquire) != 0 && SLOT.seq.load(Ordering::Relaxed) == seq {
+            serve();
+            core::hint::spin_loop();
+        }
+    }
+
+    fn poll() {
+        serve();
+    }
+}
