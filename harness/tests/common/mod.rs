@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use harness::accel::Accel;
@@ -21,13 +21,23 @@ pub fn workspace() -> Workspace {
 }
 
 /// The `fixed` kernel, built on first use.
-pub fn kernel() -> &'static KernelImage {
-    static KERNEL: OnceLock<KernelImage> = OnceLock::new();
-    KERNEL.get_or_init(|| {
-        let ws = workspace();
-        let variant = variants::load(&ws, "fixed").unwrap();
-        kernel_build::build(&ws, &variant, kernel_build::Output::Show).unwrap()
-    })
+pub fn kernel() -> KernelImage {
+    kernel_for("fixed")
+}
+
+/// The kernel of variant `name`, built once per test binary. Builds are
+/// serialised (they share the kernel's target directory).
+pub fn kernel_for(name: &str) -> KernelImage {
+    static KERNELS: Mutex<Vec<KernelImage>> = Mutex::new(Vec::new());
+    let mut built = KERNELS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(k) = built.iter().find(|k| k.variant == name) {
+        return k.clone();
+    }
+    let ws = workspace();
+    let variant = variants::load(&ws, name).unwrap();
+    let image = kernel_build::build(&ws, &variant, kernel_build::Output::OnFailure).unwrap();
+    built.push(image.clone());
+    image
 }
 
 /// A counting semaphore bounding concurrent QEMUs.
@@ -61,7 +71,7 @@ pub struct Boot {
 
 pub fn spec(workload: &str, cpus: u32, runs: &Path) -> RunSpec {
     RunSpec {
-        kernel: kernel().clone(),
+        kernel: kernel(),
         workload: workload.into(),
         params: vec![],
         cpus,
@@ -91,7 +101,7 @@ pub fn boot(workload: &str, cpus: u32) -> Boot {
 }
 
 /// Every metric named `name` with its scope.
-pub fn metrics<'r>(report: &'r Report, name: &str) -> Vec<(Scope, f64)> {
+pub fn metrics(report: &Report, name: &str) -> Vec<(Scope, f64)> {
     report
         .metrics
         .iter()

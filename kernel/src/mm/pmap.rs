@@ -461,7 +461,8 @@ pub fn pmap_create() -> Result<PmapHandle, PmapError> {
         addr_of_mut!((*p).refcount).write(AtomicU32::new(1));
         // Seed 000 (OpenBSD pmap.c 1.55 -> 1.56): 1.55 never set pm_cpus,
         // leaving the pool's 0xdeadbeef fill in it, so shootdowns hit CPUs
-        // that never ran this pmap. The `uninit-bitmap` variant drops this.
+        // that never ran this pmap. The `uninit-bitmap` variant is 1.55.
+        #[cfg(not(feature = "uninit-bitmap"))]
         addr_of_mut!((*p).pm_cpus).write(AtomicU64::new(0));
     }
     Ok(PmapHandle(pm))
@@ -681,10 +682,14 @@ pub fn pmap_extract(pm: &Pmap, va: VirtAddr) -> Option<PhysAddr> {
 /// shootdown target.
 pub fn pmap_activate(pm: &Pmap, is_current: bool) {
     let me = crate::arch::cpu_id();
-    if is_current {
-        // Seed 000: 1.55 set this bit outside the `if`, so cpu_fork marked
-        // the parent's CPU in the child's pmap (the `fork-inherit` variant).
+    // Seed 000 (OpenBSD pmap.c 1.55 -> 1.56): 1.55 set this bit outside the
+    // `if (p == curproc)`, so cpu_fork marked the parent's CPU in the
+    // child's pmap. The `fork-inherit` variant is 1.55.
+    let marks_this_cpu = is_current || cfg!(feature = "fork-inherit");
+    if marks_this_cpu {
         pm.pm_cpus.fetch_or(1u64 << me, Ordering::SeqCst);
+    }
+    if is_current {
         // SAFETY: the PML4 maps the kernel half like every other pmap.
         unsafe { Cr3::write(pm.pm_pml4, Cr3Flags::empty()) };
     }
