@@ -173,11 +173,6 @@ pub fn ipi_sent(kind: IpiKind, to: u32) {
     this_cpu().ipi_sent_to[kind as usize][to as usize].fetch_add(1, Ordering::Relaxed);
 }
 
-/// Counts an IPI of `kind` received on this CPU from `from`.
-pub fn ipi_received(kind: IpiKind, from: u32) {
-    this_cpu().ipi_received_from[kind as usize][from as usize].fetch_add(1, Ordering::Relaxed);
-}
-
 /// Counts `n` IPIs of `kind` received on this CPU from `from` (one
 /// interrupt may serve several coalesced requests, see arch::ipi).
 pub fn ipi_received_n(kind: IpiKind, from: u32, n: u64) {
@@ -237,12 +232,12 @@ pub fn report_all(cpus: u32) {
     let cpus = (cpus as usize).min(MAX_CPUS);
     for kind in IpiKind::ALL {
         let k = kind as usize;
-        for cpu in 0..cpus {
+        for (cpu, stats) in STATS.iter().enumerate().take(cpus) {
             let scope = Scope::Cpu(cpu as u32);
-            report::metric(SENT[k], sum_row(&STATS[cpu].ipi_sent_to[k]), "count", scope);
+            report::metric(SENT[k], sum_row(&stats.ipi_sent_to[k]), "count", scope);
             report::metric(
                 RECEIVED[k],
-                sum_row(&STATS[cpu].ipi_received_from[k]),
+                sum_row(&stats.ipi_received_from[k]),
                 "count",
                 scope,
             );
@@ -250,10 +245,11 @@ pub fn report_all(cpus: u32) {
         let (sent, received) = ipi_totals(kind);
         report::metric(SENT[k], sent, "count", Scope::Global);
         report::metric(RECEIVED[k], received, "count", Scope::Global);
-        for from in 0..cpus {
-            for to in 0..cpus {
-                let sent = STATS[from].ipi_sent_to[k][to].load(Ordering::Relaxed);
-                let received = STATS[to].ipi_received_from[k][from].load(Ordering::Relaxed);
+        // The sender's count of (from -> to) against the receiver's.
+        for (from, sender) in STATS.iter().enumerate().take(cpus) {
+            for (to, receiver) in STATS.iter().enumerate().take(cpus) {
+                let sent = sender.ipi_sent_to[k][to].load(Ordering::Relaxed);
+                let received = receiver.ipi_received_from[k][from].load(Ordering::Relaxed);
                 if sent == 0 && received == 0 {
                     continue;
                 }

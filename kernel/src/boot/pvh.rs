@@ -12,8 +12,9 @@
 //!   and by the AP trampoline; user address spaces do not copy it),
 //! - PML4[256] maps the same 4 GiB at `DIRECT_MAP_BASE` (the direct map),
 //! - PML4[511] maps the first 2 GiB at `KERNEL_VMA`, where the kernel is
-//!   linked,
-//! all with 2 MiB pages, the top 1 GiB (the MMIO hole with the local APIC)
+//!   linked.
+//!
+//! All use 2 MiB pages; the top 1 GiB (the MMIO hole with the local APIC) is
 //! uncached. It then jumps to the higher half, zeroes .bss, switches to the
 //! boot CPU's stack and calls `kmain(start_info_phys)`.
 

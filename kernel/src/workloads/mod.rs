@@ -7,7 +7,7 @@ use lab_core::cmdline::{self, CmdlineError, ParamSpec, Params};
 use lab_core::report::Status;
 
 use crate::boot::start_info::StartInfo;
-use crate::report;
+use crate::{println, report};
 
 mod diagnostics;
 mod fault;
@@ -52,6 +52,16 @@ pub fn run(info: &StartInfo) -> Status {
         Ok((workload, params)) => (workload.run)(&params, info),
         Err(err) => {
             report::error("cmdline", format_args!("{err}"));
+            if matches!(
+                err,
+                CmdlineError::UnknownWorkload(_) | CmdlineError::MissingWorkload
+            ) {
+                // Free-form help on the console, for the person reading the log.
+                println!("known workloads:");
+                for w in WORKLOADS {
+                    println!("  {:<16} {}", w.name, w.help);
+                }
+            }
             Status::Failed
         }
     }
