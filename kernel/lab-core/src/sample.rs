@@ -1,6 +1,6 @@
 //! Distributions of measured values with bounded memory: a reservoir sample
 //! (Vitter's algorithm R) that keeps a uniform random sample of everything
-//! recorded, plus exact count and maximum, and nearest-rank percentiles.
+//! recorded, plus exact count and maximum; `summary` gives its percentiles.
 //! Used for shootdown acknowledgement waits, whose median and p99 are
 //! reported at the end of a run.
 
@@ -67,17 +67,6 @@ impl<const N: usize> Reservoir<N> {
     }
 }
 
-/// The nearest-rank `permille`/1000 percentile of `sorted` (ascending):
-/// 500 is the median, 990 the p99. `None` for an empty slice.
-pub fn percentile(sorted: &[u64], permille: u32) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let n = sorted.len() as u64;
-    let rank = (u64::from(permille.min(1000)) * n).div_ceil(1000).max(1);
-    Some(sorted[(rank - 1) as usize])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,16 +92,5 @@ mod tests {
         // A uniform sample of 0..10000 has its mean near 5000.
         let mean = r.samples().iter().sum::<u64>() / 100;
         assert!((3_500..6_500).contains(&mean), "mean {mean}");
-    }
-
-    #[test]
-    fn percentiles() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 500), Some(50));
-        assert_eq!(percentile(&v, 990), Some(99));
-        assert_eq!(percentile(&v, 1000), Some(100));
-        assert_eq!(percentile(&v, 0), Some(1));
-        assert_eq!(percentile(&[7], 990), Some(7));
-        assert_eq!(percentile(&[], 500), None);
     }
 }

@@ -40,7 +40,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use lab_core::cpuset::CpuSet;
-use lab_core::sample::{percentile, Reservoir};
+use lab_core::sample::Reservoir;
+use lab_core::summary::summarize;
 use lab_core::shoot::{plan_range, shoot_targets, Flush};
 use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
 use x86_64::VirtAddr;
@@ -235,16 +236,16 @@ pub fn report(cpus: u32) {
             seen += r.seen();
             max = max.max(r.max());
         }
-        samples.sort_unstable();
         let name = |what: &str| format!("shoot.ack.{}.{what}", kind.name());
         report::metric(&name("count"), seen, "count", Scope::Global);
-        if let (Some(median), Some(p99)) = (percentile(&samples, 500), percentile(&samples, 990)) {
-            report::metric(&name("median"), median, "cycles", Scope::Global);
-            report::metric(&name("p99"), p99, "cycles", Scope::Global);
+        if let Some(sum) = summarize(&mut samples) {
+            report::metric(&name("median"), sum.median, "cycles", Scope::Global);
+            report::metric(&name("p99"), sum.p99, "cycles", Scope::Global);
+            // The reservoir keeps a sample; the true maximum is kept apart.
             report::metric(&name("max"), max, "cycles", Scope::Global);
             report::metric(
                 &name("median_ns"),
-                arch::tsc::cycles_to_ns(median),
+                arch::tsc::cycles_to_ns(sum.median),
                 "ns",
                 Scope::Global,
             );
