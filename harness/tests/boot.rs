@@ -4,16 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use harness::accel::{self, Accel, AccelChoice};
-use harness::kernel_build::{self, KernelImage};
 use harness::outcome::Outcome;
 use harness::qemu::{Machine, DEFAULT_QEMU};
-use harness::run::{run_once, RunResult, RunSpec};
-use harness::variants;
-use harness::workspace::Workspace;
 use lab_core::report::Status;
 
 mod common;

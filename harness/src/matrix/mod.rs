@@ -219,7 +219,7 @@ pub fn execute(ws: &Workspace, opts: &MatrixOptions) -> Result<i32> {
     let ok = stored.values().filter(|o| o.is_ok()).count();
     let not_ok: Vec<(&Cell, &Outcome)> = stored.iter().filter(|(_, o)| !o.is_ok()).collect();
     println!(
-        "matrix: {} runs this time in {:.1} s; {} of {} cells stored, {} ok{}",
+        "matrix: {} run(s) this time in {:.1} s; {} of {} cells stored, {} ok{}",
         tally.ran,
         started.elapsed().as_secs_f64(),
         stored.len(),

@@ -26,7 +26,11 @@
 //! `<workload>.ops`, `.loops`, `.jobs.finished`, `.checks`, `.round_trips`
 //! stands for it, and `<workload>.elapsed_ns` for `workload.elapsed_ns`:
 //! the names the user programs report under (forkexit.loops,
-//! buildkernel.jobs.finished, mmap-storm.ops, coherence.checks).
+//! buildkernel.jobs.finished, mmap-storm.ops, coherence.checks). The
+//! kernel's own workloads count in their own words: pmap-selftest's ops are
+//! its `selftest.checks`, ipi-pingpong's are its round trips,
+//! `pingpong.rounds` (per pair) x `pingpong.pairs`. Neither reports an
+//! elapsed time, so they have no `ops_per_s`.
 
 use std::collections::BTreeMap;
 
@@ -219,11 +223,19 @@ impl RunFigures {
     /// the run reported (see the module doc).
     pub fn ops(&self) -> Option<f64> {
         let w = &self.cell.workload;
-        self.total("workload.ops").or_else(|| {
-            ["ops", "loops", "jobs.finished", "checks", "round_trips"]
-                .iter()
-                .find_map(|suffix| self.total(&format!("{w}.{suffix}")))
-        })
+        self.total("workload.ops")
+            .or_else(|| {
+                ["ops", "loops", "jobs.finished", "checks", "round_trips"]
+                    .iter()
+                    .find_map(|suffix| self.total(&format!("{w}.{suffix}")))
+            })
+            .or_else(|| match w.as_str() {
+                "pmap-selftest" => self.total("selftest.checks"),
+                "ipi-pingpong" => {
+                    Some(self.total("pingpong.rounds")? * self.total("pingpong.pairs")?)
+                }
+                _ => None,
+            })
     }
 
     /// The workload's elapsed guest time: `workload.elapsed_ns`, or

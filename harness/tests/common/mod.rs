@@ -91,7 +91,7 @@ pub fn boot(workload: &str, cpus: u32) -> Boot {
 }
 
 /// Every metric named `name` with its scope.
-pub fn metrics<'r>(report: &'r Report, name: &str) -> Vec<(Scope, f64)> {
+pub fn metrics(report: &Report, name: &str) -> Vec<(Scope, f64)> {
     report
         .metrics
         .iter()
