@@ -361,6 +361,29 @@ mod tests {
     }
 
     #[test]
+    fn kernel_workloads_count_in_their_own_words() {
+        // TEST FIXTURE: the names pmap-selftest and ipi-pingpong report.
+        let own = |workload: &str, metrics: &[(&str, f64)]| {
+            let mut rec = run(cell("fixed", workload, 4, 1), 0.0, 0.0, 60.0);
+            rec.metrics.retain(|m| !m.name.starts_with("workload."));
+            for &(name, value) in metrics {
+                rec.metrics
+                    .push(Metric::new(name, value, "count", Scope::Global));
+            }
+            RunFigures::from_rows(&rec.rows()).unwrap()
+        };
+        let selftest = own("pmap-selftest", &[("selftest.checks", 120.0)]);
+        assert_eq!(selftest.figure("ops"), Some(120.0));
+        assert_eq!(selftest.figure("ipis_per_op"), Some(0.5));
+        assert_eq!(selftest.figure("ops_per_s"), None, "no elapsed time");
+        let pingpong = own(
+            "ipi-pingpong",
+            &[("pingpong.rounds", 1000.0), ("pingpong.pairs", 3.0)],
+        );
+        assert_eq!(pingpong.figure("ops"), Some(3000.0));
+    }
+
+    #[test]
     fn zero_denominators_give_no_figure() {
         let rows = run(cell("fixed", "forkexit", 1, 1), 0.0, 0.0, 0.0).rows();
         let f = RunFigures::from_rows(&rows).unwrap();
