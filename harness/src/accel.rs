@@ -77,44 +77,67 @@ pub fn resolve(
     kernel: &Path,
     cache_file: &Path,
 ) -> Result<Accel> {
+    resolve_explained(choice, qemu, kernel, cache_file).map(|(accel, _)| accel)
+}
+
+/// [`resolve`], also saying why that accelerator was chosen (for a
+/// matrix's metadata: "auto: probe (cached): tcg 150 ms, kvm > 150 ms").
+pub fn resolve_explained(
+    choice: AccelChoice,
+    qemu: &Path,
+    kernel: &Path,
+    cache_file: &Path,
+) -> Result<(Accel, String)> {
+    let asked = |accel: Accel| Ok((accel, format!("requested: {}", accel.as_str())));
     match choice {
-        AccelChoice::Kvm => Ok(Accel::Kvm),
-        AccelChoice::Tcg => Ok(Accel::Tcg),
-        AccelChoice::TcgIcount => Ok(Accel::TcgIcount),
+        AccelChoice::Kvm => asked(Accel::Kvm),
+        AccelChoice::Tcg => asked(Accel::Tcg),
+        AccelChoice::TcgIcount => asked(Accel::TcgIcount),
         AccelChoice::Auto => {
             if !kvm_opens() {
-                return Ok(Accel::Tcg);
+                return Ok((Accel::Tcg, "auto: /dev/kvm does not open".into()));
             }
             // A QEMU that cannot even say its version cannot boot either:
             // leave it to the run to report that as its qemu-error.
             let Ok(key) = host_key(qemu) else {
-                return Ok(Accel::Tcg);
+                return Ok((
+                    Accel::Tcg,
+                    format!("auto: {} --version failed", qemu.display()),
+                ));
             };
             if let Some(cached) = read_cache(cache_file).filter(|c| c.key == key) {
-                return Ok(cached.accel);
+                let why = format!("auto: probe (cached): {}", cached.describe());
+                return Ok((cached.accel, why));
             }
             eprintln!(
                 "harness: probing KVM against TCG (once per host; cached in {})",
                 cache_file.display()
             );
             let result = probe(qemu, kernel, cache_file, key)?;
-            eprintln!(
-                "harness: accel probe: tcg {} ms, kvm {}: using {}",
-                result.tcg_ms,
-                result.kvm_ms.map_or_else(
-                    || format!("> {} ms (stopped)", result.tcg_ms),
-                    |ms| format!("{ms} ms")
-                ),
-                result.accel.as_str()
-            );
+            eprintln!("harness: accel probe: {}", result.describe());
             let text = toml::to_string(&result).context("cannot encode the probe result")?;
             if let Some(dir) = cache_file.parent() {
                 fs::create_dir_all(dir).ok();
             }
             fs::write(cache_file, text)
                 .with_context(|| format!("cannot write {}", cache_file.display()))?;
-            Ok(result.accel)
+            Ok((result.accel, format!("auto: probe: {}", result.describe())))
         }
+    }
+}
+
+impl ProbeResult {
+    /// `tcg 150 ms, kvm > 150 ms (stopped): using tcg`.
+    pub fn describe(&self) -> String {
+        format!(
+            "tcg {} ms, kvm {}: using {}",
+            self.tcg_ms,
+            self.kvm_ms.map_or_else(
+                || format!("> {} ms (stopped)", self.tcg_ms),
+                |ms| format!("{ms} ms")
+            ),
+            self.accel.as_str()
+        )
     }
 }
 

@@ -3,8 +3,9 @@
 //! module knows about clap's types.
 //!
 //! Exit statuses: 0 ok; 1 the harness failed (bad variant, build failed,
-//! cannot write); 2 usage error (clap); 3-8 a run's outcome other than ok
-//! (see `outcome::Outcome::exit_code`).
+//! cannot write); 2 usage error (clap). `run`: 3-8 the run's outcome other
+//! than ok (see `outcome::Outcome::exit_code`). `matrix`: 3 some run did
+//! not end ok, 130 interrupted. `gate`: 3 a rule failed.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +13,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::accel::AccelChoice;
+use crate::matrix::MatrixOptions;
 use crate::qemu::{Machine, DEFAULT_QEMU};
+use crate::results::ShardSpec;
+use crate::results_verbs::GateOptions;
 use crate::run::RunOptions;
 
 #[derive(Debug, Parser)]
@@ -42,6 +46,129 @@ pub enum Command {
     Run(RunArgs),
     /// List the variants.
     List,
+    /// Run a matrix (variants x workloads x CPU counts x reps) into a
+    /// results directory. Exit 3 if any run did not end ok, 130 if
+    /// interrupted.
+    Matrix(MatrixArgs),
+    /// Merge the results directories of shards (`matrix --shard K/N`).
+    Merge {
+        /// The merged results directory (must hold no runs yet).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The shards' results directories.
+        #[arg(required = true, value_name = "SHARD_DIR")]
+        shards: Vec<PathBuf>,
+    },
+    /// Draw the comparison charts (SVG, PNG, index.md/html) of a results
+    /// directory.
+    Plot {
+        /// Results directory (default: runs/matrix-latest).
+        #[arg(long = "in", value_name = "DIR")]
+        input: Option<PathBuf>,
+        /// Where the charts go (default: IN/charts).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Check a results directory against the gate rules. Exit 3 if a rule
+    /// fails.
+    Gate(GateArgs),
+    /// Make a results directory the committed baseline
+    /// (results/baseline.csv and results/charts/).
+    Baseline {
+        /// Results directory (default: runs/matrix-latest).
+        #[arg(long = "in", value_name = "DIR")]
+        input: Option<PathBuf>,
+    },
+    /// Export the key figures as Bencher (BMF) and github-action-benchmark
+    /// JSON.
+    Export {
+        /// Results directory (default: runs/matrix-latest).
+        #[arg(long = "in", value_name = "DIR")]
+        input: Option<PathBuf>,
+        /// Where the JSON files go (default: IN/export).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// The matrix file (default: variants/matrix.toml).
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
+    /// Host cores to keep busy (default: all). A run of V vCPUs takes V
+    /// of them (1 under tcg-icount).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+    /// Repetitions per cell instead of the matrix file's.
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub reps: Option<u32>,
+    /// Run only shard K of N (cells i with i mod N = K-1).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<ShardSpec>,
+    /// Complete the runs in --out (default: runs/matrix-latest), skipping
+    /// the cells already stored.
+    #[arg(long)]
+    pub resume: bool,
+    /// Results directory (default: a new runs/matrix-<UTC stamp>, linked
+    /// from runs/matrix-latest).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Accelerator instead of the matrix file's.
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelChoice>,
+    /// The QEMU binary.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_QEMU)]
+    pub qemu: PathBuf,
+}
+
+impl MatrixArgs {
+    pub fn into_options(self) -> MatrixOptions {
+        MatrixOptions {
+            matrix: self.matrix,
+            jobs: self.jobs.map(|j| j as usize),
+            reps: self.reps,
+            shard: self.shard,
+            resume: self.resume,
+            out: self.out,
+            accel: self.accel,
+            qemu: self.qemu,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The rules file (default: variants/gates.toml).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Results to compare against (a CSV or a results directory), e.g.
+    /// results/baseline.csv.
+    #[arg(long, value_name = "CSV|DIR")]
+    pub baseline: Option<PathBuf>,
+    /// Results directory (default: runs/matrix-latest).
+    #[arg(long = "in", value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// Skip the rules that select nothing this matrix runs (default: the
+    /// matrix file named in IN/metadata.json).
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
+    /// Evaluate every rule, even those selecting nothing the matrix runs.
+    #[arg(long, conflicts_with = "matrix")]
+    pub all_rules: bool,
+}
+
+impl GateArgs {
+    /// `default_rules` is the workspace's variants/gates.toml.
+    pub fn into_options(self, default_rules: PathBuf) -> GateOptions {
+        GateOptions {
+            rules: self.rules.unwrap_or(default_rules),
+            baseline: self.baseline,
+            input: self.input,
+            matrix: self.matrix,
+            all_rules: self.all_rules,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

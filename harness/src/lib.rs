@@ -10,7 +10,11 @@
 //! - [`report`]: reads a run's serial log with the report protocol
 //!   (`lab_core::report`).
 //! - [`outcome`]: QEMU's exit plus the report, decoded into what happened.
-//! - [`run`]: the `run` verb, and [`run::run_once`] for verbs that run many.
+//! - [`run`]: the `run` verb, and [`run::run_into`] for verbs that run many.
+//! - [`matrix`]: the `matrix` verb: every cell of a matrix file, in
+//!   parallel within a core budget, into a results directory.
+//! - [`results_verbs`]: `merge`, `plot`, `gate`, `baseline`, `export` over
+//!   a results directory.
 //! - [`cli`]: the command line, resolved into the plain structs above.
 //! - [`results`]: the tidy result rows, their on-disk store, metadata,
 //!   derived figures, shard merging, exports and the matrix file.
@@ -21,11 +25,13 @@ pub mod accel;
 pub mod cli;
 pub mod gate;
 pub mod kernel_build;
+pub mod matrix;
 pub mod outcome;
 pub mod plot;
 pub mod qemu;
 pub mod report;
 pub mod results;
+pub mod results_verbs;
 pub mod run;
 pub mod variants;
 pub mod workspace;

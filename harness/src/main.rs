@@ -7,7 +7,7 @@ use clap::Parser;
 
 use harness::cli::{Cli, Command};
 use harness::workspace::Workspace;
-use harness::{kernel_build, run, variants};
+use harness::{kernel_build, matrix, results_verbs, run, variants};
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2.
@@ -41,6 +41,17 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 println!("{:<width$}  {}", v.name, v.description);
             }
             Ok(0)
+        }
+        Command::Matrix(args) => matrix::execute(&ws, &args.into_options()),
+        Command::Merge { out, shards } => results_verbs::merge(&out, &shards),
+        Command::Plot { input, out } => results_verbs::plot(&ws, input.as_deref(), out.as_deref()),
+        Command::Gate(args) => {
+            let rules = ws.variants_dir().join("gates.toml");
+            results_verbs::gate(&ws, &args.into_options(rules))
+        }
+        Command::Baseline { input } => results_verbs::baseline(&ws, input.as_deref()),
+        Command::Export { input, out } => {
+            results_verbs::export(&ws, input.as_deref(), out.as_deref())
         }
     }
 }

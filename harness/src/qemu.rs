@@ -8,13 +8,22 @@
 //! statuses. The kernel is loaded by `-kernel` through its PVH note. QEMU's
 //! stderr goes to a file beside the serial log. [`boot`] waits for QEMU
 //! until a deadline and kills it there.
+//!
+//! Stopping: QEMU runs in its own process group, so a Ctrl-C at the
+//! terminal reaches only the harness, which decides what to do with the
+//! runs in flight ([`request_stop`] makes every [`boot`] kill its QEMU and
+//! return [`Interrupted`]); and it is told by the kernel to die with the
+//! harness thread that started it (`PR_SET_PDEATHSIG`), so a harness killed
+//! outright leaves no QEMU behind.
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -158,10 +167,32 @@ pub struct Boot {
     pub stderr: String,
 }
 
+/// Set once the harness has been asked to stop (Ctrl-C, SIGTERM).
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks every [`boot`] in progress, and every later one, to kill its QEMU
+/// and return [`Interrupted`]. Async-signal-safe (one atomic store), so a
+/// signal handler may call it.
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`request_stop`] has been called.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// The error [`boot`] returns when it killed QEMU because the harness was
+/// asked to stop: the run did not finish and must not be recorded.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: QEMU was stopped before the run finished")]
+pub struct Interrupted;
+
 /// Boots `cfg`, kills QEMU if it is still running after `timeout`, and
 /// returns how it ended. QEMU's stderr is written to `stderr_path`. An `Err`
 /// means the harness itself could not set up (e.g. cannot create the log
-/// files); QEMU failing to start is an [`Exit::SpawnFailed`].
+/// files), or [`Interrupted`] when [`request_stop`] was called; QEMU
+/// failing to start is an [`Exit::SpawnFailed`].
 pub fn boot(cfg: &Config, timeout: Duration, stderr_path: &Path) -> Result<Boot> {
     let stderr_file = File::create(stderr_path)
         .with_context(|| format!("cannot create {}", stderr_path.display()))?;
@@ -174,13 +205,29 @@ pub fn boot(cfg: &Config, timeout: Duration, stderr_path: &Path) -> Result<Boot>
             return Err(e).with_context(|| format!("cannot remove {}", cfg.serial_log.display()))
         }
     }
+    if stop_requested() {
+        return Err(Interrupted.into());
+    }
     let start = Instant::now();
-    let spawned = Command::new(&cfg.qemu)
+    let mut command = Command::new(&cfg.qemu);
+    command
         .args(args(cfg))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr_file)
-        .spawn();
+        .process_group(0);
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes one async-signal-safe system call (prctl); it touches no locks
+    // or allocations of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let spawned = command.spawn();
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
@@ -203,6 +250,11 @@ pub fn boot(cfg: &Config, timeout: Duration, stderr_path: &Path) -> Result<Boot>
                 (None, Some(sig)) => Exit::Signal(sig),
                 (None, None) => Exit::Status(-1),
             };
+        }
+        if stop_requested() {
+            child.kill().ok();
+            child.wait().context("cannot reap QEMU after killing it")?;
+            return Err(Interrupted.into());
         }
         if Instant::now() >= deadline {
             child.kill().ok();

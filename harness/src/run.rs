@@ -82,11 +82,52 @@ pub fn kernel_cmdline(workload: &str, params: &[(String, String)]) -> Result<Str
     Ok(line)
 }
 
-/// Boots `spec` once. An `Err` is the harness failing (cannot create the
-/// run folder); everything that goes wrong with QEMU or the guest is in
-/// the returned [`RunResult::outcome`].
+/// Where one run's files go.
+#[derive(Clone, Debug)]
+pub struct RunFiles {
+    /// COM1, as the guest wrote it.
+    pub serial_log: PathBuf,
+    /// QEMU's own messages.
+    pub qemu_stderr: PathBuf,
+    /// The QEMU command line, ready to paste into a shell.
+    pub command: PathBuf,
+    /// The decoded outcome and the wall time.
+    pub outcome: PathBuf,
+    /// The folder holding them (what [`RunResult::run_dir`] reports).
+    pub dir: PathBuf,
+}
+
+impl RunFiles {
+    /// `dir/serial.log`, `dir/qemu.stderr`, `dir/command.txt`,
+    /// `dir/outcome.txt`: a run folder of its own.
+    pub fn in_folder(dir: &Path) -> RunFiles {
+        RunFiles {
+            serial_log: dir.join("serial.log"),
+            qemu_stderr: dir.join("qemu.stderr"),
+            command: dir.join("command.txt"),
+            outcome: dir.join("outcome.txt"),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// `dir/<id>.log`, `dir/<id>.qemu.stderr`, `dir/<id>.cmd`,
+    /// `dir/<id>.outcome`: many runs side by side (a matrix's `logs/`).
+    pub fn named(dir: &Path, id: &str) -> RunFiles {
+        RunFiles {
+            serial_log: dir.join(format!("{id}.log")),
+            qemu_stderr: dir.join(format!("{id}.qemu.stderr")),
+            command: dir.join(format!("{id}.cmd")),
+            outcome: dir.join(format!("{id}.outcome")),
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+/// Boots `spec` once in a new folder under `spec.runs_dir` (layout in the
+/// module doc). An `Err` is the harness failing (cannot create the run
+/// folder) or [`crate::qemu::Interrupted`]; everything that goes wrong
+/// with QEMU or the guest is in the returned [`RunResult::outcome`].
 pub fn run_once(spec: &RunSpec) -> Result<RunResult> {
-    let kernel_cmdline = kernel_cmdline(&spec.workload, &spec.params)?;
     let run_dir = create_run_dir(
         &spec.runs_dir,
         &format!(
@@ -97,6 +138,13 @@ pub fn run_once(spec: &RunSpec) -> Result<RunResult> {
             spec.cpus
         ),
     )?;
+    run_into(spec, &RunFiles::in_folder(&run_dir))
+}
+
+/// Boots `spec` once, writing its files where `files` says (their folder
+/// must exist; `spec.runs_dir` is not used). Errors as [`run_once`].
+pub fn run_into(spec: &RunSpec, files: &RunFiles) -> Result<RunResult> {
+    let kernel_cmdline = kernel_cmdline(&spec.workload, &spec.params)?;
     let cfg = qemu::Config {
         qemu: spec.qemu.clone(),
         machine: spec.machine,
@@ -105,15 +153,14 @@ pub fn run_once(spec: &RunSpec) -> Result<RunResult> {
         mem_mib: spec.mem_mib,
         kernel: spec.kernel.path.clone(),
         append: kernel_cmdline.clone(),
-        serial_log: run_dir.join("serial.log"),
+        serial_log: files.serial_log.clone(),
     };
     let command_line = qemu::shell_command(&cfg);
-    let write = |name: &str, text: &str| {
-        let path = run_dir.join(name);
-        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    let write = |path: &Path, text: &str| {
+        fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
     };
-    write("command.txt", &format!("{command_line}\n"))?;
-    let boot = qemu::boot(&cfg, spec.timeout, &run_dir.join("qemu.stderr"))?;
+    write(&files.command, &format!("{command_line}\n"))?;
+    let boot = qemu::boot(&cfg, spec.timeout, &files.qemu_stderr)?;
     let log = match fs::read(&cfg.serial_log) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -124,14 +171,14 @@ pub fn run_once(spec: &RunSpec) -> Result<RunResult> {
     let report = report::parse(&log);
     let outcome = outcome::decide(&boot, &report);
     write(
-        "outcome.txt",
+        &files.outcome,
         &format!("{outcome}\nwall: {:.3} s\n", boot.wall.as_secs_f64()),
     )?;
     Ok(RunResult {
         outcome,
         report,
         wall: boot.wall,
-        run_dir,
+        run_dir: files.dir.clone(),
         serial_log: cfg.serial_log,
         kernel_cmdline,
         command_line,

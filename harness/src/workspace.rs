@@ -67,6 +67,36 @@ impl Workspace {
     pub fn runs_dir(&self) -> PathBuf {
         self.root.join("runs")
     }
+
+    /// The checkout's revision for result rows: `git rev-parse --short
+    /// HEAD`, with `-dirty` when tracked files differ from it (the kernel
+    /// was then built from uncommitted code); `unknown` outside git.
+    pub fn git_rev(&self) -> String {
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(&self.root)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()
+        };
+        let Some(out) = git(&["rev-parse", "--short", "HEAD"]).filter(|o| o.status.success())
+        else {
+            return "unknown".into();
+        };
+        let rev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        // `status` refreshes the index first (a bare diff-index would call
+        // a freshly checked-out file dirty on its timestamps alone).
+        let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+            .is_some_and(|o| o.status.success() && !o.stdout.is_empty());
+        if dirty {
+            format!("{rev}-dirty")
+        } else {
+            rev
+        }
+    }
 }
 
 fn is_root(dir: &Path) -> bool {

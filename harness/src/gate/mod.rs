@@ -12,6 +12,7 @@
 
 pub mod report;
 pub mod rules;
+pub mod scope;
 
 use std::collections::BTreeMap;
 

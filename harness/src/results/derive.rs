@@ -26,7 +26,11 @@
 //! `<workload>.ops`, `.loops`, `.jobs.finished`, `.checks`, `.round_trips`
 //! stands for it, and `<workload>.elapsed_ns` for `workload.elapsed_ns`:
 //! the names the user programs report under (forkexit.loops,
-//! buildkernel.jobs.finished, mmap-storm.ops, coherence.checks).
+//! buildkernel.jobs.finished, mmap-storm.ops, coherence.checks). The
+//! kernel's own workloads count in their own words: pmap-selftest's ops are
+//! its `selftest.checks`, ipi-pingpong's are its round trips,
+//! `pingpong.rounds` (per pair) x `pingpong.pairs`. Neither reports an
+//! elapsed time, so they have no `ops_per_s`.
 
 use std::collections::BTreeMap;
 
@@ -219,11 +223,19 @@ impl RunFigures {
     /// the run reported (see the module doc).
     pub fn ops(&self) -> Option<f64> {
         let w = &self.cell.workload;
-        self.total("workload.ops").or_else(|| {
-            ["ops", "loops", "jobs.finished", "checks", "round_trips"]
-                .iter()
-                .find_map(|suffix| self.total(&format!("{w}.{suffix}")))
-        })
+        self.total("workload.ops")
+            .or_else(|| {
+                ["ops", "loops", "jobs.finished", "checks", "round_trips"]
+                    .iter()
+                    .find_map(|suffix| self.total(&format!("{w}.{suffix}")))
+            })
+            .or_else(|| match w.as_str() {
+                "pmap-selftest" => self.total("selftest.checks"),
+                "ipi-pingpong" => {
+                    Some(self.total("pingpong.rounds")? * self.total("pingpong.pairs")?)
+                }
+                _ => None,
+            })
     }
 
     /// The workload's elapsed guest time: `workload.elapsed_ns`, or
@@ -346,6 +358,29 @@ mod tests {
         assert_eq!(f.figure("ops_per_s"), Some(250.0));
         assert_eq!(f.figure("ipis_per_op"), Some(0.1));
         assert_eq!(f.figure("stale_reads"), Some(2.0));
+    }
+
+    #[test]
+    fn kernel_workloads_count_in_their_own_words() {
+        // TEST FIXTURE: the names pmap-selftest and ipi-pingpong report.
+        let own = |workload: &str, metrics: &[(&str, f64)]| {
+            let mut rec = run(cell("fixed", workload, 4, 1), 0.0, 0.0, 60.0);
+            rec.metrics.retain(|m| !m.name.starts_with("workload."));
+            for &(name, value) in metrics {
+                rec.metrics
+                    .push(Metric::new(name, value, "count", Scope::Global));
+            }
+            RunFigures::from_rows(&rec.rows()).unwrap()
+        };
+        let selftest = own("pmap-selftest", &[("selftest.checks", 120.0)]);
+        assert_eq!(selftest.figure("ops"), Some(120.0));
+        assert_eq!(selftest.figure("ipis_per_op"), Some(0.5));
+        assert_eq!(selftest.figure("ops_per_s"), None, "no elapsed time");
+        let pingpong = own(
+            "ipi-pingpong",
+            &[("pingpong.rounds", 1000.0), ("pingpong.pairs", 3.0)],
+        );
+        assert_eq!(pingpong.figure("ops"), Some(3000.0));
     }
 
     #[test]

@@ -1,0 +1,130 @@
+//! Scoping the rules to the matrix that was run.
+//!
+//! `variants/gates.toml` is written for the full matrix; CI runs a quick
+//! one. A rule that selects no group the matrix *set out to run* says
+//! nothing about this run, so it is skipped with a note naming the matrix,
+//! rather than failing for missing data. A rule that selects groups the
+//! matrix did set out to run keeps its teeth: if those groups have no data
+//! (a run was dropped, a figure is no longer reported), it fails as
+//! before. Baseline groups outside the matrix are likewise left out of
+//! the comparison.
+
+use std::collections::BTreeSet;
+
+use super::report::{GateLine, Verdict};
+use super::rules::Rules;
+use crate::results::model::{Cell, ResultRow};
+use crate::results::summary::GroupKey;
+
+/// The group of a cell (the cell without its rep).
+pub fn group_of(cell: &Cell) -> GroupKey {
+    GroupKey {
+        variant: cell.variant.clone(),
+        workload: cell.workload.clone(),
+        params: cell.params.clone(),
+        cpus: cell.cpus,
+        accel: cell.accel.clone(),
+        machine: cell.machine.clone(),
+    }
+}
+
+/// The rules that select at least one of `groups`, and a skip line for
+/// each rule that selects none (`matrix` names the matrix in the note).
+pub fn scope(rules: &Rules, groups: &BTreeSet<GroupKey>, matrix: &str) -> (Rules, Vec<GateLine>) {
+    let mut kept = Rules {
+        baseline: rules.baseline.clone(),
+        ..Rules::default()
+    };
+    let mut skipped = Vec::new();
+    let skip = |kind: &'static str, rule: &str, selection: String, figure: &str| GateLine {
+        kind,
+        rule: rule.to_string(),
+        selection,
+        figure: figure.to_string(),
+        value: "-".into(),
+        bound: "-".into(),
+        verdict: Verdict::Skip,
+        note: format!("outside the matrix: {matrix} runs no group it selects"),
+    };
+    for rule in &rules.bound {
+        if groups.iter().any(|g| rule.select.matches(g, false)) {
+            kept.bound.push(rule.clone());
+        } else {
+            skipped.push(skip(
+                "bound",
+                &rule.name,
+                rule.select.describe(),
+                &rule.figure,
+            ));
+        }
+    }
+    for rule in &rules.ratio {
+        let named = |g: &&GroupKey| g.variant == rule.numerator || g.variant == rule.denominator;
+        if groups
+            .iter()
+            .filter(named)
+            .any(|g| rule.select.matches(g, true))
+        {
+            kept.ratio.push(rule.clone());
+        } else {
+            let selection = format!(
+                "{}:{} {}",
+                rule.numerator,
+                rule.denominator,
+                rule.select.describe()
+            );
+            skipped.push(skip("ratio", &rule.name, selection, &rule.figure));
+        }
+    }
+    (kept, skipped)
+}
+
+/// The rows of `baseline` whose group is one of `groups`.
+pub fn baseline_within(baseline: Vec<ResultRow>, groups: &BTreeSet<GroupKey>) -> Vec<ResultRow> {
+    baseline
+        .into_iter()
+        .filter(|r| groups.contains(&group_of(&r.cell())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::evaluate;
+    use crate::results::model::fixtures::matrix_rows;
+
+    #[test]
+    fn rules_outside_the_matrix_are_skipped_and_the_rest_kept() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../variants/gates.toml");
+        let rules = Rules::load(&path).unwrap();
+        // TEST FIXTURE rows: openbsd-2010 and fixed x forkexit, ipi-pingpong.
+        let rows = matrix_rows(2);
+        let groups: BTreeSet<GroupKey> = rows.iter().map(|r| group_of(&r.cell())).collect();
+        let (kept, skipped) = scope(&rules, &groups, "quick.toml");
+        assert!(skipped.iter().any(|l| l.rule == "no stale TLB reads"));
+        assert!(skipped.iter().all(|l| l.note.contains("quick.toml")));
+        assert!(kept.ratio.iter().any(|r| r.numerator == "openbsd-2010"));
+        assert!(!kept.ratio.iter().any(|r| r.numerator == "scoreboard"));
+        // What is kept is evaluated as before: the fixture's IPI figures
+        // pass, the counters it does not carry still fail as missing data.
+        let report = evaluate(&kept, &rows, None);
+        let verdict = |rule: &str| {
+            let lines: Vec<_> = report.lines.iter().filter(|l| l.rule == rule).collect();
+            assert!(!lines.is_empty(), "{rule}");
+            lines.iter().map(|l| l.verdict).max().unwrap()
+        };
+        assert_eq!(
+            verdict("openbsd-2010 sends far more IPIs than fixed"),
+            Verdict::Pass
+        );
+        assert_eq!(verdict("every IPI sent was received"), Verdict::Pass);
+        assert_eq!(
+            verdict("fixed: pmap_destroy never finds pm_cpus set"),
+            Verdict::Fail
+        );
+        // A group the matrix set out to run but that has no data still fails.
+        let partial: Vec<ResultRow> = rows.iter().filter(|r| r.cpus == 2).cloned().collect();
+        let report = evaluate(&kept, &partial, Some(&rows));
+        assert!(!report.passed());
+    }
+}
