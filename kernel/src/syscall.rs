@@ -108,8 +108,9 @@ pub fn set_params(cmdline: &'static str, spec: &'static [ParamSpec]) {
 }
 
 /// Enables `syscall` on this CPU (EFER.SCE, LSTAR, FMASK; STAR is set by
-/// gdt::init) and SMEP/SMAP when CPUID.(7,0):EBX offers them (bits 7, 20).
-pub fn init_cpu() {
+/// gdt::init) and SMEP/SMAP when CPUID.(7,0):EBX offers them (bits 7, 20);
+/// returns (SMEP, SMAP) as enabled.
+pub fn init_cpu() -> (bool, bool) {
     LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
     SFMask::write(
         RFlags::INTERRUPT_FLAG
@@ -134,6 +135,10 @@ pub fn init_cpu() {
     // SAFETY: SMEP/SMAP only forbid supervisor use of user pages, which
     // the kernel does not make.
     unsafe { Cr4::update(|f| f.insert(flags)) };
+    (
+        flags.contains(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION),
+        flags.contains(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
+    )
 }
 
 /// Called by `syscall_entry` with the frame it built, interrupts off.
@@ -194,12 +199,7 @@ fn copyout(addr: u64, data: &[u8]) -> Result<(), Errno> {
 }
 
 /// Copies in a string of `len` bytes (at most `max`, else `too_long`).
-fn copyin_str<'b>(
-    addr: u64,
-    len: u64,
-    buf: &'b mut [u8],
-    too_long: Errno,
-) -> Result<&'b [u8], Errno> {
+fn copyin_str(addr: u64, len: u64, buf: &mut [u8], too_long: Errno) -> Result<&[u8], Errno> {
     if len > buf.len() as u64 {
         return Err(too_long);
     }
@@ -232,7 +232,7 @@ fn sys_pin(cpu: i64) -> Result<u64, Errno> {
         t.pin.store(-1, Ordering::Relaxed);
         return Ok(0);
     }
-    if cpu < 0 || cpu >= 64 || !smp::online().contains(cpu as u32) {
+    if !(0..64).contains(&cpu) || !smp::online().contains(cpu as u32) {
         return Err(Errno::EINVAL);
     }
     t.pin.store(cpu, Ordering::Relaxed);

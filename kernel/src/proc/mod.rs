@@ -56,7 +56,12 @@ pub mod programs {
 /// thread (see [`wait_first`]). Boot CPU, once.
 pub fn start() {
     vm::init_shared_page();
-    crate::syscall::init_cpu();
+    let (smep, smap) = crate::syscall::init_cpu();
+    crate::println!(
+        "proc: syscall on, SMEP {}, SMAP {}",
+        if smep { "on" } else { "off (not offered)" },
+        if smap { "on" } else { "off (not offered)" }
+    );
     sched::init_cpu();
     trap::set_user_trap_hook(fault::user_trap);
     trap::set_user_return_hook(|_| return_to_user());

@@ -88,4 +88,4 @@ pub unsafe fn prepare_stack(top: u64, frame: &TrapFrame) -> u64 {
     ctx
 }
 
-const _: () = assert!(core::mem::size_of::<TrapFrame>() % 16 == 0);
+const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(16));
