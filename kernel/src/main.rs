@@ -21,6 +21,7 @@ mod proc;
 mod qemu;
 mod report;
 mod stats;
+mod syscall;
 mod workloads;
 
 mod build_info {

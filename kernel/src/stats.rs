@@ -80,10 +80,31 @@ pub enum Event {
     IpiInterruptsShootRange,
     IpiInterruptsShootTlb,
     IpiInterruptsOther,
+    /// Processes made by fork, programs loaded by exec (the first
+    /// process's included), processes ended (exit, last thread_exit or a
+    /// kill), and of those the kills.
+    ProcForks,
+    ProcExecs,
+    ProcExits,
+    ProcKills,
+    /// Context switches (a CPU changing the thread it runs).
+    SchedSwitches,
+    /// pmap_remove_pages calls (vmspace teardown at exit and exec).
+    PmapRemovePagesCalls,
+    /// The per-region pmap_remove calls of the teardown at exit, and how
+    /// many of them found nothing resident (seed 004's early return); the
+    /// same for the teardown of the old address space at exec.
+    PmapRemoveExitCalls,
+    PmapRemoveExitEarly,
+    PmapRemoveExecCalls,
+    PmapRemoveExecEarly,
+    /// User page faults resolved, and of those copy-on-write copies.
+    VmFaults,
+    VmCowCopies,
 }
 
 impl Event {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 29;
     pub const ALL: [Event; Self::COUNT] = [
         Event::ShootPageCalls,
         Event::ShootRangeCalls,
@@ -102,6 +123,18 @@ impl Event {
         Event::IpiInterruptsShootRange,
         Event::IpiInterruptsShootTlb,
         Event::IpiInterruptsOther,
+        Event::ProcForks,
+        Event::ProcExecs,
+        Event::ProcExits,
+        Event::ProcKills,
+        Event::SchedSwitches,
+        Event::PmapRemovePagesCalls,
+        Event::PmapRemoveExitCalls,
+        Event::PmapRemoveExitEarly,
+        Event::PmapRemoveExecCalls,
+        Event::PmapRemoveExecEarly,
+        Event::VmFaults,
+        Event::VmCowCopies,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -123,6 +156,18 @@ impl Event {
             Event::IpiInterruptsShootRange => "ipi.interrupts.shootrange",
             Event::IpiInterruptsShootTlb => "ipi.interrupts.shoottlb",
             Event::IpiInterruptsOther => "ipi.interrupts.other",
+            Event::ProcForks => "proc.forks",
+            Event::ProcExecs => "proc.execs",
+            Event::ProcExits => "proc.exits",
+            Event::ProcKills => "proc.kills",
+            Event::SchedSwitches => "sched.switches",
+            Event::PmapRemovePagesCalls => "pmap.remove_pages.calls",
+            Event::PmapRemoveExitCalls => "pmap.remove.exit_calls",
+            Event::PmapRemoveExitEarly => "pmap.remove.exit_early",
+            Event::PmapRemoveExecCalls => "pmap.remove.exec_calls",
+            Event::PmapRemoveExecEarly => "pmap.remove.exec_early",
+            Event::VmFaults => "vm.faults",
+            Event::VmCowCopies => "vm.cow_copies",
         }
     }
 

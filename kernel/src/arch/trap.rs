@@ -58,7 +58,7 @@ pub const fn ipi_vector(kind: IpiKind) -> u8 {
 
 /// The register state saved by `trap_common`, lowest address first.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct TrapFrame {
     pub r15: u64,
     pub r14: u64,
@@ -179,6 +179,26 @@ const STUB_SIZE: u64 = 16;
 
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
 
+/// The process layer's handler of exceptions taken in user mode (it
+/// resolves page faults or kills the process), set once when processes
+/// start; until then a user exception is fatal like a kernel one.
+static USER_TRAP_HOOK: spin::Once<fn(&mut TrapFrame)> = spin::Once::new();
+/// Called last for every trap from user mode, on the way back to it (the
+/// scheduler preempts and ends killed threads there).
+static USER_RETURN_HOOK: spin::Once<fn(&mut TrapFrame)> = spin::Once::new();
+
+/// Installs the handler of user-mode exceptions (vectors 0-31 other than
+/// NMI, double fault and machine check). Set once.
+pub fn set_user_trap_hook(hook: fn(&mut TrapFrame)) {
+    USER_TRAP_HOOK.call_once(|| hook);
+}
+
+/// Installs the function every trap from user mode calls just before it
+/// returns there (with interrupts off; it may switch threads). Set once.
+pub fn set_user_return_hook(hook: fn(&mut TrapFrame)) {
+    USER_RETURN_HOOK.call_once(|| hook);
+}
+
 /// Builds the IDT (first call) and loads it on this CPU.
 pub fn init() {
     IDT.call_once(build_idt).load();
@@ -228,6 +248,12 @@ fn build_idt() -> InterruptDescriptorTable {
 extern "C" fn rust_trap(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     match vector {
+        0..=31 if frame.user_mode() && !matches!(vector, 2 | 8 | 18) => {
+            match USER_TRAP_HOOK.get() {
+                Some(hook) => hook(frame),
+                None => fatal(frame),
+            }
+        }
         0..=31 => fatal(frame),
         TIMER_VECTOR => apic::timer_interrupt(),
         v if (IPI_BASE..IPI_BASE + IpiKind::COUNT as u8).contains(&v) => {
@@ -240,6 +266,11 @@ extern "C" fn rust_trap(frame: &mut TrapFrame) {
         // IRQ 7 / 15, which must not be acknowledged either.
         v if (PIC_BASE..PIC_BASE + 16).contains(&v) => {}
         _ => fatal(frame),
+    }
+    if frame.user_mode() {
+        if let Some(hook) = USER_RETURN_HOOK.get() {
+            hook(frame);
+        }
     }
 }
 

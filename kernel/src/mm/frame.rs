@@ -42,6 +42,10 @@ pub struct Page {
     flags: AtomicU32,
     /// The owner's count: valid entries of a page-table page.
     pub wire_count: AtomicU32,
+    /// References to a user page (proc::vm): the address spaces whose VM
+    /// map holds it, so that copy-on-write knows whether a write fault may
+    /// take the page over or must copy it. Set by its owner on allocation.
+    pub refcount: AtomicU32,
 }
 
 const NIL: u32 = u32::MAX;
@@ -156,6 +160,7 @@ pub fn init(info: &StartInfo, start_info_phys: u64) -> Result<(), FrameError> {
                 prev: AtomicU32::new(NIL),
                 flags: AtomicU32::new(0),
                 wire_count: AtomicU32::new(0),
+                refcount: AtomicU32::new(0),
             })
         };
     }

@@ -77,7 +77,8 @@ use super::frame::{self, Fill, PageList};
 use super::lock::SpinLock;
 use super::pool::Pool;
 use super::shootdown::{
-    pmap_tlb_shootpage, pmap_tlb_shootrange, pmap_tlb_shoottlb, pmap_tlb_shootwait,
+    pmap_tlb_shootpage, pmap_tlb_shootpmap, pmap_tlb_shootrange, pmap_tlb_shoottlb,
+    pmap_tlb_shootwait,
 };
 use crate::memlayout::{phys_to_virt, KVA_BASE, KVA_END, KVA_PML4_SLOT, USER_END};
 use crate::stats::{self, Event};
@@ -185,6 +186,10 @@ static NX: AtomicBool = AtomicBool::new(false);
 
 /// OpenBSD's PG_W: the mapping is wired (a software bit).
 const PG_W: PageTableFlags = PageTableFlags::BIT_9;
+/// The mapping is unmanaged (a software bit): its page is not the VM
+/// system's, like FreeBSD's shared page (entered without a pv entry), so
+/// [`pmap_remove_pages`] leaves it; only pmap_remove takes it out.
+const PG_UNMANAGED: PageTableFlags = PageTableFlags::BIT_10;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 /// Bits the MMU sets on its own: a change in them needs no shootdown.
 const HW_SET: PageTableFlags = PageTableFlags::ACCESSED.union(PageTableFlags::DIRTY);
@@ -540,6 +545,22 @@ pub fn pmap_enter(
     prot: Prot,
     wired: bool,
 ) -> Result<(), PmapError> {
+    enter(pm, va, pa, leaf_flags(pm, prot, wired))
+}
+
+/// pmap_enter of an unmanaged page (FreeBSD's shared page): the same,
+/// unwired, but [`pmap_remove_pages`] will not remove it.
+pub fn pmap_enter_unmanaged(
+    pm: &Pmap,
+    va: VirtAddr,
+    pa: PhysAddr,
+    prot: Prot,
+) -> Result<(), PmapError> {
+    enter(pm, va, pa, leaf_flags(pm, prot, false) | PG_UNMANAGED)
+}
+
+fn enter(pm: &Pmap, va: VirtAddr, pa: PhysAddr, flags: PageTableFlags) -> Result<(), PmapError> {
+    let wired = flags.contains(PG_W);
     let va = va.as_u64();
     check_range(pm, va, va + PAGE_SIZE);
     assert!(
@@ -548,7 +569,7 @@ pub fn pmap_enter(
     );
     let _guard = pm.lock.lock();
     let pt = walk_create(pm, va)?;
-    let new = Pte::new(pa, leaf_flags(pm, prot, wired));
+    let new = Pte::new(pa, flags);
     let old = Pte(entry(pt, index(va, 1)).swap(new.0, Ordering::SeqCst));
     let stats = &pm.pm_stats;
     if wired {
@@ -609,6 +630,73 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
     }
     pmap_tlb_shootwait();
     empty.free_all();
+}
+
+/// Removes every managed mapping of the user pmap `pm` (all but those of
+/// [`pmap_enter_unmanaged`]) and frees the PTPs that empty, with one
+/// invalidation of the whole pmap at the end on the CPUs in `pm_cpus`
+/// (FreeBSD's amd64 pmap_remove_pages, which vmspace_exit and
+/// exec_new_vmspace call on an address space that is going away, before
+/// the per-entry pmap_remove calls). The leaf pages are the caller's to
+/// free, after this returns. Counts the call.
+pub fn pmap_remove_pages(pm: &Pmap) {
+    assert!(!pm.is_kernel(), "pmap_remove_pages of the kernel pmap");
+    stats::count(Event::PmapRemovePagesCalls);
+    let _guard = pm.lock.lock();
+    let mut empty = PageList::new();
+    let mut changed = 0u64;
+    for i in 0..256 {
+        let e = entry(pm.pm_pml4, i);
+        let pte = load(e);
+        if pte.is_table() && remove_managed(pm, pte.frame(), 3, &mut empty, &mut changed) {
+            e.swap(0, Ordering::SeqCst);
+            wire_count(pm.pm_pml4).fetch_sub(1, Ordering::Relaxed);
+            pm.pm_stats.resident_count.fetch_sub(1, Ordering::Relaxed);
+            empty.push(pte.frame());
+        }
+    }
+    if changed > 0 {
+        pmap_tlb_shootpmap(pm);
+        pmap_tlb_shootwait();
+    }
+    empty.free_all();
+}
+
+/// Clears the managed leaves below the level-`level` PTP `table`, unlinks
+/// (onto `empty`) the PTPs below it that empty, counts what changed, and
+/// returns whether `table` itself is now empty.
+fn remove_managed(
+    pm: &Pmap,
+    table: PhysFrame,
+    level: u32,
+    empty: &mut PageList,
+    changed: &mut u64,
+) -> bool {
+    for i in 0..512 {
+        let e = entry(table, i);
+        let pte = load(e);
+        if !pte.present() {
+            continue;
+        }
+        if level == 1 {
+            if pte.flags().contains(PG_UNMANAGED) {
+                continue;
+            }
+            let old = Pte(e.swap(0, Ordering::SeqCst));
+            if old.flags().contains(PG_W) {
+                pm.pm_stats.wired_count.fetch_sub(1, Ordering::Relaxed);
+            }
+        } else if !pte.is_table() || !remove_managed(pm, pte.frame(), level - 1, empty, changed) {
+            continue;
+        } else {
+            e.swap(0, Ordering::SeqCst);
+            empty.push(pte.frame());
+        }
+        wire_count(table).fetch_sub(1, Ordering::Relaxed);
+        pm.pm_stats.resident_count.fetch_sub(1, Ordering::Relaxed);
+        *changed += 1;
+    }
+    wire_count(table).load(Ordering::Relaxed) == 0
 }
 
 /// Lowers the protection of the mappings in `[sva, eva)` of `pm` to

@@ -21,7 +21,6 @@ pub enum LoadError {
 
 impl LoadError {
     /// The error `exec` returns for it.
-    #[allow(dead_code, reason = "exec, written with the scheduler, returns it")]
     pub fn errno(&self) -> Errno {
         match self {
             LoadError::NoSuchProgram => Errno::ENOENT,

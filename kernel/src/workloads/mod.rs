@@ -15,6 +15,7 @@ mod hello;
 mod ipi_pingpong;
 mod pmap_selftest;
 mod programs;
+mod user;
 
 /// One entry of the workload table.
 pub struct Workload {
@@ -35,6 +36,11 @@ pub static WORKLOADS: &[&Workload] = &[
     &fault::FAULT,
     &ipi_pingpong::IPI_PINGPONG,
     &pmap_selftest::PMAP_SELFTEST,
+    &user::FORKEXIT_W,
+    &user::BUILDKERNEL_W,
+    &user::MMAP_STORM_W,
+    &user::COHERENCE_W,
+    &user::USERTEST_W,
 ];
 
 /// Runs the workload the command line names. A bad command line is reported

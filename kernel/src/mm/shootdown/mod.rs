@@ -203,6 +203,13 @@ pub fn pmap_tlb_shoottlb() {
     shoot(Request::Tlb, all, true);
 }
 
+/// Flushes every TLB entry of `pm` on the CPUs that may cache it (a
+/// pmap_tlb_shoottlb targeted at `pm_cpus`, as FreeBSD's
+/// pmap_invalidate_all): the one invalidation of pmap_remove_pages.
+pub fn pmap_tlb_shootpmap(pm: &Pmap) {
+    shoot(Request::Tlb, targets(pm), pm.is_loaded_here());
+}
+
 /// Waits until the targets of this CPU's last shootdown have invalidated;
 /// returns at once if it sent none. Counts the cycles spent here and
 /// samples the latency since the request went out.

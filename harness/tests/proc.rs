@@ -1,0 +1,155 @@
+//! Processes in user mode (issue 5), checked on the real kernel: usertest's
+//! in-guest checks, the fork-exit loop's accounting (frames and pm_cpus),
+//! seed 004's early pmap_remove returns, and the other user workloads
+//! running to completion on several CPUs.
+
+use harness::outcome::Outcome;
+use harness::report::Report;
+
+mod common;
+use common::*;
+
+fn total(report: &Report, name: &str) -> f64 {
+    report
+        .metric(name)
+        .unwrap_or_else(|| panic!("no machine-wide {name} in the report"))
+}
+
+fn with_params<'a>(
+    pairs: &'a [(&'a str, &'a str)],
+) -> impl FnOnce(&mut harness::run::RunSpec) + 'a {
+    move |spec| {
+        spec.params = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+}
+
+/// The run ended ok, every IPI sent was received, and every frame taken
+/// during the run was given back.
+fn assert_clean_run(report: &Report, outcome: &Outcome, what: &str) {
+    assert_eq!(*outcome, Outcome::Ok, "{what}: {outcome}");
+    assert_ipis_balanced(report);
+    assert_eq!(
+        total(report, "mem.frames.free_end"),
+        total(report, "mem.frames.free_start"),
+        "{what}: frames leaked"
+    );
+}
+
+/// usertest's checks (fork + COW isolation, exec with argv, wait status,
+/// threads on every CPU, mmap/munmap/mprotect, kills, bad syscalls) all
+/// pass on 1 and 4 CPUs.
+#[test]
+fn usertest_passes_on_1_and_4_cpus() {
+    for cpus in [1, 4] {
+        let b = boot("usertest", cpus);
+        let r = &b.result.report;
+        assert_clean_run(r, &b.result.outcome, &format!("usertest x{cpus}"));
+        let checks: Vec<_> = r
+            .metrics
+            .iter()
+            .filter(|m| m.unit == "bool" && m.name.starts_with("usertest."))
+            .collect();
+        assert!(checks.len() >= 12, "x{cpus}: only {} checks", checks.len());
+        for m in &checks {
+            assert_eq!(m.value, 1.0, "x{cpus}: {} failed", m.name);
+        }
+        assert_eq!(total(r, "usertest.failed"), 0.0, "x{cpus}");
+        assert_eq!(total(r, "usertest.passed"), checks.len() as f64, "x{cpus}");
+        // Its deliberate faults killed only the children that made them.
+        assert!(total(r, "proc.kills") >= 10.0, "x{cpus}");
+        assert_eq!(total(r, "pmap.destroy.cpus_nonzero"), 0.0, "x{cpus}");
+    }
+}
+
+/// 10,000 fork-exit cycles on 4 CPUs give back every frame, and the fixed
+/// pmap never destroys a pmap still marked active on a CPU.
+#[test]
+fn forkexit_10000_on_4_cpus_is_clean() {
+    let b = boot_with("forkexit", 4, |s| {
+        with_params(&[("loops", "10000")])(s);
+        s.timeout = std::time::Duration::from_secs(300);
+    });
+    let r = &b.result.report;
+    assert_clean_run(r, &b.result.outcome, "forkexit x4");
+    assert_eq!(total(r, "forkexit.loops"), 10_000.0);
+    assert_eq!(total(r, "pmap.destroy.cpus_nonzero"), 0.0);
+    // The instance process and its 10,000 children (and the first process).
+    assert_eq!(total(r, "proc.forks"), 10_001.0);
+    assert_eq!(total(r, "proc.exits"), 10_002.0);
+    assert_eq!(total(r, "pmap.destroy.calls"), 10_002.0);
+    let secs = total(r, "forkexit.elapsed_ns") / 1e9;
+    eprintln!(
+        "forkexit x4: {:.0} loops/s ({} loops in {secs:.3} s)",
+        10_000.0 / secs,
+        10_000
+    );
+}
+
+/// Seed 004's situation: a child that touched the shared page keeps it
+/// resident through pmap_remove_pages (it is unmanaged), so no pmap_remove
+/// of its exit returns early; one that did not leaves nothing resident,
+/// and they all do.
+#[test]
+fn shared_page_touch_decides_early_returns_at_exit() {
+    let on = boot_with(
+        "forkexit",
+        1,
+        with_params(&[("loops", "200"), ("touch", "on")]),
+    );
+    let off = boot_with(
+        "forkexit",
+        1,
+        with_params(&[("loops", "200"), ("touch", "off")]),
+    );
+    for (b, what) in [(&on, "touch=on"), (&off, "touch=off")] {
+        assert_clean_run(&b.result.report, &b.result.outcome, what);
+    }
+    let (on, off) = (&on.result.report, &off.result.report);
+    assert!(total(on, "pmap.remove.exit_calls") >= 200.0);
+    assert_eq!(total(on, "pmap.remove.exit_early"), 0.0, "touch=on");
+    // Every child's removes end early: all but the instance's own exit.
+    let calls = total(off, "pmap.remove.exit_calls");
+    let early = total(off, "pmap.remove.exit_early");
+    assert!(early >= calls * 0.9, "touch=off: {early} of {calls} early");
+}
+
+/// buildkernel, mmap-storm and coherence run to completion on 2 and 4 CPUs
+/// with small parameters, and coherence sees no stale access.
+#[test]
+fn user_workloads_run_on_2_and_4_cpus() {
+    let runs: [(&str, &[(&str, &str)]); 3] = [
+        ("buildkernel", &[("jobs", "8"), ("link_regions", "4")]),
+        ("mmap-storm", &[("ops", "50")]),
+        ("coherence", &[("remaps", "100"), ("rounds", "3")]),
+    ];
+    for cpus in [2, 4] {
+        for (workload, params) in runs {
+            let b = boot_with(workload, cpus, with_params(params));
+            let r = &b.result.report;
+            assert_clean_run(r, &b.result.outcome, &format!("{workload} x{cpus}"));
+            match workload {
+                "buildkernel" => assert_eq!(total(r, "buildkernel.jobs.finished"), 8.0),
+                "mmap-storm" => assert_eq!(total(r, "mmap-storm.ops"), 50.0 * f64::from(cpus)),
+                _ => {
+                    assert_eq!(total(r, "coherence.stale"), 0.0);
+                    assert!(total(r, "coherence.checks") > 0.0);
+                }
+            }
+        }
+    }
+}
+
+/// A user workload's parameters are validated before any process starts.
+#[test]
+fn user_workload_rejects_bad_params() {
+    let b = boot_with("forkexit", 1, with_params(&[("loops", "0")]));
+    match &b.result.outcome {
+        Outcome::Failed { errors } => {
+            assert!(errors.iter().any(|e| e.msg.contains("loops")), "{errors:?}")
+        }
+        other => panic!("expected failed, got {other}"),
+    }
+}
