@@ -101,10 +101,17 @@ pub enum Event {
     /// User page faults resolved, and of those copy-on-write copies.
     VmFaults,
     VmCowCopies,
+    /// Shootdown IPIs sent for a dying pmap (the teardown at exit and
+    /// exec, mm::pmap::pmap_set_dying), shoottlb's included: what seed
+    /// 004's "dying pmap needs no IPIs" idea (`dying-no-ipi`) saves.
+    ShootDyingIpis,
+    /// Shootdowns of a dying pmap whose pm_cpus named another online CPU
+    /// (0 with the fixed bitmap; `dying-no-ipi` skips them anyway).
+    PmapDyingCpusOther,
 }
 
 impl Event {
-    pub const COUNT: usize = 29;
+    pub const COUNT: usize = 31;
     pub const ALL: [Event; Self::COUNT] = [
         Event::ShootPageCalls,
         Event::ShootRangeCalls,
@@ -135,6 +142,8 @@ impl Event {
         Event::PmapRemoveExecEarly,
         Event::VmFaults,
         Event::VmCowCopies,
+        Event::ShootDyingIpis,
+        Event::PmapDyingCpusOther,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -168,6 +177,8 @@ impl Event {
             Event::PmapRemoveExecEarly => "pmap.remove.exec_early",
             Event::VmFaults => "vm.faults",
             Event::VmCowCopies => "vm.cow_copies",
+            Event::ShootDyingIpis => "shoot.dying.ipis",
+            Event::PmapDyingCpusOther => "pmap.dying.cpus_other",
         }
     }
 

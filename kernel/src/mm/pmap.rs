@@ -34,6 +34,11 @@
 //! kernel's fixed PDPT) is not counted, so an address space with nothing
 //! mapped has resident_count 0 and pmap_remove can return at once (FreeBSD;
 //! OpenBSD 2010 counted its PDP, seed 004's D32569 is about counting it).
+//! Seed 004's variants change this: `count-top-level` counts a user pmap's
+//! PML4 ([`TOP_LEVEL_PAGES`]), which alone nullifies the early return;
+//! `unmap-shared-page` moves the early return's threshold to
+//! [`TOP_LEVEL_PAGES`] ([`pmap_nothing_resident`]). The kernel pmap, made
+//! at boot rather than by pmap_create, never counts its top level.
 //! `wired_count` counts mappings entered wired (software bit 9, OpenBSD's
 //! PG_W). Both are kept exact; the pmap-selftest workload checks them
 //! against a walk of the tables ([`pmap_walk_counts`]).
@@ -77,7 +82,7 @@ use super::frame::{self, Fill, PageList};
 use super::lock::SpinLock;
 use super::pool::Pool;
 use super::shootdown::{
-    pmap_tlb_shootpage, pmap_tlb_shootpmap, pmap_tlb_shootrange, pmap_tlb_shoottlb,
+    pmap_tlb_shootpage, pmap_tlb_shootpmap, pmap_tlb_shootrange, pmap_tlb_shoottlb_for,
     pmap_tlb_shootwait,
 };
 use crate::memlayout::{phys_to_virt, KVA_BASE, KVA_END, KVA_PML4_SLOT, USER_END};
@@ -127,6 +132,11 @@ pub struct Pmap {
     pub pm_cpus: AtomicU64,
     pub pm_stats: PmapStats,
     refcount: AtomicU32,
+    /// Set once by [`pmap_set_dying`] when the last thread of a
+    /// single-threaded process starts tearing the address space down (exit
+    /// or exec); never cleared. Counts the shootdown IPIs sent for a dying
+    /// pmap, and under `dying-no-ipi` makes its invalidations local.
+    pm_dying: AtomicBool,
 }
 
 impl Pmap {
@@ -153,7 +163,33 @@ impl Pmap {
     pub fn wired_count(&self) -> u64 {
         self.pm_stats.wired_count.load(Ordering::Relaxed)
     }
+
+    /// See [`pmap_set_dying`].
+    pub fn is_dying(&self) -> bool {
+        self.pm_dying.load(Ordering::Relaxed)
+    }
 }
+
+/// The top-level page-table pages a user pmap counts in resident_count:
+/// none, as OpenBSD and FreeBSD before D32569, or its PML4 under
+/// `count-top-level` (FreeBSD D32569, sys/amd64/amd64/pmap.c, the review's
+/// first diff: "amd64 pmap: account for the top-level pages"; FreeBSD's
+/// `1 + (pmap->pm_pmltopu != NULL ? 1 : 0)`, one here: no PTI user PML4).
+#[cfg(not(feature = "count-top-level"))]
+pub const TOP_LEVEL_PAGES: u64 = 0;
+#[cfg(feature = "count-top-level")]
+pub const TOP_LEVEL_PAGES: u64 = 1;
+
+/// resident_count at which pmap_remove returns at once: nothing mapped
+/// and no PTP. FreeBSD's check was `resident_count == 0`, which counting
+/// the top level (`count-top-level`) makes unreachable while the pmap
+/// lives; D32569 as landed ("Improve pmap_remove() check to allow the top
+/// level page table pages be accounted", sys/amd64/amd64/pmap.c) compares
+/// with the top-level count instead (`unmap-shared-page`).
+#[cfg(not(feature = "unmap-shared-page"))]
+const EMPTY_RESIDENT: u64 = 0;
+#[cfg(feature = "unmap-shared-page")]
+const EMPTY_RESIDENT: u64 = TOP_LEVEL_PAGES;
 
 /// A counted reference to a user pmap: pmap_create returns the first,
 /// pmap_reference makes more, and dropping one (or pmap_destroy) releases
@@ -430,6 +466,7 @@ pub fn init() {
             wired_count: AtomicU64::new(0),
         },
         refcount: AtomicU32::new(1),
+        pm_dying: AtomicBool::new(false),
     });
     PMAP_POOL.prime();
 }
@@ -458,12 +495,14 @@ pub fn pmap_create() -> Result<PmapHandle, PmapError> {
     unsafe {
         addr_of_mut!((*p).lock).write(SpinLock::new(()));
         addr_of_mut!((*p).pm_pml4).write(pml4);
-        // resident_count: the PML4 is not counted (see the header comment).
+        // resident_count: the PML4 counts only under `count-top-level`
+        // (see the header comment and TOP_LEVEL_PAGES).
         addr_of_mut!((*p).pm_stats).write(PmapStats {
-            resident_count: AtomicU64::new(0),
+            resident_count: AtomicU64::new(TOP_LEVEL_PAGES),
             wired_count: AtomicU64::new(0),
         });
         addr_of_mut!((*p).refcount).write(AtomicU32::new(1));
+        addr_of_mut!((*p).pm_dying).write(AtomicBool::new(false));
         // Seed 000 (OpenBSD pmap.c 1.55 -> 1.56): 1.55 never set pm_cpus,
         // leaving the pool's 0xdeadbeef fill in it, so shootdowns hit CPUs
         // that never ran this pmap. The `uninit-bitmap` variant is 1.55.
@@ -593,15 +632,15 @@ fn enter(pm: &Pmap, va: VirtAddr, pa: PhysAddr, flags: PageTableFlags) -> Result
 /// Removes the mappings in `[sva, eva)` from `pm`, frees the PTPs that
 /// empty, and shoots the range down (as OpenBSD 2010: one page only if it
 /// was mapped; a range always; a user range over 32 pages with shoottlb).
-/// Counts the call, and returns early (counted) if nothing is resident, as
-/// FreeBSD's pmap_remove does.
+/// Counts the call, and returns early (counted) if nothing is resident
+/// ([`pmap_nothing_resident`]), as FreeBSD's pmap_remove does.
 pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
     stats::count(Event::PmapRemoveCalls);
     let (sva, eva) = (sva.as_u64(), eva.as_u64());
     check_range(pm, sva, eva);
     // FreeBSD amd64 pmap_remove: "Perform an unsynchronized read. This is,
     // however, safe." Nothing resident means no mapping and no PTP.
-    if pm.resident_count() == 0 {
+    if pmap_nothing_resident(pm) {
         stats::count(Event::PmapRemoveEarly);
         return;
     }
@@ -612,6 +651,20 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
         let path = walk(pm, sva);
         if path.deepest() == 1 && remove_pte(pm, path.table(1), sva) {
             release_empty(pm, &path, sva, &mut empty);
+            // Negative control `lost-shootdown` (no system's code: a bug
+            // made on purpose): removing one page of a user pmap
+            // invalidates only this CPU's TLB and sends no IPI, so other
+            // CPUs running the process's threads keep the old translation
+            // (the frame is freed below). munmap and mmap(FIXED) of one
+            // page come here: the coherence oracle's remap and munmap
+            // modes must catch it.
+            #[cfg(feature = "lost-shootdown")]
+            if !pm.is_kernel() {
+                super::shootdown::pmap_tlb_shootpage_lost(pm, VirtAddr::new(sva));
+            } else {
+                pmap_tlb_shootpage(pm, VirtAddr::new(sva));
+            }
+            #[cfg(not(feature = "lost-shootdown"))]
             pmap_tlb_shootpage(pm, VirtAddr::new(sva));
         }
     } else {
@@ -623,13 +676,30 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
             release_empty(pm, path, start, &mut empty);
         });
         if range_shoots_all(sva, eva, pm.is_kernel()) {
-            pmap_tlb_shoottlb();
+            pmap_tlb_shoottlb_for(pm);
         } else {
             pmap_tlb_shootrange(pm, VirtAddr::new(sva), VirtAddr::new(eva));
         }
     }
     pmap_tlb_shootwait();
     empty.free_all();
+}
+
+/// True if pmap_remove on `pm` would return at once: resident_count at
+/// [`EMPTY_RESIDENT`] (an unsynchronized read, as FreeBSD's). With
+/// `count-top-level` alone this never holds for a live user pmap.
+pub fn pmap_nothing_resident(pm: &Pmap) -> bool {
+    pm.resident_count() == EMPTY_RESIDENT
+}
+
+/// Marks `pm` as dying: the last thread of its process (single-threaded
+/// from here on) is tearing it down for exit or exec, with `pm` loaded on
+/// this CPU; no thread of it will run user code again. Shootdowns of a
+/// dying pmap are counted apart (`shoot.dying.ipis`) and, under
+/// `dying-no-ipi`, sent to no other CPU (mm::shootdown).
+pub fn pmap_set_dying(pm: &Pmap) {
+    assert!(!pm.is_kernel(), "pmap_set_dying of the kernel pmap");
+    pm.pm_dying.store(true, Ordering::Relaxed);
 }
 
 /// Removes every managed mapping of the user pmap `pm` (all but those of
@@ -732,7 +802,7 @@ pub fn pmap_protect(pm: &Pmap, sva: VirtAddr, eva: VirtAddr, prot: Prot) {
         }
     });
     if range_shoots_all(sva, eva, pm.is_kernel()) {
-        pmap_tlb_shoottlb();
+        pmap_tlb_shoottlb_for(pm);
     } else {
         pmap_tlb_shootrange(pm, VirtAddr::new(sva), VirtAddr::new(eva));
     }

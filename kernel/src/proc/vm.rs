@@ -626,10 +626,12 @@ impl Vm {
     }
 
     /// Takes the address space down in FreeBSD's order (vmspace_exit,
-    /// exec_new_vmspace; seed 004, D32569): first pmap_remove_pages (every
-    /// managed page, one invalidation of the pmap at the end), then one
-    /// pmap_remove per region (each returns at once if nothing is resident,
-    /// counted as an early return), then the frames are dropped. Returns the
+    /// exec_new_vmspace; seed 004, D32569): marks the pmap dying (only the
+    /// calling thread is left), under `unmap-shared-page` removes the
+    /// shared page, then pmap_remove_pages (every managed page, one
+    /// invalidation of the pmap at the end), then one pmap_remove per
+    /// region (each returns at once if nothing is resident, counted as an
+    /// early return), then the frames are dropped. Returns the
     /// pmap, which the caller unloads from this CPU and then drops (the
     /// last reference: pmap_destroy). Called by the last thread with the
     /// pmap loaded on this CPU only.
@@ -639,11 +641,20 @@ impl Vm {
             regions,
             pages,
         } = self;
-        // Seed 004's variants hook in here (shared-page-opt): D32569 first
-        // unmaps the shared page explicitly (a pmap_remove of
-        // SHARED_PAGE_VA, on exec and exit), so that the per-region removes
-        // below can return early, and counts the top-level page-table pages
-        // in resident_count.
+        pmap::pmap_set_dying(&pmap);
+        // FreeBSD D32569 as landed (seed 004; sys/kern/kern_exec.c
+        // exec_free_abi_mappings, called from exec_new_vmspace and exit1):
+        // "Remove shared page(s) from vm_map manually before destroying
+        // the vmspace, on exec and exit", with pmap_remove as markj asked.
+        // pmap_remove_pages leaves the unmanaged shared page, so without
+        // this a process that touched it keeps resident_count above the
+        // top level and every per-region pmap_remove below does a full
+        // walk (and, over 32 pages, a shoottlb to every CPU). Not counted
+        // as a per-region exit/exec call.
+        #[cfg(feature = "unmap-shared-page")]
+        for r in regions.iter().filter(|r| r.kind == Kind::Shared) {
+            pmap::pmap_remove(&pmap, va(r.start), va(r.end));
+        }
         pmap::pmap_remove_pages(&pmap);
         let (calls, early) = match why {
             Teardown::Exit => (Event::PmapRemoveExitCalls, Event::PmapRemoveExitEarly),
@@ -651,7 +662,7 @@ impl Vm {
         };
         for r in &regions {
             stats::count(calls);
-            if pmap.resident_count() == 0 {
+            if pmap::pmap_nothing_resident(&pmap) {
                 stats::count(early);
             }
             pmap::pmap_remove(&pmap, va(r.start), va(r.end));

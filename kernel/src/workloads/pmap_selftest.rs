@@ -141,6 +141,17 @@ fn created_cpus() -> u64 {
     }
 }
 
+/// The top-level pages `pm` counts in resident_count: a user pmap's PML4
+/// under `count-top-level` (FreeBSD D32569, seed 004), else none; the
+/// kernel pmap never (it is not made by pmap_create).
+fn top_level(pm: &Pmap) -> u64 {
+    if pm.is_kernel() {
+        0
+    } else {
+        pmap::TOP_LEVEL_PAGES
+    }
+}
+
 /// Whether a pmap whose pm_cpus is `cpus` has online CPUs other than this
 /// one to shoot down.
 fn has_remote(cpus: u64) -> bool {
@@ -187,7 +198,7 @@ fn check_counts(t: &mut Checks, what: &str, pm: &Pmap, pages: Option<u64>, ptps:
     let w = pmap::pmap_walk_counts(pm);
     check!(
         t,
-        pm.resident_count() == w.pages + w.ptps,
+        pm.resident_count() == w.pages + w.ptps + top_level(pm),
         "{what}: resident_count {} but the tables hold {} pages and {} PTPs",
         pm.resident_count(),
         w.pages,
@@ -393,8 +404,8 @@ fn user_pmap(t: &mut Checks) {
     );
     check!(
         t,
-        pm.resident_count() == 0 && pm.wired_count() == 0,
-        "pmap_create: stats not zero"
+        pm.resident_count() == top_level(&pm) && pm.wired_count() == 0,
+        "pmap_create: stats not zero (beyond the top level)"
     );
     check_counts(t, "user fresh", &pm, Some(0), Some(0));
     check!(
@@ -418,7 +429,7 @@ fn user_pmap(t: &mut Checks) {
     check_counts(t, "user after enter", &pm, Some(3), Some(7));
     check!(
         t,
-        pm.resident_count() == 10,
+        pm.resident_count() == 10 + top_level(&pm),
         "user resident_count {}",
         pm.resident_count()
     );
@@ -536,16 +547,23 @@ fn user_pmap(t: &mut Checks) {
     check_counts(t, "user empty", &pm, Some(0), Some(0));
     check!(
         t,
-        pm.resident_count() == 0,
+        pm.resident_count() == top_level(&pm),
         "user resident_count {}",
         pm.resident_count()
     );
+    // FreeBSD D32569's first diff (`count-top-level` without
+    // `unmap-shared-page`) nullifies the early return: resident_count
+    // never reaches 0 while the pmap lives. As landed, the check compares
+    // with the top-level count and the early return is back.
+    let nullified = cfg!(feature = "count-top-level") && !cfg!(feature = "unmap-shared-page");
     let early = stats::total(Event::PmapRemoveEarly);
     pmap::pmap_remove(&pm, VirtAddr::new(0), VirtAddr::new(0x80_0000));
     check!(
         t,
-        stats::total(Event::PmapRemoveEarly) == early + 1,
-        "user pmap_remove on an empty pmap did not return early"
+        stats::total(Event::PmapRemoveEarly) == early + u64::from(!nullified),
+        "user pmap_remove on an empty pmap: early return {}, expected {}",
+        stats::total(Event::PmapRemoveEarly) - early,
+        u64::from(!nullified)
     );
 
     let destroys = stats::total(Event::PmapDestroyCalls);

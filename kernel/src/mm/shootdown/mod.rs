@@ -41,8 +41,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use lab_core::cpuset::CpuSet;
 use lab_core::sample::Reservoir;
-use lab_core::summary::summarize;
 use lab_core::shoot::{plan_range, shoot_targets, Flush};
+use lab_core::summary::summarize;
 use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
 use x86_64::VirtAddr;
 
@@ -157,9 +157,15 @@ fn flush_all() {
     }
 }
 
-fn shoot(req: Request, targets: CpuSet, local: bool) {
+/// Sends `req` to `targets` (and invalidates locally if `local`); `pm`,
+/// when given, is the pmap it is for, only to treat a dying one apart.
+fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     let (calls, no_ipi) = req.events();
     stats::count(calls);
+    let targets = match pm {
+        Some(pm) if pm.is_dying() => dying_targets(pm, targets),
+        _ => targets,
+    };
     if targets.is_empty() {
         stats::count(no_ipi);
     } else {
@@ -176,6 +182,39 @@ fn shoot(req: Request, targets: CpuSet, local: bool) {
     }
 }
 
+/// The targets of a shootdown of the dying pmap `pm` (mm::pmap's
+/// pmap_set_dying: the last thread of a single-threaded process tears it
+/// down, loaded on this CPU). Counts a pm_cpus naming another online CPU,
+/// and the IPIs that will be sent.
+///
+/// FreeBSD D32569 review (seed 004; sys/amd64/amd64/pmap.c), kib: "add
+/// pmap flag to indicate that it is dying and disable invalidation IPIs";
+/// markj: "why would we raise IPIs when the exiting/execing process is
+/// guaranteed to be single-threaded?". Under `dying-no-ipi` the dying pmap
+/// gets no IPI for a CPU that does not have it loaded, not even from
+/// shoottlb (which OpenBSD 2010 sends to every CPU): safe exactly when
+/// pm_cpus is right. With the fixed bitmap, the CPUs left are those in
+/// pm_cpus other than this one, online: normally none, but a thread that
+/// has just exited (or a CPU still switching away from it) may hold the
+/// pmap a moment longer, and skipping it would be a lost shootdown; so
+/// those keep their IPI, counted as `pmap.dying.cpus_other`. With a buggy
+/// bitmap (`uninit-bitmap`, `fork-inherit`) pm_cpus cannot be trusted and
+/// the idea, as the review put it, skips every IPI: that is what it saves
+/// there, and the same counter shows how often the bitmap claimed others.
+fn dying_targets(pm: &Pmap, targets: CpuSet) -> CpuSet {
+    let others = shoot_targets(false, pm.cpus(), arch::smp::online(), arch::cpu_id());
+    if !others.is_empty() {
+        stats::count(Event::PmapDyingCpusOther);
+    }
+    #[cfg(feature = "dying-no-ipi")]
+    let targets = match targets {
+        _ if cfg!(any(feature = "uninit-bitmap", feature = "fork-inherit")) => CpuSet::EMPTY,
+        _ => others,
+    };
+    stats::add(Event::ShootDyingIpis, u64::from(targets.len()));
+    targets
+}
+
 fn targets(pm: &Pmap) -> CpuSet {
     shoot_targets(
         pm.is_kernel(),
@@ -188,26 +227,47 @@ fn targets(pm: &Pmap) -> CpuSet {
 /// Invalidates `va` of `pm` on every CPU that may cache it (see the module
 /// comment); the caller then calls [`pmap_tlb_shootwait`].
 pub fn pmap_tlb_shootpage(pm: &Pmap, va: VirtAddr) {
-    shoot(Request::Page(va), targets(pm), pm.is_loaded_here());
+    shoot(
+        Request::Page(va),
+        targets(pm),
+        pm.is_loaded_here(),
+        Some(pm),
+    );
+}
+
+/// The `lost-shootdown` negative control's pmap_tlb_shootpage (mm::pmap's
+/// pmap_remove of one user page): counted as a shootpage call that sent no
+/// IPI, invalidated on this CPU only, whatever `pm_cpus` says. A bug on
+/// purpose, for the coherence oracle to catch.
+#[cfg(feature = "lost-shootdown")]
+pub fn pmap_tlb_shootpage_lost(pm: &Pmap, va: VirtAddr) {
+    shoot(Request::Page(va), CpuSet::EMPTY, pm.is_loaded_here(), None);
 }
 
 /// Invalidates `[sva, eva)` of `pm` on every CPU that may cache it.
 pub fn pmap_tlb_shootrange(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
-    shoot(Request::Range(sva, eva), targets(pm), pm.is_loaded_here());
+    shoot(
+        Request::Range(sva, eva),
+        targets(pm),
+        pm.is_loaded_here(),
+        Some(pm),
+    );
 }
 
-/// Flushes the TLB of every online CPU (OpenBSD 2010: no pmap, so every
-/// other online CPU is a target).
-pub fn pmap_tlb_shoottlb() {
+/// OpenBSD 2010's pmap_tlb_shoottlb, called for `pm` (by pmap_remove and
+/// pmap_protect of a large range): flushes the TLB of every online CPU,
+/// whatever `pm_cpus` says; `pm` only lets a dying pmap be treated apart
+/// (see [`dying_targets`]).
+pub fn pmap_tlb_shoottlb_for(pm: &Pmap) {
     let all = shoot_targets(true, CpuSet::EMPTY, arch::smp::online(), arch::cpu_id());
-    shoot(Request::Tlb, all, true);
+    shoot(Request::Tlb, all, true, Some(pm));
 }
 
 /// Flushes every TLB entry of `pm` on the CPUs that may cache it (a
 /// pmap_tlb_shoottlb targeted at `pm_cpus`, as FreeBSD's
 /// pmap_invalidate_all): the one invalidation of pmap_remove_pages.
 pub fn pmap_tlb_shootpmap(pm: &Pmap) {
-    shoot(Request::Tlb, targets(pm), pm.is_loaded_here());
+    shoot(Request::Tlb, targets(pm), pm.is_loaded_here(), Some(pm));
 }
 
 /// Waits until the targets of this CPU's last shootdown have invalidated;
