@@ -35,11 +35,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Run(args) => run::execute(&ws, &args.into_options()),
         Command::List => {
-            let all = variants::load_all(&ws)?;
-            let width = all.iter().map(|v| v.name.len()).max().unwrap_or(0);
-            for v in all {
-                println!("{:<width$}  {}", v.name, v.description);
-            }
+            print!("{}", variants::listing(&variants::load_all(&ws)?));
             Ok(0)
         }
         Command::Matrix(args) => matrix::execute(&ws, &args.into_options()),

@@ -225,9 +225,53 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Variant, VariantError> {
     })
 }
 
+/// What `harness list` prints: one block per variant, its name and Cargo
+/// features on the first line (features aligned, "(none)" for the default
+/// build), then the description and the provenance indented under it, so
+/// long descriptions stay readable in an 80-column terminal.
+pub fn listing(all: &[Variant]) -> String {
+    use std::fmt::Write;
+    let width = all.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (i, v) in all.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let features = if v.features.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.features.join(" ")
+        };
+        let p = &v.provenance;
+        let _ = writeln!(out, "{:<width$}  features: {features}", v.name);
+        let _ = writeln!(out, "    {}", v.description);
+        let _ = writeln!(out, "    from: {}, {}, {}", p.system, p.file, p.revision);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listing_shows_name_features_description() {
+        let mut a: Variant = toml::from_str(GOOD).unwrap();
+        let mut b = a.clone();
+        a.features.clear();
+        b.name = "shared-page-opt".into();
+        b.features = vec!["count-top-level".into(), "unmap-shared-page".into()];
+        let text = listing(&[a, b]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "fixed            features: (none)");
+        assert_eq!(lines[1], "    the fix");
+        assert!(lines[2].starts_with("    from: OpenBSD, "));
+        assert_eq!(lines[3], "");
+        assert_eq!(
+            lines[4],
+            "shared-page-opt  features: count-top-level unmap-shared-page"
+        );
+    }
 
     const GOOD: &str = r#"
 name = "fixed"

@@ -686,10 +686,12 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
 }
 
 /// True if pmap_remove on `pm` would return at once: resident_count at
-/// [`EMPTY_RESIDENT`] (an unsynchronized read, as FreeBSD's). With
+/// [`EMPTY_RESIDENT`] (an unsynchronized read, as FreeBSD's), or 0 for the
+/// kernel pmap, which counts no top level in any variant. With
 /// `count-top-level` alone this never holds for a live user pmap.
 pub fn pmap_nothing_resident(pm: &Pmap) -> bool {
-    pm.resident_count() == EMPTY_RESIDENT
+    let empty = if pm.is_kernel() { 0 } else { EMPTY_RESIDENT };
+    pm.resident_count() == empty
 }
 
 /// Marks `pm` as dying: the last thread of its process (single-threaded
