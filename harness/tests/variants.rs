@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use harness::kernel_build;
 use harness::outcome::Outcome;
 use harness::report::Report;
 use harness::variants;
@@ -197,6 +198,39 @@ fn forkexit_counters_follow_each_mechanism() {
     assert!(g("shared-page-opt", "on").dying_ipis < g("fixed", "on").dying_ipis);
     assert!(g("dying-no-ipi", "on").dying_ipis <= g("shared-page-opt", "on").dying_ipis);
     assert_eq!(g("dying-no-ipi", "on").dying_ipis, 0.0);
+}
+
+/// The dying-pmap idea on its own, on the before state (fixed +
+/// `dying-no-ipi`, a build made here rather than a variant file): after
+/// D32569 the teardown has nothing left to shoot down, so the
+/// `dying-no-ipi` variant cannot send fewer IPIs than shared-page-opt
+/// (both send none); before it, the idea removes the shoottlb IPIs that
+/// the per-region removes send at each exit when the child touched the
+/// shared page.
+#[test]
+fn dying_no_ipi_alone_removes_the_exit_ipis_of_fixed() {
+    let ws = workspace();
+    let mut alone = variants::load(&ws, "fixed").unwrap();
+    alone.name = "test-fixed-dying-no-ipi".into();
+    alone.features = vec!["dying-no-ipi".into()];
+    let image = kernel_build::build(&ws, &alone, kernel_build::Output::OnFailure).unwrap();
+    let fixed = kernel_for("fixed");
+    let params = [("loops", "300"), ("pin", "off"), ("touch", "on")];
+    let figures = [("fixed", fixed), ("fixed+dying-no-ipi", image)].map(|(what, kernel)| {
+        let b = boot_with("forkexit", 4, |spec| {
+            spec.kernel = kernel;
+            spec.params = params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        });
+        fork_figures(what, b.result.outcome, &b.result.report)
+    });
+    let [fixed, alone] = figures;
+    assert!(fixed.dying_ipis > 0.0);
+    assert_eq!(alone.dying_ipis, 0.0);
+    // The idea changes which CPUs are interrupted, not what is removed.
+    assert_eq!(alone.exit_early, fixed.exit_early);
 }
 
 /// The coherence oracle finds no stale access in any variant but
