@@ -13,8 +13,8 @@ mod diagnostics;
 mod fault;
 mod hello;
 mod ipi_pingpong;
-mod programs;
 mod pmap_selftest;
+mod programs;
 
 /// One entry of the workload table.
 pub struct Workload {
