@@ -14,6 +14,7 @@ mod fault;
 mod hello;
 mod ipi_pingpong;
 mod pmap_selftest;
+mod shoot_storm;
 mod programs;
 
 /// One entry of the workload table.
@@ -35,6 +36,7 @@ pub static WORKLOADS: &[&Workload] = &[
     &fault::FAULT,
     &ipi_pingpong::IPI_PINGPONG,
     &pmap_selftest::PMAP_SELFTEST,
+    &shoot_storm::SHOOT_STORM,
 ];
 
 /// Runs the workload the command line names. A bad command line is reported
