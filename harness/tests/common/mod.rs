@@ -3,6 +3,7 @@
 //! shared with other jobs).
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
@@ -27,6 +28,41 @@ pub fn kernel() -> &'static KernelImage {
         let ws = workspace();
         let variant = variants::load(&ws, "fixed").unwrap();
         kernel_build::build(&ws, &variant, kernel_build::Output::Show).unwrap()
+    })
+}
+
+/// The kernel of variant `name` (variants/<name>.toml), built on first use
+/// and cached per variant for the test binary.
+pub fn kernel_for(name: &str) -> KernelImage {
+    static KERNELS: OnceLock<Mutex<HashMap<String, KernelImage>>> = OnceLock::new();
+    if name == "fixed" {
+        return kernel().clone();
+    }
+    let kernels = KERNELS.get_or_init(|| Mutex::new(HashMap::new()));
+    // Held across the build: one cargo build at a time anyway (the
+    // harness's build lock), and no variant is built twice.
+    let mut kernels = kernels.lock().unwrap();
+    kernels
+        .entry(name.to_string())
+        .or_insert_with(|| {
+            let ws = workspace();
+            let variant = variants::load(&ws, name).unwrap();
+            kernel_build::build(&ws, &variant, kernel_build::Output::Show).unwrap()
+        })
+        .clone()
+}
+
+/// Boots variant `name`'s kernel with `workload` on `cpus` CPUs.
+pub fn boot_variant(
+    name: &str,
+    workload: &str,
+    cpus: u32,
+    adjust: impl FnOnce(&mut RunSpec),
+) -> Boot {
+    let kernel = kernel_for(name);
+    boot_with(workload, cpus, |spec| {
+        spec.kernel = kernel;
+        adjust(spec);
     })
 }
 

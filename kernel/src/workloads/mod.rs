@@ -14,8 +14,8 @@ mod fault;
 mod hello;
 mod ipi_pingpong;
 mod pmap_selftest;
-mod shoot_storm;
 mod programs;
+mod shoot_storm;
 
 /// One entry of the workload table.
 pub struct Workload {

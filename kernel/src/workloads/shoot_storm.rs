@@ -272,14 +272,16 @@ fn set_up(ncpu: u32) -> Result<(), &'static str> {
         for slot in &PAGE_RING[cpu as usize] {
             slot.store(alloc()?, Ordering::Relaxed);
         }
-        enter(page_va(cpu), PAGE_RING[cpu as usize][0].load(Ordering::Relaxed))?;
+        enter(
+            page_va(cpu),
+            PAGE_RING[cpu as usize][0].load(Ordering::Relaxed),
+        )?;
         if uses_window() && TOUCH.load(Ordering::Relaxed) {
-            for i in 0..pages {
-                for slot in &WINDOW_RING[cpu as usize][i] {
+            for (i, ring) in WINDOW_RING[cpu as usize][..pages].iter().enumerate() {
+                for slot in ring {
                     slot.store(alloc()?, Ordering::Relaxed);
                 }
-                let pa = WINDOW_RING[cpu as usize][i][0].load(Ordering::Relaxed);
-                enter(window_va(cpu, i), pa)?;
+                enter(window_va(cpu, i), ring[0].load(Ordering::Relaxed))?;
             }
             c.window_gen.store(0, Ordering::Release);
         }
@@ -293,7 +295,10 @@ fn tear_down(ncpu: u32) {
     for cpu in 0..ncpu {
         pmap::pmap_remove(pmap::pmap_kernel(), page_va(cpu), page_va(cpu) + BLOCK);
         let window = &WINDOW_RING[cpu as usize][..pages];
-        for slot in PAGE_RING[cpu as usize].iter().chain(window.iter().flatten()) {
+        for slot in PAGE_RING[cpu as usize]
+            .iter()
+            .chain(window.iter().flatten())
+        {
             let pa = slot.swap(0, Ordering::Relaxed);
             if pa != 0 {
                 frame::free(x86_64::structures::paging::PhysFrame::containing_address(
@@ -371,8 +376,9 @@ fn range_op(me: u32) {
     let _writer = WINDOW_LOCK[me as usize].write();
     pmap::pmap_remove(k, window_va(me, 0), window_end(me));
     let g = c.window_gen.load(Ordering::Relaxed) + 1;
-    for i in 0..PAGES.load(Ordering::Relaxed) as usize {
-        let pa = WINDOW_RING[me as usize][i][g as usize % RING].load(Ordering::Relaxed);
+    let pages = PAGES.load(Ordering::Relaxed) as usize;
+    for (i, ring) in WINDOW_RING[me as usize][..pages].iter().enumerate() {
+        let pa = ring[g as usize % RING].load(Ordering::Relaxed);
         write_tag(pa, g);
         enter(window_va(me, i), pa).expect("shoot-storm: out of frames re-entering the window");
     }
