@@ -41,8 +41,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use lab_core::cpuset::CpuSet;
 use lab_core::sample::Reservoir;
-use lab_core::summary::summarize;
 use lab_core::shoot::{plan_range, shoot_targets, Flush};
+use lab_core::summary::summarize;
 use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
 use x86_64::VirtAddr;
 
