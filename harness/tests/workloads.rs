@@ -233,3 +233,16 @@ fn bad_parameters_are_named() {
         );
     }
 }
+
+/// forkexit and mmap-storm also bound themselves by guest time: each
+/// instance or thread stops once `duration_ms` has passed.
+#[test]
+fn duration_bounds_forkexit_and_mmap_storm() {
+    for workload in ["forkexit", "mmap-storm"] {
+        let r = run(workload, 2, &[("duration_ms", "200")]);
+        assert!(total(&r, "workload.ops") > 0.0, "{workload}");
+        let secs = total(&r, "workload.elapsed_ns") / 1e9;
+        // At least the duration; at most it plus one slow last op.
+        assert!((0.2..5.0).contains(&secs), "{workload}: {secs} s");
+    }
+}
