@@ -101,6 +101,11 @@ pub enum Event {
     /// User page faults resolved, and of those copy-on-write copies.
     VmFaults,
     VmCowCopies,
+    /// Invalidations of a pmap that no other CPU can cache, done here with
+    /// plain instructions without entering the shootdown machinery (so not
+    /// counted as shootdown calls): DragonFly's single-threaded pmap
+    /// optimisation (seed 002), in the `dfly-batch` variant only.
+    ShootLocalOnly,
     /// Shootdown IPIs sent for a dying pmap (the teardown at exit and
     /// exec, mm::pmap::pmap_set_dying), shoottlb's included: what seed
     /// 004's "dying pmap needs no IPIs" idea (`dying-no-ipi`) saves.
@@ -111,7 +116,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub const COUNT: usize = 31;
+    pub const COUNT: usize = 32;
     pub const ALL: [Event; Self::COUNT] = [
         Event::ShootPageCalls,
         Event::ShootRangeCalls,
@@ -142,6 +147,7 @@ impl Event {
         Event::PmapRemoveExecEarly,
         Event::VmFaults,
         Event::VmCowCopies,
+        Event::ShootLocalOnly,
         Event::ShootDyingIpis,
         Event::PmapDyingCpusOther,
     ];
@@ -177,6 +183,7 @@ impl Event {
             Event::PmapRemoveExecEarly => "pmap.remove.exec_early",
             Event::VmFaults => "vm.faults",
             Event::VmCowCopies => "vm.cow_copies",
+            Event::ShootLocalOnly => "shoot.local_only",
             Event::ShootDyingIpis => "shoot.dying.ipis",
             Event::PmapDyingCpusOther => "pmap.dying.cpus_other",
         }
@@ -190,12 +197,19 @@ impl Event {
     }
 }
 
+/// Buckets of the acknowledgement-wait histogram: bucket `b` counts waits
+/// of `[2^b, 2^(b+1))` cycles (bucket 0 also holds waits of 0 cycles).
+pub const ACK_BUCKETS: usize = 64;
+
 /// One CPU's counters. Written only by that CPU.
 #[repr(C, align(64))]
 pub struct CpuStats {
     ipi_sent_to: [[AtomicU64; MAX_CPUS]; IpiKind::COUNT],
     ipi_received_from: [[AtomicU64; MAX_CPUS]; IpiKind::COUNT],
     events: [AtomicU64; Event::COUNT],
+    /// log2 histogram of pmap_tlb_shootwait's wait, one entry per
+    /// shootdown that sent IPIs (mm::shootdown).
+    ack_wait_log2: [AtomicU64; ACK_BUCKETS],
 }
 
 impl CpuStats {
@@ -204,6 +218,7 @@ impl CpuStats {
             ipi_sent_to: [const { [const { AtomicU64::new(0) }; MAX_CPUS] }; IpiKind::COUNT],
             ipi_received_from: [const { [const { AtomicU64::new(0) }; MAX_CPUS] }; IpiKind::COUNT],
             events: [const { AtomicU64::new(0) }; Event::COUNT],
+            ack_wait_log2: [const { AtomicU64::new(0) }; ACK_BUCKETS],
         }
     }
 }
@@ -222,6 +237,21 @@ pub fn add(event: Event, n: u64) {
 /// Counts one `event` on this CPU.
 pub fn count(event: Event) {
     add(event, 1);
+}
+
+/// The log2 bucket of a wait of `cycles` (0 and 1 both go to bucket 0).
+pub const fn log2_bucket(cycles: u64) -> usize {
+    if cycles == 0 {
+        0
+    } else {
+        63 - cycles.leading_zeros() as usize
+    }
+}
+
+/// Records one acknowledgement wait of `cycles` on this CPU (the
+/// `shoot.wait.ack.log2.<b>` histogram).
+pub fn record_ack_wait(cycles: u64) {
+    this_cpu().ack_wait_log2[log2_bucket(cycles)].fetch_add(1, Ordering::Relaxed);
 }
 
 /// Counts an IPI of `kind` sent from this CPU to `to`.
@@ -324,5 +354,17 @@ pub fn report_all(cpus: u32) {
             report::metric(event.name(), value, event.unit(), Scope::Cpu(cpu as u32));
         }
         report::metric(event.name(), total(event), event.unit(), Scope::Global);
+    }
+    // The ack-wait histogram, summed over CPUs; non-empty buckets only.
+    for b in 0..ACK_BUCKETS {
+        let n: u64 = STATS
+            .iter()
+            .take(cpus)
+            .map(|s| s.ack_wait_log2[b].load(Ordering::Relaxed))
+            .sum();
+        if n != 0 {
+            let name = alloc::format!("shoot.wait.ack.log2.{b}");
+            report::metric(&name, n, "count", Scope::Global);
+        }
     }
 }

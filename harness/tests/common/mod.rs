@@ -40,6 +40,20 @@ pub fn kernel_for(name: &str) -> KernelImage {
     image
 }
 
+/// Boots variant `name`'s kernel with `workload` on `cpus` CPUs.
+pub fn boot_variant(
+    name: &str,
+    workload: &str,
+    cpus: u32,
+    adjust: impl FnOnce(&mut RunSpec),
+) -> Boot {
+    let kernel = kernel_for(name);
+    boot_with(workload, cpus, |spec| {
+        spec.kernel = kernel;
+        adjust(spec);
+    })
+}
+
 /// A counting semaphore bounding concurrent QEMUs.
 struct Slots {
     free: Mutex<u32>,

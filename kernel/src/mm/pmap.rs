@@ -46,7 +46,9 @@
 //! # Locking
 //!
 //! Each pmap's spin lock covers its page tables and `pm_stats`; operations
-//! hold it throughout, including the shootdown and its wait. `pm_cpus` is
+//! hold it throughout, including the shootdown and its wait (except
+//! [`pmap_kenter_pa`], which as in OpenBSD does not hold it across the
+//! shootdown). `pm_cpus` is
 //! changed only with atomic bit operations by the CPU concerned
 //! (pmap_activate/deactivate) and read without the lock. `refcount` is
 //! atomic. Lock order: pmap, heap, frames. No pmap function may be called
@@ -72,7 +74,6 @@ use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use lab_core::cpuset::CpuSet;
 use lab_core::physmem::PAGE_SIZE;
 use lab_core::ptmath::{block_end, index, span};
-use lab_core::shoot::range_shoots_all;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::{PageTableFlags, PhysFrame};
@@ -81,10 +82,8 @@ use x86_64::{PhysAddr, VirtAddr};
 use super::frame::{self, Fill, PageList};
 use super::lock::SpinLock;
 use super::pool::Pool;
-use super::shootdown::{
-    pmap_tlb_shootpage, pmap_tlb_shootpmap, pmap_tlb_shootrange, pmap_tlb_shoottlb_for,
-    pmap_tlb_shootwait,
-};
+use super::shootdown::dfly_batch::PmapInval;
+use super::shootdown::{pmap_tlb_shootpage, pmap_tlb_shootpmap, pmap_tlb_shootwait};
 use crate::memlayout::{phys_to_virt, KVA_BASE, KVA_END, KVA_PML4_SLOT, USER_END};
 use crate::stats::{self, Event};
 
@@ -629,6 +628,49 @@ fn enter(pm: &Pmap, va: VirtAddr, pa: PhysAddr, flags: PageTableFlags) -> Result
     Ok(())
 }
 
+/// Maps the kernel-virtual page at `va` to the frame at `pa` with `prot`
+/// (unwired, unmanaged), replacing any mapping there, with a shootdown to
+/// every other CPU if a valid entry was replaced (OpenBSD's
+/// pmap_kenter_pa: "This shouldn't happen" there, but it is how the
+/// shoot-storm workload remaps). The caller owns `va`: nobody else enters
+/// or removes it meanwhile. Fails only for lack of memory for a PTP.
+///
+/// Locking: unlike pmap_enter, the kernel pmap's lock is held only while
+/// the tables are walked (and PTPs created) and the entry swapped, not
+/// across the shootdown: OpenBSD's pmap_kenter_pa and FreeBSD's
+/// pmap_qenter take no pmap lock at all (their kernel PTPs are never
+/// freed), so kernel remaps on different CPUs shoot down concurrently and
+/// the shootdown protocol, not the pmap lock, is what serialises them.
+/// No PTP is freed here, so none waits for the shootdown.
+pub fn pmap_kenter_pa(va: VirtAddr, pa: PhysAddr, prot: Prot) -> Result<(), PmapError> {
+    let pm = pmap_kernel();
+    let va = va.as_u64();
+    check_range(pm, va, va + PAGE_SIZE);
+    assert!(
+        pa.is_aligned(PAGE_SIZE),
+        "pmap_kenter_pa: pa {pa:#x} not aligned"
+    );
+    let old = {
+        let _guard = pm.lock.lock();
+        let pt = walk_create(pm, va)?;
+        let new = Pte::new(pa, leaf_flags(pm, prot, false));
+        let old = Pte(entry(pt, index(va, 1)).swap(new.0, Ordering::SeqCst));
+        if !old.present() {
+            wire_count(pt).fetch_add(1, Ordering::Relaxed);
+            pm.pm_stats.resident_count.fetch_add(1, Ordering::Relaxed);
+        } else if old.flags().contains(PG_W) {
+            pm.pm_stats.wired_count.fetch_sub(1, Ordering::Relaxed);
+        }
+        old
+    };
+    let new = Pte::new(pa, leaf_flags(pm, prot, false));
+    if old.present() && Pte(old.0 & !HW_SET.bits()) != new {
+        pmap_tlb_shootpage(pm, VirtAddr::new(va));
+        pmap_tlb_shootwait();
+    }
+    Ok(())
+}
+
 /// Removes the mappings in `[sva, eva)` from `pm`, frees the PTPs that
 /// empty, and shoots the range down (as OpenBSD 2010: one page only if it
 /// was mapped; a range always; a user range over 32 pages with shoottlb).
@@ -646,18 +688,50 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
     }
     let _guard = pm.lock.lock();
     let mut empty = PageList::new();
+    let mut changed = PmapInval::new();
     if sva + PAGE_SIZE == eva {
         // OpenBSD: "removing one page? take shortcut function."
         let path = walk(pm, sva);
         if path.deepest() == 1 && remove_pte(pm, path.table(1), sva) {
             release_empty(pm, &path, sva, &mut empty);
+            changed.add(sva);
+        }
+    } else {
+        for_each_pt(pm, sva, eva, |path, start, end| {
+            let pt = path.table(1);
+            for va in (start..end).step_by(PAGE_SIZE as usize) {
+                if remove_pte(pm, pt, va) {
+                    changed.add(va);
+                }
+            }
+            release_empty(pm, path, start, &mut empty);
+        });
+    }
+    shoot_changed(pm, sva, eva, true, &mut changed);
+    empty.free_all();
+}
+
+/// Shoots down what a range operation of `pm` over `[sva, eva)` changed
+/// (`changed`: the VAs whose entries it changed), and waits. `shortcut`:
+/// pmap_remove, whose one-page case shoots only a page that was mapped.
+/// One function, two bodies: the variant is which one is compiled.
+///
+/// OpenBSD 2010 (pmap.c 1.55/1.56 pmap_do_remove, pmap_write_protect): a
+/// range is shot down whole, whatever it held; a user range over 32 pages
+/// with pmap_tlb_shoottlb (every online CPU).
+#[cfg(not(feature = "dfly-batch"))]
+fn shoot_changed(pm: &Pmap, sva: u64, eva: u64, shortcut: bool, changed: &mut PmapInval) {
+    use super::shootdown::{pmap_tlb_shootrange, pmap_tlb_shoottlb_for};
+    use lab_core::shoot::range_shoots_all;
+    if shortcut && sva + PAGE_SIZE == eva {
+        if changed.count() != 0 {
             // Negative control `lost-shootdown` (no system's code: a bug
             // made on purpose): removing one page of a user pmap
             // invalidates only this CPU's TLB and sends no IPI, so other
             // CPUs running the process's threads keep the old translation
-            // (the frame is freed below). munmap and mmap(FIXED) of one
-            // page come here: the coherence oracle's remap and munmap
-            // modes must catch it.
+            // (the frame is freed after this returns). munmap and
+            // mmap(FIXED) of one page come here: the coherence oracle's
+            // remap and munmap modes must catch it.
             #[cfg(feature = "lost-shootdown")]
             if !pm.is_kernel() {
                 super::shootdown::pmap_tlb_shootpage_lost(pm, VirtAddr::new(sva));
@@ -667,22 +741,21 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
             #[cfg(not(feature = "lost-shootdown"))]
             pmap_tlb_shootpage(pm, VirtAddr::new(sva));
         }
+    } else if range_shoots_all(sva, eva, pm.is_kernel()) {
+        pmap_tlb_shoottlb_for(pm);
     } else {
-        for_each_pt(pm, sva, eva, |path, start, end| {
-            let pt = path.table(1);
-            for va in (start..end).step_by(PAGE_SIZE as usize) {
-                remove_pte(pm, pt, va);
-            }
-            release_empty(pm, path, start, &mut empty);
-        });
-        if range_shoots_all(sva, eva, pm.is_kernel()) {
-            pmap_tlb_shoottlb_for(pm);
-        } else {
-            pmap_tlb_shootrange(pm, VirtAddr::new(sva), VirtAddr::new(eva));
-        }
+        pmap_tlb_shootrange(pm, VirtAddr::new(sva), VirtAddr::new(eva));
     }
     pmap_tlb_shootwait();
-    empty.free_all();
+}
+
+/// DragonFly (`dfly-batch`; seed 001's pmap_inval_flush, seed 002's
+/// single-threaded shortcut): only the VAs that changed, in one IPI round
+/// to the pmap's CPUs, none if nothing changed or no other CPU can cache
+/// the pmap (mm::shootdown::dfly_batch).
+#[cfg(feature = "dfly-batch")]
+fn shoot_changed(pm: &Pmap, _sva: u64, _eva: u64, _shortcut: bool, changed: &mut PmapInval) {
+    changed.flush(pm);
 }
 
 /// True if pmap_remove on `pm` would return at once: resident_count at
@@ -793,22 +866,21 @@ pub fn pmap_protect(pm: &Pmap, sva: VirtAddr, eva: VirtAddr, prot: Prot) {
         0
     };
     let _guard = pm.lock.lock();
+    let mut changed = PmapInval::new();
     for_each_pt(pm, sva, eva, |path, start, end| {
         let pt = path.table(1);
         for va in (start..end).step_by(PAGE_SIZE as usize) {
             let e = entry(pt, index(va, 1));
             if load(e).present() {
-                e.fetch_and(!clear, Ordering::SeqCst);
+                let before = e.fetch_and(!clear, Ordering::SeqCst);
                 e.fetch_or(set, Ordering::SeqCst);
+                if before & clear != 0 || before & set != set {
+                    changed.add(va);
+                }
             }
         }
     });
-    if range_shoots_all(sva, eva, pm.is_kernel()) {
-        pmap_tlb_shoottlb_for(pm);
-    } else {
-        pmap_tlb_shootrange(pm, VirtAddr::new(sva), VirtAddr::new(eva));
-    }
-    pmap_tlb_shootwait();
+    shoot_changed(pm, sva, eva, false, &mut changed);
 }
 
 /// The physical address `va` translates to in `pm`, if mapped (2 MiB and

@@ -15,6 +15,7 @@ mod hello;
 mod ipi_pingpong;
 mod pmap_selftest;
 mod programs;
+mod shoot_storm;
 mod user;
 
 /// One entry of the workload table.
@@ -41,6 +42,7 @@ pub static WORKLOADS: &[&Workload] = &[
     &user::MMAP_STORM_W,
     &user::COHERENCE_W,
     &user::USERTEST_W,
+    &shoot_storm::SHOOT_STORM,
 ];
 
 /// Runs the workload the command line names. A bad command line is reported

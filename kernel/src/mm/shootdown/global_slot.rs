@@ -47,7 +47,6 @@
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use lab_core::cpuset::CpuSet;
-use x86_64::VirtAddr;
 
 use super::{invalidate_local, Protocol, Request};
 use crate::arch;
@@ -77,22 +76,6 @@ static MY_SEQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 pub struct GlobalSlot;
 
-fn encode(req: Request) -> (u64, u64, u64) {
-    match req {
-        Request::Page(va) => (0, va.as_u64(), 0),
-        Request::Range(s, e) => (1, s.as_u64(), e.as_u64()),
-        Request::Tlb => (2, 0, 0),
-    }
-}
-
-fn decode(kind: u64, a1: u64, a2: u64) -> Request {
-    match kind {
-        0 => Request::Page(VirtAddr::new(a1)),
-        1 => Request::Range(VirtAddr::new(a1), VirtAddr::new(a2)),
-        _ => Request::Tlb,
-    }
-}
-
 /// Takes, carries out and acknowledges the current request if it is
 /// pending for this CPU. The IPI handler of all three shootdown vectors.
 fn serve() {
@@ -103,7 +86,7 @@ fn serve() {
     if SLOT.pending.fetch_and(!me, Ordering::AcqRel) & me == 0 {
         return;
     }
-    let req = decode(
+    let req = Request::decode(
         SLOT.kind.load(Ordering::Relaxed),
         SLOT.addr1.load(Ordering::Relaxed),
         SLOT.addr2.load(Ordering::Relaxed),
@@ -135,7 +118,7 @@ impl Protocol for GlobalSlot {
         }
         let sent_at = arch::tsc::now();
         stats::add(Event::SlotWaitCycles, sent_at - t0);
-        let (kind, a1, a2) = encode(req);
+        let (kind, a1, a2) = req.encode();
         SLOT.kind.store(kind, Ordering::Relaxed);
         SLOT.addr1.store(a1, Ordering::Relaxed);
         SLOT.addr2.store(a2, Ordering::Relaxed);

@@ -22,15 +22,27 @@
 //! # Protocols
 //!
 //! How requests reach the targets and how acknowledgements come back is a
-//! [`Protocol`]; exactly one is compiled in, chosen by Cargo feature:
-//! - [`global_slot`] (default): OpenBSD today, one global slot.
-//! - FreeBSD's per-CPU scoreboard (seed 003) comes later, as a feature.
+//! [`Protocol`]; exactly one is compiled in, chosen by Cargo feature at the
+//! `Active` alias below (the only place that names a protocol):
+//! - `global_slot` (default): OpenBSD today, one global slot.
+//! - `scoreboard` (feature `scoreboard`, and `scoreboard-padded`): FreeBSD
+//!   D25510 (seed 003), per-CPU records and a generation scoreboard, so
+//!   CPUs shoot down in parallel.
+//!
+//! # Batches (`dfly_batch`, used by the pmap in the `dfly-batch` variant)
+//!
+//! DragonFly's pmap_inval_info (seeds 001, 002): a range operation records
+//! the VAs it really changed and flushes them in one IPI round, as a
+//! [`Request::List`] of up to `MAXPIR` VAs (the ShootRange vector and
+//! counters) or, beyond that, a full flush of the pmap's CPUs; a pmap no
+//! other CPU can cache is invalidated here without the machinery.
 //!
 //! # Measurements
 //!
 //! Per CPU (mm and stats): calls and no-IPI calls per kind, cycles spent
 //! waiting for the protocol's lock (`shoot.wait.slot`) and in
-//! pmap_tlb_shootwait (`shoot.wait.ack`). Per kind, a sample of the
+//! pmap_tlb_shootwait (`shoot.wait.ack`), and the same waits as a log2
+//! histogram (`shoot.wait.ack.log2.<b>`, stats.rs). Per kind, a sample of the
 //! acknowledgement latency of each shootdown that sent IPIs: cycles from
 //! the request going out (the protocol's lock held, before the first IPI)
 //! until the wait saw every target done, so sending is included as in an
@@ -52,10 +64,17 @@ use crate::report;
 use crate::stats::{self, Event, IpiKind, MAX_CPUS};
 use lab_core::report::Scope;
 
-mod global_slot;
+pub mod dfly_batch;
 
-/// The protocol compiled in.
+// The protocol compiled in: the one place a protocol is chosen.
+#[cfg(not(feature = "scoreboard"))]
+mod global_slot;
+#[cfg(not(feature = "scoreboard"))]
 type Active = global_slot::GlobalSlot;
+#[cfg(feature = "scoreboard")]
+mod scoreboard;
+#[cfg(feature = "scoreboard")]
+type Active = scoreboard::Scoreboard;
 
 /// One invalidation request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,22 +83,82 @@ pub enum Request {
     /// `[start, end)`.
     Range(VirtAddr, VirtAddr),
     Tlb,
+    /// The first `n` VAs of the batch CPU `cpu` published for this round
+    /// (`dfly_batch`); they stay put until that CPU's shootwait returns.
+    /// Sent on the ShootRange vector and counted as a shootrange.
+    List {
+        cpu: u32,
+        n: u32,
+    },
 }
 
 impl Request {
     pub fn kind(self) -> IpiKind {
         match self {
             Request::Page(_) => IpiKind::ShootPage,
-            Request::Range(..) => IpiKind::ShootRange,
+            Request::Range(..) | Request::List { .. } => IpiKind::ShootRange,
             Request::Tlb => IpiKind::ShootTlb,
         }
     }
 
     fn events(self) -> (Event, Event) {
+        match self.kind() {
+            IpiKind::ShootPage => (Event::ShootPageCalls, Event::ShootPageNoIpi),
+            IpiKind::ShootRange => (Event::ShootRangeCalls, Event::ShootRangeNoIpi),
+            _ => (Event::ShootTlbCalls, Event::ShootTlbNoIpi),
+        }
+    }
+
+    /// The request as three words (kind, addr1, addr2), for protocols
+    /// that publish it in shared memory.
+    pub fn encode(self) -> (u64, u64, u64) {
         match self {
-            Request::Page(_) => (Event::ShootPageCalls, Event::ShootPageNoIpi),
-            Request::Range(..) => (Event::ShootRangeCalls, Event::ShootRangeNoIpi),
-            Request::Tlb => (Event::ShootTlbCalls, Event::ShootTlbNoIpi),
+            Request::Page(va) => (0, va.as_u64(), 0),
+            Request::Range(s, e) => (1, s.as_u64(), e.as_u64()),
+            Request::Tlb => (2, 0, 0),
+            Request::List { cpu, n } => (3, u64::from(cpu), u64::from(n)),
+        }
+    }
+
+    /// The inverse of [`Request::encode`].
+    pub fn decode(kind: u64, a1: u64, a2: u64) -> Request {
+        match kind {
+            0 => Request::Page(VirtAddr::new(a1)),
+            1 => Request::Range(VirtAddr::new(a1), VirtAddr::new(a2)),
+            3 => Request::List {
+                cpu: a1 as u32,
+                n: a2 as u32,
+            },
+            _ => Request::Tlb,
+        }
+    }
+}
+
+/// A request read out completely, so it can be carried out after the
+/// initiator has been told it may reuse its buffers (the scoreboard
+/// acknowledges before invalidating): a List's VAs are copied.
+pub struct Invalidation {
+    req: Request,
+    vas: [u64; dfly_batch::MAXPIR],
+}
+
+impl Invalidation {
+    /// Reads `req` and, for a List, the VAs it names.
+    pub fn read(req: Request) -> Invalidation {
+        let mut vas = [0; dfly_batch::MAXPIR];
+        if let Request::List { cpu, n } = req {
+            dfly_batch::read_published(cpu, &mut vas[..n as usize]);
+        }
+        Invalidation { req, vas }
+    }
+
+    /// Invalidates it in this CPU's TLB.
+    pub fn invalidate(&self) {
+        match self.req {
+            Request::List { n, .. } => self.vas[..n as usize]
+                .iter()
+                .for_each(|&va| x86_64::instructions::tlb::flush(VirtAddr::new(va))),
+            req => invalidate_local(req),
         }
     }
 }
@@ -135,6 +214,7 @@ pub fn invalidate_local(req: Request) {
             pages => pages.pages().for_each(|va| tlb::flush(VirtAddr::new(va))),
         },
         Request::Tlb => flush_all(),
+        Request::List { .. } => Invalidation::read(req).invalidate(),
     }
 }
 
@@ -142,7 +222,7 @@ pub fn invalidate_local(req: Request) {
 /// CR4.PGE if global pages are on, else reloading CR3. (The boot code does
 /// not enable PGE and no mapping is made global, so today this is a CR3
 /// reload.)
-fn flush_all() {
+pub(super) fn flush_all() {
     let cr4 = Cr4::read();
     if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
         // SAFETY: clearing and restoring PGE only flushes the TLB.
@@ -215,6 +295,7 @@ fn dying_targets(pm: &Pmap, targets: CpuSet) -> CpuSet {
     targets
 }
 
+/// The CPUs other than this one that may cache `pm`'s entries.
 fn targets(pm: &Pmap) -> CpuSet {
     shoot_targets(
         pm.is_kernel(),
@@ -245,6 +326,7 @@ pub fn pmap_tlb_shootpage_lost(pm: &Pmap, va: VirtAddr) {
 }
 
 /// Invalidates `[sva, eva)` of `pm` on every CPU that may cache it.
+#[cfg_attr(feature = "dfly-batch", allow(dead_code))] // only OpenBSD's range ops
 pub fn pmap_tlb_shootrange(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
     shoot(
         Request::Range(sva, eva),
@@ -258,6 +340,7 @@ pub fn pmap_tlb_shootrange(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
 /// pmap_protect of a large range): flushes the TLB of every online CPU,
 /// whatever `pm_cpus` says; `pm` only lets a dying pmap be treated apart
 /// (see [`dying_targets`]).
+#[cfg_attr(feature = "dfly-batch", allow(dead_code))] // only OpenBSD's range ops
 pub fn pmap_tlb_shoottlb_for(pm: &Pmap) {
     let all = shoot_targets(true, CpuSet::EMPTY, arch::smp::online(), arch::cpu_id());
     shoot(Request::Tlb, all, true, Some(pm));
@@ -283,6 +366,7 @@ pub fn pmap_tlb_shootwait() {
     Active::wait();
     let t1 = arch::tsc::now();
     stats::add(Event::AckWaitCycles, t1 - t0);
+    stats::record_ack_wait(t1 - t0);
     let latency = t1.saturating_sub(SENT_AT[me].load(Ordering::Relaxed));
     ACK_SAMPLES[me][outstanding as usize - 1]
         .lock()
