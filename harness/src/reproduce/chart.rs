@@ -108,6 +108,14 @@ impl Chart for FactorChart {
                 )))?;
             }
         }
+        // CPU counts with no IPIs either way (1 CPU): say so on the axis.
+        for p in self.points.iter().filter(|p| p.factor.per_rep.is_empty()) {
+            chart.draw_series(std::iter::once(Text::new(
+                "no IPIs either way".to_string(),
+                (p.cpus as f64 - 0.3, top * 0.04),
+                (FONT, 14).into_font().color(&BLACK),
+            )))?;
+        }
         let published = RGBColor(0x4e, 0x79, 0xa7);
         chart
             .draw_series(std::iter::once(Cross::new(
