@@ -26,7 +26,10 @@
 //! `<workload>.ops`, `.loops`, `.jobs.finished`, `.checks`, `.round_trips`
 //! stands for it, and `<workload>.elapsed_ns` for `workload.elapsed_ns`:
 //! the names the user programs report under (forkexit.loops,
-//! buildkernel.jobs.finished, mmap-storm.ops, coherence.checks). The
+//! buildkernel.jobs.finished, mmap-storm.ops, coherence.checks). The user
+//! programs also report the canonical `workload.ops` and
+//! `workload.elapsed_ns` (ulib's `report::workload`), which win; the
+//! aliases keep results recorded before that readable. The
 //! kernel's own workloads count in their own words: pmap-selftest's ops are
 //! its `selftest.checks`, ipi-pingpong's are its round trips,
 //! `pingpong.rounds` (per pair) x `pingpong.pairs`. Neither reports an

@@ -45,3 +45,23 @@ pub fn metric_fmt(name: fmt::Arguments<'_>, value: u64, unit: &str) {
     let _ = buf.write_fmt(name);
     metric(buf.as_str(), value, unit);
 }
+
+/// Reports the run's figures in the harness's canonical names: the
+/// workload's units of work done (`workload.ops`: forkexit loops,
+/// buildkernel jobs, mmap-storm map-touch-unmap cycles, coherence checks)
+/// and the guest time they took (`workload.elapsed_ns`). The harness
+/// derives `ops_per_s` and the IPIs per op from these two.
+pub fn workload(ops: u64, elapsed_ns: u64) {
+    metric("workload.ops", ops, "count");
+    metric("workload.elapsed_ns", elapsed_ns, "ns");
+}
+
+/// `ops` per second of `elapsed_ns` (0 when no time passed), in integer
+/// arithmetic: user programs print and report rates without floating point.
+pub fn rate_hz(ops: u64, elapsed_ns: u64) -> u64 {
+    if elapsed_ns == 0 {
+        0
+    } else {
+        (u128::from(ops) * 1_000_000_000 / u128::from(elapsed_ns)) as u64
+    }
+}

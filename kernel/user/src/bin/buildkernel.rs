@@ -9,15 +9,28 @@
 //! checksums and unmaps `link_regions` regions concurrently, so unmaps
 //! shoot down TLBs on every CPU of one multi-threaded address space.
 //!
+//! A seeded `clock_pct` percent of the jobs read the clock (`cc ... clock`,
+//! see `lab_core::workloads::job_reads_clock`): they touch the shared page,
+//! the others do not, which decides the share of exit `pmap_remove` calls
+//! that return early (the kernel reports it as
+//! `buildkernel.exit_early_share`, see kernel/src/workloads/user.rs).
+//!
 //! Figures: `buildkernel.jobs.started`, `.jobs.finished` (exited 0),
-//! `.jobs.failed`, `.source_bytes`, `.compile_ns`, `.link_ns`,
-//! `.link.regions`, `.elapsed_ns` (guest time of the whole build).
+//! `.jobs.failed`, `.jobs.clock` (jobs that read the clock),
+//! `.source_bytes`, `.compile_ns`, `.link_ns`, `.link.regions`,
+//! `.elapsed_ns` (guest time of the whole build), `.jobs_per_s` (finished
+//! jobs over the whole build's time), and the canonical `workload.ops` (=
+//! jobs finished) and `workload.elapsed_ns`.
+//!
+//! Accounting the kernel can check against: each job is one fork and one
+//! exec (`process::spawn`), and this program was exec'd once, so
+//! `proc.forks == jobs.started` and `proc.execs == jobs.started + 1`.
 #![no_std]
 #![no_main]
 
 use core::fmt::Write;
 
-use lab_core::workloads::source_size;
+use lab_core::workloads::{job_reads_clock, source_size};
 use ulib::mem;
 use ulib::process;
 use ulib::rt::LineBuf;
@@ -39,11 +52,14 @@ fn main() -> i32 {
     };
     let seed = param::u64("seed");
     let link_regions = param::u64("link_regions");
-    println!("buildkernel: jobs={jobs} j={j} seed={seed} link_regions={link_regions} cpus={cpus}");
+    let clock_pct = param::u64("clock_pct");
+    println!(
+        "buildkernel: jobs={jobs} j={j} seed={seed} link_regions={link_regions} clock_pct={clock_pct} cpus={cpus}"
+    );
 
     let start = now_ns();
     let (mut started, mut finished, mut failed, mut running) = (0u64, 0u64, 0u64, 0u64);
-    let mut source_bytes = 0u64;
+    let (mut source_bytes, mut clock_jobs) = (0u64, 0u64);
     // Set when a spawn fails: start no more jobs, reap the running ones.
     let mut gave_up = false;
     while (started < jobs && !gave_up) || running > 0 {
@@ -56,13 +72,22 @@ fn main() -> i32 {
             let _ = write!(bytes, "{size}");
             let mut job_seed = LineBuf::<24>::new();
             let _ = write!(job_seed, "{}", seed ^ started);
+            let clock = job_reads_clock(seed, started, clock_pct);
+            let timing = if clock { "clock" } else { "noclock" };
             match process::spawn(
                 "cc",
-                &["cc", name.as_str(), bytes.as_str(), job_seed.as_str()],
+                &[
+                    "cc",
+                    name.as_str(),
+                    bytes.as_str(),
+                    job_seed.as_str(),
+                    timing,
+                ],
             ) {
                 Ok(_) => {
                     started += 1;
                     running += 1;
+                    clock_jobs += u64::from(clock);
                 }
                 Err(e) => {
                     report::error("buildkernel", format_args!("spawn cc #{started}: {e}"));
@@ -98,11 +123,18 @@ fn main() -> i32 {
     report::metric("buildkernel.jobs.started", started, "count");
     report::metric("buildkernel.jobs.finished", finished, "count");
     report::metric("buildkernel.jobs.failed", failed, "count");
+    report::metric("buildkernel.jobs.clock", clock_jobs, "count");
     report::metric("buildkernel.source_bytes", source_bytes, "bytes");
     report::metric("buildkernel.compile_ns", compiled - start, "ns");
     report::metric("buildkernel.link_ns", end - compiled, "ns");
     report::metric("buildkernel.link.regions", regions, "count");
     report::metric("buildkernel.elapsed_ns", end - start, "ns");
+    report::metric(
+        "buildkernel.jobs_per_s",
+        report::rate_hz(finished, end - start),
+        "hz",
+    );
+    report::workload(finished, end - start);
     println!(
         "buildkernel: {finished}/{started} jobs in {} us (link {} us)",
         (compiled - start) / 1000,

@@ -1,4 +1,4 @@
-//! `cc SOURCE BYTES SEED`: one compile job of `buildkernel`.
+//! `cc SOURCE BYTES SEED [clock|noclock]`: one compile job of `buildkernel`.
 //!
 //! Behaves, as far as the memory system is concerned, like a compiler
 //! process: it grows a heap by mmap (the "source" and the "AST" live
@@ -7,11 +7,17 @@
 //! of it, then exits 0 without freeing the heap (exit tears the address
 //! space down, where the pmap's exit path is measured). Sizes scale with
 //! BYTES, so the job list's sizes give varied job lengths.
+//!
+//! With `clock` it times its passes (like `-ftime-report`) by reading the
+//! clock, which reads the shared page: its exit then finds the shared page
+//! resident (`lab_core::workloads::job_reads_clock` says why that
+//! matters). With `noclock` (the default) it never touches the shared page.
 #![no_std]
 #![no_main]
 
 use lab_core::workloads::{SplitMix64, SOURCE_MAX_BYTES};
 use ulib::mem::{self, Heap};
+use ulib::time::now_ns;
 use ulib::{arg, println, report};
 
 ulib::main!(main);
@@ -21,9 +27,26 @@ const SCRATCH: u64 = 64 * 1024;
 
 fn main() -> i32 {
     let (Some(name), Some(bytes), Some(seed)) = (arg(1), arg(2), arg(3)) else {
-        report::error("cc", format_args!("usage: cc SOURCE BYTES SEED"));
+        report::error(
+            "cc",
+            format_args!("usage: cc SOURCE BYTES SEED [clock|noclock]"),
+        );
         return 2;
     };
+    let clock = match arg(4) {
+        None | Some("noclock") => false,
+        Some("clock") => true,
+        Some(other) => {
+            report::error(
+                "cc",
+                format_args!("{name}: timing '{other}' is not clock or noclock"),
+            );
+            return 2;
+        }
+    };
+    // The pass timer: reads the shared page only when `clock`.
+    let time = || if clock { now_ns() } else { 0 };
+    let started = time();
     let (Ok(bytes), Ok(seed)) = (bytes.parse::<u64>(), seed.parse::<u64>()) else {
         report::error("cc", format_args!("{name}: bad BYTES or SEED"));
         return 2;
@@ -72,10 +95,12 @@ fn main() -> i32 {
     for (i, b) in object.iter_mut().enumerate() {
         *b = (sum >> (i % 8 * 8)) as u8;
     }
+    let elapsed = time() - started;
     if sum == 0 {
         // Not impossible, just astronomically unlikely: say so rather than
         // let the compiler drop the work.
         println!("cc {name}: checksum 0");
     }
+    core::hint::black_box(elapsed);
     0
 }

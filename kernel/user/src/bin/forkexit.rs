@@ -7,11 +7,19 @@
 //! it. An instance runs `loops` cycles, or for `duration_ms` when that is
 //! not 0.
 //!
-//! Figures: per instance `forkexit.instance.<i>.loops` and
-//! `.elapsed_ns`; for the run `forkexit.loops` (sum over instances: each
+//! Figures: per instance `forkexit.instance.<i>.loops`, `.elapsed_ns` and
+//! `.loops_per_s`; for the run `forkexit.loops` (sum over instances: each
 //! instance hands its count back as its exit status, a non-negative i32),
 //! `forkexit.elapsed_ns` (from the first instance's fork to the last one's
-//! end), `forkexit.instances`. The kernel sees `loops + instances` forks.
+//! end), `forkexit.loops_per_s`, `forkexit.instances`, and the canonical
+//! `workload.ops` (= loops) and `workload.elapsed_ns`. IPIs per loop by
+//! kind are the kernel's `ipi.sent.<kind>` over `workload.ops` (the
+//! harness derives `ipis_per_op.<kind>`).
+//!
+//! Accounting the kernel can check against: each loop is one fork, and
+//! this program forks each instance once, so `proc.forks == loops +
+//! instances`; every forked process and this one exit, so `proc.exits ==
+//! loops + instances + 1`; `proc.execs == 1` (this program).
 //! An instance that fails reports an `error` record (a panic does too, and
 //! exits 101), so a failed status can never pass silently as a count.
 #![no_std]
@@ -70,10 +78,16 @@ fn main() -> i32 {
         }
     }
     let elapsed = now_ns() - start;
+    let rate = report::rate_hz(total, elapsed);
     report::metric("forkexit.instances", instances, "count");
     report::metric("forkexit.loops", total, "count");
     report::metric("forkexit.elapsed_ns", elapsed, "ns");
-    println!("forkexit: {total} loops in {} us", elapsed / 1000);
+    report::metric("forkexit.loops_per_s", rate, "hz");
+    report::workload(total, elapsed);
+    println!(
+        "forkexit: {total} loops in {} us ({rate} loops/s)",
+        elapsed / 1000
+    );
     i32::from(failed)
 }
 
@@ -120,6 +134,11 @@ fn instance(i: usize, loops: u64, duration_ms: u64, touch: bool) -> i32 {
         format_args!("forkexit.instance.{i}.elapsed_ns"),
         elapsed,
         "ns",
+    );
+    report::metric_fmt(
+        format_args!("forkexit.instance.{i}.loops_per_s"),
+        report::rate_hz(done, elapsed),
+        "hz",
     );
     i32::try_from(done).unwrap_or(i32::MAX)
 }

@@ -6,9 +6,14 @@
 //! every CPU the process runs on, so all CPUs initiate shootdowns at once:
 //! where a global shootdown lock and a per-CPU scoreboard differ.
 //!
-//! Figures: per thread `mmap-storm.ops` (scope cpu=i when pinned and
-//! threads <= ncpus, else `mmap-storm.thread.<i>.ops`) and `.elapsed_ns`
-//! likewise; for the run `mmap-storm.ops` and `mmap-storm.elapsed_ns`.
+//! Figures: per thread `mmap-storm.ops`, `.elapsed_ns` and `.ops_per_s`
+//! (scope cpu=i when pinned and threads <= ncpus, else
+//! `mmap-storm.thread.<i>.ops` and so on); for the run `mmap-storm.ops`,
+//! `.elapsed_ns`, `.ops_per_s`, `.threads`, and the canonical
+//! `workload.ops` (= ops) and `workload.elapsed_ns`. The shootdowns' wait
+//! for acknowledgements (median, p99) is the kernel's
+//! `shoot.ack.<kind>.{median,p99}`; the IPIs per op, the harness's
+//! `ipis_per_op`.
 #![no_std]
 #![no_main]
 
@@ -51,9 +56,11 @@ fn main() -> i32 {
         let done = slot.take().unwrap().join().expect("join");
         let elapsed = ELAPSED[i].load(Ordering::Relaxed);
         total += done;
+        let rate = report::rate_hz(done, elapsed);
         if per_cpu {
             report::metric_cpu("mmap-storm.ops", done, "count", i as u32);
             report::metric_cpu("mmap-storm.elapsed_ns", elapsed, "ns", i as u32);
+            report::metric_cpu("mmap-storm.ops_per_s", rate, "hz", i as u32);
         } else {
             report::metric_fmt(format_args!("mmap-storm.thread.{i}.ops"), done, "count");
             report::metric_fmt(
@@ -61,13 +68,20 @@ fn main() -> i32 {
                 elapsed,
                 "ns",
             );
+            report::metric_fmt(format_args!("mmap-storm.thread.{i}.ops_per_s"), rate, "hz");
         }
     }
     let elapsed = now_ns() - start;
     report::metric("mmap-storm.threads", threads as u64, "count");
     report::metric("mmap-storm.ops", total, "count");
     report::metric("mmap-storm.elapsed_ns", elapsed, "ns");
-    println!("mmap-storm: {total} ops in {} us", elapsed / 1000);
+    let rate = report::rate_hz(total, elapsed);
+    report::metric("mmap-storm.ops_per_s", rate, "hz");
+    report::workload(total, elapsed);
+    println!(
+        "mmap-storm: {total} ops in {} us ({rate} ops/s)",
+        elapsed / 1000
+    );
     0
 }
 
