@@ -7,8 +7,7 @@ mod common;
 use harness::accel::AccelChoice;
 use harness::qemu::DEFAULT_QEMU;
 use harness::reproduce::{
-    self, table, Experiment, Plan, ReproduceOptions, DFLY_PINGPONG, OBSD_BUILDKERNEL,
-    OBSD_FORKEXIT,
+    self, table, Experiment, Plan, ReproduceOptions, DFLY_PINGPONG, OBSD_BUILDKERNEL, OBSD_FORKEXIT,
 };
 
 #[test]
@@ -49,7 +48,11 @@ fn tiny_plan_gives_rows_from_real_runs() {
     assert!(m.per_rep[0] > 1.0, "factor {}", m.per_rep[0]);
     let obsd_ipis = r.sweep[0].obsd_ipis.expect("openbsd-2010 IPIs");
     assert!(obsd_ipis > 0.0);
-    assert!(factor.lab.contains(&format!("{obsd_ipis:.0}")), "{}", factor.lab);
+    assert!(
+        factor.lab.contains(&format!("{obsd_ipis:.0}")),
+        "{}",
+        factor.lab
+    );
 
     // The share of calls without an IPI in fixed, a ratio from real runs.
     let noipi = &r.rows[1];

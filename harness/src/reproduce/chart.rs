@@ -85,7 +85,9 @@ impl Chart for FactorChart {
                 color.stroke_width(3),
             ))?
             .label("lab, median")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
         for &(x, y) in &medians {
             if y.is_finite() {
                 chart.draw_series(std::iter::once(Circle::new((x, y), 6, color.filled())))?;

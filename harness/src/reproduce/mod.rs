@@ -151,8 +151,7 @@ impl Plan {
         Plan {
             experiments: vec![
                 // Seed 000: "ordinary use" = fork/exit churn plus a build.
-                Experiment::new(OBSD_FORKEXIT, &obsd, "forkexit", &[("loops", "100")])
-                    .cpus(&sweep),
+                Experiment::new(OBSD_FORKEXIT, &obsd, "forkexit", &[("loops", "100")]).cpus(&sweep),
                 Experiment::new(OBSD_BUILDKERNEL, &obsd, "buildkernel", &[("jobs", "8")])
                     .cpus(&sweep),
                 // Seed 004: one instance on 2 CPUs (idle second CPU, as on
@@ -178,8 +177,13 @@ impl Plan {
                     &[("loops", "1000"), ("touch", "on"), ("instances", "2")],
                 )
                 .cpus(&[2]),
-                Experiment::new(D32569_BUILDKERNEL, &d32569, "buildkernel", &[("jobs", "16")])
-                    .cpus(&[4]),
+                Experiment::new(
+                    D32569_BUILDKERNEL,
+                    &d32569,
+                    "buildkernel",
+                    &[("jobs", "16")],
+                )
+                .cpus(&[4]),
                 // Seed 001: the IPI floor and a real shootpage.
                 Experiment::new(DFLY_PINGPONG, &["fixed"], "ipi-pingpong", &[]).cpus(&[2]),
                 Experiment::new(DFLY_SHOOTPAGE, &["fixed"], "pmap-selftest", &[]).cpus(&[2]),
@@ -249,9 +253,10 @@ impl Pool {
     /// The run of `variant` in experiment `id` on `cpus` CPUs, repetition
     /// `rep`.
     pub fn get(&self, id: &str, variant: &str, cpus: u32, rep: u32) -> Option<&RunFigures> {
-        self.runs.get(id)?.iter().find(|r| {
-            r.cell.variant == variant && r.cell.cpus == cpus && r.cell.rep == rep
-        })
+        self.runs
+            .get(id)?
+            .iter()
+            .find(|r| r.cell.variant == variant && r.cell.cpus == cpus && r.cell.rep == rep)
     }
 
     /// The repetitions stored for experiment `id`.
@@ -354,8 +359,8 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
         fs::write(&matrix_file, text)
             .with_context(|| format!("cannot write {}", matrix_file.display()))?;
         let dir = out.join(&exp.id);
-        let already = dir.join("runs").is_dir()
-            && !crate::results::store::run_files(&dir)?.is_empty();
+        let already =
+            dir.join("runs").is_dir() && !crate::results::store::run_files(&dir)?.is_empty();
         let mopts = MatrixOptions {
             matrix: Some(matrix_file),
             jobs: opts.jobs,
@@ -366,7 +371,11 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
             accel: Some(opts.accel),
             qemu: opts.qemu.clone(),
         };
-        eprintln!("harness: reproduce: experiment {} ({})", exp.id, exp.label());
+        eprintln!(
+            "harness: reproduce: experiment {} ({})",
+            exp.id,
+            exp.label()
+        );
         let status = matrix::execute(ws, &mopts)
             .with_context(|| format!("reproduce experiment {}", exp.id))?;
         if status == matrix::EXIT_INTERRUPTED {
@@ -465,17 +474,18 @@ fn check_availability(ws: &Workspace, plan: &Plan, qemu: &Path) -> Result<Availa
             .filter(|v| kernels.contains_key(*v))
             .collect();
         if present.is_empty() {
-            avail.experiments.insert(
-                exp.id.clone(),
-                format!(
-                    "no variant of {} is built in this tree",
-                    exp.variants.join(", ")
-                ),
-            );
+            // Every variant is missing: say why the first one is.
+            let why = exp
+                .variants
+                .iter()
+                .find_map(|v| broken.get(v).cloned())
+                .unwrap_or_else(|| "no variant of the experiment".into());
+            avail.experiments.insert(exp.id.clone(), why);
             continue;
         }
         for v in present {
-            let known = probe::known_workloads(ws, &kernels[v], &[exp.workload.clone()], qemu)?;
+            let known =
+                probe::known_workloads(ws, &kernels[v], std::slice::from_ref(&exp.workload), qemu)?;
             if known.get(&exp.workload) != Some(&true) {
                 avail.variants.insert(
                     (exp.id.clone(), v.clone()),

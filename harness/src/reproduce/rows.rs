@@ -28,13 +28,15 @@ impl Measured {
         }
         v.sort_by(|a, b| a.total_cmp(b));
         let n = v.len();
-        Some(if n % 2 == 1 {
-            v[n / 2]
-        } else if v[n / 2 - 1].is_infinite() || v[n / 2].is_infinite() {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        })
+        // An even count with an infinite middle value has an infinite
+        // median (the mean would be too, but say it plainly).
+        Some(
+            if n % 2 == 1 || v[n / 2 - 1].is_infinite() || v[n / 2].is_infinite() {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            },
+        )
     }
     pub fn min(&self) -> Option<f64> {
         self.per_rep.iter().copied().min_by(|a, b| a.total_cmp(b))
@@ -253,7 +255,10 @@ pub fn all(o: &Reproduction) -> Vec<Row> {
     for (id, touch) in [
         (D32569_TOUCH, "the child touches the shared page"),
         (D32569_NOTOUCH, "the child does not touch the shared page"),
-        (D32569_NCPU, "the child touches the shared page, NCPU instances"),
+        (
+            D32569_NCPU,
+            "the child touches the shared page, NCPU instances",
+        ),
     ] {
         if o.has(id) {
             rows.push(d32569_rate(o, id, touch));
@@ -296,7 +301,10 @@ pub fn sweep(o: &Reproduction) -> Vec<SweepPoint> {
 fn openbsd(o: &Reproduction) -> Vec<Row> {
     let cpus = o.plan.factor_cpus;
     let mix = o.mix_label();
-    let why = o.why_not(&[OBSD_FORKEXIT, OBSD_BUILDKERNEL], &["openbsd-2010", "fixed"]);
+    let why = o.why_not(
+        &[OBSD_FORKEXIT, OBSD_BUILDKERNEL],
+        &["openbsd-2010", "fixed"],
+    );
     let obsd_ipis = o.mix_ipis("openbsd-2010", cpus);
     let fixed_ipis = o.mix_ipis("fixed", cpus);
     let (lab, spread, measured) = match (&why, o.factor(cpus)) {
@@ -407,7 +415,10 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
     let cpus = exp.cpus[0];
     let hz = |variant: &str| o.run_median(id, variant, cpus, |r| r.figure("ops_per_s"));
     let ratio = o.per_rep(|rep| {
-        let with = o.pool.get(id, "shared-page-opt", cpus, rep)?.figure("ops_per_s")?;
+        let with = o
+            .pool
+            .get(id, "shared-page-opt", cpus, rep)?
+            .figure("ops_per_s")?;
         let without = o
             .pool
             .get(id, "shared-page-counted", cpus, rep)?
@@ -452,13 +463,17 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
         _ => "a smaller but still measurable effect (bottlenecked on pv list locks)",
     };
     let extra = match id {
-        D32569_NOTOUCH => " Without the touch, fixed's early return already works (the shared page's \
+        D32569_NOTOUCH => {
+            " Without the touch, fixed's early return already works (the shared page's \
              translation was never made), so the explicit unmap changes nothing there; \
-             shared-page-counted still loses the early return.",
-        D32569_NCPU => " NCPU here is the guest's CPU count (2, one instance per CPU): the host has 2 \
+             shared-page-counted still loses the early return."
+        }
+        D32569_NCPU => {
+            " NCPU here is the guest's CPU count (2, one instance per CPU): the host has 2 \
              cores, so more vCPUs would be over-subscribed. FreeBSD's limit was pv list lock \
              contention in pmap_remove_pages; the lab's pmap locks differ, so the size of the \
-             effect is the lab's own.",
+             effect is the lab's own."
+        }
         _ => "",
     };
     Row {
@@ -546,7 +561,8 @@ fn d32569_exit_early(o: &Reproduction) -> Row {
 
 fn dfly(o: &Reproduction) -> Vec<Row> {
     let mut rows = Vec::new();
-    let tcg_note = "Under TCG each vCPU is a host thread (MTTCG): an IPI reaches its target when that \
+    let tcg_note =
+        "Under TCG each vCPU is a host thread (MTTCG): an IPI reaches its target when that \
          thread next checks for interrupts (a translation-block boundary, or waking from HLT), so \
          the figure is QEMU's delivery latency and the host's scheduling, not an APIC's; under \
          tcg-icount time is virtual (instructions counted, 1 GHz virtual TSC, vCPUs run round \
@@ -632,7 +648,10 @@ fn d25510(o: &Reproduction, id: &str, cpus: u32) -> Row {
     };
     let ratio = o.per_rep(|rep| {
         let base = o.pool.get(id, "fixed", cpus, rep)?.figure("ops_per_s")?;
-        let sb = o.pool.get(id, "scoreboard", cpus, rep)?.figure("ops_per_s")?;
+        let sb = o
+            .pool
+            .get(id, "scoreboard", cpus, rep)?
+            .figure("ops_per_s")?;
         Some(sb / base)
     });
     let (lab, spread, measured) = match (o.why_not(&[id], &["fixed", "scoreboard"]), ratio) {

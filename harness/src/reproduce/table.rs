@@ -67,7 +67,14 @@ pub fn sweep_table(o: &Reproduction) -> String {
 fn notes(rows: &[Row]) -> String {
     let mut s = String::new();
     for (i, r) in rows.iter().enumerate() {
-        let _ = writeln!(s, "{}. **{}** ({}): {}\n", i + 1, r.seed, r.published, r.explanation);
+        let _ = writeln!(
+            s,
+            "{}. **{}** ({}): {}\n",
+            i + 1,
+            r.seed,
+            r.published,
+            r.explanation
+        );
     }
     s
 }
