@@ -427,8 +427,15 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
     });
     let why = o.why_not(&[id], &["shared-page-opt", "shared-page-counted"]);
     let med = |m: Option<Measured>| m.and_then(|m| m.median());
+    let fixed_hz = med(hz("fixed"))
+        .map(|v| format!("{} Hz", fmt_num(v)))
+        .unwrap_or_else(|| "not measured".into());
     let (lab, spread, measured) = match (&why, ratio) {
-        (Some(why), _) => not_measured(why.clone()),
+        (Some(why), _) => (
+            format!("not measured: {why}; fixed (before the diff): {fixed_hz}"),
+            "-".into(),
+            None,
+        ),
         (None, None) => not_measured("no ok runs".into()),
         (None, Some(m)) => (
             format!(
@@ -441,9 +448,6 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
             Some(m),
         ),
     };
-    let fixed_hz = med(hz("fixed"))
-        .map(|v| format!("{} Hz", fmt_num(v)))
-        .unwrap_or_else(|| "not measured".into());
     let removes_per_exit = o
         .run_median(id, "fixed", cpus, |r| {
             Some(r.total("pmap.remove.exit_calls")? / r.figure("ops")?)
