@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::accel::AccelChoice;
 use crate::matrix::MatrixOptions;
 use crate::qemu::{Machine, DEFAULT_QEMU};
+use crate::reproduce::ReproduceOptions;
 use crate::results::ShardSpec;
 use crate::results_verbs::GateOptions;
 use crate::run::RunOptions;
@@ -79,6 +80,10 @@ pub enum Command {
         #[arg(long = "in", value_name = "DIR")]
         input: Option<PathBuf>,
     },
+    /// Reproduce the seeds' published figures beside the lab's: runs the
+    /// experiments that exist in this tree, prints the table, writes
+    /// results/REPRODUCE.md and results/charts/reproduce-ipi-factor.*.
+    Reproduce(ReproduceArgs),
     /// Export the key figures as Bencher (BMF) and github-action-benchmark
     /// JSON.
     Export {
@@ -133,6 +138,49 @@ impl MatrixArgs {
             out: self.out,
             accel: self.accel,
             qemu: self.qemu,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// Accelerator (tcg-icount: repeatable virtual time, about 2x slower).
+    #[arg(long, value_enum, default_value_t = AccelChoice::Tcg)]
+    pub accel: AccelChoice,
+    /// Repetitions of every cell.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub reps: u32,
+    /// Results directory (default: a new runs/reproduce-<UTC stamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Complete the runs already in --out and render from them.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Host cores to keep busy (default: all).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+    /// The Markdown table (default: results/REPRODUCE.md).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Where the sweep chart goes (default: results/charts).
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
+    /// The QEMU binary.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_QEMU)]
+    pub qemu: PathBuf,
+}
+
+impl ReproduceArgs {
+    pub fn into_options(self) -> ReproduceOptions {
+        ReproduceOptions {
+            accel: self.accel,
+            reps: self.reps,
+            out: self.out,
+            resume: self.resume,
+            jobs: self.jobs.map(|j| j as usize),
+            qemu: self.qemu,
+            markdown: self.markdown,
+            charts: self.charts,
         }
     }
 }

@@ -15,6 +15,8 @@
 //!   parallel within a core budget, into a results directory.
 //! - [`results_verbs`]: `merge`, `plot`, `gate`, `baseline`, `export` over
 //!   a results directory.
+//! - [`reproduce`]: the `reproduce` verb: the seeds' published figures
+//!   beside the lab's, from small matrices, as a table and a chart.
 //! - [`cli`]: the command line, resolved into the plain structs above.
 //! - [`results`]: the tidy result rows, their on-disk store, metadata,
 //!   derived figures, shard merging, exports and the matrix file.
@@ -30,6 +32,7 @@ pub mod outcome;
 pub mod plot;
 pub mod qemu;
 pub mod report;
+pub mod reproduce;
 pub mod results;
 pub mod results_verbs;
 pub mod run;

@@ -7,7 +7,7 @@ use clap::Parser;
 
 use harness::cli::{Cli, Command};
 use harness::workspace::Workspace;
-use harness::{kernel_build, matrix, results_verbs, run, variants};
+use harness::{kernel_build, matrix, reproduce, results_verbs, run, variants};
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2.
@@ -45,6 +45,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let rules = ws.variants_dir().join("gates.toml");
             results_verbs::gate(&ws, &args.into_options(rules))
         }
+        Command::Reproduce(args) => reproduce::execute(&ws, &args.into_options()),
         Command::Baseline { input } => results_verbs::baseline(&ws, input.as_deref()),
         Command::Export { input, out } => {
             results_verbs::export(&ws, input.as_deref(), out.as_deref())

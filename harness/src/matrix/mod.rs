@@ -93,8 +93,15 @@ pub fn latest_dir(ws: &Workspace) -> PathBuf {
 }
 
 /// Installs the Ctrl-C/SIGTERM handler: the first signal asks every run to
-/// stop (see [`qemu::request_stop`]); a second one exits at once.
+/// stop (see [`qemu::request_stop`]); a second one exits at once. Installs
+/// it once per process: `reproduce` runs several matrices in a row, and
+/// `ctrlc` refuses a second handler.
 fn install_stop_handler() -> Result<()> {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
+    INSTALLED.get_or_init(|| ());
     ctrlc::set_handler(|| {
         if qemu::stop_requested() {
             eprintln!("harness: interrupted again: exiting now");
