@@ -76,9 +76,11 @@ pub enum Command {
     /// Make a results directory the committed baseline
     /// (results/baseline.csv and results/charts/).
     Baseline {
-        /// Results directory (default: runs/matrix-latest).
+        /// Results directories, repeatable; their ok runs together become
+        /// results/baseline.csv, charts come from the first (default:
+        /// runs/matrix-latest).
         #[arg(long = "in", value_name = "DIR")]
-        input: Option<PathBuf>,
+        input: Vec<PathBuf>,
     },
     /// Reproduce the seeds' published figures beside the lab's: runs the
     /// experiments that exist in this tree, prints the table, writes

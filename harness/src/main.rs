@@ -46,7 +46,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             results_verbs::gate(&ws, &args.into_options(rules))
         }
         Command::Reproduce(args) => reproduce::execute(&ws, &args.into_options()),
-        Command::Baseline { input } => results_verbs::baseline(&ws, input.as_deref()),
+        Command::Baseline { input } => results_verbs::baseline(&ws, &input),
         Command::Export { input, out } => {
             results_verbs::export(&ws, input.as_deref(), out.as_deref())
         }

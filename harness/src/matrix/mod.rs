@@ -353,7 +353,8 @@ fn build_and_check(
     if kernels.is_empty() {
         msg += "\n  (workloads not checked: no variant of the matrix could be built)";
     }
-    msg += "\n  run a matrix of what exists, e.g. --matrix variants/matrix-now.toml";
+    msg +=
+        "\n  check variants/*.toml and the kernel's workload table (kernel/src/workloads/mod.rs)";
     bail!(msg)
 }
 

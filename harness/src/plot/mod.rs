@@ -29,7 +29,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::results::model::ResultRow;
-use crate::results::summary::{summarize, variant_rank, GroupSummary};
+use crate::results::summary::{summarize, variant_rank, GroupSummary, VARIANT_ORDER};
 
 pub use charts::{CdfChart, HeatmapChart, IpiBarChart, RateChart};
 
@@ -64,25 +64,30 @@ pub fn font() {
     });
 }
 
-/// The colour of a variant: fixed per variant across charts (Tableau 10).
+/// The colour of a variant: fixed per variant across charts (Tableau 10
+/// and two darker tones, one per variant of `VARIANT_ORDER`; a variant not
+/// listed there takes one of the last two, by name).
 pub fn variant_color(variant: &str) -> RGBColor {
-    const PALETTE: [RGBColor; 10] = [
+    const PALETTE: [RGBColor; 13] = [
         RGBColor(0xe1, 0x57, 0x59), // red: openbsd-2010
-        RGBColor(0xf2, 0x8e, 0x2b), // orange
-        RGBColor(0xed, 0xc9, 0x48), // yellow
+        RGBColor(0xf2, 0x8e, 0x2b), // orange: uninit-bitmap
+        RGBColor(0xed, 0xc9, 0x48), // yellow: fork-inherit
         RGBColor(0x4e, 0x79, 0xa7), // blue: fixed
-        RGBColor(0x59, 0xa1, 0x4f), // green
-        RGBColor(0x76, 0xb7, 0xb2), // teal
-        RGBColor(0xb0, 0x7a, 0xa1), // purple
+        RGBColor(0x59, 0xa1, 0x4f), // green: scoreboard
+        RGBColor(0x1f, 0x5f, 0x2a), // dark green: scoreboard-padded
+        RGBColor(0xb0, 0x7a, 0xa1), // purple: dfly-batch
+        RGBColor(0xff, 0x9d, 0xa7), // pink: shared-page-counted
+        RGBColor(0x76, 0xb7, 0xb2), // teal: shared-page-opt
+        RGBColor(0x1b, 0x6e, 0x6a), // dark teal: dying-no-ipi
         RGBColor(0x9c, 0x75, 0x5f), // brown: lost-shootdown
-        RGBColor(0xff, 0x9d, 0xa7), // pink
         RGBColor(0x79, 0x70, 0x6e), // grey
+        RGBColor(0x2f, 0x2f, 0x2f), // near black
     ];
     let (rank, name) = variant_rank(variant);
-    let index = if rank < 8 {
+    let index = if rank < VARIANT_ORDER.len() {
         rank
     } else {
-        8 + name.bytes().map(usize::from).sum::<usize>() % 2
+        VARIANT_ORDER.len() + name.bytes().map(usize::from).sum::<usize>() % 2
     };
     PALETTE[index]
 }

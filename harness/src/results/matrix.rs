@@ -252,12 +252,10 @@ mod tests {
     #[test]
     fn shipped_matrices_parse() {
         let full = MatrixSpec::load(&Path::new(REPO).join("variants/matrix.toml")).unwrap();
-        assert_eq!(full.variants.len(), 8);
+        assert_eq!(full.variants.len(), 11);
         // ipi-pingpong runs on 2 and 4 CPUs only.
-        assert_eq!(full.cells().unwrap().len(), 8 * (4 * 3 + 2) * 3);
-        let now = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-now.toml")).unwrap();
-        assert_eq!(now.cells().unwrap().len(), (2 + 3) * 2);
+        assert_eq!(full.cells().unwrap().len(), 11 * (4 * 3 + 2) * 3);
         let quick = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-quick.toml")).unwrap();
-        assert_eq!(quick.cells().unwrap(), now.cells().unwrap());
+        assert_eq!(quick.cells().unwrap().len(), 2 * 2 * 2 * 2);
     }
 }

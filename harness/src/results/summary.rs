@@ -11,14 +11,17 @@ use super::stats;
 
 /// The display order of the variants named in DESIGN.md; other variants
 /// follow in name order. Only charts and tables use it.
-pub const VARIANT_ORDER: [&str; 8] = [
+pub const VARIANT_ORDER: [&str; 11] = [
     "openbsd-2010",
     "uninit-bitmap",
     "fork-inherit",
     "fixed",
     "scoreboard",
-    "shared-page-opt",
+    "scoreboard-padded",
     "dfly-batch",
+    "shared-page-counted",
+    "shared-page-opt",
+    "dying-no-ipi",
     "lost-shootdown",
 ];
 
