@@ -389,3 +389,42 @@ fn plot_draws_every_chart_the_real_figures_support() {
     assert!(index.contains("ipis-per-op-pmap-selftest.png"));
     assert!(index.contains("| fixed | pmap-selftest | 2 |"), "{index}");
 }
+
+/// The negative control's expected failure is not a matrix failure, and an
+/// expectation that does not hold is: lost-shootdown's coherence run on 2
+/// CPUs must end failed (the oracle catches its stale reads), and a fixed
+/// run expected to fail that ends ok makes the matrix exit 3.
+#[test]
+fn expected_outcomes_decide_the_exit_status() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let matrix = |expect_variant: &str| {
+        format!(
+            r#"
+variants = ["lost-shootdown", "fixed"]
+cpus = [2]
+reps = 1
+accel = "tcg"
+[[workloads]]
+name = "coherence"
+[[expect]]
+variant = "{expect_variant}"
+workload = "coherence"
+outcome = "failed"
+why = "test"
+"#
+        )
+    };
+    for (variant, status) in [("lost-shootdown", 0), ("fixed", 3)] {
+        let file = dir.path().join(format!("expect-{variant}.toml"));
+        fs::write(&file, matrix(variant)).unwrap();
+        let out_dir = dir.path().join(format!("out-{variant}"));
+        let out = run(&["matrix", "--matrix", path(&file), "--out", path(&out_dir)]);
+        assert_eq!(out.status.code(), Some(status), "{variant}: {}", text(&out));
+        if status == 0 {
+            assert!(text(&out).contains("failed as expected"), "{}", text(&out));
+        } else {
+            assert!(text(&out).contains("ok, expected failed"), "{}", text(&out));
+        }
+    }
+}

@@ -60,7 +60,8 @@ use crate::workspace::Workspace;
 use progress::Progress;
 use schedule::Budget;
 
-/// Exit status when some run did not end `ok`.
+/// Exit status when some run did not end as expected: not `ok`, or `ok`
+/// where the matrix file expects a negative control to fail.
 pub const EXIT_RUN_FAILED: i32 = 3;
 /// Exit status when the matrix was interrupted (Ctrl-C, SIGTERM).
 pub const EXIT_INTERRUPTED: i32 = 130;
@@ -224,23 +225,38 @@ pub fn execute(ws: &Workspace, opts: &MatrixOptions) -> Result<i32> {
     let tally = tally?;
     let stored = store.completed_cells()?;
     let ok = stored.values().filter(|o| o.is_ok()).count();
-    let not_ok: Vec<(&Cell, &Outcome)> = stored.iter().filter(|(_, o)| !o.is_ok()).collect();
+    // A run counts against the matrix when it ends other than expected:
+    // not ok, or, for a negative control, ok.
+    let (as_expected, unexpected): (Vec<_>, Vec<_>) = stored
+        .iter()
+        .filter(|(cell, outcome)| **outcome != Outcome::Ok || spec.expected(cell).0 != Outcome::Ok)
+        .partition(|(cell, outcome)| spec.expected(cell).0 == **outcome);
     println!(
-        "matrix: {} run(s) this time in {:.1} s; {} of {} cells stored, {} ok{}",
+        "matrix: {} run(s) this time in {:.1} s; {} of {} cells stored, {} ok{}{}",
         tally.ran,
         started.elapsed().as_secs_f64(),
         stored.len(),
         cells.len(),
         ok,
-        if not_ok.is_empty() {
+        if as_expected.is_empty() {
             String::new()
         } else {
-            format!(", {} not ok", not_ok.len())
+            format!(", {} not ok as expected", as_expected.len())
+        },
+        if unexpected.is_empty() {
+            String::new()
+        } else {
+            format!(", {} not as expected", unexpected.len())
         }
     );
-    for (cell, outcome) in &not_ok {
+    for (cell, outcome) in &as_expected {
+        let why = spec.expected(cell).1.unwrap_or_default();
+        println!("  {outcome} as expected ({why}): {cell}");
+    }
+    for (cell, outcome) in &unexpected {
         println!(
-            "  {outcome}: {cell} (log {})",
+            "  {outcome}, expected {}: {cell} (log {})",
+            spec.expected(cell).0,
             logs.join(format!("{}.log", cell.run_id())).display()
         );
     }
@@ -254,7 +270,7 @@ pub fn execute(ws: &Workspace, opts: &MatrixOptions) -> Result<i32> {
         );
         return Ok(EXIT_INTERRUPTED);
     }
-    Ok(if not_ok.is_empty() {
+    Ok(if unexpected.is_empty() {
         0
     } else {
         EXIT_RUN_FAILED

@@ -32,7 +32,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::model::Cell;
+use super::model::{Cell, Outcome};
 
 fn default_machine() -> String {
     "microvm".into()
@@ -55,6 +55,24 @@ pub struct MatrixSpec {
     /// Per-run timeout, seconds.
     #[serde(default = "default_timeout")]
     pub timeout_s: u64,
+    /// Cells that are meant to end other than `ok` (negative controls).
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+}
+
+/// An `[[expect]]` entry: the runs of `variant` x `workload` (on `cpus`,
+/// default every count) must end with `outcome`. A negative control that
+/// ends `ok` is then the failure: the bug it plants went unnoticed.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub variant: String,
+    pub workload: String,
+    #[serde(default)]
+    pub cpus: Option<Vec<u32>>,
+    pub outcome: Outcome,
+    /// Why this outcome is the right one (shown in the matrix summary).
+    pub why: String,
 }
 
 /// One workload entry with its parameters.
@@ -67,6 +85,21 @@ pub struct WorkloadSpec {
     /// CPU counts for this workload instead of the matrix's `cpus`.
     #[serde(default)]
     pub cpus: Option<Vec<u32>>,
+}
+
+impl MatrixSpec {
+    /// The outcome `cell` should end with: `ok` unless an `[[expect]]`
+    /// entry says otherwise (the first that matches).
+    pub fn expected(&self, cell: &Cell) -> (Outcome, Option<&str>) {
+        self.expect
+            .iter()
+            .find(|e| {
+                e.variant == cell.variant
+                    && e.workload == cell.workload
+                    && e.cpus.as_ref().is_none_or(|c| c.contains(&cell.cpus))
+            })
+            .map_or((Outcome::Ok, None), |e| (e.outcome, Some(e.why.as_str())))
+    }
 }
 
 impl WorkloadSpec {
@@ -255,6 +288,14 @@ mod tests {
         assert_eq!(full.variants.len(), 11);
         // ipi-pingpong runs on 2 and 4 CPUs only.
         assert_eq!(full.cells().unwrap().len(), 11 * (4 * 3 + 2) * 3);
+        // The negative control is expected to be caught on 2 and 4 CPUs.
+        let expected_failures = full
+            .cells()
+            .unwrap()
+            .iter()
+            .filter(|c| full.expected(c).0 == Outcome::Failed)
+            .count();
+        assert_eq!(expected_failures, 2 * 3);
         let quick = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-quick.toml")).unwrap();
         assert_eq!(quick.cells().unwrap().len(), 2 * 2 * 2 * 2);
     }
