@@ -387,12 +387,7 @@ impl Vm {
     pub fn mmap(&mut self, addr: u64, len: u64, prot: u64, flags: u64) -> Result<u64, Errno> {
         let prot = Prot::from_bits(prot).ok_or(Errno::EINVAL)?;
         let flags = MapFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
-        if len == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let len = len
-            .checked_next_multiple_of(PAGE_SIZE)
-            .ok_or(Errno::EINVAL)?;
+        let len = whole_pages(len)?;
         if len > USER_END {
             return Err(Errno::EINVAL);
         }
@@ -444,12 +439,10 @@ impl Vm {
 
     /// The `munmap` call: ranges in the image or the shared page are refused.
     pub fn munmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
-        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
-        let len = len
-            .checked_next_multiple_of(PAGE_SIZE)
-            .ok_or(Errno::EINVAL)?;
+        let len = whole_pages(len)?;
         if !user_range_ok(addr, len) {
             return Err(Errno::EINVAL);
         }
@@ -499,12 +492,10 @@ impl Vm {
     /// entered by the next fault.
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), Errno> {
         let prot = Prot::from_bits(prot).ok_or(Errno::EINVAL)?;
-        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
-        let len = len
-            .checked_next_multiple_of(PAGE_SIZE)
-            .ok_or(Errno::EINVAL)?;
+        let len = whole_pages(len)?;
         if !user_range_ok(addr, len) {
             return Err(Errno::ENOMEM);
         }
@@ -672,4 +663,13 @@ impl Vm {
         }
         pmap
     }
+}
+
+/// `len` rounded up to whole pages, for mmap, munmap and mprotect: EINVAL
+/// for a zero length or one that overflows when rounded.
+fn whole_pages(len: u64) -> Result<u64, Errno> {
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    len.checked_next_multiple_of(PAGE_SIZE).ok_or(Errno::EINVAL)
 }
