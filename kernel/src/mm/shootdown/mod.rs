@@ -286,10 +286,12 @@ fn dying_targets(pm: &Pmap, targets: CpuSet) -> CpuSet {
     if !others.is_empty() {
         stats::count(Event::PmapDyingCpusOther);
     }
-    #[cfg(feature = "dying-no-ipi")]
-    let targets = match targets {
-        _ if cfg!(any(feature = "uninit-bitmap", feature = "fork-inherit")) => CpuSet::EMPTY,
-        _ => others,
+    let targets = if !cfg!(feature = "dying-no-ipi") {
+        targets
+    } else if cfg!(any(feature = "uninit-bitmap", feature = "fork-inherit")) {
+        CpuSet::EMPTY
+    } else {
+        others
     };
     stats::add(Event::ShootDyingIpis, u64::from(targets.len()));
     targets
