@@ -37,6 +37,17 @@ pub struct Metric {
     pub scope: Scope,
 }
 
+impl Metric {
+    pub fn new(name: &str, value: f64, unit: &str, scope: Scope) -> Self {
+        Metric {
+            name: name.to_string(),
+            value,
+            unit: unit.to_string(),
+            scope,
+        }
+    }
+}
+
 /// An `error` record: a failure the kernel diagnosed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorRecord {

@@ -51,7 +51,7 @@ use crate::accel::{self, Accel, AccelChoice};
 use crate::kernel_build::{self, KernelImage};
 use crate::qemu::{self, Interrupted, Machine};
 use crate::results::metadata::{read_metadata, write_metadata, Metadata, METADATA_JSON};
-use crate::results::model::{Cell, Metric, Outcome, RunRecord};
+use crate::results::model::{Cell, Outcome, RunRecord};
 use crate::results::{shard, MatrixSpec, ShardSpec, Store};
 use crate::run::{self, RunFiles, RunSpec};
 use crate::variants::{self, Variant};
@@ -577,12 +577,7 @@ fn run_cell(ctx: &RunContext<'_>, cell: &Cell) -> Result<Option<(Outcome, Durati
         started,
         outcome,
         wall: result.wall,
-        metrics: result
-            .report
-            .metrics
-            .iter()
-            .map(|m| Metric::new(&m.name, m.value, &m.unit, m.scope))
-            .collect(),
+        metrics: result.report.metrics.clone(),
     };
     ctx.store.append_run(&record)?;
     Ok(Some((outcome, result.wall)))

@@ -146,25 +146,8 @@ impl fmt::Display for Cell {
     }
 }
 
-/// One metric as parsed from the report.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Metric {
-    pub name: String,
-    pub value: f64,
-    pub unit: String,
-    pub scope: Scope,
-}
-
-impl Metric {
-    pub fn new(name: &str, value: f64, unit: &str, scope: Scope) -> Self {
-        Metric {
-            name: name.to_string(),
-            value,
-            unit: unit.to_string(),
-            scope,
-        }
-    }
-}
+/// One metric as parsed from the report: the report reader's own type.
+pub use crate::report::Metric;
 
 /// A finished run, as the runner hands it to [`super::Store::append_run`].
 #[derive(Clone, Debug, PartialEq)]
