@@ -57,9 +57,7 @@ fn pmap_selftest_passes_on_one_and_four_cpus() {
 #[test]
 fn openbsd_2010_variants_pass_their_own_selftest() {
     for variant in ["openbsd-2010", "uninit-bitmap", "fork-inherit"] {
-        let kernel = kernel_for(variant);
-        assert_eq!(kernel.variant, variant);
-        let b = boot_with("pmap-selftest", 4, |s| s.kernel = kernel);
+        let b = boot_variant(variant, "pmap-selftest", 4, |_| {});
         let r = &b.result.report;
         assert_eq!(
             b.result.outcome,

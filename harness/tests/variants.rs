@@ -34,9 +34,7 @@ fn all_variants() -> Vec<String> {
 
 /// Boots `workload` on `cpus` CPUs in `variant` with `params`.
 fn run(variant: &str, workload: &str, cpus: u32, params: &[(&str, &str)]) -> (Outcome, Report) {
-    let kernel = kernel_for(variant);
-    let b = boot_with(workload, cpus, |spec| {
-        spec.kernel = kernel;
+    let b = boot_variant(variant, workload, cpus, |spec| {
         spec.params = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
