@@ -15,6 +15,20 @@
 //! `trap_return` (`iretq`), which avoids SYSRET's #GP on a non-canonical
 //! return rip (user space ends below the canonical hole anyway).
 //!
+//! # Interrupts
+//!
+//! The entry runs with interrupts off only until the frame is built and
+//! the kernel stack and GS base are the kernel's; [`rust_syscall`] then
+//! enables them, as BSD's syscall() and trap() do for traps from user
+//! mode, so the call runs interruptible: a shootdown IPI is served at the
+//! next instruction boundary instead of when the call ends (before, a CPU
+//! in a long syscall held up every shootdown that targeted it, and every
+//! initiator queued behind that one on the global slot). Interrupts go off
+//! again before the way back to user mode (proc::return_to_user and
+//! `trap_return`, whose `swapgs`/`iretq` must not be interrupted). The
+//! kernel is still not preempted: an interrupt taken in kernel mode
+//! returns to the code it interrupted (see proc::sched, Preemption).
+//!
 //! # Arguments
 //!
 //! Every user pointer goes through the process's VM map (proc::vm: copyin,
@@ -30,8 +44,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use lab_core::cmdline::{ParamSpec, Params};
 use lab_core::syscall::{
     decode_scope, encode_result, valid_report_msg, valid_report_name, valid_report_unit, Errno,
-    Sys, WaitStatus, REPORT_MSG_MAX, REPORT_NAME_MAX, REPORT_UNIT_MAX,
+    Sys, WaitStatus, BUSY_MAX_US, REPORT_MSG_MAX, REPORT_NAME_MAX, REPORT_UNIT_MAX,
 };
+use x86_64::instructions::interrupts;
 use x86_64::registers::control::{Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask};
 use x86_64::registers::rflags::RFlags;
@@ -40,7 +55,7 @@ use x86_64::VirtAddr;
 use crate::arch::gdt::{USER_CS, USER_SS};
 use crate::arch::percpu::{GS_KERNEL_STACK, GS_USER_RSP};
 use crate::arch::trap::TrapFrame;
-use crate::arch::{cpu_id, smp};
+use crate::arch::{cpu_id, smp, tsc};
 use crate::proc::vm::{self, Vm};
 use crate::proc::{exec, exit, fork, process, sched};
 use crate::{console, report};
@@ -141,8 +156,10 @@ pub fn init_cpu() -> (bool, bool) {
     )
 }
 
-/// Called by `syscall_entry` with the frame it built, interrupts off.
+/// Called by `syscall_entry` with the frame it built, interrupts off;
+/// runs the call with interrupts on and returns with them off.
 extern "C" fn rust_syscall(frame: &mut TrapFrame) {
+    interrupts::enable();
     let a = [
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ];
@@ -180,6 +197,8 @@ fn dispatch(sys: Sys, a: [u64; 6], frame: &mut TrapFrame) -> Result<u64, Errno> 
         Sys::ReportError => sys_report_error(a),
         Sys::Getparam => sys_getparam(a),
         Sys::Gettid => Ok(sched::current().tid),
+        Sys::Busy => sys_busy(a[0]),
+        Sys::AckLast => Ok(crate::mm::shootdown::take_last_ack()),
     }
 }
 
@@ -238,6 +257,22 @@ fn sys_pin(cpu: i64) -> Result<u64, Errno> {
     t.pin.store(cpu, Ordering::Relaxed);
     while i64::from(cpu_id()) != cpu {
         sched::yield_now();
+    }
+    Ok(0)
+}
+
+/// `busy(us)`: spins for `us` microseconds of TSC time with interrupts on
+/// (they are on for every syscall), taking no lock: a CPU busy in the
+/// kernel, for the busy-target workload.
+fn sys_busy(us: u64) -> Result<u64, Errno> {
+    if us > BUSY_MAX_US {
+        return Err(Errno::EINVAL);
+    }
+    debug_assert!(interrupts::are_enabled());
+    let cycles = us.saturating_mul(tsc::hz()) / 1_000_000;
+    let start = tsc::now();
+    while tsc::now().wrapping_sub(start) < cycles {
+        core::hint::spin_loop();
     }
     Ok(0)
 }

@@ -276,10 +276,24 @@ pub enum Sys {
     Getparam = 19,
     /// `gettid() -> tid`.
     Gettid = 20,
+    /// `busy(us) -> 0`: spins in the kernel for `us` microseconds (at most
+    /// [`BUSY_MAX_US`], else `EINVAL`) with interrupts on, as a long
+    /// syscall would: a lab probe of what a CPU busy in the kernel does to
+    /// the shootdowns that target it (the `busy-target` workload).
+    Busy = 21,
+    /// `ack_last() -> cycles`: the latency of the last TLB shootdown this
+    /// CPU initiated and waited for (TSC cycles from the request going out
+    /// until every target acknowledged, as the kernel's
+    /// `shoot.ack.<kind>` samples), or 0 if it waited for none since the
+    /// previous call, which this call clears. Per CPU: pin the caller.
+    AckLast = 22,
 }
 
+/// Longest [`Sys::Busy`] spin, in microseconds (one second).
+pub const BUSY_MAX_US: u64 = 1_000_000;
+
 impl Sys {
-    pub const ALL: [Sys; 21] = [
+    pub const ALL: [Sys; 23] = [
         Sys::Exit,
         Sys::Fork,
         Sys::Exec,
@@ -301,6 +315,8 @@ impl Sys {
         Sys::ReportError,
         Sys::Getparam,
         Sys::Gettid,
+        Sys::Busy,
+        Sys::AckLast,
     ];
 
     /// The call with number `n` (the kernel's dispatch; `None` means
@@ -332,6 +348,8 @@ impl Sys {
             Sys::ReportError => "report_error",
             Sys::Getparam => "getparam",
             Sys::Gettid => "gettid",
+            Sys::Busy => "busy",
+            Sys::AckLast => "ack_last",
         }
     }
 }

@@ -194,7 +194,8 @@ pub fn set_user_trap_hook(hook: fn(&mut TrapFrame)) {
 }
 
 /// Installs the function every trap from user mode calls just before it
-/// returns there (with interrupts off; it may switch threads). Set once.
+/// returns there (called with interrupts off, returns with them off; it
+/// may switch threads). Set once.
 pub fn set_user_return_hook(hook: fn(&mut TrapFrame)) {
     USER_RETURN_HOOK.call_once(|| hook);
 }
@@ -243,7 +244,11 @@ fn build_idt() -> InterruptDescriptorTable {
     idt
 }
 
-/// The dispatcher, called by `trap_common` with interrupts off.
+/// The dispatcher, called by `trap_common` with interrupts off (every
+/// gate is an interrupt gate). Interrupts stay off in the handlers of
+/// interrupts; the user trap hook (exceptions from user mode) enables them
+/// once it has read what the exception left (CR2), as BSD trap() does.
+/// The return hook and `trap_return` run with them off.
 #[no_mangle]
 extern "C" fn rust_trap(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
@@ -268,6 +273,9 @@ extern "C" fn rust_trap(frame: &mut TrapFrame) {
         _ => fatal(frame),
     }
     if frame.user_mode() {
+        // The user trap hook ran with interrupts on; the way out runs
+        // with them off.
+        x86_64::instructions::interrupts::disable();
         if let Some(hook) = USER_RETURN_HOOK.get() {
             hook(frame);
         }

@@ -5,6 +5,7 @@
 //! the address and rip. Installed as arch::trap's user trap hook.
 
 use lab_core::syscall::{KillReason, USER_END};
+use x86_64::instructions::interrupts;
 use x86_64::registers::control::Cr2;
 
 use super::vm::Access;
@@ -19,13 +20,17 @@ const PF_RSVD: u64 = 1 << 3;
 const PF_INSTR: u64 = 1 << 4;
 
 /// The user trap hook: returns if the fault was resolved (the instruction
-/// is retried), else kills the process.
+/// is retried), else kills the process. Called with interrupts off; reads
+/// CR2 first, then enables them (BSD trap(): a trap from user mode runs
+/// interruptible, so shootdown IPIs reach a CPU resolving a fault), and
+/// returns with them on (arch::trap disables them on the way back).
 pub fn user_trap(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
+    let cr2 = Cr2::read_raw();
+    interrupts::enable();
     let mut addr = None;
     let reason = match vector {
         14 => {
-            let cr2 = Cr2::read_raw();
             addr = Some(cr2);
             match resolve_page_fault(cr2, frame.error) {
                 Ok(()) => {

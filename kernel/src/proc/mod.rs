@@ -29,6 +29,8 @@ pub mod vm;
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
+use x86_64::instructions::interrupts;
+
 use lab_core::syscall::{pack_argv, Errno, PackedArgv, WaitStatus, ARGV_MAX_BYTES};
 
 use crate::arch::{apic, smp, trap};
@@ -79,12 +81,17 @@ fn ap_main(_: u64) {
 }
 
 /// Runs on every return to user mode (end of a syscall, a trap from user
-/// mode, a new thread's start), interrupts off: ends the thread if its
-/// process is exiting, and yields if the time slice is used up.
+/// mode, a new thread's start), interrupts on or off: ends the thread if
+/// its process is exiting (with interrupts on, like any other kernel work),
+/// and yields if the time slice is used up. Returns with interrupts off,
+/// for `trap_return`; a tick that lands after the check is seen at the
+/// next return.
 pub fn return_to_user() {
     loop {
+        interrupts::disable();
         let t = sched::current();
         if t.process().exiting.load(Ordering::Acquire) {
+            interrupts::enable();
             exit::exit_thread(0);
         }
         if !sched::take_resched() {

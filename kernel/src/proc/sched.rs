@@ -42,10 +42,30 @@
 //!
 //! The LAPIC timer (100 Hz) marks the CPU's time slice (one tick, 10 ms) as
 //! used; a thread returning to user mode with its slice used yields
-//! (proc::return_to_user). Kernel code is not preempted: syscalls and
-//! faults run with interrupts off. Making a thread runnable sends an IPI
-//! (kind `other`) to an idle CPU that may run it, so it does not wait for
-//! that CPU's next tick.
+//! (proc::return_to_user). Making a thread runnable sends an IPI (kind
+//! `other`) to an idle CPU that may run it, so it does not wait for that
+//! CPU's next tick.
+//!
+//! Kernel code runs with interrupts on (syscalls and faults from user mode
+//! enable them after entry, see crate::syscall and arch::trap) but is not
+//! preempted: an interrupt taken in kernel mode (timer, shootdown, kick)
+//! returns to the code it interrupted, and a thread leaves a CPU only where
+//! it calls the scheduler (yield, sleep, exit) or on its way back to user
+//! mode. So kernel code may still read `cpu_id()` once and use per-CPU
+//! state written only from thread context (mm::shootdown's outstanding
+//! request, dfly_batch's published VAs) without pinning; what interrupt
+//! handlers touch is atomic (stats counters, `NEED_RESCHED`, IPI
+//! mailboxes, the shootdown protocols' words). The sections that run with
+//! interrupts off are those that hold a lock an interrupt handler could
+//! need or that must not be split: `SCHED` and the context switch, the
+//! console, the entry and exit paths, `load_pmap`. A shootdown IPI is
+//! served at the next instruction boundary anywhere else.
+//!
+//! Each thread keeps its own interrupt state across a switch: the switch
+//! itself runs with interrupts off (under `SCHED`), and [`yield_now`] and
+//! [`sleep_until`] restore what their caller had when the thread runs
+//! again; a new thread starts with them off and enables them by its
+//! `iretq` to user mode.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -237,9 +257,9 @@ fn switch_pmap(cpu: usize, want: *const Pmap) {
 
 /// Makes this CPU's CR3 hold `want` (null: the kernel's tables), for exec
 /// and exit, which change the running thread's address space. Interrupts
-/// off.
+/// on or off (it keeps them off while `LOADED` and CR3 change).
 pub fn load_pmap(want: *const Pmap) {
-    switch_pmap(me(), want);
+    interrupts::without_interrupts(|| switch_pmap(me(), want));
 }
 
 fn pmap_of(t: &Thread) -> *const Pmap {

@@ -107,6 +107,19 @@ pub fn gettid() -> u64 {
     unsafe { call(Sys::Gettid, args0()) }.unwrap_or(0)
 }
 
+/// Spins in the kernel for `us` microseconds, interrupts on (a probe).
+pub fn busy(us: u64) -> Result<(), Errno> {
+    // SAFETY: no pointers.
+    unsafe { call(Sys::Busy, [us, 0, 0, 0, 0, 0]) }.map(drop)
+}
+
+/// The ack latency (TSC cycles) of this CPU's last shootdown wait, 0 if
+/// none since the previous call.
+pub fn ack_last() -> u64 {
+    // SAFETY: no pointers.
+    unsafe { call(Sys::AckLast, args0()) }.unwrap_or(0)
+}
+
 /// Gives up the CPU to another runnable thread, if any.
 pub fn yield_now() {
     // SAFETY: no pointers.

@@ -185,6 +185,10 @@ pub trait Protocol {
 /// for none) and when its request went out. Written only by that CPU.
 static OUTSTANDING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static SENT_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: the latency of its last waited-for shootdown, until
+/// [`take_last_ack`] (the `ack_last` syscall) takes it. Written only by
+/// that CPU.
+static LAST_ACK: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Samples kept per CPU and kind.
 const SAMPLES: usize = 1024;
@@ -373,7 +377,14 @@ pub fn pmap_tlb_shootwait() {
     ACK_SAMPLES[me][outstanding as usize - 1]
         .lock()
         .record(latency);
+    LAST_ACK[me].store(latency, Ordering::Relaxed);
     OUTSTANDING[me].store(0, Ordering::Relaxed);
+}
+
+/// The ack latency of this CPU's last waited-for shootdown (cycles), 0 if
+/// none since the previous call, which this call clears.
+pub fn take_last_ack() -> u64 {
+    LAST_ACK[arch::cpu_id() as usize].swap(0, Ordering::Relaxed)
 }
 
 /// Writes the acknowledgement latency distributions as metrics.
