@@ -124,9 +124,25 @@ pub const USERTEST: UserWorkload = UserWorkload {
     params: &[],
 };
 
+pub const BUSY_TARGET: UserWorkload = UserWorkload {
+    name: "busy-target",
+    program: "busy-target",
+    help: "shootdowns of a pmap whose other CPU spins in user mode, then in a busy_us syscall: ack medians and their ratio",
+    params: &[
+        u64p("busy_us", 0, 1_000_000, "2000", "length of each busy syscall the target CPU makes in the kernel phase"),
+        u64p("rounds", 1, 1000, "20", "shootdowns measured per phase"),
+    ],
+};
+
 /// Every workload that is a user program.
-pub const USER_WORKLOADS: &[UserWorkload] =
-    &[FORKEXIT, BUILDKERNEL, MMAP_STORM, COHERENCE, USERTEST];
+pub const USER_WORKLOADS: &[UserWorkload] = &[
+    FORKEXIT,
+    BUILDKERNEL,
+    MMAP_STORM,
+    COHERENCE,
+    USERTEST,
+    BUSY_TARGET,
+];
 
 /// The user workload named `name`.
 pub fn user_workload(name: &str) -> Option<&'static UserWorkload> {

@@ -42,6 +42,7 @@ pub static WORKLOADS: &[&Workload] = &[
     &user::MMAP_STORM_W,
     &user::COHERENCE_W,
     &user::USERTEST_W,
+    &user::BUSY_TARGET_W,
     &shoot_storm::SHOOT_STORM,
 ];
 

@@ -17,7 +17,9 @@
 use lab_core::cmdline::Params;
 use lab_core::report::{Fixed, Scope, Status};
 use lab_core::syscall::WaitStatus;
-use lab_core::workloads::{UserWorkload, BUILDKERNEL, COHERENCE, FORKEXIT, MMAP_STORM, USERTEST};
+use lab_core::workloads::{
+    UserWorkload, BUILDKERNEL, BUSY_TARGET, COHERENCE, FORKEXIT, MMAP_STORM, USERTEST,
+};
 
 use super::Workload;
 use crate::boot::start_info::StartInfo;
@@ -41,6 +43,7 @@ user_workload!(BUILDKERNEL_W, BUILDKERNEL);
 user_workload!(MMAP_STORM_W, MMAP_STORM);
 user_workload!(COHERENCE_W, COHERENCE);
 user_workload!(USERTEST_W, USERTEST);
+user_workload!(BUSY_TARGET_W, BUSY_TARGET);
 
 fn run(w: &UserWorkload, _params: &Params<'_>, info: &StartInfo) -> Status {
     syscall::set_params(info.cmdline, w.params);
