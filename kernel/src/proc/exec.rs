@@ -4,7 +4,9 @@
 //! The new address space is built completely (ELF segments as private
 //! copies, the stack with the initial block of lab_core::syscall, the
 //! shared-page region) before the old one is touched, so a failed exec has
-//! no effect. Then the old one is taken down while still loaded here (FreeBSD's
+//! no effect. Exec is refused while other threads are live; the ones that
+//! have begun to exit are waited for until they are off every CPU. Then the
+//! old one is taken down while still loaded here (FreeBSD's
 //! exec_new_vmspace: pmap_remove_pages and the per-region removes on a pmap
 //! active on this CPU only), the new one is loaded, and the old pmap's last
 //! reference dropped.
@@ -98,6 +100,11 @@ pub fn sys_exec(
     if p.live.load(Ordering::Acquire) > 1 {
         return Err(Errno::EINVAL);
     }
+    // Threads that have begun to exit may still run on other CPUs, on the
+    // old tables and in their LOADED slot; wait until they are off every
+    // CPU, as exit's last thread does, before the old pmap can be freed
+    // (else their CPUs deactivate a freed, maybe reused, pmap).
+    super::exit::wait_others_dead(p);
     let (new, entry, rsp) = build_image(name, &argv)?;
 
     // Past the point of no return.

@@ -64,15 +64,23 @@ pub fn exit_thread(value: u64) -> ! {
     sched::exit_current()
 }
 
-/// The end of a process, run by its last thread.
-fn exit_last(p: &Arc<Process>) {
-    p.set_status(WaitStatus::Exited(0));
-    p.exiting.store(true, Ordering::SeqCst);
+/// Waits until every other thread of `p` has switched away for the last
+/// time (so no CPU runs them, and their CPUs have deactivated the pmap and
+/// loaded other tables). For the last live thread (`live` is 1: the others
+/// have begun to exit), before it takes the address space down: exit and
+/// exec.
+pub fn wait_others_dead(p: &Process) {
     let others = others(p);
     sched::sleep_until(sched::last_thread_chan(p), || {
         others.iter().all(|t| t.state() == DEAD)
     });
-    drop(others);
+}
+
+/// The end of a process, run by its last thread.
+fn exit_last(p: &Arc<Process>) {
+    p.set_status(WaitStatus::Exited(0));
+    p.exiting.store(true, Ordering::SeqCst);
+    wait_others_dead(p);
 
     // vmspace_exit.
     let vm = p.vm.lock().take();
