@@ -927,8 +927,9 @@ pub fn pmap_activate(pm: &Pmap, is_current: bool) {
     }
 }
 
-/// Marks `pm` no longer in use by this CPU. The caller loads another pmap
-/// right after (the context switch), so no TLB entry of `pm` is used again.
+/// Marks `pm` no longer in use by this CPU. The caller has loaded another
+/// pmap's tables first (the context switch, in FreeBSD pmap_activate_sw's
+/// order), so no TLB entry of `pm` is used once the bit is clear.
 pub fn pmap_deactivate(pm: &Pmap) {
     let me = crate::arch::cpu_id();
     pm.pm_cpus.fetch_and(!(1u64 << me), Ordering::SeqCst);

@@ -232,15 +232,15 @@ fn send_kicks(mask: u64) {
 /// Makes `cpu`'s CR3 hold `want` (null: the kernel's tables), deactivating
 /// the pmap it had: the pm_cpus bookkeeping of a switch between processes.
 /// Interrupts off.
+///
+/// Order (FreeBSD's pmap_activate_sw): set this CPU's bit in the new pmap
+/// and load its CR3 (pmap_activate), and only then clear the bit in the old
+/// one. Clearing first would open a window in which this CPU still runs on
+/// the old tables while an initiator, seeing no bit, skips it.
 fn switch_pmap(cpu: usize, want: *const Pmap) {
     let loaded = LOADED[cpu].load(Ordering::Relaxed);
     if ptr::eq(loaded, want) {
         return;
-    }
-    if !loaded.is_null() {
-        // SAFETY: a pmap stays alive while loaded on a CPU (exec and exit
-        // load another before they destroy it).
-        pmap::pmap_deactivate(unsafe { &*loaded });
     }
     if want.is_null() {
         // The kernel pmap: the boot tables. Its pm_cpus is never a
@@ -251,6 +251,12 @@ fn switch_pmap(cpu: usize, want: *const Pmap) {
     } else {
         // SAFETY: the caller's thread's process holds the pmap.
         pmap::pmap_activate(unsafe { &*want }, true);
+    }
+    if !loaded.is_null() {
+        // SAFETY: a pmap stays alive while loaded on a CPU (exec and exit
+        // wait until their other threads are off every CPU, and load
+        // another pmap, before they destroy it).
+        pmap::pmap_deactivate(unsafe { &*loaded });
     }
     LOADED[cpu].store(want.cast_mut(), Ordering::Relaxed);
 }
