@@ -134,6 +134,29 @@ pub const BUSY_TARGET: UserWorkload = UserWorkload {
     ],
 };
 
+pub const EXEC_RACE: UserWorkload = UserWorkload {
+    name: "exec-race",
+    program: "exec-race",
+    help:
+        "stress: a child execs while its freshly made threads exit on other CPUs, round after round",
+    params: &[
+        u64p(
+            "rounds",
+            1,
+            1_000_000,
+            "1000",
+            "children, each racing its threads' exits with an exec",
+        ),
+        u64p(
+            "threads",
+            0,
+            16,
+            "3",
+            "threads each child starts, which exit at once",
+        ),
+    ],
+};
+
 /// Every workload that is a user program.
 pub const USER_WORKLOADS: &[UserWorkload] = &[
     FORKEXIT,

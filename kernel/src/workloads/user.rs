@@ -18,7 +18,7 @@ use lab_core::cmdline::Params;
 use lab_core::report::{Fixed, Scope, Status};
 use lab_core::syscall::WaitStatus;
 use lab_core::workloads::{
-    UserWorkload, BUILDKERNEL, BUSY_TARGET, COHERENCE, FORKEXIT, MMAP_STORM, USERTEST,
+    UserWorkload, BUILDKERNEL, BUSY_TARGET, COHERENCE, EXEC_RACE, FORKEXIT, MMAP_STORM, USERTEST,
 };
 
 use super::Workload;
@@ -44,6 +44,7 @@ user_workload!(MMAP_STORM_W, MMAP_STORM);
 user_workload!(COHERENCE_W, COHERENCE);
 user_workload!(USERTEST_W, USERTEST);
 user_workload!(BUSY_TARGET_W, BUSY_TARGET);
+user_workload!(EXEC_RACE_W, EXEC_RACE);
 
 fn run(w: &UserWorkload, _params: &Params<'_>, info: &StartInfo) -> Status {
     syscall::set_params(info.cmdline, w.params);
