@@ -115,3 +115,21 @@ fn shared_page_touch_decides_early_returns_at_exit() {
     let early = total(off, "pmap.remove.exit_early");
     assert!(early >= calls * 0.9, "touch=off: {early} of {calls} early");
 }
+
+/// exec racing its process's exiting threads (exec-race: each child starts
+/// threads that exit at once on other CPUs and execs meanwhile), 10,000
+/// rounds on 4 CPUs: no pmap is freed while a CPU still has it loaded (the
+/// old exec, which checked only `live`, panicked here with "pool pmappl:
+/// free item ... was modified at offset 24": a late pmap_deactivate on a
+/// freed pmap), and every frame comes back.
+#[test]
+fn exec_racing_exiting_threads_10000_on_4_cpus_is_clean() {
+    let b = boot_with("exec-race", 4, |s| {
+        with_params(&[("rounds", "10000")])(s);
+        s.timeout = std::time::Duration::from_secs(300);
+    });
+    let r = &b.result.report;
+    assert_clean_run(r, &b.result.outcome, "exec-race x4");
+    assert_eq!(total(r, "exec-race.rounds"), 10_000.0);
+    assert_eq!(total(r, "pmap.destroy.cpus_nonzero"), 0.0);
+}
