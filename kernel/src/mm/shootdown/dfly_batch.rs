@@ -39,6 +39,15 @@
 //! for, and before the request goes out; read by targets while they serve
 //! it (the protocol's publication orders the two). It stays put until the
 //! flush's shootwait returns, which is after every target has read it.
+//!
+//! # Interrupts
+//!
+//! A flush runs with its caller's interrupts (on, from syscalls and
+//! faults), through the compiled-in protocol (see its Interrupts section).
+//! `PUBLISHED[cpu]` is written only from thread context on that CPU; the
+//! handler that may interrupt the write serves other CPUs' requests and
+//! reads only their arrays. The kernel is not preempted, so the flush
+//! cannot migrate between publishing and waiting.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -43,6 +43,19 @@
 //! its bit clear (or serves the next request early, which is harmless).
 //! The IPI is counted as received by the arch layer either way, so sent
 //! still equals received.
+//!
+//! # Interrupts
+//!
+//! The initiator takes the slot and waits for acknowledgements with
+//! interrupts as its caller had them, which is on for every pmap operation
+//! of a syscall or fault: targets take the IPI wherever they are in the
+//! kernel, outside the few interrupts-off sections (which poll while they
+//! spin). [`serve`] may be interrupted by the handler on the same CPU: the
+//! claim (clearing the bit in `pending`) is atomic, so exactly one of them
+//! serves, and the slot cannot change before it acknowledges. An initiator
+//! interrupted by another CPU's IPI has nothing to serve (the slot is its
+//! own until every target acknowledged), so the handler returns at once;
+//! two CPUs cannot be waiting on each other's requests.
 
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 

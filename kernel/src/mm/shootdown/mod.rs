@@ -164,6 +164,10 @@ impl Invalidation {
 }
 
 /// A way of delivering shootdowns to other CPUs and waiting for them.
+/// `start` and `wait` run with the caller's interrupt state (on, for the
+/// pmap operations of syscalls and faults: targets, including one that is
+/// itself initiating, take the IPI in the kernel); each protocol's header
+/// says what it needs beyond that.
 pub trait Protocol {
     /// Registers the IPI handlers. Called once, at boot.
     fn init();

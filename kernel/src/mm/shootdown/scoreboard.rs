@@ -69,6 +69,17 @@
 //! lock, or waiting for its own acknowledgements) calls
 //! [`Scoreboard::poll`], which serves its row. Two initiators targeting
 //! each other both serve while they wait.
+//!
+//! # Interrupts
+//!
+//! The initiator publishes, sends and waits with interrupts as its caller
+//! had them (on, from syscalls and faults), as the review's initiator does:
+//! two CPUs shooting each other each take the other's IPI while they spin,
+//! besides polling. Only serving needs them off (above): the handler runs
+//! so, and poll disables them around its scan. An initiator interrupted
+//! between filling its record and zeroing its words is harmless (no target
+//! reads the record before its word is 0), and its own row is served by
+//! the handler meanwhile.
 
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
