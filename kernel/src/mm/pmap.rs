@@ -672,8 +672,10 @@ pub fn pmap_kenter_pa(va: VirtAddr, pa: PhysAddr, prot: Prot) -> Result<(), Pmap
 }
 
 /// Removes the mappings in `[sva, eva)` from `pm`, frees the PTPs that
-/// empty, and shoots the range down (as OpenBSD 2010: one page only if it
-/// was mapped; a range always; a user range over 32 pages with shoottlb).
+/// empty, and shoots the range down ([`shoot_changed`]: as OpenBSD 2010,
+/// one page only if it was mapped, a range always, a user range over 32
+/// pages with shoottlb; under `freebsd-base` as FreeBSD, only if a valid
+/// entry went, on the pmap's CPUs).
 /// Counts the call, and returns early (counted) if nothing is resident
 /// ([`pmap_nothing_resident`]), as FreeBSD's pmap_remove does.
 pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
@@ -719,7 +721,7 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
 /// OpenBSD 2010 (pmap.c 1.55/1.56 pmap_do_remove, pmap_write_protect): a
 /// range is shot down whole, whatever it held; a user range over 32 pages
 /// with pmap_tlb_shoottlb (every online CPU).
-#[cfg(not(feature = "dfly-batch"))]
+#[cfg(not(any(feature = "dfly-batch", feature = "freebsd-base")))]
 fn shoot_changed(pm: &Pmap, sva: u64, eva: u64, shortcut: bool, changed: &mut PmapInval) {
     use super::shootdown::{pmap_tlb_shootrange, pmap_tlb_shoottlb_for};
     use lab_core::shoot::range_shoots_all;
@@ -749,11 +751,37 @@ fn shoot_changed(pm: &Pmap, sva: u64, eva: u64, shortcut: bool, changed: &mut Pm
     pmap_tlb_shootwait();
 }
 
+/// FreeBSD (`freebsd-base`, the base of seed 004's variants;
+/// sys/amd64/amd64/pmap.c pmap_remove, pmap_remove_page, pmap_protect):
+/// nothing unless a valid entry changed ("anyvalid", "anychanged"); then
+/// pmap_remove's one-page shortcut invalidates that page, and any other
+/// user range the pmap's whole TLB (pmap_invalidate_all), both on the CPUs
+/// in `pm_cpus` only: an exiting single-threaded process interrupts no one.
+/// Kernel ranges (global entries in FreeBSD) are invalidated as a range.
+#[cfg(feature = "freebsd-base")]
+fn shoot_changed(pm: &Pmap, sva: u64, eva: u64, shortcut: bool, changed: &mut PmapInval) {
+    use super::shootdown::pmap_tlb_shootrange;
+    if changed.count() == 0 {
+        return;
+    }
+    if shortcut && sva + PAGE_SIZE == eva {
+        pmap_tlb_shootpage(pm, VirtAddr::new(sva));
+    } else if pm.is_kernel() {
+        pmap_tlb_shootrange(pm, VirtAddr::new(sva), VirtAddr::new(eva));
+    } else {
+        pmap_tlb_shootpmap(pm);
+    }
+    pmap_tlb_shootwait();
+}
+
+#[cfg(all(feature = "freebsd-base", feature = "dfly-batch"))]
+compile_error!("freebsd-base and dfly-batch are two shoot_changed bodies: pick one");
+
 /// DragonFly (`dfly-batch`; seed 001's pmap_inval_flush, seed 002's
 /// single-threaded shortcut): only the VAs that changed, in one IPI round
 /// to the pmap's CPUs, none if nothing changed or no other CPU can cache
 /// the pmap (mm::shootdown::dfly_batch).
-#[cfg(feature = "dfly-batch")]
+#[cfg(all(feature = "dfly-batch", not(feature = "freebsd-base")))]
 fn shoot_changed(pm: &Pmap, _sva: u64, _eva: u64, _shortcut: bool, changed: &mut PmapInval) {
     changed.flush(pm);
 }
