@@ -62,7 +62,12 @@
 //! page (or a PTP freed by it) is reused, the operation calls
 //! pmap_tlb_shootpage / shootrange / shoottlb and pmap_tlb_shootwait
 //! (mm::shootdown); freed PTPs are kept on a list and freed only after the
-//! wait (OpenBSD's `empty_ptps`). A PTE change is a locked read-modify-write
+//! wait (OpenBSD's `empty_ptps`). How a range operation shoots down is the
+//! variant's (`shoot_changed`): OpenBSD 2010's (the whole range, whatever
+//! it held; over 32 user pages a shoottlb of every CPU), FreeBSD's
+//! (`freebsd-base`, the base of seed 004's variants: only if a valid entry
+//! changed, then the pmap's whole TLB on `pm_cpus` only) or DragonFly's
+//! (`dfly-batch`). A PTE change is a locked read-modify-write
 //! and `pm_cpus` is read after it (both SeqCst), and pmap_activate sets the
 //! CPU's bit before loading CR3: so either the initiator sees the bit, or
 //! the activating CPU's first walk sees the new entry. Entries that were not
