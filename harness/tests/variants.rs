@@ -87,6 +87,10 @@ struct Fork {
     exit_calls: f64,
     /// Shootdown IPIs sent while a pmap was torn down (exit, exec).
     dying_ipis: f64,
+    /// shootpage + shootrange IPIs per loop.
+    page_range_ipis: f64,
+    /// Shootdown IPIs of every kind per loop.
+    shoot_ipis: f64,
 }
 
 fn fork_figures(what: &str, outcome: Outcome, r: &Report) -> Fork {
@@ -102,6 +106,13 @@ fn fork_figures(what: &str, outcome: Outcome, r: &Report) -> Fork {
         exit_early: total(r, "pmap.remove.exit_early"),
         exit_calls: total(r, "pmap.remove.exit_calls"),
         dying_ipis: total(r, "shoot.dying.ipis"),
+        page_range_ipis: (total(r, "ipi.sent.shootpage") + total(r, "ipi.sent.shootrange"))
+            / total(r, "workload.ops"),
+        shoot_ipis: ["shootpage", "shootrange", "shoottlb"]
+            .iter()
+            .map(|k| total(r, &format!("ipi.sent.{k}")))
+            .sum::<f64>()
+            / total(r, "workload.ops"),
     }
 }
 
@@ -113,6 +124,10 @@ fn fork_figures(what: &str, outcome: Outcome, r: &Report) -> Fork {
 /// its false bits and its calls (about half) stop sending IPIs, which puts
 /// the share near 0.5 by construction; with pin=on (long-running processes
 /// staying put, as on the seed's laptop) the false bits stay.
+///
+/// Seed 004's variants are on the FreeBSD base (`freebsd-before` is
+/// D32569's before): no shootdown IPI at all from a single-threaded fork
+/// loop, where `fixed` (OpenBSD 2010) shoottlbs every CPU at each exit.
 #[test]
 fn forkexit_counters_follow_each_mechanism() {
     let job = |v, pin, touch| {
@@ -131,6 +146,8 @@ fn forkexit_counters_follow_each_mechanism() {
         on("fork-inherit"),
         on("fixed"),
         off("fixed"),
+        on("freebsd-before"),
+        off("freebsd-before"),
         on("shared-page-counted"),
         off("shared-page-counted"),
         on("shared-page-opt"),
@@ -158,6 +175,7 @@ fn forkexit_counters_follow_each_mechanism() {
     assert!(share > 0.9, "fixed pinned: {share}");
     for v in [
         "fixed",
+        "freebsd-before",
         "shared-page-counted",
         "shared-page-opt",
         "dying-no-ipi",
@@ -172,39 +190,67 @@ fn forkexit_counters_follow_each_mechanism() {
     for v in ["openbsd-2010", "uninit-bitmap", "fork-inherit"] {
         assert!(g(v, "on").cpus_nonzero > 0.0, "{v}");
     }
+    // fork-inherit: children run unpinned and write copy-on-write pages,
+    // so the parent's CPU, left in the child's pm_cpus, gets shootpage
+    // and shootrange IPIs that fixed never sends.
+    let (bug, fix) = (g("fork-inherit", "on"), g("fixed", "on"));
+    assert!(
+        bug.page_range_ipis > 0.0,
+        "fork-inherit: no page/range IPIs"
+    );
+    assert!(
+        bug.page_range_ipis >= 2.0 * fix.page_range_ipis,
+        "fork-inherit {} vs fixed {} page/range IPIs per loop",
+        bug.page_range_ipis,
+        fix.page_range_ipis
+    );
 
     // Seed 004, before: early returns at exit only when the child did not
     // touch the shared page (pmap_remove_pages leaves it).
-    assert_eq!(g("fixed", "on").exit_early, 0.0);
-    assert!(g("fixed", "off").exit_early > 0.5 * g("fixed", "off").exit_calls);
+    for v in ["fixed", "freebsd-before"] {
+        assert_eq!(g(v, "on").exit_early, 0.0, "{v}");
+        assert!(g(v, "off").exit_early > 0.5 * g(v, "off").exit_calls, "{v}");
+    }
     // The first diff nullifies the early return.
-    assert!(g("shared-page-counted", "off").exit_early < g("fixed", "off").exit_early);
     assert_eq!(g("shared-page-counted", "off").exit_early, 0.0);
     // As landed: the shared page goes first, so early returns come back,
     // touch=on included.
     for t in ["on", "off"] {
         let s = g("shared-page-opt", t);
-        assert!(s.exit_early > g("fixed", "on").exit_early, "touch={t}");
+        assert!(
+            s.exit_early > g("freebsd-before", "on").exit_early,
+            "touch={t}"
+        );
         assert_eq!(s.exit_early, s.exit_calls, "touch={t}");
     }
-    // Teardown IPIs: with the shared page left mapped, the per-region
-    // removes of ranges over 32 pages shoottlb every CPU at each exit;
-    // shared-page-opt removes nothing there; the dying pmap idea sends
-    // none at all (it cannot send fewer than shared-page-opt's none).
+    // Teardown IPIs: OpenBSD 2010's per-region removes of ranges over 32
+    // pages shoottlb every CPU at each exit when the shared page is left
+    // mapped; FreeBSD's invalidate only the pmap's CPUs, none for an
+    // exiting single-threaded process: the FreeBSD base sends no
+    // shootdown IPI at all here, so the dying-pmap idea has nothing left
+    // to save over shared-page-opt.
     assert!(g("fixed", "on").dying_ipis > 0.0);
-    assert!(g("shared-page-counted", "off").dying_ipis > 0.0);
-    assert!(g("shared-page-opt", "on").dying_ipis < g("fixed", "on").dying_ipis);
-    assert!(g("dying-no-ipi", "on").dying_ipis <= g("shared-page-opt", "on").dying_ipis);
-    assert_eq!(g("dying-no-ipi", "on").dying_ipis, 0.0);
+    for (v, t) in [
+        ("freebsd-before", "on"),
+        ("freebsd-before", "off"),
+        ("shared-page-counted", "on"),
+        ("shared-page-counted", "off"),
+        ("shared-page-opt", "on"),
+        ("shared-page-opt", "off"),
+        ("dying-no-ipi", "on"),
+    ] {
+        assert_eq!(g(v, t).shoot_ipis, 0.0, "{v} touch={t}");
+        assert_eq!(g(v, t).dying_ipis, 0.0, "{v} touch={t}");
+    }
 }
 
-/// The dying-pmap idea on its own, on the before state (fixed +
-/// `dying-no-ipi`, a build made here rather than a variant file): after
-/// D32569 the teardown has nothing left to shoot down, so the
-/// `dying-no-ipi` variant cannot send fewer IPIs than shared-page-opt
-/// (both send none); before it, the idea removes the shoottlb IPIs that
-/// the per-region removes send at each exit when the child touched the
-/// shared page.
+/// The dying-pmap idea on OpenBSD 2010's invalidations (fixed +
+/// `dying-no-ipi`, a build made here rather than a variant file): on the
+/// FreeBSD base the teardown of a single-threaded process sends no IPI,
+/// so the `dying-no-ipi` variant cannot send fewer than shared-page-opt
+/// (both send none); on fixed, the idea removes the shoottlb IPIs that the
+/// per-region removes send to every CPU at each exit when the child
+/// touched the shared page.
 #[test]
 fn dying_no_ipi_alone_removes_the_exit_ipis_of_fixed() {
     let ws = workspace();

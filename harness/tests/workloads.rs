@@ -72,7 +72,7 @@ fn per_cpu(report: &Report, name: &str) -> Vec<(u32, f64)> {
 fn forkexit_counts_match_the_kernels_forks() {
     const LOOPS: u32 = 300;
     for cpus in [1, 2, 4] {
-        // One instance per CPU, pinned.
+        // One instance per CPU (unpinned: pin defaults to off).
         let instances = cpus.to_string();
         let r = run(
             "forkexit",
@@ -101,6 +101,29 @@ fn forkexit_counts_match_the_kernels_forks() {
         // touch=on: every child's exit finds the shared page resident.
         assert_eq!(total(&r, "pmap.remove.exit_early"), 0.0, "x{cpus}");
     }
+}
+
+/// `entries=N`: the parent maps N more regions before its loop, so every
+/// exit (each child's and the instance's) makes N more per-region
+/// pmap_remove calls.
+#[test]
+fn forkexit_entries_add_map_entries() {
+    const LOOPS: u32 = 50;
+    const ENTRIES: u32 = 5;
+    let exit_calls = |entries: u32| {
+        let r = run(
+            "forkexit",
+            1,
+            &[
+                ("loops", &LOOPS.to_string()),
+                ("entries", &entries.to_string()),
+            ],
+        );
+        assert_eq!(total(&r, "forkexit.loops"), f64::from(LOOPS));
+        total(&r, "pmap.remove.exit_calls")
+    };
+    let more = exit_calls(ENTRIES) - exit_calls(0);
+    assert_eq!(more, f64::from(ENTRIES * (LOOPS + 1)));
 }
 
 #[test]
@@ -208,9 +231,10 @@ fn coherence_defaults_do_a_million_checks_on_4_cpus() {
 /// error naming the parameter.
 #[test]
 fn bad_parameters_are_named() {
-    let cases: [(&str, &str, &str); 6] = [
+    let cases: [(&str, &str, &str); 7] = [
         ("forkexit", "loops", "0"),
         ("forkexit", "instances", "65"),
+        ("forkexit", "entries", "1025"),
         ("buildkernel", "clock_pct", "101"),
         ("buildkernel", "seed", "abc"),
         ("mmap-storm", "pages", "0"),

@@ -427,12 +427,12 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
     });
     let why = o.why_not(&[id], &["shared-page-opt", "shared-page-counted"]);
     let med = |m: Option<Measured>| m.and_then(|m| m.median());
-    let fixed_hz = med(hz("fixed"))
+    let before_hz = med(hz("freebsd-before"))
         .map(|v| format!("{} Hz", fmt_num(v)))
         .unwrap_or_else(|| "not measured".into());
     let (lab, spread, measured) = match (&why, ratio) {
         (Some(why), _) => (
-            format!("not measured: {why}; fixed (before the diff): {fixed_hz}"),
+            format!("not measured: {why}; freebsd-before (before the diff): {before_hz}"),
             "-".into(),
             None,
         ),
@@ -449,30 +449,26 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
         ),
     };
     let removes_per_exit = o
-        .run_median(id, "fixed", cpus, |r| {
+        .run_median(id, "freebsd-before", cpus, |r| {
             Some(r.total("pmap.remove.exit_calls")? / r.figure("ops")?)
         })
         .and_then(|m| m.median())
         .map(fmt_num)
         .unwrap_or_else(|| "?".into());
-    // Without the early return, an exit's pmap_remove walks every region,
-    // and one over 32 pages becomes OpenBSD 2010's pmap_tlb_shoottlb(),
-    // which interrupts every other CPU: a cost FreeBSD's pmap, which
-    // shoots only the pmap's own CPUs, does not pay.
+    // On the FreeBSD base an exit's pmap_remove invalidates only the
+    // pmap's own CPUs, and only if it removed something: an exiting
+    // single-threaded process interrupts no one, so the difference is the
+    // walk alone, as on FreeBSD.
     let ipis_per_loop = |variant: &str| {
-        med(o.run_median(id, variant, cpus, |r| {
-            Some(r.total("ipi.sent.shoottlb").unwrap_or(0.0) / r.figure("ops")?)
-        }))
-        .map(fmt_num)
-        .unwrap_or_else(|| "?".into())
+        med(o.run_median(id, variant, cpus, |r| r.figure("ipis_per_op")))
+            .map(fmt_num)
+            .unwrap_or_else(|| "?".into())
     };
     let ipis = format!(
-        " Most of the lab's gap is IPIs: without the early return each exit walks its \
-         regions, and one over 32 pages becomes pmap_tlb_shoottlb(), which (as in OpenBSD \
-         2010) interrupts every other CPU; shared-page-counted sends {} shoottlb IPIs per \
-         loop, shared-page-opt {}. FreeBSD's pmap_remove shoots only the CPUs the pmap is \
-         active on, none for an exiting single-threaded process, so it paid only for the \
-         walk: hence its 0.944 and the lab's larger gap, touch or not.",
+        " All three variants are on the FreeBSD base (freebsd-base: pmap_remove invalidates \
+         only if it removed a valid entry, and then only the CPUs in pm_cpus), so the \
+         difference is the walk, as on FreeBSD: shared-page-counted sends {} shootdown IPIs \
+         per loop, shared-page-opt {}.",
         ipis_per_loop("shared-page-counted"),
         ipis_per_loop("shared-page-opt")
     );
@@ -489,7 +485,7 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
     };
     let extra = match id {
         D32569_NOTOUCH => {
-            " Without the touch, fixed's early return already works (the shared page's \
+            " Without the touch, freebsd-before's early return already works (the shared page's \
              translation was never made), so the explicit unmap changes nothing there; \
              shared-page-counted still loses the early return."
         }
@@ -516,11 +512,16 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
              shared-page-counted stands for it: top-level pages counted in resident_count and the \
              shared page not unmapped, so resident_count never reaches 0 and the early return never \
              fires; shared-page-opt is D32569 as landed (counted, shared page unmapped on exec and \
-             exit, so the early return fires again). fixed, the tree before the diff, runs at \
-             {fixed_hz}. Each exit here makes {removes_per_exit} pmap_remove calls per loop \
-             (the reviewer's parent had 60 map entries), so the walk it saves is shorter than on \
-             FreeBSD.{ipis}{extra} Under TCG the Hz are QEMU's emulation speed, not a \
-             machine's, and an empty-pmap walk costs emulated instructions but no real cache or TLB \
+             exit, so the early return fires again). freebsd-before, the tree before the diff, \
+             runs at {before_hz}. The parent maps 60 extra one-page entries (entries=60, as the \
+             reviewer's parent had 60), so each exit makes {removes_per_exit} pmap_remove calls \
+             per loop.{ipis}{extra} What is left differs from FreeBSD in the cost around the \
+             walk, not in the walk: the lab's fork copies no vm_objects and keeps no pv lists, so \
+             a loop costs less besides the walks, while a per-region pmap_remove that does not \
+             return early walks the page-table levels of its range as FreeBSD's does. Under \
+             tcg-icount the Hz are virtual (instructions counted at a 1 GHz virtual clock) and the \
+             ratio is repeatable; under plain TCG they are QEMU's emulation speed on a shared \
+             host, with run-to-run noise larger than the 6 % effect. Neither has real cache or TLB \
              misses: the ratio says the saved work is visible, not its size on hardware; 5750 Hz \
              wants KVM on real hardware."
         ),
@@ -537,7 +538,7 @@ fn d32569_exit_early(o: &Reproduction) -> Row {
             (calls > 0.0).then(|| r.total("pmap.remove.exit_early").unwrap_or(0.0) / calls)
         })
     };
-    let why = o.why_not(&[id], &["fixed"]);
+    let why = o.why_not(&[id], &["freebsd-before"]);
     let others: Vec<String> = ["shared-page-opt", "shared-page-counted"]
         .iter()
         .map(|v| match o.why_not(&[id], &[v]) {
@@ -552,17 +553,20 @@ fn d32569_exit_early(o: &Reproduction) -> Row {
         })
         .collect();
     let per_exit = o
-        .run_median(id, "fixed", cpus, |r| {
+        .run_median(id, "freebsd-before", cpus, |r| {
             Some(r.total("pmap.remove.exit_calls")? / r.total("pmap.remove_pages.calls")?)
         })
         .and_then(|m| m.median())
         .map(fmt_num)
         .unwrap_or_else(|| "?".into());
-    let (lab, spread, measured) = match (&why, share("fixed")) {
+    let (lab, spread, measured) = match (&why, share("freebsd-before")) {
         (Some(why), _) => not_measured(why.clone()),
         (None, None) => not_measured("no exit-time pmap_remove calls".into()),
         (None, Some(m)) => (
-            format!("{} (fixed)", fmt_pct(m.median().unwrap_or(f64::NAN))),
+            format!(
+                "{} (freebsd-before)",
+                fmt_pct(m.median().unwrap_or(f64::NAN))
+            ),
             m.spread(fmt_pct),
             Some(m),
         ),
@@ -571,8 +575,8 @@ fn d32569_exit_early(o: &Reproduction) -> Row {
         seed: "004 FreeBSD D32569".into(),
         published: "15-20 % of pmap_remove calls at exit end early during buildkernel".into(),
         definition: format!(
-            "pmap.remove.exit_early / pmap.remove.exit_calls, {} on {cpus} CPUs, fixed (the tree \
-             the reviewer traced, before the diff)",
+            "pmap.remove.exit_early / pmap.remove.exit_calls, {} on {cpus} CPUs, freebsd-before \
+             (the tree the reviewer traced, before the diff)",
             exp.label()
         ),
         lab,

@@ -285,9 +285,9 @@ mod tests {
     #[test]
     fn shipped_matrices_parse() {
         let full = MatrixSpec::load(&Path::new(REPO).join("variants/matrix.toml")).unwrap();
-        assert_eq!(full.variants.len(), 11);
+        assert_eq!(full.variants.len(), 12);
         // ipi-pingpong runs on 2 and 4 CPUs only.
-        assert_eq!(full.cells().unwrap().len(), 11 * (4 * 3 + 2) * 3);
+        assert_eq!(full.cells().unwrap().len(), 12 * (4 * 3 + 2) * 3);
         // The negative control is expected to be caught on 2 and 4 CPUs.
         let expected_failures = full
             .cells()

@@ -51,13 +51,14 @@ const fn flag(key: &'static str, default: &'static str, help: &'static str) -> P
 pub const FORKEXIT: UserWorkload = UserWorkload {
     name: "forkexit",
     program: "forkexit",
-    help: "fork; the child touches the shared page (or not) and exits; the parent waits (FreeBSD D32569's loop)",
+    help: "fork; the child writes its stack and data (copy-on-write), touches the shared page (or not) and exits; the parent waits (FreeBSD D32569's loop)",
     params: &[
         u64p("instances", 1, 64, "1", "concurrent fork loops, each its own process"),
         u64p("loops", 1, 100_000_000, "1000", "fork-exit cycles per instance (unless duration_ms)"),
         u64p("duration_ms", 0, 3_600_000, "0", "run each instance this long instead of counting loops (0: count)"),
         flag("touch", "on", "the child reads the shared page before exiting"),
-        flag("pin", "on", "pin instance i to CPU i mod ncpus"),
+        flag("pin", "off", "pin instance i (and so its children) to CPU i mod ncpus"),
+        u64p("entries", 0, 1024, "0", "extra map entries of each instance: one-page mappings, touched, made before the loop (D32569's parent had 60)"),
     ],
 };
 

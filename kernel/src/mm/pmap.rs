@@ -41,7 +41,8 @@
 //! at boot rather than by pmap_create, never counts its top level.
 //! `wired_count` counts mappings entered wired (software bit 9, OpenBSD's
 //! PG_W). Both are kept exact; the pmap-selftest workload checks them
-//! against a walk of the tables ([`pmap_walk_counts`]).
+//! against a walk of the tables (workloads::pmap_inspect, through the
+//! read-only access at the end of this file).
 //!
 //! # Locking
 //!
@@ -61,7 +62,12 @@
 //! page (or a PTP freed by it) is reused, the operation calls
 //! pmap_tlb_shootpage / shootrange / shoottlb and pmap_tlb_shootwait
 //! (mm::shootdown); freed PTPs are kept on a list and freed only after the
-//! wait (OpenBSD's `empty_ptps`). A PTE change is a locked read-modify-write
+//! wait (OpenBSD's `empty_ptps`). How a range operation shoots down is the
+//! variant's (`shoot_changed`): OpenBSD 2010's (the whole range, whatever
+//! it held; over 32 user pages a shoottlb of every CPU), FreeBSD's
+//! (`freebsd-base`, the base of seed 004's variants: only if a valid entry
+//! changed, then the pmap's whole TLB on `pm_cpus` only) or DragonFly's
+//! (`dfly-batch`). A PTE change is a locked read-modify-write
 //! and `pm_cpus` is read after it (both SeqCst), and pmap_activate sets the
 //! CPU's bit before loading CR3: so either the initiator sees the bit, or
 //! the activating CPU's first walk sees the new entry. Entries that were not
@@ -73,7 +79,7 @@ use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use lab_core::cpuset::CpuSet;
 use lab_core::physmem::PAGE_SIZE;
-use lab_core::ptmath::{block_end, index, span};
+use lab_core::ptmath::{block_end, index};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::{PageTableFlags, PhysFrame};
@@ -672,8 +678,10 @@ pub fn pmap_kenter_pa(va: VirtAddr, pa: PhysAddr, prot: Prot) -> Result<(), Pmap
 }
 
 /// Removes the mappings in `[sva, eva)` from `pm`, frees the PTPs that
-/// empty, and shoots the range down (as OpenBSD 2010: one page only if it
-/// was mapped; a range always; a user range over 32 pages with shoottlb).
+/// empty, and shoots the range down ([`shoot_changed`]: as OpenBSD 2010,
+/// one page only if it was mapped, a range always, a user range over 32
+/// pages with shoottlb; under `freebsd-base` as FreeBSD, only if a valid
+/// entry went, on the pmap's CPUs).
 /// Counts the call, and returns early (counted) if nothing is resident
 /// ([`pmap_nothing_resident`]), as FreeBSD's pmap_remove does.
 pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
@@ -719,7 +727,7 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
 /// OpenBSD 2010 (pmap.c 1.55/1.56 pmap_do_remove, pmap_write_protect): a
 /// range is shot down whole, whatever it held; a user range over 32 pages
 /// with pmap_tlb_shoottlb (every online CPU).
-#[cfg(not(feature = "dfly-batch"))]
+#[cfg(not(any(feature = "dfly-batch", feature = "freebsd-base")))]
 fn shoot_changed(pm: &Pmap, sva: u64, eva: u64, shortcut: bool, changed: &mut PmapInval) {
     use super::shootdown::{pmap_tlb_shootrange, pmap_tlb_shoottlb_for};
     use lab_core::shoot::range_shoots_all;
@@ -749,11 +757,37 @@ fn shoot_changed(pm: &Pmap, sva: u64, eva: u64, shortcut: bool, changed: &mut Pm
     pmap_tlb_shootwait();
 }
 
+/// FreeBSD (`freebsd-base`, the base of seed 004's variants;
+/// sys/amd64/amd64/pmap.c pmap_remove, pmap_remove_page, pmap_protect):
+/// nothing unless a valid entry changed ("anyvalid", "anychanged"); then
+/// pmap_remove's one-page shortcut invalidates that page, and any other
+/// user range the pmap's whole TLB (pmap_invalidate_all), both on the CPUs
+/// in `pm_cpus` only: an exiting single-threaded process interrupts no one.
+/// Kernel ranges (global entries in FreeBSD) are invalidated as a range.
+#[cfg(feature = "freebsd-base")]
+fn shoot_changed(pm: &Pmap, sva: u64, eva: u64, shortcut: bool, changed: &mut PmapInval) {
+    use super::shootdown::pmap_tlb_shootrange;
+    if changed.count() == 0 {
+        return;
+    }
+    if shortcut && sva + PAGE_SIZE == eva {
+        pmap_tlb_shootpage(pm, VirtAddr::new(sva));
+    } else if pm.is_kernel() {
+        pmap_tlb_shootrange(pm, VirtAddr::new(sva), VirtAddr::new(eva));
+    } else {
+        pmap_tlb_shootpmap(pm);
+    }
+    pmap_tlb_shootwait();
+}
+
+#[cfg(all(feature = "freebsd-base", feature = "dfly-batch"))]
+compile_error!("freebsd-base and dfly-batch are two shoot_changed bodies: pick one");
+
 /// DragonFly (`dfly-batch`; seed 001's pmap_inval_flush, seed 002's
 /// single-threaded shortcut): only the VAs that changed, in one IPI round
 /// to the pmap's CPUs, none if nothing changed or no other CPU can cache
 /// the pmap (mm::shootdown::dfly_batch).
-#[cfg(feature = "dfly-batch")]
+#[cfg(all(feature = "dfly-batch", not(feature = "freebsd-base")))]
 fn shoot_changed(pm: &Pmap, _sva: u64, _eva: u64, _shortcut: bool, changed: &mut PmapInval) {
     changed.flush(pm);
 }
@@ -883,26 +917,6 @@ pub fn pmap_protect(pm: &Pmap, sva: VirtAddr, eva: VirtAddr, prot: Prot) {
     shoot_changed(pm, sva, eva, false, &mut changed);
 }
 
-/// The physical address `va` translates to in `pm`, if mapped (2 MiB and
-/// 1 GiB pages included, so it also answers for the kernel's direct map).
-pub fn pmap_extract(pm: &Pmap, va: VirtAddr) -> Option<PhysAddr> {
-    let va = va.as_u64();
-    let _guard = pm.lock.lock();
-    let mut table = pm.pm_pml4;
-    for level in (1..=4).rev() {
-        let e = load(entry(table, index(va, level)));
-        if !e.present() {
-            return None;
-        }
-        if level == 1 || (level <= 3 && !e.is_table()) {
-            let base = e.addr().as_u64() & !(span(level) - 1);
-            return Some(PhysAddr::new(base + (va & (span(level) - 1))));
-        }
-        table = e.frame();
-    }
-    None
-}
-
 /// Makes `pm` this CPU's address space if `is_current` (the caller's
 /// process is the one running here: OpenBSD's `p == curproc`): marks it in
 /// use by this CPU in `pm_cpus`, then loads its PML4 into CR3. When the
@@ -935,82 +949,49 @@ pub fn pmap_deactivate(pm: &Pmap) {
     pm.pm_cpus.fetch_and(!(1u64 << me), Ordering::SeqCst);
 }
 
-/// What a walk of a pmap's page tables finds in the part it manages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WalkCounts {
-    /// Valid 4 KiB mappings.
-    pub pages: u64,
-    /// ... of which wired.
-    pub wired: u64,
-    /// PTPs that count in resident_count.
-    pub ptps: u64,
-    /// PTPs whose wire_count differs from their valid entries.
-    pub bad_wire_counts: u64,
+// ---- Read-only access for the pmap-selftest (workloads::pmap_inspect) ----
+
+/// A page-table entry as read by [`read_entry`], decoded.
+#[derive(Clone, Copy)]
+pub(crate) struct EntryView(Pte);
+
+impl EntryView {
+    pub(crate) fn present(self) -> bool {
+        self.0.present()
+    }
+    /// A table entry pointing further down (not a 2 MiB or 1 GiB page).
+    pub(crate) fn is_table(self) -> bool {
+        self.0.is_table()
+    }
+    pub(crate) fn frame(self) -> PhysFrame {
+        self.0.frame()
+    }
+    pub(crate) fn addr(self) -> PhysAddr {
+        self.0.addr()
+    }
+    pub(crate) fn flags(self) -> PageTableFlags {
+        self.0.flags()
+    }
+    /// Entered wired (OpenBSD's PG_W).
+    pub(crate) fn wired(self) -> bool {
+        self.0.flags().contains(PG_W)
+    }
 }
 
-/// Walks `pm`'s tables (user half, or the kernel's kernel-virtual slot)
-/// and counts what is there, to check `pm_stats` and the PTP counts.
-pub fn pmap_walk_counts(pm: &Pmap) -> WalkCounts {
+/// Runs `f` with `pm`'s lock held, so its tables do not change under a
+/// reader of [`read_entry`].
+pub(crate) fn with_tables_locked<R>(pm: &Pmap, f: impl FnOnce() -> R) -> R {
     let _guard = pm.lock.lock();
-    let mut c = WalkCounts::default();
-    if pm.is_kernel() {
-        let pdpt = load(entry(pm.pm_pml4, KVA_PML4_SLOT)).frame();
-        count_subtree(pdpt, 3, &mut c);
-        c.ptps -= 1; // the fixed PDPT is not counted
-    } else {
-        for i in 0..256 {
-            let e = load(entry(pm.pm_pml4, i));
-            if e.is_table() {
-                count_subtree(e.frame(), 3, &mut c);
-            }
-        }
-    }
-    c
+    f()
 }
 
-fn count_subtree(table: PhysFrame, level: u32, c: &mut WalkCounts) {
-    c.ptps += 1;
-    let mut valid = 0;
-    for i in 0..512 {
-        let e = load(entry(table, i));
-        if !e.present() {
-            continue;
-        }
-        valid += 1;
-        if level == 1 {
-            c.pages += 1;
-            c.wired += u64::from(e.flags().contains(PG_W));
-        } else if e.is_table() {
-            count_subtree(e.frame(), level - 1, c);
-        }
-    }
-    if u64::from(wire_count(table).load(Ordering::Relaxed)) != valid {
-        c.bad_wire_counts += 1;
-    }
+/// Entry `i` of the page-table page `table`.
+pub(crate) fn read_entry(table: PhysFrame, i: usize) -> EntryView {
+    EntryView(load(entry(table, i)))
 }
 
-/// A 4 KiB mapping as [`pmap_query`] reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Mapping {
-    pub pa: PhysAddr,
-    pub writable: bool,
-    pub executable: bool,
-    pub wired: bool,
-}
-
-/// The 4 KiB mapping of `va` in `pm`, with its protection, if any.
-pub fn pmap_query(pm: &Pmap, va: VirtAddr) -> Option<Mapping> {
-    let va = va.as_u64();
-    let _guard = pm.lock.lock();
-    let path = walk(pm, va);
-    if path.deepest() != 1 {
-        return None;
-    }
-    let e = load(entry(path.table(1), index(va, 1)));
-    e.present().then(|| Mapping {
-        pa: e.addr(),
-        writable: e.flags().contains(PageTableFlags::WRITABLE),
-        executable: !e.flags().contains(PageTableFlags::NO_EXECUTE),
-        wired: e.flags().contains(PG_W),
-    })
+/// The valid-entry count the pmap keeps for the PTP `table` (its frame's
+/// wire_count).
+pub(crate) fn ptp_count(table: PhysFrame) -> u32 {
+    wire_count(table).load(Ordering::Relaxed)
 }

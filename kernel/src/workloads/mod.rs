@@ -13,6 +13,7 @@ mod diagnostics;
 mod fault;
 mod hello;
 mod ipi_pingpong;
+mod pmap_inspect;
 mod pmap_selftest;
 mod programs;
 mod shoot_storm;

@@ -25,6 +25,7 @@ use lab_core::report::{Scope, Status};
 use x86_64::structures::paging::PhysFrame;
 use x86_64::{PhysAddr, VirtAddr};
 
+use super::pmap_inspect;
 use super::Workload;
 use crate::arch;
 use crate::memlayout::{phys_to_virt, KVA_BASE};
@@ -172,10 +173,16 @@ fn has_remote(cpus: u64) -> bool {
 /// (a shootrange), more as a full flush (a shoottlb) of the pmap's CPUs
 /// only (seed 001); and if no other CPU can cache the pmap (`others`
 /// false, or one CPU) it invalidates locally without a shootdown call,
-/// counted in `shoot.local_only` (seed 002).
+/// counted in `shoot.local_only` (seed 002). The `freebsd-base` variants
+/// count as FreeBSD's pmap_remove and pmap_protect invalidate: nothing if
+/// no entry changed; else a one-page remove (`fixed.0` PAGE) as a
+/// shootpage, another user range as a shoottlb of `pm`'s CPUs
+/// (pmap_invalidate_all), a kernel range as a shootrange; IPIs iff `pm`
+/// may be cached by another CPU.
 fn check_range_op(
     t: &mut Checks,
     what: &str,
+    pm: &Pmap,
     before: Shoots,
     fixed: (usize, bool),
     changed: u64,
@@ -183,7 +190,16 @@ fn check_range_op(
 ) {
     use crate::mm::shootdown::dfly_batch::MAXPIR;
     let local = shoots().local_only - before.local_only;
-    if !cfg!(feature = "dfly-batch") {
+    if cfg!(feature = "freebsd-base") {
+        let remote = pm.is_kernel() || has_remote(pm.cpus().0);
+        let k = match (fixed.0, pm.is_kernel()) {
+            (PAGE, _) => PAGE,
+            (_, true) => RANGE,
+            (_, false) => TLB,
+        };
+        check_shoots(t, what, before, k, u64::from(changed > 0), remote);
+        check!(t, local == 0, "{what}: {local} local-only invalidations");
+    } else if !cfg!(feature = "dfly-batch") {
         check_shoots(t, what, before, fixed.0, 1, fixed.1);
         check!(t, local == 0, "{what}: {local} local-only invalidations");
     } else if others && arch::smp::cpu_count() > 1 {
@@ -240,7 +256,7 @@ fn write_va(va: VirtAddr, v: u64) {
 /// Checks `pm`'s counters against a walk of its tables; `pages` and `ptps`
 /// are what the caller expects to be there (None: don't care).
 fn check_counts(t: &mut Checks, what: &str, pm: &Pmap, pages: Option<u64>, ptps: Option<u64>) {
-    let w = pmap::pmap_walk_counts(pm);
+    let w = pmap_inspect::pmap_walk_counts(pm);
     check!(
         t,
         pm.resident_count() == w.pages + w.ptps + top_level(pm),
@@ -316,9 +332,9 @@ fn kernel_pmap(t: &mut Checks) {
     check_shoots(t, "kernel enter into empty", before, PAGE, 0, true);
     check!(
         t,
-        pmap::pmap_extract(k, va) == Some(a.start_address()),
+        pmap_inspect::pmap_extract(k, va) == Some(a.start_address()),
         "kernel extract after enter: {:?}",
-        pmap::pmap_extract(k, va)
+        pmap_inspect::pmap_extract(k, va)
     );
     check!(
         t,
@@ -346,7 +362,7 @@ fn kernel_pmap(t: &mut Checks) {
         "kernel read after remap saw {:#x}",
         read_va(va)
     );
-    let m = pmap::pmap_query(k, va);
+    let m = pmap_inspect::pmap_query(k, va);
     check!(
         t,
         m.is_some_and(|m| m.pa == b.start_address() && !m.writable && !m.wired),
@@ -371,9 +387,10 @@ fn kernel_pmap(t: &mut Checks) {
     let before = shoots();
     let end = base + 40 * PAGE_SIZE;
     pmap::pmap_protect(k, base, end, Prot::READ);
-    check_range_op(t, "kernel protect", before, (RANGE, true), 40, true);
+    check_range_op(t, "kernel protect", k, before, (RANGE, true), 40, true);
     let ro = (0..40u64).all(|i| {
-        pmap::pmap_query(k, base + i * PAGE_SIZE).is_some_and(|m| !m.writable && !m.executable)
+        pmap_inspect::pmap_query(k, base + i * PAGE_SIZE)
+            .is_some_and(|m| !m.writable && !m.executable)
     });
     check!(t, ro, "kernel protect left a page writable or executable");
     // pmap_protect with write access changes nothing and shoots nothing.
@@ -389,10 +406,10 @@ fn kernel_pmap(t: &mut Checks) {
     // shoottlb), the second PT freed.
     let before = shoots();
     pmap::pmap_remove(k, base, end);
-    check_range_op(t, "kernel remove range", before, (RANGE, true), 40, true);
+    check_range_op(t, "kernel remove range", k, before, (RANGE, true), 40, true);
     check!(
         t,
-        pmap::pmap_extract(k, base).is_none(),
+        pmap_inspect::pmap_extract(k, base).is_none(),
         "kernel extract after remove"
     );
     check_counts(t, "kernel after range remove", k, Some(1), Some(2));
@@ -400,7 +417,7 @@ fn kernel_pmap(t: &mut Checks) {
     // Remove the last page: one page shootdown, PT and PD freed.
     let before = shoots();
     pmap::pmap_remove(k, va, va + PAGE_SIZE);
-    check_range_op(t, "kernel remove page", before, (PAGE, true), 1, true);
+    check_range_op(t, "kernel remove page", k, before, (PAGE, true), 1, true);
     check_counts(t, "kernel empty", k, Some(0), Some(0));
     check!(
         t,
@@ -455,8 +472,8 @@ fn user_pmap(t: &mut Checks) {
     check_counts(t, "user fresh", &pm, Some(0), Some(0));
     check!(
         t,
-        pmap::pmap_extract(&pm, VirtAddr::new(KVA_BASE)).is_none()
-            && pmap::pmap_extract(&pm, phys_to_virt(0x1000)) == Some(PhysAddr::new(0x1000)),
+        pmap_inspect::pmap_extract(&pm, VirtAddr::new(KVA_BASE)).is_none()
+            && pmap_inspect::pmap_extract(&pm, phys_to_virt(0x1000)) == Some(PhysAddr::new(0x1000)),
         "user pmap does not share the kernel half"
     );
 
@@ -554,6 +571,7 @@ fn user_pmap(t: &mut Checks) {
     check_range_op(
         t,
         "user protect",
+        &pm,
         before,
         (RANGE, has_remote(cpus)),
         8,
@@ -561,13 +579,13 @@ fn user_pmap(t: &mut Checks) {
     );
     // Protection only goes down: write access goes, NX (entered without
     // EXEC) stays although EXEC is asked for.
-    let m = pmap::pmap_query(&pm, base);
+    let m = pmap_inspect::pmap_query(&pm, base);
     check!(
         t,
         m.is_some_and(|m| !m.writable && !m.executable),
         "user protect left {m:?}"
     );
-    let m = pmap::pmap_query(&pm, base + 8 * PAGE_SIZE);
+    let m = pmap_inspect::pmap_query(&pm, base + 8 * PAGE_SIZE);
     check!(
         t,
         m.is_some_and(|m| m.writable),
@@ -579,6 +597,7 @@ fn user_pmap(t: &mut Checks) {
     check_range_op(
         t,
         "user remove over 32 pages",
+        &pm,
         before,
         (TLB, true),
         40,
@@ -604,6 +623,7 @@ fn user_pmap(t: &mut Checks) {
     check_range_op(
         t,
         "user remove page",
+        &pm,
         before,
         (PAGE, has_remote(cpus)),
         1,
@@ -674,7 +694,7 @@ fn destroy_and_reference(t: &mut Checks) {
     );
     check!(
         t,
-        pmap::pmap_extract(&extra, VirtAddr::new(0x1_0000_0000)) == Some(f.start_address()),
+        pmap_inspect::pmap_extract(&extra, VirtAddr::new(0x1_0000_0000)) == Some(f.start_address()),
         "pmap gone while referenced"
     );
     pmap::pmap_destroy(extra);

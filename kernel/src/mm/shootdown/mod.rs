@@ -350,7 +350,10 @@ pub fn pmap_tlb_shootrange(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
 /// pmap_protect of a large range): flushes the TLB of every online CPU,
 /// whatever `pm_cpus` says; `pm` only lets a dying pmap be treated apart
 /// (see [`dying_targets`]).
-#[cfg_attr(feature = "dfly-batch", allow(dead_code))] // only OpenBSD's range ops
+#[cfg_attr(
+    any(feature = "dfly-batch", feature = "freebsd-base"),
+    allow(dead_code)
+)] // only OpenBSD's range ops
 pub fn pmap_tlb_shoottlb_for(pm: &Pmap) {
     let all = shoot_targets(true, CpuSet::EMPTY, arch::smp::online(), arch::cpu_id());
     shoot(Request::Tlb, all, true, Some(pm));

@@ -1,11 +1,16 @@
 //! `forkexit`: the fork loop of FreeBSD D32569 (seed 004).
 //!
 //! Each of `instances` processes (forked from this one; instance i pinned
-//! to CPU i mod ncpus when `pin=on`) repeats: fork; the child reads the
-//! shared page when `touch=on` (so the page's translation is live when the
-//! child's address space is torn down) and exits 0; the parent waits for
-//! it. An instance runs `loops` cycles, or for `duration_ms` when that is
-//! not 0.
+//! to CPU i mod ncpus when `pin=on`, and its children with it; by default
+//! unpinned, so children run wherever the scheduler puts them) first maps
+//! `entries` extra one-page regions and writes each (map entries backed by
+//! resident pages, as the 60 of D32569's benchmark parent), then repeats:
+//! write a word of its data; fork; the child writes its stack and that
+//! data word, as a real child does before exiting (copy-on-write faults,
+//! whose shootdowns go to the child's pm_cpus), reads the shared page when
+//! `touch=on` (so the page's translation is live when the child's address
+//! space is torn down) and exits 0; the parent waits for it. An instance
+//! runs `loops` cycles, or for `duration_ms` when that is not 0.
 //!
 //! Figures: per instance `forkexit.instance.<i>.loops`, `.elapsed_ns` and
 //! `.loops_per_s`; for the run `forkexit.loops` (sum over instances: each
@@ -25,14 +30,46 @@
 #![no_std]
 #![no_main]
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use lab_core::syscall::PAGE_SIZE;
 use ulib::process::{self, Fork};
 use ulib::time::{now_ns, touch_shared_page};
-use ulib::{param, println, report, thread, WaitStatus};
+use ulib::{mem, param, println, report, thread, WaitStatus};
 
 ulib::main!(main);
 
 /// Exit status of a child whose shared page did not read right.
 const BAD_SHARED_PAGE: i32 = 3;
+
+/// A word of the program's data, written by the parent before each fork
+/// (so its page is resident and shared copy-on-write with the child) and
+/// by the child after it.
+static DATA: AtomicU64 = AtomicU64::new(0);
+
+/// What the child does before exiting, besides the shared page: writes its
+/// stack and the data word, each a copy-on-write fault on a page it shares
+/// with its parent.
+fn child_writes(seed: u64) {
+    let mut stack = [0u64; 8];
+    for (i, w) in stack.iter_mut().enumerate() {
+        // SAFETY: a local array of this frame.
+        unsafe { core::ptr::write_volatile(w, seed + i as u64) };
+    }
+    core::hint::black_box(&stack);
+    DATA.store(seed, Ordering::Relaxed);
+}
+
+/// Maps `n` one-page read-write regions, each its own map entry, and
+/// writes each so it is resident.
+fn map_entries(n: u64) -> Result<(), lab_core::syscall::Errno> {
+    for i in 0..n {
+        let addr = mem::map_rw(PAGE_SIZE)?;
+        // SAFETY: just mapped, read-write, ours.
+        unsafe { mem::touch_pages(addr, PAGE_SIZE, i as u8) };
+    }
+    Ok(())
+}
 
 fn main() -> i32 {
     let instances = param::u64("instances");
@@ -40,9 +77,10 @@ fn main() -> i32 {
     let duration_ms = param::u64("duration_ms");
     let touch = param::flag("touch");
     let pin = param::flag("pin");
+    let entries = param::u64("entries");
     let cpus = thread::ncpus();
     println!(
-        "forkexit: instances={instances} loops={loops} duration_ms={duration_ms} touch={touch} pin={pin} cpus={cpus}"
+        "forkexit: instances={instances} loops={loops} duration_ms={duration_ms} touch={touch} pin={pin} entries={entries} cpus={cpus}"
     );
 
     let start = now_ns();
@@ -52,6 +90,10 @@ fn main() -> i32 {
             Ok(Fork::Child) => {
                 if pin {
                     thread::pin(Some(i as u32 % cpus)).expect("pin");
+                }
+                if let Err(e) = map_entries(entries) {
+                    report::error("forkexit", format_args!("instance {i}: mmap: {e}"));
+                    process::exit(-1);
                 }
                 process::exit(instance(i, loops, duration_ms, touch));
             }
@@ -104,8 +146,10 @@ fn instance(i: usize, loops: u64, duration_ms: u64, touch: bool) -> i32 {
         if duration_ms != 0 && now_ns() >= deadline {
             break;
         }
+        DATA.store(done, Ordering::Relaxed);
         let pid = match process::fork() {
             Ok(Fork::Child) => {
+                child_writes(done + 1);
                 let ok = !touch || touch_shared_page();
                 process::exit(if ok { 0 } else { BAD_SHARED_PAGE });
             }
