@@ -53,7 +53,7 @@ pub fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
     child.add_thread(thread.clone());
     PROCS.lock().insert(pid, child);
     stats::count(Event::ProcForks);
-    sched::make_runnable(thread);
+    sched::make_runnable_forked(thread);
     Ok(pid)
 }
 

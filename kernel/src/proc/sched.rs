@@ -12,7 +12,9 @@
 //! each CPU halted in its idle loop.
 //!
 //! A thread pinned to a CPU (`Thread::pin`) is only ever picked by that
-//! CPU; others are picked by whichever CPU looks first. The idle thread of
+//! CPU; a forked child placed on an idle CPU (`Thread::place`,
+//! [`make_runnable_forked`]) only by that CPU for its first run; others
+//! are picked by whichever CPU looks first. The idle thread of
 //! a CPU is the context that CPU booted in (kmain's, on CPU 0): it is never
 //! queued, and runs when nothing else can.
 //!
@@ -200,8 +202,19 @@ fn idle_arc(cpu: usize) -> Arc<Thread> {
 }
 
 fn eligible(t: &Thread, cpu: usize) -> bool {
+    let want = wanted_cpu(t);
+    want < 0 || want as usize == cpu
+}
+
+/// The one CPU that may pick `t` (its pin, else its first-run placement),
+/// or -1 for any.
+fn wanted_cpu(t: &Thread) -> i64 {
     let pin = t.pin.load(Ordering::Relaxed);
-    pin < 0 || pin as usize == cpu
+    if pin >= 0 {
+        pin
+    } else {
+        t.place.load(Ordering::Relaxed)
+    }
 }
 
 fn has_work(rs: &RunState, cpu: usize) -> bool {
@@ -212,9 +225,9 @@ fn has_work(rs: &RunState, cpu: usize) -> bool {
 /// its pinned CPU or any other idle CPU, if halted. SCHED held.
 fn kick_for(t: &Thread, me: usize) -> u64 {
     let idle = IDLE_MASK.load(Ordering::SeqCst) & !(1 << me);
-    let pin = t.pin.load(Ordering::Relaxed);
-    if pin >= 0 {
-        idle & (1 << pin)
+    let want = wanted_cpu(t);
+    if want >= 0 {
+        idle & (1 << want)
     } else {
         idle & idle.wrapping_neg()
     }
@@ -303,6 +316,7 @@ unsafe fn switch_away() {
     }
     next.state.store(RUNNING, Ordering::Relaxed);
     next.cpu.store(cpu as i64, Ordering::Relaxed);
+    next.place.store(-1, Ordering::Relaxed);
     switch_pmap(cpu, pmap_of(&next));
     if let Some(top) = next.kstack_top() {
         gdt::set_kernel_stack(VirtAddr::new(top));
@@ -431,6 +445,43 @@ pub fn make_runnable(t: Arc<Thread>) {
         let kicks = kick_for(&t, me());
         // SAFETY: SCHED is held.
         unsafe { SCHED.state() }.runq.push_back(t);
+        SCHED.release();
+        send_kicks(kicks);
+    });
+}
+
+/// Queues the first thread of a forked child. Like OpenBSD's
+/// sched_choosecpu_fork (kern_sched.c, 2009), it goes to a CPU that is idle
+/// with nothing queued, if there is one other than the parent's: the parent
+/// keeps running here (it will usually wait for the child), and the child
+/// starts at once over there. Only that CPU may pick it for its first run;
+/// a pinned child keeps its pin. With no idle CPU it goes to whichever CPU
+/// looks first. This is what makes a child run beside its parent, where the
+/// fork-inherit bug (seed 000) costs IPIs, rather than after it on the same
+/// CPU.
+pub fn make_runnable_forked(t: Arc<Thread>) {
+    interrupts::without_interrupts(|| {
+        SCHED.acquire();
+        let cpu = me();
+        // SAFETY: SCHED is held.
+        let rs = unsafe { SCHED.state() };
+        if t.pin.load(Ordering::Relaxed) < 0 {
+            let mut idle = IDLE_MASK.load(Ordering::SeqCst) & !(1 << cpu);
+            // An idle CPU with a queued thread it will pick anyway is not free.
+            for q in rs.runq.iter() {
+                let want = wanted_cpu(q);
+                if want >= 0 {
+                    idle &= !(1 << want);
+                }
+            }
+            if idle != 0 {
+                t.place
+                    .store(i64::from(idle.trailing_zeros()), Ordering::Relaxed);
+            }
+        }
+        t.state.store(RUNNABLE, Ordering::Relaxed);
+        let kicks = kick_for(&t, cpu);
+        rs.runq.push_back(t);
         SCHED.release();
         send_kicks(kicks);
     });

@@ -92,6 +92,9 @@ pub struct Thread {
     pub(super) cpu: AtomicI64,
     /// The CPU it is pinned to, or -1.
     pub pin: AtomicI64,
+    /// The CPU chosen for its first run, or -1 (a forked child's placement,
+    /// [`super::sched::make_runnable_forked`]); cleared once it runs.
+    pub(super) place: AtomicI64,
     /// Set once it has switched away for the last time.
     pub dead: AtomicBool,
     pub exit_value: AtomicU64,
@@ -116,6 +119,7 @@ impl Thread {
             chan: AtomicUsize::new(0),
             cpu: AtomicI64::new(cpu as i64),
             pin: AtomicI64::new(cpu as i64),
+            place: AtomicI64::new(-1),
             dead: AtomicBool::new(false),
             exit_value: AtomicU64::new(0),
             joined: AtomicBool::new(false),
@@ -138,6 +142,7 @@ impl Thread {
             chan: AtomicUsize::new(0),
             cpu: AtomicI64::new(-1),
             pin: AtomicI64::new(pin),
+            place: AtomicI64::new(-1),
             dead: AtomicBool::new(false),
             exit_value: AtomicU64::new(0),
             joined: AtomicBool::new(false),
