@@ -167,6 +167,8 @@ const fn is_stale(e: u64, x: u64) -> bool {
 /// Exit status of a round whose readers made post-change accesses and
 /// none was stale (`cow`, `fork-protect`).
 const PASS_STATUS: i32 = 4;
+/// How long a `cow` grandchild keeps the old frame shared.
+const COW_HOLD_NS: u64 = 1_000_000_000;
 /// Pages of the `range` and `mprotect-range` modes (2..=16: a shootrange,
 /// or a DragonFly address list).
 const RANGE_PAGES: u64 = 8;
@@ -302,8 +304,14 @@ fn main() -> i32 {
         if mode != "all" && mode != m.name {
             continue;
         }
+        let t0 = now_ns();
         let t = round_trips(m, readers, rounds);
         t.report(m.name);
+        report::metric_fmt(
+            format_args!("coherence.{}.elapsed_ns", m.name),
+            now_ns() - t0,
+            "ns",
+        );
         report::metric_fmt(format_args!("coherence.{}.passed", m.name), t.passed, "count");
         total.add(&t);
         modes += 1;
@@ -584,16 +592,17 @@ fn round_child(m: &RoundMode, readers: usize) -> i32 {
 /// fault replaces A's frame with a copy, and the readers must see the
 /// copy's new tag.
 fn cow_change(a: u64, readers: usize) -> i32 {
-    let child = match process::fork() {
-        // The grandchild keeps the old frame shared while the writer
-        // writes, so the write copies.
+    // The grandchild keeps the old frame shared while the writer writes,
+    // so the write copies. It outlives the round (an orphan is reaped by
+    // the kernel), so that warming up can take as long as it takes.
+    match process::fork() {
         Ok(Fork::Child) => {
-            sleep_ns(3 * GRACE_NS);
+            sleep_ns(COW_HOLD_NS);
             process::exit(0)
         }
-        Ok(Fork::Parent(pid)) => pid,
+        Ok(Fork::Parent(_)) => {}
         Err(_) => return INCONCLUSIVE_STATUS,
-    };
+    }
     let warmed = warm(readers);
     if warmed {
         // SAFETY: our mapping; the readers only read it.
@@ -601,12 +610,17 @@ fn cow_change(a: u64, readers: usize) -> i32 {
         EPOCH.store(PHASE_CHANGED, Ordering::Release);
     }
     // The grandchild still alive: the write above copied.
-    let copied = matches!(process::try_wait_any(), Ok(None));
+    let early = process::try_wait_any();
+    let copied = matches!(early, Ok(None));
+    if !copied {
+        println!("coherence: cow: grandchild {early:?}");
+    }
     sleep_ns(GRACE_NS);
-    let _ = process::wait(child);
-    if warmed && copied && POST.load(Ordering::Relaxed) > 0 {
+    let post = POST.load(Ordering::Relaxed);
+    if warmed && copied && post > 0 {
         PASS_STATUS
     } else {
+        println!("coherence: cow round inconclusive (warm {warmed}, copied {copied}, {post} accesses after the write)");
         INCONCLUSIVE_STATUS
     }
 }
@@ -635,10 +649,15 @@ fn fork_protect_change(a: u64, readers: usize) -> i32 {
         Err(_) => return INCONCLUSIVE_STATUS,
     };
     EPOCH.store(PHASE_CHANGED, Ordering::Release);
-    match process::wait(child) {
+    let status = process::wait(child);
+    let post = POST.load(Ordering::Relaxed);
+    match status {
         Ok(WaitStatus::Exited(STALE_STATUS)) => STALE_STATUS,
-        Ok(WaitStatus::Exited(PASS_STATUS)) if POST.load(Ordering::Relaxed) > 0 => PASS_STATUS,
-        _ => INCONCLUSIVE_STATUS,
+        Ok(WaitStatus::Exited(PASS_STATUS)) if post > 0 => PASS_STATUS,
+        _ => {
+            println!("coherence: fork-protect round inconclusive ({status:?}, {post} writes after fork)");
+            INCONCLUSIVE_STATUS
+        }
     }
 }
 
