@@ -160,7 +160,12 @@ pub fn listing(all: &[Mutant]) -> String {
         if i > 0 {
             out.push('\n');
         }
-        let _ = writeln!(out, "{:<width$}  features: {}", m.name, m.features.join(" "));
+        let _ = writeln!(
+            out,
+            "{:<width$}  features: {}",
+            m.name,
+            m.features.join(" ")
+        );
         let _ = writeln!(out, "    {}", m.description);
         let _ = writeln!(out, "    breaks: {}", m.path);
         if !m.catch.is_empty() {
@@ -383,9 +388,10 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
             }
         }
     }
-    let budget = Budget::new(opts.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }));
+    let budget = Budget::new(
+        opts.jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    );
     let total = jobs.len();
     let results: Vec<Result<(Report, bool, String, Duration)>> = std::thread::scope(|s| {
         let mut handles = Vec::new();
@@ -485,8 +491,8 @@ fn run_one(
         runs_dir: logs.to_path_buf(),
     };
     let id = format!("{}-{}-{}-{}cpu", t.name, workload, accel.as_str(), cpus);
-    let r = run_into(&spec, &RunFiles::named(logs, &id))
-        .with_context(|| format!("mutants: {id}"))?;
+    let r =
+        run_into(&spec, &RunFiles::named(logs, &id)).with_context(|| format!("mutants: {id}"))?;
     Ok((
         r.report,
         r.outcome.is_ok(),
@@ -496,7 +502,14 @@ fn run_one(
 }
 
 /// Adds what one run of `workload` showed to `cell`.
-fn judge(cell: &mut Cell, workload: &str, report: &Report, ok: bool, outcome: &str, wall: Duration) {
+fn judge(
+    cell: &mut Cell,
+    workload: &str,
+    report: &Report,
+    ok: bool,
+    outcome: &str,
+    wall: Duration,
+) {
     let m = |name: &str| report.metric(name).unwrap_or(0.0) as u64;
     cell.wall += wall;
     let run_stale = if workload == "coherence" {
@@ -583,7 +596,10 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
         } else {
             format!(
                 "FAILED ({})",
-                o.failed_controls().into_iter().collect::<Vec<_>>().join(", ")
+                o.failed_controls()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         },
         o.wall.as_secs_f64()
@@ -639,9 +655,13 @@ catch = ["munmap", "remap"]
         let f = Path::new("variants/mutants/lost-shootdown.toml");
         let m = parse(f, GOOD, &known()).unwrap();
         assert_eq!(m.features, vec!["lost-shootdown"]);
-        let e = parse(f, &GOOD.replace("\"lost-shootdown\"]", "\"nope\"]"), &known())
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            f,
+            &GOOD.replace("\"lost-shootdown\"]", "\"nope\"]"),
+            &known(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("nope") && e.contains("features"), "{e}");
         let e = parse(f, &GOOD.replace("\"remap\"", "\"bogus\""), &known())
             .unwrap_err()

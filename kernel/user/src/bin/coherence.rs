@@ -312,7 +312,11 @@ fn main() -> i32 {
             now_ns() - t0,
             "ns",
         );
-        report::metric_fmt(format_args!("coherence.{}.passed", m.name), t.passed, "count");
+        report::metric_fmt(
+            format_args!("coherence.{}.passed", m.name),
+            t.passed,
+            "count",
+        );
         total.add(&t);
         modes += 1;
     }
@@ -329,7 +333,10 @@ fn main() -> i32 {
     if total.stale > 0 {
         report::error(
             "coherence",
-            format_args!("{} stale accesses after a mapping change returned", total.stale),
+            format_args!(
+                "{} stale accesses after a mapping change returned",
+                total.stale
+            ),
         );
         return 1;
     }
@@ -446,7 +453,6 @@ fn remap_reader(_: usize, a: u64) -> u64 {
     QUIET.fetch_add(quiet, Ordering::Relaxed);
     checks
 }
-
 
 /// A round mode: `rounds` child processes, one change each.
 fn round_trips(m: &RoundMode, readers: usize, rounds: u64) -> Tally {
@@ -655,7 +661,9 @@ fn fork_protect_change(a: u64, readers: usize) -> i32 {
         Ok(WaitStatus::Exited(STALE_STATUS)) => STALE_STATUS,
         Ok(WaitStatus::Exited(PASS_STATUS)) if post > 0 => PASS_STATUS,
         _ => {
-            println!("coherence: fork-protect round inconclusive ({status:?}, {post} writes after fork)");
+            println!(
+                "coherence: fork-protect round inconclusive ({status:?}, {post} writes after fork)"
+            );
             INCONCLUSIVE_STATUS
         }
     }
@@ -700,7 +708,9 @@ fn round_reader(i: usize, a: u64) -> u64 {
                 process::exit(STALE_STATUS);
             }
             if expect != ANY && x != expect {
-                println!("coherence: reader {i} read {x:#x} from page {p} after the change returned");
+                println!(
+                    "coherence: reader {i} read {x:#x} from page {p} after the change returned"
+                );
                 process::exit(STALE_STATUS);
             }
             POST.fetch_add(1, Ordering::Relaxed);
