@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::accel::AccelChoice;
 use crate::matrix::MatrixOptions;
+use crate::mutants::MutantsOptions;
 use crate::qemu::{Machine, DEFAULT_QEMU};
 use crate::reproduce::ReproduceOptions;
 use crate::results::ShardSpec;
@@ -45,8 +46,17 @@ pub enum Command {
     },
     /// Boot one workload once and print its report and outcome.
     Run(RunArgs),
-    /// List the variants.
-    List,
+    /// List the variants (or, with --mutants, the oracle's mutants).
+    List {
+        /// List the mutants of variants/mutants/ instead.
+        #[arg(long)]
+        mutants: bool,
+    },
+    /// Build every mutant (variants/mutants/: a shootdown path broken on
+    /// purpose) and the correct controls, run the stale-TLB oracles on
+    /// each, print the table. Exit 3 if a mutant survives or a control
+    /// shows a stale read or makes no checks.
+    Mutants(MutantsArgs),
     /// Run a matrix (variants x workloads x CPU counts x reps) into a
     /// results directory. Exit 3 if any run did not end ok, 130 if
     /// interrupted.
@@ -139,6 +149,62 @@ impl MatrixArgs {
             resume: self.resume,
             out: self.out,
             accel: self.accel,
+            qemu: self.qemu,
+        }
+    }
+}
+
+/// `--accel` of the mutants verb.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MutantAccel {
+    Tcg,
+    TcgIcount,
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct MutantsArgs {
+    /// Host cores to keep busy (default: all).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+    /// Accelerator: plain TCG, tcg-icount, or both.
+    #[arg(long, value_enum, default_value_t = MutantAccel::Tcg)]
+    pub accel: MutantAccel,
+    /// vCPU counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4], value_parser = clap::value_parser!(u32).range(2..=16))]
+    pub cpus: Vec<u32>,
+    /// Only these mutants (comma-separated names; default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// The correct variants run as controls (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = crate::mutants::DEFAULT_CONTROLS.iter().map(|s| s.to_string()))]
+    pub controls: Vec<String>,
+    /// Coherence rounds per round mode (default: the workload's).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub rounds: Option<u32>,
+    /// Results directory (default: runs/mutants-<UTC stamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The QEMU binary.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_QEMU)]
+    pub qemu: PathBuf,
+}
+
+impl MutantsArgs {
+    pub fn into_options(self) -> MutantsOptions {
+        use crate::accel::Accel;
+        MutantsOptions {
+            jobs: self.jobs.map(|j| j as usize),
+            accels: match self.accel {
+                MutantAccel::Tcg => vec![Accel::Tcg],
+                MutantAccel::TcgIcount => vec![Accel::TcgIcount],
+                MutantAccel::Both => vec![Accel::Tcg, Accel::TcgIcount],
+            },
+            cpus: self.cpus,
+            only: self.only,
+            controls: self.controls,
+            rounds: self.rounds,
+            out: self.out,
             qemu: self.qemu,
         }
     }

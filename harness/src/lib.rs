@@ -13,6 +13,8 @@
 //! - [`run`]: the `run` verb, and [`run::run_into`] for verbs that run many.
 //! - [`matrix`]: the `matrix` verb: every cell of a matrix file, in
 //!   parallel within a core budget, into a results directory.
+//! - [`mutants`]: the `mutants` verb: every shootdown path broken on
+//!   purpose, and whether the stale-TLB oracles catch it.
 //! - [`results_verbs`]: `merge`, `plot`, `gate`, `baseline`, `export` over
 //!   a results directory.
 //! - [`reproduce`]: the `reproduce` verb: the seeds' published figures
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod gate;
 pub mod kernel_build;
 pub mod matrix;
+pub mod mutants;
 pub mod outcome;
 pub mod plot;
 pub mod qemu;

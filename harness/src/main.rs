@@ -7,7 +7,7 @@ use clap::Parser;
 
 use harness::cli::{Cli, Command};
 use harness::workspace::Workspace;
-use harness::{kernel_build, matrix, reproduce, results_verbs, run, variants};
+use harness::{kernel_build, matrix, mutants, reproduce, results_verbs, run, variants};
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2.
@@ -34,10 +34,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Run(args) => run::execute(&ws, &args.into_options()),
-        Command::List => {
+        Command::List { mutants: false } => {
             print!("{}", variants::listing(&variants::load_all(&ws)?));
             Ok(0)
         }
+        Command::List { mutants: true } => {
+            print!("{}", mutants::listing(&mutants::load_all(&ws)?));
+            Ok(0)
+        }
+        Command::Mutants(args) => mutants::execute(&ws, &args.into_options()),
         Command::Matrix(args) => matrix::execute(&ws, &args.into_options()),
         Command::Merge { out, shards } => results_verbs::merge(&out, &shards),
         Command::Plot { input, out } => results_verbs::plot(&ws, input.as_deref(), out.as_deref()),

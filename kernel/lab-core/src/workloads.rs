@@ -108,12 +108,22 @@ pub const COHERENCE: UserWorkload = UserWorkload {
     params: &[
         ParamSpec {
             key: "mode",
-            kind: Kind::Choice(&["all", "remap", "munmap", "mprotect"]),
+            kind: Kind::Choice(&[
+                "all",
+                "remap",
+                "munmap",
+                "range",
+                "tlb",
+                "mprotect",
+                "mprotect-range",
+                "cow",
+                "fork-protect",
+            ]),
             default: "all",
-            help: "which mapping changes to check",
+            help: "which shootdown path to check (all: every mode in turn)",
         },
-        u64p("remaps", 1, 100_000_000, "100", "mapping replacements in remap mode"),
-        u64p("rounds", 1, 100_000, "10", "child processes in munmap and mprotect modes (each ends in one change)"),
+        u64p("remaps", 1, 100_000_000, "40", "mapping replacements in remap mode"),
+        u64p("rounds", 1, 100_000, "8", "child processes per round mode (each makes one change)"),
         u64p("readers", 0, 63, "0", "reader threads (0: one per other CPU, at least 1)"),
     ],
 };

@@ -627,7 +627,10 @@ fn enter(pm: &Pmap, va: VirtAddr, pa: PhysAddr, flags: PageTableFlags) -> Result
     if old.flags().contains(PG_W) {
         stats.wired_count.fetch_sub(1, Ordering::Relaxed);
     }
-    if Pte(old.0 & !HW_SET.bits()) != new {
+    // Mutant `mutant-cow-no-shoot`: a replacement by another frame (the
+    // copy-on-write fault's) is taken for a fresh entry and not shot down.
+    let shoot = !(cfg!(feature = "mutant-cow-no-shoot") && old.addr() != new.addr());
+    if shoot && Pte(old.0 & !HW_SET.bits()) != new {
         pmap_tlb_shootpage(pm, VirtAddr::new(va));
         pmap_tlb_shootwait();
     }
@@ -670,7 +673,9 @@ pub fn pmap_kenter_pa(va: VirtAddr, pa: PhysAddr, prot: Prot) -> Result<(), Pmap
         old
     };
     let new = Pte::new(pa, leaf_flags(pm, prot, false));
-    if old.present() && Pte(old.0 & !HW_SET.bits()) != new {
+    // Mutant `mutant-kernel-no-shoot`: a kernel remap is not shot down.
+    let shoot = !cfg!(feature = "mutant-kernel-no-shoot");
+    if shoot && old.present() && Pte(old.0 & !HW_SET.bits()) != new {
         pmap_tlb_shootpage(pm, VirtAddr::new(va));
         pmap_tlb_shootwait();
     }

@@ -588,6 +588,11 @@ impl Vm {
                 }
             }
         }
+        // Mutant `mutant-fork-no-shoot` (mm::shootdown): the write-protect
+        // below is invalidated on this CPU only.
+        #[cfg(feature = "mutant-fork-no-shoot")]
+        crate::mm::shootdown::FORK_LOCAL_ONLY[crate::arch::cpu_id() as usize]
+            .store(true, Ordering::Relaxed);
         for r in &self.regions {
             if !r.prot.contains(Prot::WRITE) {
                 continue;
@@ -603,6 +608,9 @@ impl Vm {
                 );
             }
         }
+        #[cfg(feature = "mutant-fork-no-shoot")]
+        crate::mm::shootdown::FORK_LOCAL_ONLY[crate::arch::cpu_id() as usize]
+            .store(false, Ordering::Relaxed);
         Ok(child)
     }
 

@@ -138,6 +138,14 @@ impl PmapInval {
                 for (w, &va) in PUBLISHED[me as usize].iter().zip(&self.vas[..n]) {
                     w.store(va, Ordering::Release);
                 }
+                // Mutant `mutant-dfly-truncate`: the list reaches the targets
+                // truncated to its first address (a count lost on the way);
+                // the others stay cached there.
+                let n = if cfg!(feature = "mutant-dfly-truncate") {
+                    1
+                } else {
+                    n
+                };
                 Request::List {
                     cpu: me,
                     n: n as u32,

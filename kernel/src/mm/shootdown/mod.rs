@@ -254,6 +254,16 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         Some(pm) if pm.is_dying() => dying_targets(pm, targets),
         _ => targets,
     };
+    // Mutant `mutant-fork-no-shoot`: while fork write-protects the parent
+    // (proc::vm fork_copy), shootdowns go to no other CPU, as if the
+    // parent were single-threaded; its other threads keep writable entries
+    // to frames now shared with the child.
+    #[cfg(feature = "mutant-fork-no-shoot")]
+    let targets = if FORK_LOCAL_ONLY[arch::cpu_id() as usize].load(Ordering::Relaxed) {
+        CpuSet::EMPTY
+    } else {
+        targets
+    };
     if targets.is_empty() {
         stats::count(no_ipi);
     } else {
@@ -305,14 +315,28 @@ fn dying_targets(pm: &Pmap, targets: CpuSet) -> CpuSet {
     targets
 }
 
+/// Per CPU: a fork's write-protect of the parent is in progress here
+/// (only under `mutant-fork-no-shoot`, which sends its shootdowns nowhere).
+#[cfg(feature = "mutant-fork-no-shoot")]
+pub static FORK_LOCAL_ONLY: [core::sync::atomic::AtomicBool; MAX_CPUS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
+
 /// The CPUs other than this one that may cache `pm`'s entries.
 fn targets(pm: &Pmap) -> CpuSet {
-    shoot_targets(
+    let set = shoot_targets(
         pm.is_kernel(),
         pm.cpus(),
         arch::smp::online(),
         arch::cpu_id(),
-    )
+    );
+    // Mutant `mutant-skip-cpu`: an off-by-one in the target mask leaves
+    // out the highest-numbered CPU, which keeps its stale entries.
+    #[cfg(feature = "mutant-skip-cpu")]
+    let set = match set.iter().last() {
+        Some(top) => CpuSet(set.0 & !(1u64 << top)),
+        None => set,
+    };
+    set
 }
 
 /// Invalidates `va` of `pm` on every CPU that may cache it (see the module
@@ -338,9 +362,16 @@ pub fn pmap_tlb_shootpage_lost(pm: &Pmap, va: VirtAddr) {
 /// Invalidates `[sva, eva)` of `pm` on every CPU that may cache it.
 #[cfg_attr(feature = "dfly-batch", allow(dead_code))] // only OpenBSD's range ops
 pub fn pmap_tlb_shootrange(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
+    // Mutant `mutant-range-no-ipi`: the range is invalidated on this CPU
+    // only; other CPUs keep every page of it.
+    let targets = if cfg!(feature = "mutant-range-no-ipi") {
+        CpuSet::EMPTY
+    } else {
+        targets(pm)
+    };
     shoot(
         Request::Range(sva, eva),
-        targets(pm),
+        targets,
         pm.is_loaded_here(),
         Some(pm),
     );
@@ -355,7 +386,13 @@ pub fn pmap_tlb_shootrange(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
     allow(dead_code)
 )] // only OpenBSD's range ops
 pub fn pmap_tlb_shoottlb_for(pm: &Pmap) {
-    let all = shoot_targets(true, CpuSet::EMPTY, arch::smp::online(), arch::cpu_id());
+    // Mutant `mutant-tlb-no-ipi`: the all-CPU flush of a big range flushes
+    // only this CPU.
+    let all = if cfg!(feature = "mutant-tlb-no-ipi") {
+        CpuSet::EMPTY
+    } else {
+        shoot_targets(true, CpuSet::EMPTY, arch::smp::online(), arch::cpu_id())
+    };
     shoot(Request::Tlb, all, true, Some(pm));
 }
 
@@ -376,7 +413,12 @@ pub fn pmap_tlb_shootwait() {
         return;
     }
     let t0 = arch::tsc::now();
-    Active::wait();
+    // Mutant `mutant-no-wait`: the initiator does not wait for the
+    // acknowledgements, so the caller frees and reuses what the old entries
+    // pointed at while targets may not have invalidated yet.
+    if !cfg!(feature = "mutant-no-wait") {
+        Active::wait();
+    }
     let t1 = arch::tsc::now();
     stats::add(Event::AckWaitCycles, t1 - t0);
     stats::record_ack_wait(t1 - t0);

@@ -1,72 +1,102 @@
 //! `coherence`: the stale-TLB oracle.
 //!
-//! Reader threads, pinned one per other CPU, keep accessing a page while
-//! the writer (this program's first thread, pinned to CPU 0) changes its
-//! mapping with a system call. The ABI promises (lab_core::syscall) that
-//! when `mmap`/`munmap`/`mprotect` returns, the change is visible on every
-//! CPU: every other CPU's stale translation has been shot down. The oracle
-//! checks exactly that promise, and nothing stronger: an access is *stale*
-//! only if it is ordered after the writer's call returned and still used
-//! the old translation.
+//! Reader threads, pinned one per other CPU, keep accessing a mapping
+//! while the writer (this program's first thread, pinned to CPU 0) changes
+//! it with a system call (or a fault, or fork). The ABI promises
+//! (lab_core::syscall) that when `mmap`/`munmap`/`mprotect`/`fork` returns,
+//! or a faulting write resumes, the change is visible on every CPU: every
+//! other CPU's stale translation has been shot down. The oracle checks
+//! exactly that promise, and nothing stronger: an access is *stale* only
+//! if it is ordered after the change returned and still used the old
+//! translation.
 //!
 //! "Ordered after" is made observable by an epoch, a shared atomic that the
-//! writer stores (release) right after the call returns; a reader loads it
-//! (acquire) right before each access. x86 keeps a thread's loads in order
-//! (and acquire keeps the compiler from reordering), so an access preceded
-//! by a load that saw the post-call epoch happened after the call returned.
-//! The reader also loads the epoch after the access; equal before/after
-//! loads count as "quiet" checks (no change in flight), reported as a
-//! figure only.
+//! writer stores (release) right after the change returns; a reader loads
+//! it (acquire) right before each access. x86 keeps a thread's loads in
+//! order (and acquire keeps the compiler from reordering), so an access
+//! preceded by a load that saw the post-change epoch happened after the
+//! change returned.
 //!
-//! # Modes
+//! # The translation is in the reader's TLB
+//!
+//! A mode only tests a shootdown if the reader CPUs hold the old
+//! translation when the change is made. Every mode makes sure of it the
+//! same way: after the *last* change before the one under test (the mmap
+//! that created the mapping, or fork's write-protect in `cow`), the writer
+//! waits until every reader has accessed every page of the mapping at
+//! least WARM times (per-reader counters the readers bump after their
+//! accesses), and only then makes the change under test. Nothing else
+//! changes the mapping in between, and a reader runs pinned on its CPU in
+//! a tight loop, so its TLB (QEMU's softmmu TLB under TCG) holds the
+//! translation it has just used. The volume of checks adds the cases
+//! where the reader was interrupted in between.
+//!
+//! # Modes (`mode=`; `all`, the default, runs each in turn)
 //!
 //! **remap** (in one process; the volume of checks). The page at address A
 //! holds, in its first word, the *tag* of its generation g: `g` in the low
 //! 32 bits and `g ^ TAG_MAGIC` in the high 32 (so no other value, e.g. zero
 //! fill or the poison below, looks like a tag). Generation g is made by:
 //! epoch = 2g-1 (odd: change in flight); `mmap(A, FIXED)` (replaces the
-//! old frame by a fresh zero-fill mapping, atomically for the other
-//! threads); the writer then touches one page of a new *decoy* mapping and
-//! writes POISON in it; writes tag(g) in A; epoch = 2g. A reader that
-//! loaded epoch e and then read x from A saw a stale frame if
-//! - x is a tag of generation t < e / 2 (a frame whose replacement had
-//!   returned before epoch e was published), or
-//! - x is neither zero nor a tag (the old frame, freed and reused: the
-//!   decoy takes it first when the allocator reuses the last freed frame,
-//!   and fills it with POISON, so a stale translation cannot land on the
-//!   new generation's frame and go unseen; any other reuse shows other
-//!   bytes).
+//! old frame by a fresh zero-fill mapping: a one-page pmap_remove, a
+//! shootpage); the writer then touches one page of a new *decoy* mapping
+//! and writes POISON in it; writes tag(g) in A; epoch = 2g. A reader that
+//! loaded epoch e and then read x from A saw a stale frame if x is a tag
+//! of generation t < e / 2, or neither zero nor a tag (the old frame,
+//! freed and reused: the decoy takes it first, and fills it with POISON).
 //!
-//! Zero is never counted: it is the new frame before its tag is written.
-//! The previous decoy is unmapped once the next one exists.
+//! **Round modes** (one child process per round; the readers' TLBs are
+//! warmed as above, then one change is made and the epoch set to CHANGED):
+//! - `munmap`: munmap of one page (pmap_remove's one-page shortcut,
+//!   shootpage); readers read.
+//! - `range`: munmap of RANGE_PAGES (8) pages (shootrange; a 8-address
+//!   list under `dfly-batch`); readers read.
+//! - `tlb`: munmap of TLB_PAGES (40) pages, over OpenBSD's 32-page
+//!   threshold (shoottlb to every CPU; DragonFly's full flush beyond
+//!   MAXPIR 16).
+//! - `mprotect`, `mprotect-range`: mprotect(READ) of one page (a
+//!   shootrange of one page) or of RANGE_PAGES pages; readers write
+//!   their own word of each page.
+//! - `cow`: the round child forks a grandchild that only sleeps, which
+//!   shares A copy-on-write (fork write-protects A in the round child);
+//!   after the readers are warm again (reading A, read-only now), the
+//!   writer writes A: a copy-on-write fault, whose pmap_enter replaces
+//!   the old frame by the copy with a shootpage. Readers must then read
+//!   the new tag. The grandchild being alive after the write proves the
+//!   fault copied (else the round is inconclusive).
+//! - `fork-protect`: readers write their own word of A while the writer
+//!   forks: fork write-protects A in the round child (pmap_protect of the
+//!   parent, with a shootdown) while the readers run on other CPUs. The
+//!   grandchild snapshots the readers' words in the shared frame, sleeps
+//!   GRACE_NS and compares: a word that moved is a write that landed in
+//!   the shared frame after fork returned (in a correct kernel it
+//!   faults and goes to the round child's own copy).
 //!
-//! **munmap** and **mprotect** (one child process per round; the kernel
-//! kills a process on an access it cannot resolve, so in a correct kernel
-//! every round *ends in that kill*, and that is the passing outcome). The
-//! child maps A, starts the readers, waits until each has accessed A at
-//! least WARM times (their TLBs hold A), then calls `munmap(A)` (readers
-//! read A) or `mprotect(A, READ)` (readers write their own word of A) and
-//! stores the epoch CHANGED. A reader that loaded CHANGED and then
-//! completed its access saw a stale translation: it exits the child with
-//! STALE_STATUS. In mprotect mode the writer also snapshots the readers'
-//! words after the call and again after the grace period: a difference is
-//! a write that landed after mprotect returned (stale too). If the child is
-//! still alive after GRACE_NS, it exits with INCONCLUSIVE_STATUS (no reader
-//! accessed A after the change: counted, neither pass nor stale). The
-//! parent counts `Killed(page-fault)` as a pass.
+//! In the munmap and mprotect modes a reader that loaded CHANGED starts
+//! again from the last page (the one a truncated batch would miss) and
+//! any access it completes is stale; the kernel kills a process on an
+//! access it cannot resolve, so in a correct kernel those rounds *end in
+//! that kill*, the passing outcome. A round child still alive after
+//! GRACE_NS exits INCONCLUSIVE (no reader accessed after the change).
+//! `cow` and `fork-protect` rounds pass when the readers made accesses
+//! after the change and none was stale.
 //!
-//! Figures: `coherence.remap.checks`, `.remap.quiet_checks`,
-//! `.remap.stale`, `.remaps`, `coherence.<munmap|mprotect>.rounds`,
-//! `.passed`, `.stale`, `.inconclusive`; `coherence.checks` (remap checks
-//! plus decided rounds) and `coherence.stale` (all stale accesses, 0 in a
-//! correct pmap), `coherence.elapsed_ns` (guest time of all modes), and the
-//! canonical `workload.ops` (= checks) and `workload.elapsed_ns`. Any stale
-//! access is also an `error` record.
+//! Not observable from user space, so no mode: the teardown at exit and
+//! exec (the pmap is torn down only once every other thread is off every
+//! CPU, and leaving a CPU reloads CR3, which flushes its TLB), and the
+//! kernel pmap (shoot-storm's oracle covers it).
 //!
-//! Volume: a remap-mode reader makes one check per loop of a few loads, so
-//! the checks grow with the time the remaps take, not with their number;
-//! under TCG on 4 CPUs the default 100 remaps take about a second and give
-//! tens of millions of checks (the test asserts at least 1,000,000).
+//! # Figures
+//!
+//! Per mode: `coherence.<mode>.checks` (remap: reader checks; round
+//! modes: decided rounds), `.rounds` (remaps, or round children),
+//! `.inconclusive`, `.stale`; round modes also `.passed`; remap also
+//! `.quiet_checks`, `.elapsed_ns` and `coherence.remaps`. Totals over the
+//! modes run: `coherence.checks`, `coherence.rounds`,
+//! `coherence.inconclusive`, `coherence.stale` (0 in a correct pmap),
+//! `coherence.modes`, `coherence.elapsed_ns`, and the canonical
+//! `workload.ops` (= checks) and `workload.elapsed_ns`. Any stale access
+//! is also an `error` record and the program exits 1.
 #![no_std]
 #![no_main]
 
@@ -134,12 +164,115 @@ const fn is_stale(e: u64, x: u64) -> bool {
     }
 }
 
+/// Exit status of a round whose readers made post-change accesses and
+/// none was stale (`cow`, `fork-protect`).
+const PASS_STATUS: i32 = 4;
+/// How long a `cow` grandchild keeps the old frame shared.
+const COW_HOLD_NS: u64 = 1_000_000_000;
+/// Pages of the `range` and `mprotect-range` modes (2..=16: a shootrange,
+/// or a DragonFly address list).
+const RANGE_PAGES: u64 = 8;
+/// Pages of the `tlb` mode: over OpenBSD's 32-page shoottlb threshold.
+const TLB_PAGES: u64 = 40;
+/// `EXPECT` value: any access after the change is allowed (fork-protect).
+const ANY: u64 = u64::MAX;
+
+/// Pages of the current round's mapping.
+static PAGES: AtomicU64 = AtomicU64::new(1);
+/// The current round's readers write (their own word of each page).
+static WRITE: AtomicBool = AtomicBool::new(false);
+/// What a post-change access must find: 0 = no access may complete, ANY =
+/// any (checked elsewhere), else the value a read must return.
+static EXPECT: AtomicU64 = AtomicU64::new(0);
+/// Accesses completed after the change that were not stale.
+static POST: AtomicU64 = AtomicU64::new(0);
+
+/// How a round mode changes the mapping.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Unmap,
+    Protect,
+    Cow,
+    ForkProtect,
+}
+
+/// A round mode: its name, its change, the pages it maps.
+struct RoundMode {
+    name: &'static str,
+    change: Change,
+    pages: u64,
+}
+
+const ROUND_MODES: [RoundMode; 7] = [
+    RoundMode {
+        name: "munmap",
+        change: Change::Unmap,
+        pages: 1,
+    },
+    RoundMode {
+        name: "range",
+        change: Change::Unmap,
+        pages: RANGE_PAGES,
+    },
+    RoundMode {
+        name: "tlb",
+        change: Change::Unmap,
+        pages: TLB_PAGES,
+    },
+    RoundMode {
+        name: "mprotect",
+        change: Change::Protect,
+        pages: 1,
+    },
+    RoundMode {
+        name: "mprotect-range",
+        change: Change::Protect,
+        pages: RANGE_PAGES,
+    },
+    RoundMode {
+        name: "cow",
+        change: Change::Cow,
+        pages: 1,
+    },
+    RoundMode {
+        name: "fork-protect",
+        change: Change::ForkProtect,
+        pages: 1,
+    },
+];
+
+/// What one mode found.
 #[derive(Default)]
-struct Rounds {
+struct Tally {
+    checks: u64,
     rounds: u64,
     passed: u64,
     stale: u64,
     inconclusive: u64,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Tally) {
+        self.checks += o.checks;
+        self.rounds += o.rounds;
+        self.passed += o.passed;
+        self.stale += o.stale;
+        self.inconclusive += o.inconclusive;
+    }
+
+    /// Reports the tally as `coherence.<mode>.*` (or the totals for
+    /// `coherence.*` when `mode` is empty).
+    fn report(&self, mode: &str) {
+        let dot = if mode.is_empty() { "" } else { "." };
+        for (what, v) in [
+            ("checks", self.checks),
+            ("rounds", self.rounds),
+            ("inconclusive", self.inconclusive),
+            ("stale", self.stale),
+        ] {
+            report::metric_fmt(format_args!("coherence.{mode}{dot}{what}"), v, "count");
+        }
+    }
 }
 
 fn main() -> i32 {
@@ -159,32 +292,51 @@ fn main() -> i32 {
     thread::pin(Some(0)).expect("pin writer");
 
     let start = now_ns();
-    let mut checks = 0;
-    let mut stale = 0;
+    let mut total = Tally::default();
+    let mut modes = 0;
     if mode == "all" || mode == "remap" {
-        let (c, s) = remap(readers, remaps);
-        checks += c;
-        stale += s;
+        let t = remap(readers, remaps);
+        t.report("remap");
+        total.add(&t);
+        modes += 1;
     }
-    for (name, write) in [("munmap", false), ("mprotect", true)] {
-        if mode != "all" && mode != name {
+    for m in &ROUND_MODES {
+        if mode != "all" && mode != m.name {
             continue;
         }
-        let r = round_trips(name, write, readers, rounds);
-        checks += r.passed + r.stale;
-        stale += r.stale;
+        let t0 = now_ns();
+        let t = round_trips(m, readers, rounds);
+        t.report(m.name);
+        report::metric_fmt(
+            format_args!("coherence.{}.elapsed_ns", m.name),
+            now_ns() - t0,
+            "ns",
+        );
+        report::metric_fmt(
+            format_args!("coherence.{}.passed", m.name),
+            t.passed,
+            "count",
+        );
+        total.add(&t);
+        modes += 1;
     }
     report::metric("coherence.readers", readers as u64, "count");
-    report::metric("coherence.checks", checks, "count");
-    report::metric("coherence.stale", stale, "count");
+    report::metric("coherence.modes", modes, "count");
+    total.report("");
     let elapsed = now_ns() - start;
     report::metric("coherence.elapsed_ns", elapsed, "ns");
-    report::workload(checks, elapsed);
-    println!("coherence: {checks} checks, {stale} stale");
-    if stale > 0 {
+    report::workload(total.checks, elapsed);
+    println!(
+        "coherence: {} checks, {} rounds, {} inconclusive, {} stale",
+        total.checks, total.rounds, total.inconclusive, total.stale
+    );
+    if total.stale > 0 {
         report::error(
             "coherence",
-            format_args!("{stale} stale accesses after a mapping change returned"),
+            format_args!(
+                "{} stale accesses after a mapping change returned",
+                total.stale
+            ),
         );
         return 1;
     }
@@ -213,8 +365,8 @@ fn spawn_readers(readers: usize, handles: &mut [Option<JoinHandle>], body: fn(us
     }
 }
 
-/// Remap mode; returns (checks, stale).
-fn remap(readers: usize, remaps: u64) -> (u64, u64) {
+/// Remap mode.
+fn remap(readers: usize, remaps: u64) -> Tally {
     let a = mem::map_rw(PAGE_SIZE).expect("mmap target");
     // SAFETY: our fresh mapping; readers only read it.
     unsafe { write_volatile(a as *mut u64, tag(1)) };
@@ -256,13 +408,11 @@ fn remap(readers: usize, remaps: u64) -> (u64, u64) {
     let stale = STALE.load(Ordering::Relaxed);
     report::metric("coherence.remaps", remaps, "count");
     report::metric("coherence.remap.elapsed_ns", elapsed, "ns");
-    report::metric("coherence.remap.checks", checks, "count");
     report::metric(
         "coherence.remap.quiet_checks",
         QUIET.load(Ordering::Relaxed),
         "count",
     );
-    report::metric("coherence.remap.stale", stale, "count");
     if stale > 0 {
         let (e, x) = (
             FIRST_STALE[0].load(Ordering::Relaxed),
@@ -273,7 +423,13 @@ fn remap(readers: usize, remaps: u64) -> (u64, u64) {
             format_args!("remap: {stale} stale reads; first read {x:#x} after epoch {e} (generation {} current)", e / 2),
         );
     }
-    (checks, stale)
+    Tally {
+        checks,
+        rounds: remaps,
+        passed: remaps,
+        stale,
+        inconclusive: 0,
+    }
 }
 
 /// A remap-mode reader: returns its checks.
@@ -298,139 +454,268 @@ fn remap_reader(_: usize, a: u64) -> u64 {
     checks
 }
 
-/// munmap or mprotect mode: `rounds` child processes.
-fn round_trips(name: &str, write: bool, readers: usize, rounds: u64) -> Rounds {
-    let mut r = Rounds::default();
+/// A round mode: `rounds` child processes, one change each.
+fn round_trips(m: &RoundMode, readers: usize, rounds: u64) -> Tally {
+    let mut t = Tally::default();
     for round in 0..rounds {
         let pid = match process::fork() {
-            Ok(Fork::Child) => process::exit(round_child(write, readers)),
+            Ok(Fork::Child) => process::exit(round_child(m, readers)),
             Ok(Fork::Parent(pid)) => pid,
             Err(e) => {
-                report::error("coherence", format_args!("{name} round {round}: fork: {e}"));
+                report::error(
+                    "coherence",
+                    format_args!("{} round {round}: fork: {e}", m.name),
+                );
                 break;
             }
         };
-        r.rounds += 1;
+        t.rounds += 1;
         match process::wait(pid) {
-            Ok(WaitStatus::Killed(KillReason::PageFault)) => r.passed += 1,
-            Ok(WaitStatus::Exited(STALE_STATUS)) => r.stale += 1,
-            Ok(WaitStatus::Exited(INCONCLUSIVE_STATUS)) => r.inconclusive += 1,
+            Ok(WaitStatus::Killed(KillReason::PageFault)) | Ok(WaitStatus::Exited(PASS_STATUS)) => {
+                t.passed += 1
+            }
+            Ok(WaitStatus::Exited(STALE_STATUS)) => t.stale += 1,
+            Ok(WaitStatus::Exited(INCONCLUSIVE_STATUS)) => t.inconclusive += 1,
             Ok(status) => report::error(
                 "coherence",
-                format_args!("{name} round {round}: child {status}"),
+                format_args!("{} round {round}: child {status}", m.name),
             ),
             Err(e) => report::error(
                 "coherence",
-                format_args!("{name} round {round}: waitpid: {e}"),
+                format_args!("{} round {round}: waitpid: {e}", m.name),
             ),
         }
     }
-    report::metric_fmt(format_args!("coherence.{name}.rounds"), r.rounds, "count");
-    report::metric_fmt(format_args!("coherence.{name}.passed"), r.passed, "count");
-    report::metric_fmt(format_args!("coherence.{name}.stale"), r.stale, "count");
-    report::metric_fmt(
-        format_args!("coherence.{name}.inconclusive"),
-        r.inconclusive,
-        "count",
-    );
-    if r.stale > 0 {
+    t.checks = t.passed + t.stale;
+    if t.stale > 0 {
         report::error(
             "coherence",
             format_args!(
-                "{name}: {} of {} rounds saw a stale access",
-                r.stale, r.rounds
+                "{}: {} of {} rounds saw a stale access",
+                m.name, t.stale, t.rounds
             ),
         );
     }
-    r
+    t
 }
 
-/// One round, in the child: returns its exit status unless a reader's
-/// access kills it (the passing outcome).
-fn round_child(write: bool, readers: usize) -> i32 {
-    let a = mem::map_rw(PAGE_SIZE).expect("mmap target");
-    // SAFETY: our fresh mapping.
-    unsafe { write_volatile(a as *mut u64, tag(1)) };
-    TARGET.store(a, Ordering::Relaxed);
-    EPOCH.store(PHASE_MAPPED, Ordering::Release);
-    READY.store(0, Ordering::Relaxed);
-    for n in &ACCESSES[..readers] {
-        n.store(0, Ordering::Relaxed);
+/// Waits until every reader has made WARM more accesses than `base` (its
+/// count when the wait began): then every reader CPU has used the current
+/// translation of every page since the last change. False on a timeout.
+fn warm(readers: usize) -> bool {
+    let mut base = [0u64; MAX_READERS];
+    for (b, n) in base[..readers].iter_mut().zip(&ACCESSES) {
+        *b = n.load(Ordering::Relaxed);
     }
-    let mut handles: [Option<JoinHandle>; MAX_READERS] = [const { None }; MAX_READERS];
-    spawn_readers(
-        readers,
-        &mut handles,
-        if write { round_writer } else { round_reader },
-    );
     let deadline = now_ns() + WARM_TIMEOUT_NS;
     while ACCESSES[..readers]
         .iter()
-        .any(|n| n.load(Ordering::Relaxed) < WARM)
+        .zip(&base)
+        .any(|(n, b)| n.load(Ordering::Relaxed) < b + WARM)
     {
         if now_ns() > deadline {
             println!("coherence: readers did not warm up");
-            return INCONCLUSIVE_STATUS;
+            return false;
         }
         thread::yield_now();
     }
-    let mut before = [0u64; MAX_READERS];
-    if write {
-        // SAFETY: from here on, a correct kernel kills any write to A.
-        unsafe { mem::mprotect(a, PAGE_SIZE, Prot::READ) }.expect("mprotect");
-        EPOCH.store(PHASE_CHANGED, Ordering::Release);
-        for (i, b) in before[..readers].iter_mut().enumerate() {
-            // SAFETY: A is still mapped readable.
-            *b = unsafe { read_volatile((a as *const u64).add(1 + i)) };
+    true
+}
+
+/// The word reader `i` writes in page `p` of the mapping at `a`.
+fn word(a: u64, p: u64, i: usize) -> *mut u64 {
+    // Word 0 holds the tag; word 1 + i is reader i's.
+    ((a + p * PAGE_SIZE) as *mut u64).wrapping_add(1 + i)
+}
+
+/// One round, in the child: returns its exit status unless a reader's
+/// access kills it (the passing outcome of the munmap and mprotect modes).
+fn round_child(m: &RoundMode, readers: usize) -> i32 {
+    let n = m.pages;
+    let len = n * PAGE_SIZE;
+    let a = mem::map_rw(len).expect("mmap target");
+    for p in 0..n {
+        // SAFETY: our fresh mapping.
+        unsafe { write_volatile((a + p * PAGE_SIZE) as *mut u64, tag(1)) };
+    }
+    TARGET.store(a, Ordering::Relaxed);
+    PAGES.store(n, Ordering::Relaxed);
+    let write = matches!(m.change, Change::Protect | Change::ForkProtect);
+    WRITE.store(write, Ordering::Relaxed);
+    EXPECT.store(
+        match m.change {
+            Change::Unmap | Change::Protect => 0,
+            Change::Cow => tag(2),
+            Change::ForkProtect => ANY,
+        },
+        Ordering::Relaxed,
+    );
+    EPOCH.store(PHASE_MAPPED, Ordering::Release);
+    READY.store(0, Ordering::Relaxed);
+    POST.store(0, Ordering::Relaxed);
+    for c in &ACCESSES[..readers] {
+        c.store(0, Ordering::Relaxed);
+    }
+    let mut handles: [Option<JoinHandle>; MAX_READERS] = [const { None }; MAX_READERS];
+    spawn_readers(readers, &mut handles, round_reader);
+    if !warm(readers) {
+        return INCONCLUSIVE_STATUS;
+    }
+    match m.change {
+        Change::Unmap => {
+            // SAFETY: from here on, a correct kernel kills any access to A.
+            unsafe { mem::munmap(a, len) }.expect("munmap");
+            EPOCH.store(PHASE_CHANGED, Ordering::Release);
+            sleep_ns(GRACE_NS);
+            INCONCLUSIVE_STATUS
         }
-    } else {
-        // SAFETY: from here on, a correct kernel kills any access to A.
-        unsafe { mem::munmap(a, PAGE_SIZE) }.expect("munmap");
+        Change::Protect => {
+            // SAFETY: from here on, a correct kernel kills any write to A.
+            unsafe { mem::mprotect(a, len, Prot::READ) }.expect("mprotect");
+            EPOCH.store(PHASE_CHANGED, Ordering::Release);
+            let mut before = [0u64; MAX_READERS];
+            for (i, b) in before[..readers].iter_mut().enumerate() {
+                // SAFETY: A is still mapped readable.
+                *b = unsafe { read_volatile(word(a, 0, i)) };
+            }
+            sleep_ns(GRACE_NS);
+            for (i, b) in before[..readers].iter().enumerate() {
+                // SAFETY: as above.
+                if unsafe { read_volatile(word(a, 0, i)) } != *b {
+                    println!("coherence: reader {i}'s write landed after mprotect returned");
+                    return STALE_STATUS;
+                }
+            }
+            INCONCLUSIVE_STATUS
+        }
+        Change::Cow => cow_change(a, readers),
+        Change::ForkProtect => fork_protect_change(a, readers),
+    }
+}
+
+/// `cow`: fork (A becomes shared copy-on-write and read-only here), warm
+/// the readers on the read-only entry, then write A: the copy-on-write
+/// fault replaces A's frame with a copy, and the readers must see the
+/// copy's new tag.
+fn cow_change(a: u64, readers: usize) -> i32 {
+    // The grandchild keeps the old frame shared while the writer writes,
+    // so the write copies. It outlives the round (an orphan is reaped by
+    // the kernel), so that warming up can take as long as it takes.
+    match process::fork() {
+        Ok(Fork::Child) => {
+            sleep_ns(COW_HOLD_NS);
+            process::exit(0)
+        }
+        Ok(Fork::Parent(_)) => {}
+        Err(_) => return INCONCLUSIVE_STATUS,
+    }
+    let warmed = warm(readers);
+    if warmed {
+        // SAFETY: our mapping; the readers only read it.
+        unsafe { write_volatile(a as *mut u64, tag(2)) };
         EPOCH.store(PHASE_CHANGED, Ordering::Release);
+    }
+    // The grandchild still alive: the write above copied.
+    let early = process::try_wait_any();
+    let copied = matches!(early, Ok(None));
+    if !copied {
+        println!("coherence: cow: grandchild {early:?}");
     }
     sleep_ns(GRACE_NS);
-    if write {
-        for (i, b) in before[..readers].iter().enumerate() {
-            // SAFETY: as above.
-            let now = unsafe { read_volatile((a as *const u64).add(1 + i)) };
-            if now != *b {
-                println!("coherence: reader {i}'s write landed after mprotect returned");
-                return STALE_STATUS;
+    let post = POST.load(Ordering::Relaxed);
+    if warmed && copied && post > 0 {
+        PASS_STATUS
+    } else {
+        println!("coherence: cow round inconclusive (warm {warmed}, copied {copied}, {post} accesses after the write)");
+        INCONCLUSIVE_STATUS
+    }
+}
+
+/// `fork-protect`: fork while the readers write A; the grandchild checks
+/// that no write lands in the shared frame after fork returned.
+fn fork_protect_change(a: u64, readers: usize) -> i32 {
+    let child = match process::fork() {
+        Ok(Fork::Child) => {
+            let mut before = [0u64; MAX_READERS];
+            for (i, b) in before[..readers].iter_mut().enumerate() {
+                // SAFETY: A is mapped (shared, read-only) here.
+                *b = unsafe { read_volatile(word(a, 0, i)) };
             }
+            sleep_ns(GRACE_NS);
+            for (i, b) in before[..readers].iter().enumerate() {
+                // SAFETY: as above.
+                if unsafe { read_volatile(word(a, 0, i)) } != *b {
+                    println!("coherence: reader {i}'s write landed in the frame fork shared");
+                    process::exit(STALE_STATUS);
+                }
+            }
+            process::exit(PASS_STATUS)
+        }
+        Ok(Fork::Parent(pid)) => pid,
+        Err(_) => return INCONCLUSIVE_STATUS,
+    };
+    EPOCH.store(PHASE_CHANGED, Ordering::Release);
+    let status = process::wait(child);
+    let post = POST.load(Ordering::Relaxed);
+    match status {
+        Ok(WaitStatus::Exited(STALE_STATUS)) => STALE_STATUS,
+        Ok(WaitStatus::Exited(PASS_STATUS)) if post > 0 => PASS_STATUS,
+        _ => {
+            println!(
+                "coherence: fork-protect round inconclusive ({status:?}, {post} writes after fork)"
+            );
+            INCONCLUSIVE_STATUS
         }
     }
-    INCONCLUSIVE_STATUS
 }
 
-/// munmap-round reader: reads A until the process ends.
+/// A round reader: accesses every page of the mapping, last page first,
+/// until the process ends. Once it has seen the CHANGED epoch it starts
+/// again from the last page (the one a truncated address list misses) and
+/// checks each access it completes against `EXPECT`.
 fn round_reader(i: usize, a: u64) -> u64 {
-    loop {
-        let e = EPOCH.load(Ordering::Acquire);
-        // SAFETY: A is mapped until the writer's munmap; after that, a
-        // correct kernel kills the process on this access.
-        let x = unsafe { read_volatile(a as *const u64) };
-        if e == PHASE_CHANGED {
-            println!("coherence: reader {i} read {x:#x} after munmap returned");
-            process::exit(STALE_STATUS);
-        }
-        ACCESSES[i].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// mprotect-round reader: writes its word of A until the process ends.
-fn round_writer(i: usize, a: u64) -> u64 {
+    let n = PAGES.load(Ordering::Relaxed);
+    let write = WRITE.load(Ordering::Relaxed);
+    let expect = EXPECT.load(Ordering::Relaxed);
+    let mut p = n - 1;
+    let mut seen_change = false;
     let mut seq = 0u64;
     loop {
         let e = EPOCH.load(Ordering::Acquire);
-        seq += 1;
-        // SAFETY: A is writable until the writer's mprotect; after that, a
-        // correct kernel kills the process on this access. Word 1+i is this
-        // reader's alone.
-        unsafe { write_volatile((a as *mut u64).add(1 + i), seq) };
-        if e == PHASE_CHANGED {
-            println!("coherence: reader {i}'s write landed after mprotect returned");
-            process::exit(STALE_STATUS);
+        let changed = e == PHASE_CHANGED;
+        if changed && !seen_change {
+            seen_change = true;
+            p = n - 1;
+        }
+        let page = a + p * PAGE_SIZE;
+        let mut x = 0;
+        // SAFETY: A is mapped until the writer's change; after that, a
+        // correct kernel kills the process on a forbidden access. Word
+        // 1+i of each page is this reader's alone.
+        unsafe {
+            if write {
+                seq += 1;
+                write_volatile(word(a, p, i), seq);
+            } else {
+                x = read_volatile(page as *const u64);
+            }
+        }
+        if changed {
+            if expect == 0 {
+                println!(
+                    "coherence: reader {i}'s access to page {p} of {n} completed after the change returned"
+                );
+                process::exit(STALE_STATUS);
+            }
+            if expect != ANY && x != expect {
+                println!(
+                    "coherence: reader {i} read {x:#x} from page {p} after the change returned"
+                );
+                process::exit(STALE_STATUS);
+            }
+            POST.fetch_add(1, Ordering::Relaxed);
         }
         ACCESSES[i].fetch_add(1, Ordering::Relaxed);
+        p = if p == 0 { n - 1 } else { p - 1 };
     }
 }
