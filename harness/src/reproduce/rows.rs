@@ -575,6 +575,12 @@ fn note_000(o: &Reproduction) -> String {
         .and_then(|m| m.median())
         .map(fmt_pct)
         .unwrap_or_else(|| "not measured".into());
+    let fixed_bk = o
+        .run_median(OBSD_BUILDKERNEL, "fixed", cpus, |r| {
+            Some(page_range_ipis(r))
+        })
+        .map(|m| m.spread(fmt_num))
+        .unwrap_or_else(|| "not measured".into());
     format!(
         "openbsd-2010 leaves pm_cpus with the pool's 0xdeadbeef fill: its low byte 0xef marks \
          CPUs {list} of {cpus} ({k} CPUs; CPU 4 is the one clear bit below 8), so every pmap \
@@ -586,7 +592,10 @@ fn note_000(o: &Reproduction) -> String {
          single-threaded, so fixed may send no shootpage/shootrange IPI there at all: the \
          factor is then not a number but \"all eliminated\". What fixed still sends comes from \
          threads on several CPUs at once (buildkernel's link step) and from processes that \
-         moved CPU. So a factor over several workloads is set by their mix, as the laptop's \
+         moved CPU; how many depends on timing (which CPU a forked child starts on, since it \
+         starts on an idle one, and whether the link threads overlap), so fixed's buildkernel \
+         count moves between reps (on {cpus} CPUs: {fixed_bk}) and a factor with it in the \
+         denominator moves more than the counts do. So a factor over several workloads is set by their mix, as the laptop's \
          21 was by its desktop's mix of processes, threaded programs and CPUs that had run a \
          pmap lately; the lab's mix is one forkexit and one buildkernel run, nothing else runs, \
          there is no lazy TLB and threads exist only where the workload makes them, which is \
@@ -681,6 +690,11 @@ fn note_004_rate(o: &Reproduction) -> String {
             .map(fmt_ratio)
             .unwrap_or_else(|| "not measured".into())
     };
+    let nt_hz = |v: &str| {
+        let id = D32569_NOTOUCH_ICOUNT;
+        let cpus = o.plan.experiment(id).map(|e| e.cpus[0]).unwrap_or(2);
+        q(o.run_median(id, v, cpus, |r| r.figure("ops_per_s")))
+    };
     let spread = |id: &str| {
         d32569_ratio(o, id)
             .map(|m| m.spread(fmt_ratio))
@@ -706,12 +720,14 @@ fn note_004_rate(o: &Reproduction) -> String {
          the close match is partly coincidence. Under plain TCG the ratio is {tcg} ({tcg_spread}) \
          and moves from run to run and day to day: two MTTCG vCPU threads share the host's 2 \
          cores with everything else, and that noise is larger than the 6 % effect, so read the \
-         tcg-icount rows, which are repeatable to the instruction. Without the touch (ratio \
-         {notouch} under tcg-icount), freebsd-before's early return already works, because the \
-         child never faulted the shared page in, so D32569's explicit unmap changes nothing; \
-         shared-page-counted still loses the early return, which is what the lab's ratio \
-         there measures and what FreeBSD's \"no significant difference\" compared with the \
-         unpatched tree does not. NCPU instances (ratio {ncpu} under tcg-icount): NCPU is the \
+         tcg-icount rows, which are repeatable to the instruction. Without the touch the \
+         review compared with and without exec_free_abi_mappings() and saw no significant \
+         difference; the lab's \"without\", shared-page-counted, still counts the top-level \
+         pages, so resident_count stays above 0, the early return never fires and the walks \
+         come back (ratio {notouch} under tcg-icount), while freebsd-before, whose early \
+         return works because the child never faulted the shared page in, runs as fast as \
+         shared-page-opt ({before_nt} vs {opt_nt} Hz): the lab's stand-in for \"without\" is \
+         harsher than the review's there. NCPU instances (ratio {ncpu} under tcg-icount): NCPU is the \
          guest's 2 CPUs, since the host has 2 cores; FreeBSD's limit was pv list lock contention \
          in pmap_remove_pages, which the lab has no counterpart for, and under tcg-icount the \
          vCPUs run round robin on one host thread, so that row measures instruction cost, not \
@@ -724,6 +740,8 @@ fn note_004_rate(o: &Reproduction) -> String {
         tcg = ratio(D32569_TOUCH),
         tcg_spread = spread(D32569_TOUCH),
         notouch = ratio(D32569_NOTOUCH_ICOUNT),
+        before_nt = nt_hz("freebsd-before"),
+        opt_nt = nt_hz("shared-page-opt"),
         ncpu = ratio(D32569_NCPU_ICOUNT),
     )
 }
