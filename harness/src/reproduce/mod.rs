@@ -40,7 +40,7 @@ use crate::results::{read_metadata, Cell, Store};
 use crate::variants;
 use crate::workspace::Workspace;
 
-pub use rows::{Measured, Row};
+pub use rows::{Kind, Measured, Note, Row};
 
 /// Experiment ids (also their results directories).
 pub const OBSD_FORKEXIT: &str = "openbsd-forkexit";
@@ -48,6 +48,11 @@ pub const OBSD_BUILDKERNEL: &str = "openbsd-buildkernel";
 pub const D32569_TOUCH: &str = "d32569-touch";
 pub const D32569_NOTOUCH: &str = "d32569-notouch";
 pub const D32569_NCPU: &str = "d32569-ncpu";
+/// The same three forkexit experiments under tcg-icount (the ids above
+/// run under plain TCG, whatever `--accel` says).
+pub const D32569_TOUCH_ICOUNT: &str = "d32569-touch-icount";
+pub const D32569_NOTOUCH_ICOUNT: &str = "d32569-notouch-icount";
+pub const D32569_NCPU_ICOUNT: &str = "d32569-ncpu-icount";
 pub const D32569_BUILDKERNEL: &str = "d32569-buildkernel";
 pub const DFLY_PINGPONG: &str = "dfly-pingpong";
 pub const DFLY_SHOOTPAGE: &str = "dfly-shootpage";
@@ -73,6 +78,8 @@ pub struct Experiment {
     pub cpus: Vec<u32>,
     /// Per-run timeout, seconds.
     pub timeout_s: u64,
+    /// The accelerator this experiment always runs under; None: `--accel`.
+    pub accel: Option<AccelChoice>,
 }
 
 impl Experiment {
@@ -87,7 +94,14 @@ impl Experiment {
                 .collect(),
             cpus: vec![],
             timeout_s: 180,
+            accel: None,
         }
+    }
+
+    /// Always run under `accel`, whatever `--accel` says.
+    pub fn accel(mut self, accel: AccelChoice) -> Self {
+        self.accel = Some(accel);
+        self
     }
 
     pub fn cpus(mut self, cpus: &[u32]) -> Self {
@@ -161,7 +175,10 @@ impl Plan {
                     .cpus(&sweep),
                 // Seed 004: one instance on 2 CPUs (idle second CPU, as on
                 // the reviewer's machine), NCPU instances, and a build;
-                // the parent with the reviewer's 60 map entries.
+                // the parent with the reviewer's 60 map entries. The rate
+                // experiments run under both TCG and tcg-icount: plain
+                // TCG's ratio moves with the host's load, icount's does
+                // not.
                 Experiment::new(
                     D32569_TOUCH,
                     &d32569,
@@ -172,7 +189,20 @@ impl Plan {
                         ("entries", D32569_ENTRIES),
                     ],
                 )
-                .cpus(&[2]),
+                .cpus(&[2])
+                .accel(AccelChoice::Tcg),
+                Experiment::new(
+                    D32569_TOUCH_ICOUNT,
+                    &d32569,
+                    "forkexit",
+                    &[
+                        ("loops", "2000"),
+                        ("touch", "on"),
+                        ("entries", D32569_ENTRIES),
+                    ],
+                )
+                .cpus(&[2])
+                .accel(AccelChoice::TcgIcount),
                 Experiment::new(
                     D32569_NOTOUCH,
                     &d32569,
@@ -183,7 +213,20 @@ impl Plan {
                         ("entries", D32569_ENTRIES),
                     ],
                 )
-                .cpus(&[2]),
+                .cpus(&[2])
+                .accel(AccelChoice::Tcg),
+                Experiment::new(
+                    D32569_NOTOUCH_ICOUNT,
+                    &d32569,
+                    "forkexit",
+                    &[
+                        ("loops", "2000"),
+                        ("touch", "off"),
+                        ("entries", D32569_ENTRIES),
+                    ],
+                )
+                .cpus(&[2])
+                .accel(AccelChoice::TcgIcount),
                 Experiment::new(
                     D32569_NCPU,
                     &d32569,
@@ -195,7 +238,21 @@ impl Plan {
                         ("entries", D32569_ENTRIES),
                     ],
                 )
-                .cpus(&[2]),
+                .cpus(&[2])
+                .accel(AccelChoice::Tcg),
+                Experiment::new(
+                    D32569_NCPU_ICOUNT,
+                    &d32569,
+                    "forkexit",
+                    &[
+                        ("loops", "1000"),
+                        ("touch", "on"),
+                        ("instances", "2"),
+                        ("entries", D32569_ENTRIES),
+                    ],
+                )
+                .cpus(&[2])
+                .accel(AccelChoice::TcgIcount),
                 Experiment::new(
                     D32569_BUILDKERNEL,
                     &d32569,
@@ -293,11 +350,15 @@ pub struct Reproduction {
     pub plan: Plan,
     pub pool: Pool,
     pub availability: Availability,
-    /// The accelerator the runs were measured under (from the matrices'
-    /// metadata).
+    /// The accelerator of the experiments that follow `--accel` (from the
+    /// matrices' metadata).
     pub accel: String,
+    /// Experiment id -> the accelerator its runs were measured under.
+    pub accels: BTreeMap<String, String>,
     pub out: PathBuf,
     pub rows: Vec<Row>,
+    /// Why the figures differ: each note once, rows point at it.
+    pub notes: Vec<Note>,
     pub sweep: Vec<rows::SweepPoint>,
 }
 
@@ -361,6 +422,7 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
     fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let availability = check_availability(ws, plan, &opts.qemu)?;
     let mut accel = None;
+    let mut accels = BTreeMap::new();
     let mut pool = Pool::default();
     for exp in &plan.experiments {
         if let Some(why) = availability.experiments.get(&exp.id) {
@@ -374,7 +436,8 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
             .cloned()
             .collect();
         let matrix_file = out.join(format!("{}.toml", exp.id));
-        let text = exp.matrix_toml(&variants, plan.reps, accel_name(opts.accel));
+        let choice = exp.accel.unwrap_or(opts.accel);
+        let text = exp.matrix_toml(&variants, plan.reps, accel_name(choice));
         fs::write(&matrix_file, text)
             .with_context(|| format!("cannot write {}", matrix_file.display()))?;
         let dir = out.join(&exp.id);
@@ -387,7 +450,7 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
             shard: None,
             resume: opts.resume && already,
             out: Some(dir.clone()),
-            accel: Some(opts.accel),
+            accel: Some(choice),
             qemu: opts.qemu.clone(),
         };
         eprintln!(
@@ -403,9 +466,14 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
                 out.display()
             );
         }
-        if accel.is_none() {
-            accel = read_metadata(&dir).ok().map(|m| m.accel);
+        let measured_under = read_metadata(&dir)
+            .ok()
+            .map(|m| m.accel)
+            .unwrap_or_else(|| accel_name(choice).to_string());
+        if accel.is_none() && exp.accel.is_none() {
+            accel = Some(measured_under.clone());
         }
+        accels.insert(exp.id.clone(), measured_under);
         let rows = Store::open(&dir)?.rows()?;
         let runs: Vec<RunFigures> = derive::runs(&rows)
             .into_iter()
@@ -419,16 +487,19 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
         pool,
         availability,
         accel,
+        accels,
         out,
         rows: vec![],
+        notes: vec![],
         sweep: vec![],
     };
     outcome.rows = rows::all(&outcome);
+    outcome.notes = rows::notes(&outcome);
     outcome.sweep = rows::sweep(&outcome);
     Ok(outcome)
 }
 
-fn accel_name(choice: AccelChoice) -> &'static str {
+pub(crate) fn accel_name(choice: AccelChoice) -> &'static str {
     match choice {
         AccelChoice::Auto => "auto",
         AccelChoice::Kvm => "kvm",

@@ -4,10 +4,17 @@
 //! experiments it needs) and then summarised as the median and min..max
 //! over the repetitions ([`Measured`]). A figure that needs a variant or
 //! workload the tree lacks says "not measured: <why>" in place of a value.
+//!
+//! Why a lab figure differs from the published one is said once per seed
+//! (or per group of rows) in a [`Note`]; each [`Row`] names its note by
+//! key, so no explanation repeats across rows.
+
+use std::collections::BTreeSet;
 
 use super::{
-    Reproduction, D25510_MMAP, D25510_SHOOT, D32569_BUILDKERNEL, D32569_NCPU, D32569_NOTOUCH,
-    D32569_TOUCH, DFLY_PINGPONG, DFLY_SHOOTPAGE, OBSD_BUILDKERNEL, OBSD_FORKEXIT,
+    Reproduction, D25510_MMAP, D25510_SHOOT, D32569_BUILDKERNEL, D32569_NCPU, D32569_NCPU_ICOUNT,
+    D32569_NOTOUCH, D32569_NOTOUCH_ICOUNT, D32569_TOUCH, D32569_TOUCH_ICOUNT, DFLY_PINGPONG,
+    DFLY_SHOOTPAGE, OBSD_BUILDKERNEL, OBSD_FORKEXIT,
 };
 use crate::results::derive::{RunFigures, SHOOT_KINDS};
 
@@ -74,8 +81,46 @@ pub struct Row {
     pub spread: String,
     /// The per-rep values behind `lab` (None when not measured).
     pub measured: Option<Measured>,
-    /// Why the lab's figure differs, and what the accelerator can say.
-    pub explanation: String,
+    /// The accelerator the figure was measured under.
+    pub accel: String,
+    /// A count or a time: what the accelerator can speak for.
+    pub kind: Kind,
+    /// The key of the [`Note`] that says why the figure differs.
+    pub note: &'static str,
+}
+
+/// What a figure is, and so what its accelerator can speak for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Events counted (IPIs, calls, early returns): a property of the
+    /// code and the workload, the same under any accelerator up to
+    /// scheduling.
+    Count,
+    /// A rate or a latency: only as good as the accelerator's clock.
+    Time,
+}
+
+impl Row {
+    /// The accel column: the accelerator and what it speaks for here.
+    pub fn accel_cell(&self) -> String {
+        let what = match (self.kind, self.accel.as_str()) {
+            (Kind::Count, _) => "count: same under any accel",
+            (Kind::Time, "tcg-icount") => "virtual time: instruction cost, repeatable",
+            (Kind::Time, "tcg") => "emulated time: host-noisy",
+            (Kind::Time, "kvm") => "host time",
+            (Kind::Time, _) => "time",
+        };
+        format!("{} ({what})", self.accel)
+    }
+}
+
+/// Why a group of rows differs from the published figures, said once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Note {
+    pub key: &'static str,
+    /// `000 OpenBSD 2010 (rows 1-4)`.
+    pub title: String,
+    pub text: String,
 }
 
 /// One CPU count of the OpenBSD factor's sweep.
@@ -246,22 +291,134 @@ fn not_measured(why: String) -> (String, String, Option<Measured>) {
     (format!("not measured: {why}"), "-".into(), None)
 }
 
+/// Note keys.
+const NOTE_000: &str = "000";
+const NOTE_004_RATE: &str = "004-rate";
+const NOTE_004_EXIT: &str = "004-exit";
+const NOTE_001: &str = "001";
+const NOTE_003: &str = "003";
+
+/// Seed 004's rate experiments: (plain TCG id, tcg-icount id, what the
+/// child does, the published figure).
+const D32569_RATES: [(&str, &str, &str, &str); 3] = [
+    (
+        D32569_TOUCH,
+        D32569_TOUCH_ICOUNT,
+        "the child touches the shared page",
+        "5750 Hz with the optimisation, 5430 Hz without (ratio 0.944)",
+    ),
+    (
+        D32569_NOTOUCH,
+        D32569_NOTOUCH_ICOUNT,
+        "the child does not touch the shared page",
+        "no significant difference",
+    ),
+    (
+        D32569_NCPU,
+        D32569_NCPU_ICOUNT,
+        "the child touches the shared page, NCPU instances",
+        "a smaller but still measurable effect (bottlenecked on pv list locks)",
+    ),
+];
+
+impl Reproduction {
+    /// The accelerator experiment `id` was measured under.
+    fn accel_of(&self, id: &str) -> String {
+        self.accels.get(id).cloned().unwrap_or_else(|| {
+            match self.plan.experiment(id).and_then(|e| e.accel) {
+                Some(choice) => super::accel_name(choice).to_string(),
+                None => self.accel.clone(),
+            }
+        })
+    }
+
+    /// The 1-based numbers of the rows citing note `key`: `rows 3-8`.
+    fn rows_citing(&self, key: &str) -> String {
+        let n: Vec<usize> = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.note == key)
+            .map(|(i, _)| i + 1)
+            .collect();
+        match n.as_slice() {
+            [] => String::new(),
+            [one] => format!("row {one}"),
+            [first, .., last] if last - first + 1 == n.len() => format!("rows {first}-{last}"),
+            _ => format!(
+                "rows {}",
+                n.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// The median of `m`, if measured.
+    fn median_of(&self, m: Option<Measured>) -> Option<f64> {
+        m.and_then(|m| m.median())
+    }
+}
+
+/// openbsd-2010 / fixed from two IPI counts; infinite when fixed sent
+/// none, None when neither did.
+fn factor_of(obsd: f64, fixed: f64) -> Option<f64> {
+    if fixed == 0.0 {
+        (obsd > 0.0).then_some(f64::INFINITY)
+    } else {
+        Some(obsd / fixed)
+    }
+}
+
+/// The lab and spread cells of a factor: "all eliminated" where fixed
+/// sent no IPI, said as counts, not as a number.
+fn factor_cells(
+    m: Measured,
+    obsd: Option<Measured>,
+    fixed: Option<Measured>,
+    suffix: &str,
+) -> (String, String, Option<Measured>) {
+    let o_med = obsd.as_ref().and_then(|m| m.median()).unwrap_or(f64::NAN);
+    let f_med = fixed.as_ref().and_then(|m| m.median()).unwrap_or(f64::NAN);
+    let zero_reps = m.per_rep.iter().filter(|v| v.is_infinite()).count();
+    let n = m.per_rep.len();
+    let med = m.median().unwrap_or(f64::NAN);
+    let lab = if med.is_infinite() {
+        format!("{} vs 0 IPIs: all eliminated{suffix}", fmt_num(o_med))
+    } else {
+        format!(
+            "{} ({} vs {} IPIs){suffix}",
+            fmt_num(med),
+            fmt_num(o_med),
+            fmt_num(f_med)
+        )
+    };
+    let spread = if zero_reps == n {
+        format!(
+            "fixed sent 0 in {n} of {n} reps; openbsd-2010 {}",
+            obsd.map(|m| m.spread(fmt_num))
+                .unwrap_or_else(|| "-".into())
+        )
+    } else if zero_reps > 0 {
+        format!("{} (fixed sent 0 in {zero_reps} reps)", m.spread(fmt_num))
+    } else {
+        m.spread(fmt_num)
+    };
+    (lab, spread, Some(m))
+}
+
 /// Every row the plan's experiments allow, in seed order.
 pub fn all(o: &Reproduction) -> Vec<Row> {
     let mut rows = Vec::new();
     if o.has(OBSD_FORKEXIT) || o.has(OBSD_BUILDKERNEL) {
         rows.extend(openbsd(o));
     }
-    for (id, touch) in [
-        (D32569_TOUCH, "the child touches the shared page"),
-        (D32569_NOTOUCH, "the child does not touch the shared page"),
-        (
-            D32569_NCPU,
-            "the child touches the shared page, NCPU instances",
-        ),
-    ] {
-        if o.has(id) {
-            rows.push(d32569_rate(o, id, touch));
+    for (tcg, icount, what, published) in D32569_RATES {
+        for id in [tcg, icount] {
+            if o.has(id) {
+                rows.push(d32569_rate(o, id, what, published));
+            }
         }
     }
     if o.has(D32569_BUILDKERNEL) {
@@ -278,6 +435,32 @@ pub fn all(o: &Reproduction) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// The notes the rows cite, each once, in the order first cited.
+pub fn notes(o: &Reproduction) -> Vec<Note> {
+    let mut keys: Vec<&'static str> = Vec::new();
+    for r in &o.rows {
+        if !keys.contains(&r.note) {
+            keys.push(r.note);
+        }
+    }
+    keys.into_iter()
+        .map(|key| {
+            let (title, text) = match key {
+                NOTE_000 => ("000 OpenBSD 2010", note_000(o)),
+                NOTE_004_RATE => ("004 FreeBSD D32569, the fork loop", note_004_rate(o)),
+                NOTE_004_EXIT => ("004 FreeBSD D32569, buildkernel", note_004_exit(o)),
+                NOTE_001 => ("001 DragonFly 2004", note_001()),
+                _ => ("003 FreeBSD D25510", note_003(o)),
+            };
+            Note {
+                key,
+                title: format!("{title} ({})", o.rows_citing(key)),
+                text,
+            }
+        })
+        .collect()
 }
 
 /// The sweep of the OpenBSD factor over the plan's CPU counts.
@@ -298,86 +481,74 @@ pub fn sweep(o: &Reproduction) -> Vec<SweepPoint> {
         .collect()
 }
 
+const OBSD: [&str; 2] = ["openbsd-2010", "fixed"];
+
 fn openbsd(o: &Reproduction) -> Vec<Row> {
     let cpus = o.plan.factor_cpus;
     let mix = o.mix_label();
-    let why = o.why_not(
-        &[OBSD_FORKEXIT, OBSD_BUILDKERNEL],
-        &["openbsd-2010", "fixed"],
-    );
-    let obsd_ipis = o.mix_ipis("openbsd-2010", cpus);
-    let fixed_ipis = o.mix_ipis("fixed", cpus);
-    let (lab, spread, measured) = match (&why, o.factor(cpus)) {
-        (Some(why), _) => not_measured(why.clone()),
-        (None, None) => not_measured("no ok runs".into()),
-        (None, Some(m)) => {
-            let med = m.median().unwrap_or(f64::NAN);
-            let lab = if med.is_infinite() {
-                format!(
-                    "> {} (fixed sent 0; openbsd-2010 sent {})",
-                    fmt_num(obsd_ipis.unwrap_or(0.0)),
-                    fmt_num(obsd_ipis.unwrap_or(0.0))
-                )
-            } else {
-                format!(
-                    "{} ({} vs {} IPIs)",
-                    fmt_num(med),
-                    fmt_num(obsd_ipis.unwrap_or(0.0)),
-                    fmt_num(fixed_ipis.unwrap_or(0.0))
-                )
-            };
-            let spread = m.spread(fmt_num);
-            (lab, spread, Some(m))
+    let mix_ids = [OBSD_FORKEXIT, OBSD_BUILDKERNEL];
+    let row = |published: &str, definition: String, cells: (String, String, Option<Measured>)| {
+        let (lab, spread, measured) = cells;
+        Row {
+            seed: "000 OpenBSD 2010".into(),
+            published: published.into(),
+            definition,
+            lab,
+            spread,
+            measured,
+            accel: o.accel_of(OBSD_FORKEXIT),
+            kind: Kind::Count,
+            note: NOTE_000,
         }
     };
-    let k = fill_cpus(cpus);
-    // Each workload of the mix alone: the factor depends on the mix.
-    let alone: Vec<String> = [OBSD_FORKEXIT, OBSD_BUILDKERNEL]
-        .iter()
-        .filter_map(|id| o.plan.experiment(id))
-        .filter_map(|e| {
-            let ipis = |v: &str| {
-                o.run_median(&e.id, v, cpus, |r| Some(page_range_ipis(r)))?
-                    .median()
-            };
-            Some(format!(
-                "{} alone: {} vs {} IPIs",
-                e.label(),
-                fmt_num(ipis("openbsd-2010")?),
-                fmt_num(ipis("fixed")?)
-            ))
-        })
-        .collect();
-    let factor = Row {
-        seed: "000 OpenBSD 2010".into(),
-        published: "shootpage+shootrange IPIs fall by a factor of 21 (4-CPU laptop, ordinary use)"
-            .into(),
-        definition: format!(
-            "sum of ipi.sent.shootpage + ipi.sent.shootrange over {mix}, openbsd-2010 / fixed, {cpus} CPUs"
-        ),
-        lab,
-        spread,
-        measured,
-        explanation: format!(
-            "openbsd-2010 leaves pm_cpus with the pool's 0xdeadbeef fill: its low byte 0xef marks \
-             CPUs {list} of {cpus} ({k} CPUs; CPU 4 is the one clear bit below 8), so every pmap looks \
-             active there and each shootpage/shootrange IPIs all of them but the caller, and the \
-             fork bug adds the parent's CPU to the child. fixed IPIs only CPUs that really run the \
-             pmap: a single-threaded process is active on its own CPU only, so its shootdowns \
-             send none; what fixed still sends comes from threads on several CPUs at once \
-             (buildkernel's link step) and from processes that moved CPU. {alone}. So the factor \
-             is set by the mix, as the laptop's 21 was by its desktop's mix of processes, threaded \
-             programs and CPUs that had run a pmap lately; this kernel runs nothing but the \
-             workload, has no lazy TLB and makes threads only where the workload does. On 4 CPUs \
-             the fill marks every CPU, as on the laptop; above 4, CPU 4 is spared (see the sweep), \
-             and fixed's threaded IPIs grow with the CPUs, so the factor falls. IPI counts do not \
-             depend on timing: TCG and KVM count the same up to scheduling (which CPU a child \
-             runs on).",
-            alone = alone.join("; "),
-            list = fill_list(cpus),
+    let mut rows = Vec::new();
+    // Each workload alone: the lead figures.
+    for id in mix_ids {
+        let Some(exp) = o.plan.experiment(id) else {
+            continue;
+        };
+        let ipis = |v: &str| o.run_median(id, v, cpus, |r| Some(page_range_ipis(r)));
+        let factor = o.per_rep(|rep| {
+            factor_of(
+                page_range_ipis(o.pool.get(id, "openbsd-2010", cpus, rep)?),
+                page_range_ipis(o.pool.get(id, "fixed", cpus, rep)?),
+            )
+        });
+        let cells = match (o.why_not(&[id], &OBSD), factor) {
+            (Some(why), _) => not_measured(why),
+            (None, None) => not_measured("no ok runs, or no IPIs either way".into()),
+            (None, Some(m)) => factor_cells(m, ipis("openbsd-2010"), ipis("fixed"), ""),
+        };
+        rows.push(row(
+            "no figure per workload (the 21 below is over ordinary use)",
+            format!(
+                "ipi.sent.shootpage + ipi.sent.shootrange in {} alone, openbsd-2010 / fixed, {cpus} CPUs",
+                exp.label()
+            ),
+            cells,
+        ));
+    }
+    // The mix: the published factor's counterpart, set by the mix.
+    let why = o.why_not(&mix_ids, &OBSD);
+    let mix_ipis = |v: &str| o.per_rep(|rep| o.mix_sum(v, cpus, rep, page_range_ipis));
+    let cells = match (&why, o.factor(cpus)) {
+        (Some(why), _) => not_measured(why.clone()),
+        (None, None) => not_measured("no ok runs".into()),
+        (None, Some(m)) => factor_cells(
+            m,
+            mix_ipis("openbsd-2010"),
+            mix_ipis("fixed"),
+            ": a figure set by the mix",
         ),
     };
-    let (lab, spread, measured) = match (&why, o.noipi_share("fixed", cpus)) {
+    rows.push(row(
+        "shootpage+shootrange IPIs fall by a factor of 21 (4-CPU laptop, ordinary use)",
+        format!(
+            "the same sum over the mix {mix} (the lab's stand-in for ordinary use), openbsd-2010 / fixed, {cpus} CPUs"
+        ),
+        cells,
+    ));
+    let cells = match (&why, o.noipi_share("fixed", cpus)) {
         (Some(why), _) => not_measured(why.clone()),
         (None, None) => not_measured("no shootpage/shootrange calls".into()),
         (None, Some(m)) => (
@@ -386,45 +557,60 @@ fn openbsd(o: &Reproduction) -> Vec<Row> {
             Some(m),
         ),
     };
+    rows.push(row(
+        "the IPI eliminated on over 7/8 (87.5 %) of shootpage/shootrange calls",
+        format!(
+            "(shoot.noipi.shootpage + shoot.noipi.shootrange) / (shoot.calls.shootpage + shoot.calls.shootrange) in fixed, over the same mix, {cpus} CPUs"
+        ),
+        cells,
+    ));
+    rows
+}
+
+fn note_000(o: &Reproduction) -> String {
+    let cpus = o.plan.factor_cpus;
+    let k = fill_cpus(cpus);
     let obsd_share = o
         .noipi_share("openbsd-2010", cpus)
         .and_then(|m| m.median())
         .map(fmt_pct)
         .unwrap_or_else(|| "not measured".into());
-    let noipi = Row {
-        seed: "000 OpenBSD 2010".into(),
-        published: "the IPI eliminated on over 7/8 (87.5 %) of shootpage/shootrange calls".into(),
-        definition: format!(
-            "(shoot.noipi.shootpage + shoot.noipi.shootrange) / (shoot.calls.shootpage + shoot.calls.shootrange) in fixed over {mix}, {cpus} CPUs"
-        ),
-        lab,
-        spread,
-        measured,
-        explanation: format!(
-            "A call sends no IPI when the pmap is active on no CPU but the caller's. In \
-             openbsd-2010 the share is {obsd_share} (the fill marks other CPUs on nearly every \
-             call). Single-threaded processes are the common case here, as on the laptop; the \
-             share is above the laptop's because nothing else runs and there is no lazy TLB."
-        ),
-    };
-    vec![factor, noipi]
+    let fixed_bk = o
+        .run_median(OBSD_BUILDKERNEL, "fixed", cpus, |r| {
+            Some(page_range_ipis(r))
+        })
+        .map(|m| m.spread(fmt_num))
+        .unwrap_or_else(|| "not measured".into());
+    format!(
+        "openbsd-2010 leaves pm_cpus with the pool's 0xdeadbeef fill: its low byte 0xef marks \
+         CPUs {list} of {cpus} ({k} CPUs; CPU 4 is the one clear bit below 8), so every pmap \
+         looks active there and each shootpage/shootrange IPIs all of them but the caller, and \
+         the fork bug adds the parent's CPU to the child. fixed IPIs only CPUs that really run \
+         the pmap: a single-threaded process is active on its own CPU only, so its shootdowns \
+         send none, and a call sends no IPI when the pmap is active on no CPU but the caller's \
+         (openbsd-2010's share of such calls is {obsd_share}). forkexit's processes are all \
+         single-threaded, so fixed may send no shootpage/shootrange IPI there at all: the \
+         factor is then not a number but \"all eliminated\". What fixed still sends comes from \
+         threads on several CPUs at once (buildkernel's link step) and from processes that \
+         moved CPU; how many depends on timing (which CPU a forked child starts on, since it \
+         starts on an idle one, and whether the link threads overlap), so fixed's buildkernel \
+         count moves between reps (on {cpus} CPUs: {fixed_bk}) and a factor with it in the \
+         denominator moves more than the counts do. So a factor over several workloads is set by their mix, as the laptop's \
+         21 was by its desktop's mix of processes, threaded programs and CPUs that had run a \
+         pmap lately; the lab's mix is one forkexit and one buildkernel run, nothing else runs, \
+         there is no lazy TLB and threads exist only where the workload makes them, which is \
+         also why the no-IPI share is above the laptop's 7/8. On 4 CPUs the fill marks every \
+         CPU, as on the laptop; above 4, CPU 4 is spared (see the sweep below) and fixed's \
+         threaded IPIs grow with the CPUs, so the factor falls.",
+        list = fill_list(cpus),
+    )
 }
 
-fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
+fn d32569_rate(o: &Reproduction, id: &str, what: &str, published: &str) -> Row {
     let exp = o.plan.experiment(id).expect("caller checked");
     let cpus = exp.cpus[0];
     let hz = |variant: &str| o.run_median(id, variant, cpus, |r| r.figure("ops_per_s"));
-    let ratio = o.per_rep(|rep| {
-        let with = o
-            .pool
-            .get(id, "shared-page-opt", cpus, rep)?
-            .figure("ops_per_s")?;
-        let without = o
-            .pool
-            .get(id, "shared-page-counted", cpus, rep)?
-            .figure("ops_per_s")?;
-        Some(without / with)
-    });
+    let ratio = d32569_ratio(o, id);
     let why = o.why_not(&[id], &["shared-page-opt", "shared-page-counted"]);
     let med = |m: Option<Measured>| m.and_then(|m| m.median());
     let before_hz = med(hz("freebsd-before"))
@@ -439,7 +625,7 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
         (None, None) => not_measured("no ok runs".into()),
         (None, Some(m)) => (
             format!(
-                "{} vs {} Hz, ratio {}",
+                "{} vs {} Hz, ratio {} (freebsd-before {before_hz})",
                 fmt_num(med(hz("shared-page-opt")).unwrap_or(f64::NAN)),
                 fmt_num(med(hz("shared-page-counted")).unwrap_or(f64::NAN)),
                 fmt_ratio(m.median().unwrap_or(f64::NAN))
@@ -448,55 +634,12 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
             Some(m),
         ),
     };
-    let removes_per_exit = o
-        .run_median(id, "freebsd-before", cpus, |r| {
-            Some(r.total("pmap.remove.exit_calls")? / r.figure("ops")?)
-        })
-        .and_then(|m| m.median())
-        .map(fmt_num)
-        .unwrap_or_else(|| "?".into());
-    // On the FreeBSD base an exit's pmap_remove invalidates only the
-    // pmap's own CPUs, and only if it removed something: an exiting
-    // single-threaded process interrupts no one, so the difference is the
-    // walk alone, as on FreeBSD.
-    let ipis_per_loop = |variant: &str| {
-        med(o.run_median(id, variant, cpus, |r| r.figure("ipis_per_op")))
-            .map(fmt_num)
-            .unwrap_or_else(|| "?".into())
-    };
-    let ipis = format!(
-        " All three variants are on the FreeBSD base (freebsd-base: pmap_remove invalidates \
-         only if it removed a valid entry, and then only the CPUs in pm_cpus), so the \
-         difference is the walk, as on FreeBSD: shared-page-counted sends {} shootdown IPIs \
-         per loop, shared-page-opt {}.",
-        ipis_per_loop("shared-page-counted"),
-        ipis_per_loop("shared-page-opt")
-    );
     let instances = exp
         .params
         .iter()
         .find(|(k, _)| k == "instances")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| "1".into());
-    let published = match id {
-        D32569_TOUCH => "5750 Hz with the optimisation, 5430 Hz without (ratio 0.944)",
-        D32569_NOTOUCH => "no significant difference",
-        _ => "a smaller but still measurable effect (bottlenecked on pv list locks)",
-    };
-    let extra = match id {
-        D32569_NOTOUCH => {
-            " Without the touch, freebsd-before's early return already works (the shared page's \
-             translation was never made), so the explicit unmap changes nothing there; \
-             shared-page-counted still loses the early return."
-        }
-        D32569_NCPU => {
-            " NCPU here is the guest's CPU count (2, one instance per CPU): the host has 2 \
-             cores, so more vCPUs would be over-subscribed. FreeBSD's limit was pv list lock \
-             contention in pmap_remove_pages; the lab's pmap locks differ, so the size of the \
-             effect is the lab's own."
-        }
-        _ => "",
-    };
     Row {
         seed: "004 FreeBSD D32569".into(),
         published: published.into(),
@@ -507,59 +650,117 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str) -> Row {
         lab,
         spread,
         measured,
-        explanation: format!(
-            "\"Without the optimisation\" in the review is pmap_remove's early return disabled. \
-             shared-page-counted stands for it: top-level pages counted in resident_count and the \
-             shared page not unmapped, so resident_count never reaches 0 and the early return never \
-             fires; shared-page-opt is D32569 as landed (counted, shared page unmapped on exec and \
-             exit, so the early return fires again). freebsd-before, the tree before the diff, \
-             runs at {before_hz}. The parent maps 60 extra one-page entries (entries=60, as the \
-             reviewer's parent had 60), so each exit makes {removes_per_exit} pmap_remove calls \
-             per loop.{ipis}{extra} What is left differs from FreeBSD in the cost around the \
-             walk, not in the walk: the lab's fork copies no vm_objects and keeps no pv lists, so \
-             a loop costs less besides the walks, while a per-region pmap_remove that does not \
-             return early walks the page-table levels of its range as FreeBSD's does. Under \
-             tcg-icount the Hz are virtual (instructions counted at a 1 GHz virtual clock) and the \
-             ratio is repeatable; under plain TCG they are QEMU's emulation speed on a shared \
-             host, with run-to-run noise larger than the 6 % effect. Neither has real cache or TLB \
-             misses: the ratio says the saved work is visible, not its size on hardware; 5750 Hz \
-             wants KVM on real hardware."
-        ),
+        accel: o.accel_of(id),
+        kind: Kind::Time,
+        note: NOTE_004_RATE,
     }
+}
+
+/// Per rep: shared-page-counted's loops/s over shared-page-opt's.
+fn d32569_ratio(o: &Reproduction, id: &str) -> Option<Measured> {
+    let cpus = o.plan.experiment(id)?.cpus[0];
+    o.per_rep(|rep| {
+        let with = o
+            .pool
+            .get(id, "shared-page-opt", cpus, rep)?
+            .figure("ops_per_s")?;
+        let without = o
+            .pool
+            .get(id, "shared-page-counted", cpus, rep)?
+            .figure("ops_per_s")?;
+        Some(without / with)
+    })
+}
+
+fn note_004_rate(o: &Reproduction) -> String {
+    // The figures the note quotes come from the touch experiment,
+    // preferably its tcg-icount twin (repeatable).
+    let id = [D32569_TOUCH_ICOUNT, D32569_TOUCH]
+        .into_iter()
+        .find(|id| o.has(id))
+        .unwrap_or(D32569_TOUCH);
+    let cpus = o.plan.experiment(id).map(|e| e.cpus[0]).unwrap_or(2);
+    let q = |m: Option<Measured>| o.median_of(m).map(fmt_num).unwrap_or_else(|| "?".into());
+    let removes_per_exit = q(o.run_median(id, "freebsd-before", cpus, |r| {
+        Some(r.total("pmap.remove.exit_calls")? / r.figure("ops")?)
+    }));
+    let ipis = |v: &str| q(o.run_median(id, v, cpus, |r| r.figure("ipis_per_op")));
+    let ratio = |id: &str| {
+        o.median_of(d32569_ratio(o, id))
+            .map(fmt_ratio)
+            .unwrap_or_else(|| "not measured".into())
+    };
+    let nt_hz = |v: &str| {
+        let id = D32569_NOTOUCH_ICOUNT;
+        let cpus = o.plan.experiment(id).map(|e| e.cpus[0]).unwrap_or(2);
+        q(o.run_median(id, v, cpus, |r| r.figure("ops_per_s")))
+    };
+    let spread = |id: &str| {
+        d32569_ratio(o, id)
+            .map(|m| m.spread(fmt_ratio))
+            .unwrap_or_else(|| "-".into())
+    };
+    format!(
+        "\"Without the optimisation\" in the review is pmap_remove's early return disabled; \
+         shared-page-counted stands for it (top-level pages counted in resident_count and the \
+         shared page not unmapped, so resident_count never reaches 0 and the early return never \
+         fires), shared-page-opt is D32569 as landed (the shared page unmapped on exec and exit, \
+         so the early return fires again), freebsd-before is the tree before the diff. All \
+         three are built on freebsd-base: pmap_remove invalidates only if it removed a valid \
+         entry, and then only the CPUs in pm_cpus, so an exiting single-threaded process \
+         interrupts no other CPU (shootdown IPIs per loop in the touch experiment under {accel}: \
+         shared-page-counted {c}, shared-page-opt {p}). What the optimisation saves is then the \
+         same thing as on FreeBSD: the walk. The parent maps 60 extra entries (entries=60; the \
+         reviewer's parent had 60), so each exit makes {removes_per_exit} pmap_remove calls per \
+         loop, and without the early return each walks the page-table levels of its range. \
+         Under tcg-icount the touch ratio is {icount} against FreeBSD's 0.944. Only the walk is \
+         the same work, though: the rest of the loop, against which the saved walks are \
+         measured, is the lab's own; its fork has no vm_objects and no pv lists and copies \
+         the resident pages eagerly, so a cheaper or dearer fork would move the ratio, and \
+         the close match is partly coincidence. Under plain TCG the ratio is {tcg} ({tcg_spread}) \
+         and moves from run to run and day to day: two MTTCG vCPU threads share the host's 2 \
+         cores with everything else, and that noise is larger than the 6 % effect, so read the \
+         tcg-icount rows, which are repeatable to the instruction. Without the touch the \
+         review compared with and without exec_free_abi_mappings() and saw no significant \
+         difference; the lab's \"without\", shared-page-counted, still counts the top-level \
+         pages, so resident_count stays above 0, the early return never fires and the walks \
+         come back (ratio {notouch} under tcg-icount), while freebsd-before, whose early \
+         return works because the child never faulted the shared page in, runs as fast as \
+         shared-page-opt ({before_nt} vs {opt_nt} Hz): the lab's stand-in for \"without\" is \
+         harsher than the review's there. NCPU instances (ratio {ncpu} under tcg-icount): NCPU is the \
+         guest's 2 CPUs, since the host has 2 cores; FreeBSD's limit was pv list lock contention \
+         in pmap_remove_pages, which the lab has no counterpart for, and under tcg-icount the \
+         vCPUs run round robin on one host thread, so that row measures instruction cost, not \
+         contention. Neither accelerator has caches or TLB misses: the ratios say the saved \
+         work is visible, not its size on hardware; 5750 Hz wants KVM on real hardware.",
+        accel = o.accel_of(id),
+        c = ipis("shared-page-counted"),
+        p = ipis("shared-page-opt"),
+        icount = ratio(D32569_TOUCH_ICOUNT),
+        tcg = ratio(D32569_TOUCH),
+        tcg_spread = spread(D32569_TOUCH),
+        notouch = ratio(D32569_NOTOUCH_ICOUNT),
+        before_nt = nt_hz("freebsd-before"),
+        opt_nt = nt_hz("shared-page-opt"),
+        ncpu = ratio(D32569_NCPU_ICOUNT),
+    )
+}
+
+fn exit_early_share(o: &Reproduction, variant: &str) -> Option<Measured> {
+    let id = D32569_BUILDKERNEL;
+    let cpus = o.plan.experiment(id)?.cpus[0];
+    o.run_median(id, variant, cpus, |r| {
+        let calls = r.total("pmap.remove.exit_calls")?;
+        (calls > 0.0).then(|| r.total("pmap.remove.exit_early").unwrap_or(0.0) / calls)
+    })
 }
 
 fn d32569_exit_early(o: &Reproduction) -> Row {
     let id = D32569_BUILDKERNEL;
     let exp = o.plan.experiment(id).expect("caller checked");
     let cpus = exp.cpus[0];
-    let share = |variant: &str| {
-        o.run_median(id, variant, cpus, |r| {
-            let calls = r.total("pmap.remove.exit_calls")?;
-            (calls > 0.0).then(|| r.total("pmap.remove.exit_early").unwrap_or(0.0) / calls)
-        })
-    };
     let why = o.why_not(&[id], &["freebsd-before"]);
-    let others: Vec<String> = ["shared-page-opt", "shared-page-counted"]
-        .iter()
-        .map(|v| match o.why_not(&[id], &[v]) {
-            Some(why) => format!("{v}: not measured ({why})"),
-            None => format!(
-                "{v}: {}",
-                share(v)
-                    .and_then(|m| m.median())
-                    .map(fmt_pct)
-                    .unwrap_or_else(|| "no ok runs".into())
-            ),
-        })
-        .collect();
-    let per_exit = o
-        .run_median(id, "freebsd-before", cpus, |r| {
-            Some(r.total("pmap.remove.exit_calls")? / r.total("pmap.remove_pages.calls")?)
-        })
-        .and_then(|m| m.median())
-        .map(fmt_num)
-        .unwrap_or_else(|| "?".into());
-    let (lab, spread, measured) = match (&why, share("freebsd-before")) {
+    let (lab, spread, measured) = match (&why, exit_early_share(o, "freebsd-before")) {
         (Some(why), _) => not_measured(why.clone()),
         (None, None) => not_measured("no exit-time pmap_remove calls".into()),
         (None, Some(m)) => (
@@ -582,33 +783,53 @@ fn d32569_exit_early(o: &Reproduction) -> Row {
         lab,
         spread,
         measured,
-        explanation: format!(
-            "Other states: {}. On FreeBSD, exit calls pmap_remove once per map entry after \
-             pmap_remove_pages, and a call ends early only if the pmap is already empty, i.e. the \
-             process never faulted the shared page in; most programs read the clock or the signal \
-             trampoline there, so only 15-20 % of the calls ended early. The lab's buildkernel \
-             decides that share by a parameter: clock_pct (default 80, chosen after the review) of \
-             its cc jobs read the clock through the shared page; the others' exit-time calls find \
-             the pmap empty. Here an exit makes {per_exit} pmap_remove calls (pmap.remove.exit_calls \
-             / pmap.remove_pages.calls), and the make driver and the link threads add calls of \
-             their own, so the share of calls differs from the share of jobs. The row checks the \
-             mechanism (early returns happen exactly when nothing is mapped) rather than FreeBSD's \
-             programs; the count does not depend on the accelerator.",
-            others.join("; ")
-        ),
+        accel: o.accel_of(id),
+        kind: Kind::Count,
+        note: NOTE_004_EXIT,
     }
+}
+
+fn note_004_exit(o: &Reproduction) -> String {
+    let id = D32569_BUILDKERNEL;
+    let cpus = o.plan.experiment(id).map(|e| e.cpus[0]).unwrap_or(4);
+    let others: Vec<String> = ["shared-page-opt", "shared-page-counted"]
+        .iter()
+        .map(|v| match o.why_not(&[id], &[v]) {
+            Some(why) => format!("{v}: not measured ({why})"),
+            None => format!(
+                "{v}: {}",
+                exit_early_share(o, v)
+                    .and_then(|m| m.median())
+                    .map(fmt_pct)
+                    .unwrap_or_else(|| "no ok runs".into())
+            ),
+        })
+        .collect();
+    let per_exit = o
+        .run_median(id, "freebsd-before", cpus, |r| {
+            Some(r.total("pmap.remove.exit_calls")? / r.total("pmap.remove_pages.calls")?)
+        })
+        .and_then(|m| m.median())
+        .map(fmt_num)
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "Other states: {}. On FreeBSD, exit calls pmap_remove once per map entry after \
+         pmap_remove_pages, and a call ends early only if the pmap is already empty, i.e. the \
+         process never faulted the shared page in; most programs read the clock or the signal \
+         trampoline there, so only 15-20 % of the calls ended early. The lab's buildkernel \
+         decides that share by a parameter: clock_pct (default 80, chosen after the review) of \
+         its cc jobs read the clock through the shared page; the others' exit-time calls find \
+         the pmap empty. Here an exit makes {per_exit} pmap_remove calls (pmap.remove.exit_calls \
+         / pmap.remove_pages.calls), and the make driver and the link threads add calls of \
+         their own, so the share of calls differs from the share of jobs. The row checks the \
+         mechanism (early returns happen exactly when nothing is mapped) rather than FreeBSD's \
+         programs.",
+        others.join("; ")
+    )
 }
 
 fn dfly(o: &Reproduction) -> Vec<Row> {
     let mut rows = Vec::new();
-    let tcg_note =
-        "Under TCG each vCPU is a host thread (MTTCG): an IPI reaches its target when that \
-         thread next checks for interrupts (a translation-block boundary, or waking from HLT), so \
-         the figure is QEMU's delivery latency and the host's scheduling, not an APIC's; under \
-         tcg-icount time is virtual (instructions counted, 1 GHz virtual TSC, vCPUs run round \
-         robin on one thread), repeatable but set by how many instructions the other vCPU runs \
-         before its turn. Neither speaks for a real machine: the 4-5 us of a 2-CPU P3 at 1.1 GHz \
-         wants KVM on real hardware.";
     for (id, metric, what, published) in [
         (
             DFLY_PINGPONG,
@@ -644,10 +865,23 @@ fn dfly(o: &Reproduction) -> Vec<Row> {
             lab,
             spread,
             measured,
-            explanation: tcg_note.into(),
+            accel: o.accel_of(id),
+            kind: Kind::Time,
+            note: NOTE_001,
         });
     }
     rows
+}
+
+fn note_001() -> String {
+    "Under TCG each vCPU is a host thread (MTTCG): an IPI reaches its target when that thread \
+     next checks for interrupts (a translation-block boundary, or waking from HLT), so the \
+     figure is QEMU's delivery latency and the host's scheduling, not an APIC's; under \
+     tcg-icount time is virtual (instructions counted, 1 GHz virtual TSC, vCPUs run round robin \
+     on one thread), repeatable but set by how many instructions the other vCPU runs before its \
+     turn. Neither speaks for a real machine: the 4-5 us of a 2-CPU P3 at 1.1 GHz wants KVM on \
+     real hardware."
+        .into()
 }
 
 fn d25510(o: &Reproduction, id: &str, cpus: u32) -> Row {
@@ -712,16 +946,6 @@ fn d25510(o: &Reproduction, id: &str, cpus: u32) -> Row {
             Some(m),
         ),
     };
-    let oversub = if cpus > 2 {
-        format!(
-            " {cpus} vCPUs on 2 host cores are over-subscribed: a CPU spinning for acks can be \
-             descheduled behind the very vCPUs it waits for, so waits of milliseconds are host \
-             scheduling, and throughput says little."
-        )
-    } else {
-        " 2 vCPUs on 2 host cores: not over-subscribed, but other host work shares the cores."
-            .into()
-    };
     Row {
         seed: "003 FreeBSD D25510".into(),
         published: "none: the review gives no figure".into(),
@@ -734,14 +958,34 @@ fn d25510(o: &Reproduction, id: &str, cpus: u32) -> Row {
         lab,
         spread,
         measured,
-        explanation: format!(
-            "The scoreboard removes the global slot (its wait, shoot.wait.slot, goes to 0) and lets \
-             initiators shoot in parallel.{oversub} TCG has no caches, so the cache-line ping-pong \
-             of unpadded scoreboard words (the padding D25510 left undone) costs nothing here; \
-             scoreboard vs scoreboard-padded and the real gain want KVM on real multi-core \
-             hardware."
-        ),
+        accel: o.accel_of(id),
+        kind: Kind::Time,
+        note: NOTE_003,
     }
+}
+
+fn note_003(o: &Reproduction) -> String {
+    let over: BTreeSet<u32> = [D25510_MMAP, D25510_SHOOT]
+        .iter()
+        .filter_map(|id| o.plan.experiment(id))
+        .flat_map(|e| e.cpus.iter().copied())
+        .filter(|&c| c > 2)
+        .collect();
+    let over = over
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(" and ");
+    format!(
+        "The scoreboard removes the global slot (its wait, shoot.wait.slot, goes to 0) and lets \
+         initiators shoot in parallel. On 2 vCPUs the 2 host cores are not over-subscribed, but \
+         other host work shares them. On {over} vCPUs they are: a CPU spinning for acks can be \
+         descheduled behind the very vCPUs it waits for, so waits of milliseconds are host \
+         scheduling, and throughput says little. TCG has no caches, so the cache-line \
+         ping-pong of unpadded scoreboard words (the padding D25510 left undone) costs nothing \
+         here; scoreboard vs scoreboard-padded and the real gain want KVM on real multi-core \
+         hardware."
+    )
 }
 
 #[cfg(test)]
@@ -769,5 +1013,58 @@ mod tests {
         };
         assert_eq!(inf.median(), Some(f64::INFINITY));
         assert_eq!(inf.spread(fmt_num), "5.00..∞ over 2 reps");
+    }
+
+    #[test]
+    fn a_factor_over_zero_reads_all_eliminated() {
+        let m = |v: Vec<f64>| Measured { per_rep: v };
+        let (lab, spread, _) = factor_cells(
+            m(vec![f64::INFINITY; 3]),
+            Some(m(vec![1800.0, 1824.0, 1830.0])),
+            Some(m(vec![0.0; 3])),
+            "",
+        );
+        assert_eq!(lab, "1824 vs 0 IPIs: all eliminated");
+        assert_eq!(
+            spread,
+            "fixed sent 0 in 3 of 3 reps; openbsd-2010 1800..1830 over 3 reps"
+        );
+        let (lab, spread, _) = factor_cells(
+            m(vec![3.0, 3.0, 3.0]),
+            Some(m(vec![270.0; 3])),
+            Some(m(vec![90.0; 3])),
+            ": a figure set by the mix",
+        );
+        assert_eq!(lab, "3.00 (270 vs 90.0 IPIs): a figure set by the mix");
+        assert_eq!(spread, "3.00..3.00 over 3 reps");
+        assert_eq!(factor_of(0.0, 0.0), None);
+        assert_eq!(factor_of(5.0, 0.0), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn the_accel_cell_says_what_the_figure_can_speak_for() {
+        let row = |accel: &str, kind| Row {
+            seed: String::new(),
+            published: String::new(),
+            definition: String::new(),
+            lab: String::new(),
+            spread: String::new(),
+            measured: None,
+            accel: accel.into(),
+            kind,
+            note: NOTE_000,
+        };
+        assert_eq!(
+            row("tcg", Kind::Count).accel_cell(),
+            "tcg (count: same under any accel)"
+        );
+        assert_eq!(
+            row("tcg-icount", Kind::Time).accel_cell(),
+            "tcg-icount (virtual time: instruction cost, repeatable)"
+        );
+        assert_eq!(
+            row("tcg", Kind::Time).accel_cell(),
+            "tcg (emulated time: host-noisy)"
+        );
     }
 }

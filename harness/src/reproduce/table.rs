@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::rows::{fmt_num, Row};
+use super::rows::{fmt_num, Note};
 use super::Reproduction;
 
 /// A table cell: pipes escaped, no line breaks.
@@ -11,23 +11,25 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
-/// The main table: one line per row, numbered; the notes carry the
-/// explanations.
+/// The main table: one line per row, numbered; the accel column says which
+/// accelerator each figure is from and what it speaks for; the notes carry
+/// the explanations.
 pub fn main_table(o: &Reproduction) -> String {
     let mut s = String::new();
-    s += "| # | seed | published figure | definition (both) | lab, median | lab spread (min..max) | accel |\n";
-    s += "|---|---|---|---|---|---|---|\n";
+    s += "| # | seed | published figure | definition (both) | lab, median | lab spread (min..max) | accel (what it speaks for) | note |\n";
+    s += "|---|---|---|---|---|---|---|---|\n";
     for (i, r) in o.rows.iter().enumerate() {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             i + 1,
             cell(&r.seed),
             cell(&r.published),
             cell(&r.definition),
             cell(&r.lab),
             cell(&r.spread),
-            cell(&o.accel)
+            cell(&r.accel_cell()),
+            note_number(o, r.note)
         );
     }
     s
@@ -64,17 +66,19 @@ pub fn sweep_table(o: &Reproduction) -> String {
     s
 }
 
-fn notes(rows: &[Row]) -> String {
+/// `N1`: the number of note `key` among the notes.
+fn note_number(o: &Reproduction, key: &str) -> String {
+    o.notes
+        .iter()
+        .position(|n| n.key == key)
+        .map(|i| format!("N{}", i + 1))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn notes(notes: &[Note]) -> String {
     let mut s = String::new();
-    for (i, r) in rows.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "{}. **{}** ({}): {}\n",
-            i + 1,
-            r.seed,
-            r.published,
-            r.explanation
-        );
+    for (i, n) in notes.iter().enumerate() {
+        let _ = writeln!(s, "**N{}. {}.** {}\n", i + 1, n.title, n.text);
     }
     s
 }
@@ -86,31 +90,29 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
     s += "# Reproducing the seeds' published figures\n\n";
     let _ = writeln!(
         s,
-        "Made by `{command}` (`./lab reproduce`), measured under **{}** with {} repetitions per \
+        "Made by `{command}` (`./lab reproduce`), measured under **{}** (seed 004's fork-loop \
+         rows under both tcg and tcg-icount, whatever `--accel` says) with {} repetitions per \
          cell; the runs are in `{}`. Every lab figure is computed per repetition from the \
-         stored runs; the table gives the median and min..max over repetitions. Rows a tree \
-         cannot measure say why.\n",
+         stored runs; the table gives the median and min..max over repetitions, and its accel \
+         column says which accelerator each figure is from and what that accelerator can speak \
+         for (see the last note). Rows a tree cannot measure say why.\n",
         o.accel,
         o.plan.reps,
         o.out.display()
     );
     s += &main_table(o);
     s += "\n## Why the figures differ\n\n";
-    s += &notes(&o.rows);
+    s += "Each note is said once; the table's last column points at it.\n\n";
+    s += &notes(&o.notes);
     s += &general_notes(o);
     if !o.sweep.is_empty() {
         s += "\n## The OpenBSD factor by CPU count\n\n";
         let _ = writeln!(
             s,
-            "shootpage + shootrange IPIs over {}, openbsd-2010 over fixed. The fill's low byte \
-             0xef = 1110 1111b marks CPUs 0-3 and 5-7, not 4: on 5 CPUs the buggy pmaps look \
-             active on 4 of them, so the 5th CPU's point dips below the line the others follow.\n",
-            [super::OBSD_FORKEXIT, super::OBSD_BUILDKERNEL]
-                .iter()
-                .filter_map(|id| o.plan.experiment(id))
-                .map(|e| e.label())
-                .collect::<Vec<_>>()
-                .join(" + ")
+            "shootpage + shootrange IPIs over the table's mix (the 21x row), openbsd-2010 over \
+             fixed. The fill's low byte 0xef = 1110 1111b marks CPUs 0-3 and 5-7, not 4: on 5 \
+             CPUs the buggy pmaps look active on 4 of them, so the 5th CPU's point dips below the \
+             line the others follow.\n"
         );
         s += &sweep_table(o);
         if let Some(chart) = chart {
@@ -122,17 +124,24 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
 
 fn general_notes(o: &Reproduction) -> String {
     format!(
-        "**What the accelerator can speak for.** These runs used {accel}. Counts (IPIs, \
-         shootdown calls, early returns) are properties of the kernel's code and the workload and \
-         come out the same under any accelerator, up to scheduling. Timings do not: under plain \
-         TCG (MTTCG, one host thread per vCPU) this 2-core host over-subscribes 4 and 8 vCPUs, \
-         and every cost is an emulated instruction's; under `tcg-icount` time is virtual (a 1 GHz \
-         virtual TSC, instructions counted, vCPUs run round robin), repeatable but with no real \
-         cache, TLB or interrupt-delivery costs. So ratios of counts stand; absolute rates and \
-         latencies (seed 001's 4-5 us, seed 004's Hz, seed 003's waits) want KVM on real \
-         hardware (`--accel kvm` on a host with VT-x/AMD-V; never on this paravirtual host, \
-         where KVM is ~1000x slower).\n",
-        accel = o.accel
+        "**What each accelerator can speak for.** These runs used {accels}. A *count* (IPIs, \
+         shootdown calls, early returns) is a property of the kernel's code and the workload \
+         and comes out the same under any accelerator, up to scheduling (which CPU a child \
+         runs on). A *time* is only as good as the clock: under plain `tcg` (MTTCG, one host \
+         thread per vCPU) it is QEMU's emulation speed on a shared 2-core host, which \
+         over-subscribes 4 and 8 vCPUs and moves from run to run (*emulated time*); under \
+         `tcg-icount` it is virtual (a 1 GHz virtual TSC, instructions counted, vCPUs run round \
+         robin on one host thread), repeatable to the instruction and a measure of instruction \
+         cost, but blind to parallel speed-up and with no cache, TLB or interrupt-delivery \
+         costs (*virtual time*). So counts and their ratios stand; absolute rates and latencies \
+         (seed 001's 4-5 us, seed 004's Hz, seed 003's waits) want KVM on real hardware \
+         (`--accel kvm` on a host with VT-x/AMD-V; never on this paravirtual host, where KVM \
+         is ~1000x slower).\n",
+        accels = {
+            let set: std::collections::BTreeSet<&str> =
+                o.accels.values().map(|a| a.as_str()).collect();
+            set.into_iter().collect::<Vec<_>>().join(" and ")
+        }
     )
 }
 
