@@ -57,44 +57,107 @@ pub enum Better {
     Neither,
 }
 
+/// How far a figure can be trusted to repeat, which decides how the gate
+/// may compare it (harness/src/gate/mod.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FigureClass {
+    /// Depends on time (rates, waits): repeatable only under a repeatable
+    /// clock (accel `tcg-icount`); elsewhere a statistical comparison.
+    Timing,
+    /// A count that depends on scheduling when a run has more than one
+    /// CPU (which CPU a child lands on decides whom a shootdown
+    /// interrupts; how often the oracle's readers race the writer):
+    /// IPIs, shootdown calls and no-IPI shares, stale reads. On one CPU,
+    /// or under `tcg-icount` (one deterministic round robin), it is exact.
+    SchedCount,
+    /// A count the workload fixes whatever the scheduling: calls, early
+    /// returns, operations, outcomes, and invariants (sent == received).
+    ExactCount,
+}
+
+impl FigureClass {
+    /// The class of the figure in a run of `cpus` CPUs: a scheduling-
+    /// dependent count is exact on one CPU.
+    pub fn on_cpus(self, cpus: u32) -> FigureClass {
+        match self {
+            FigureClass::SchedCount if cpus <= 1 => FigureClass::ExactCount,
+            c => c,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FigureClass::Timing => "timing",
+            FigureClass::SchedCount => "scheduling-dependent count",
+            FigureClass::ExactCount => "exact count",
+        }
+    }
+}
+
 /// What is known about a figure by name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FigureInfo {
     pub unit: String,
     pub better: Better,
+    /// Timing, scheduling-dependent count or exact count.
+    pub class: FigureClass,
+}
+
+impl FigureInfo {
     /// Depends on time, so it is only comparable across runs under a
-    /// repeatable clock (accel `tcg-icount`).
-    pub timing: bool,
+    /// repeatable clock (accel `tcg-icount`) or statistically.
+    pub fn timing(&self) -> bool {
+        self.class == FigureClass::Timing
+    }
 }
 
 /// Facts about `name`: fixed for derived figures; for a raw metric, from
-/// its `unit` (time units mean timing).
+/// its name and `unit` (time units mean timing; IPI, shootdown and
+/// coherence counters depend on scheduling; other counts are exact).
+///
+/// | class | figures |
+/// |---|---|
+/// | timing | `ops_per_s`, `ack_wait_*`, `shoot.wait.*`, metrics in ns/us/ms/s/cycles/hz |
+/// | scheduling-dependent count | `ipis_per_op[.kind]`, `shootdowns_per_op`, `noipi_share`, `stale_reads`, `ipi.*`, `shoot.*`, `coherence.*` |
+/// | exact count | `ops`, `run.outcome`, `ipi_unreceived`, `sent_eq_received`, `remove_early_share`, `pmap.*` and other counts |
 pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
-    let info = |unit: &str, better, timing| FigureInfo {
+    use FigureClass::{ExactCount, SchedCount, Timing};
+    let info = |unit: &str, better, class| FigureInfo {
         unit: unit.to_string(),
         better,
-        timing,
+        class,
     };
     match name {
-        "ops_per_s" => info("ops/s", Better::Higher, true),
-        "ipis_per_op" => info("IPIs/op", Better::Lower, false),
-        n if n.starts_with("ipis_per_op.") => info("IPIs/op", Better::Lower, false),
-        "shootdowns_per_op" => info("calls/op", Better::Lower, false),
-        "noipi_share" => info("ratio", Better::Higher, false),
-        "ipi_unreceived" => info("IPIs", Better::Lower, false),
-        "sent_eq_received" => info("bool", Better::Higher, false),
-        "remove_early_share" => info("ratio", Better::Higher, false),
+        "ops_per_s" => info("ops/s", Better::Higher, Timing),
+        "ipis_per_op" => info("IPIs/op", Better::Lower, SchedCount),
+        n if n.starts_with("ipis_per_op.") => info("IPIs/op", Better::Lower, SchedCount),
+        "shootdowns_per_op" => info("calls/op", Better::Lower, SchedCount),
+        "noipi_share" => info("ratio", Better::Higher, SchedCount),
+        // An invariant: 0 whatever the scheduling.
+        "ipi_unreceived" => info("IPIs", Better::Lower, ExactCount),
+        "sent_eq_received" => info("bool", Better::Higher, ExactCount),
+        "remove_early_share" => info("ratio", Better::Higher, ExactCount),
         "ack_wait_mean" | "ack_wait_p50" | "ack_wait_p90" | "ack_wait_p99" => {
-            info("cycles", Better::Lower, true)
+            info("cycles", Better::Lower, Timing)
         }
-        "run.outcome" => info("bool", Better::Higher, false),
-        "ops" => info("ops", Better::Higher, false),
-        "stale_reads" => info("count", Better::Lower, false),
+        "run.outcome" => info("bool", Better::Higher, ExactCount),
+        "ops" => info("ops", Better::Higher, ExactCount),
+        "stale_reads" => info("count", Better::Lower, SchedCount),
         _ => {
             let unit = raw_unit.unwrap_or("");
-            let timing = matches!(unit, "ns" | "us" | "ms" | "s" | "cycles" | "hz")
-                || name.starts_with("shoot.wait.");
-            info(unit, Better::Neither, timing)
+            let class = if matches!(unit, "ns" | "us" | "ms" | "s" | "cycles" | "hz")
+                || name.starts_with("shoot.wait.")
+            {
+                Timing
+            } else if ["ipi.", "shoot.", "coherence."]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                SchedCount
+            } else {
+                ExactCount
+            };
+            info(unit, Better::Neither, class)
         }
     }
 }
@@ -406,9 +469,24 @@ mod tests {
 
     #[test]
     fn timing_is_known_by_name_or_unit() {
-        assert!(figure_info("ops_per_s", None).timing);
-        assert!(!figure_info("ipis_per_op", None).timing);
-        assert!(figure_info("workload.elapsed_ns", Some("ns")).timing);
-        assert!(!figure_info("coherence.stale_reads", Some("count")).timing);
+        assert!(figure_info("ops_per_s", None).timing());
+        assert!(!figure_info("ipis_per_op", None).timing());
+        assert!(figure_info("workload.elapsed_ns", Some("ns")).timing());
+        assert!(!figure_info("coherence.stale_reads", Some("count")).timing());
+        let class = |n: &str, u| figure_info(n, u).class;
+        assert_eq!(class("ipis_per_op", None), FigureClass::SchedCount);
+        assert_eq!(
+            class("ipis_per_op", None).on_cpus(1),
+            FigureClass::ExactCount
+        );
+        assert_eq!(
+            class("ipi.sent.shootpage", Some("count")),
+            FigureClass::SchedCount
+        );
+        assert_eq!(
+            class("pmap.remove.calls", Some("count")),
+            FigureClass::ExactCount
+        );
+        assert_eq!(class("ipi_unreceived", None), FigureClass::ExactCount);
     }
 }
