@@ -17,8 +17,8 @@ use crate::matrix::MatrixOptions;
 use crate::qemu::{Machine, DEFAULT_QEMU};
 use crate::reproduce::ReproduceOptions;
 use crate::results::ShardSpec;
-use crate::results_verbs::GateOptions;
 use crate::run::RunOptions;
+use crate::verbs::gate::GateOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,8 +70,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
-    /// Check a results directory against the gate rules. Exit 3 if a rule
-    /// fails.
+    /// Check a results directory against the gate rules (and a baseline):
+    /// completeness, same-run rules, baseline rules.
+    #[command(after_help = crate::verbs::gate::EXIT_HELP)]
     Gate(GateArgs),
     /// Make a results directory the committed baseline
     /// (results/baseline.csv and results/charts/).
@@ -196,15 +197,20 @@ pub struct GateArgs {
     /// results/baseline.csv.
     #[arg(long, value_name = "CSV|DIR")]
     pub baseline: Option<PathBuf>,
+    /// Check without a baseline on purpose: [[baseline]] rules are skipped
+    /// (without it, required baseline rules and no --baseline is an error).
+    #[arg(long, conflicts_with = "baseline")]
+    pub no_baseline: bool,
     /// Results directory (default: runs/matrix-latest).
     #[arg(long = "in", value_name = "DIR")]
     pub input: Option<PathBuf>,
-    /// Skip the rules that select nothing this matrix runs (default: the
+    /// The matrix the results were run from: every cell must be present,
+    /// and rules selecting nothing it runs are skipped (default: the
     /// matrix file named in IN/metadata.json).
     #[arg(long, value_name = "FILE")]
     pub matrix: Option<PathBuf>,
     /// Evaluate every rule, even those selecting nothing the matrix runs.
-    #[arg(long, conflicts_with = "matrix")]
+    #[arg(long)]
     pub all_rules: bool,
 }
 
@@ -214,6 +220,7 @@ impl GateArgs {
         GateOptions {
             rules: self.rules.unwrap_or(default_rules),
             baseline: self.baseline,
+            no_baseline: self.no_baseline,
             input: self.input,
             matrix: self.matrix,
             all_rules: self.all_rules,

@@ -13,8 +13,8 @@
 //! - [`run`]: the `run` verb, and [`run::run_into`] for verbs that run many.
 //! - [`matrix`]: the `matrix` verb: every cell of a matrix file, in
 //!   parallel within a core budget, into a results directory.
-//! - [`results_verbs`]: `merge`, `plot`, `gate`, `baseline`, `export` over
-//!   a results directory.
+//! - [`verbs`]: `merge`, `plot`, `gate`, `baseline`, `export` over a
+//!   results directory, one module each.
 //! - [`reproduce`]: the `reproduce` verb: the seeds' published figures
 //!   beside the lab's, from small matrices, as a table and a chart.
 //! - [`cli`]: the command line, resolved into the plain structs above.
@@ -34,7 +34,7 @@ pub mod qemu;
 pub mod report;
 pub mod reproduce;
 pub mod results;
-pub mod results_verbs;
 pub mod run;
 pub mod variants;
+pub mod verbs;
 pub mod workspace;
