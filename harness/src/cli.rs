@@ -31,6 +31,11 @@ pub struct Cli {
     /// above the current directory).
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Read variants, matrix files and gate rules from DIR instead of
+    /// <root>/variants (kernel features are still checked against the
+    /// root's kernel/Cargo.toml).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub variants: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

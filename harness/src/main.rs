@@ -25,7 +25,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let ws = match cli.root {
         Some(root) => Workspace::at(root)?,
         None => Workspace::locate()?,
-    };
+    }
+    .with_variants_dir(cli.variants);
     match cli.command {
         Command::Build { variant } => {
             let variant = variants::load(&ws, &variant)?;

@@ -171,7 +171,7 @@ fn the_gate_passes_on_the_tree_and_fails_naming_a_broken_rule() {
     fs::write(
         &rules,
         "[[bound]]\nname = \"ping-pong sends at most 10 IPIs\"\nworkload = \"ipi-pingpong\"\n\
-         figure = \"ipi.sent.other\"\nstat = \"max\"\nmax = 10\n",
+         figure = \"ipi.sent.other\"\nstat = \"max\"\nmax = 10\nany_accel = true\n",
     )
     .unwrap();
     let o = run(&["gate", "--in", path(out), "--rules", path(&rules)]);
