@@ -583,7 +583,7 @@ fn run_cell(ctx: &RunContext<'_>, cell: &Cell) -> Result<Option<(Outcome, Durati
         Err(e) if e.is::<Interrupted>() => return Ok(None),
         Err(e) => return Err(e.context(format!("running {cell}"))),
     };
-    let outcome: Outcome = result.outcome.name().parse()?;
+    let outcome = result.outcome.kind();
     let record = RunRecord {
         cell: cell.clone(),
         features: spec.kernel.features.clone(),
