@@ -188,17 +188,20 @@ impl GateReport {
             out.push_str(
                 "| cells | value | per rep | baseline | reason |\n|---|---|---|---|---|\n",
             );
+            let dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_string()
+                } else {
+                    esc(s)
+                }
+            };
             for l in lines {
                 out.push_str(&format!(
                     "| {} | {} | {} | {} | {} |\n",
                     esc(&l.selection),
                     esc(&l.value),
-                    esc(&l.reps),
-                    if l.baseline.is_empty() {
-                        "-".to_string()
-                    } else {
-                        esc(&l.baseline)
-                    },
+                    dash(&l.reps),
+                    dash(&l.baseline),
                     esc(&l.note)
                 ));
             }
