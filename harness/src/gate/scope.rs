@@ -69,6 +69,10 @@ pub fn matrix_of(
     if let Some(m) = meta.filter(|m| !m.accel.is_empty()) {
         spec.accel = m.accel.clone();
     }
+    // `matrix --reps R` runs R repetitions of the file's cells.
+    if let Some(m) = meta.filter(|m| m.reps > 0) {
+        spec.reps = m.reps;
+    }
     Ok(Some((spec, path.display().to_string())))
 }
 
@@ -150,6 +154,34 @@ mod tests {
     use super::*;
     use crate::gate::evaluate;
     use crate::results::model::fixtures::matrix_rows;
+
+    #[test]
+    fn the_matrix_is_the_one_the_results_ran() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws =
+            Workspace::at(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+        let file = dir.path().join("m.toml");
+        let text =
+            "variants=['fixed']\ncpus=[2]\nreps=3\naccel='auto'\n[[workloads]]\nname='forkexit'\n";
+        fs::write(&file, text).unwrap();
+        let meta = Metadata {
+            matrix_path: file.display().to_string(),
+            matrix_sha256: sha256_hex(text.as_bytes()),
+            accel: "tcg".into(),
+            reps: 1,
+            ..Metadata::default()
+        };
+        // The accelerator auto chose and the --reps the run used.
+        let (spec, _) = matrix_of(&ws, dir.path(), Some(&meta), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((spec.accel.as_str(), spec.reps), ("tcg", 1));
+        // A matrix file edited since the run is refused; none known: None.
+        fs::write(&file, format!("{text}\n")).unwrap();
+        let err = matrix_of(&ws, dir.path(), Some(&meta), None).unwrap_err();
+        assert!(err.to_string().contains("changed since"), "{err}");
+        assert!(matrix_of(&ws, dir.path(), None, None).unwrap().is_none());
+    }
 
     #[test]
     fn rules_outside_the_matrix_are_skipped_and_the_rest_kept() {

@@ -184,6 +184,7 @@ pub fn execute(ws: &Workspace, opts: &MatrixOptions) -> Result<i32> {
             accel::cached_probe(&opts.qemu, &ws.cache_dir().join("accel-probe.toml"));
     }
     meta.machine = spec.machine.clone();
+    meta.reps = spec.reps;
     meta.git_rev = ws.git_rev();
     write_metadata(&out, &meta)?;
     let done = store.completed_cells()?;

@@ -48,6 +48,10 @@ pub struct Metadata {
     /// The matrix file, as given, and the SHA-256 of its contents.
     pub matrix_path: String,
     pub matrix_sha256: String,
+    /// Repetitions per cell as run (the file's, or `--reps`); 0 when not
+    /// recorded. The gate's completeness check expects this many.
+    #[serde(default)]
+    pub reps: u32,
     /// `K/N` when this directory holds one shard of the matrix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
@@ -81,6 +85,7 @@ impl Metadata {
             git_rev: String::new(),
             matrix_path: matrix_path.display().to_string(),
             matrix_sha256: sha256_hex(&matrix),
+            reps: 0,
             shard: None,
             started: now(),
             finished: String::new(),
