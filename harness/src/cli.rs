@@ -202,7 +202,7 @@ pub struct GateArgs {
     /// results/baseline.csv.
     #[arg(long, value_name = "CSV|DIR")]
     pub baseline: Option<PathBuf>,
-    /// Check without a baseline on purpose: [[baseline]] rules are skipped
+    /// Check without a baseline on purpose: `[[baseline]]` rules are skipped
     /// (without it, required baseline rules and no --baseline is an error).
     #[arg(long, conflicts_with = "baseline")]
     pub no_baseline: bool,

@@ -663,6 +663,20 @@ fn compare(
             .class
             .on_cpus(new.key.cpus);
         let both_icount = new.key.accel == REPEATABLE_ACCEL && old.key.accel == REPEATABLE_ACCEL;
+        let (old_v, new_v) = (old.values(&rule.figure), new.values(&rule.figure));
+        let (Some(old_med), Some(new_med)) = (stats::median(&old_v), stats::median(&new_v)) else {
+            let (which, side) = if old_v.is_empty() {
+                (old, "baseline")
+            } else {
+                (new, "results")
+            };
+            out.push(line.missing(
+                name,
+                rule.required,
+                format!("{side}: {}", no_value_note(which, &rule.figure)),
+            ));
+            continue;
+        };
         let base_meta = provenance::meta_for(inputs.baseline_meta, &old.key.accel);
         if class == FigureClass::Timing {
             if let Some(why) =
@@ -692,20 +706,6 @@ fn compare(
             ));
             continue;
         }
-        let (old_v, new_v) = (old.values(&rule.figure), new.values(&rule.figure));
-        let (Some(old_med), Some(new_med)) = (stats::median(&old_v), stats::median(&new_v)) else {
-            let (which, side) = if old_v.is_empty() {
-                (old, "baseline")
-            } else {
-                (new, "results")
-            };
-            out.push(line.missing(
-                name,
-                rule.required,
-                format!("{side}: {}", no_value_note(which, &rule.figure)),
-            ));
-            continue;
-        };
         let change = if old_med == 0.0 {
             if new_med == 0.0 {
                 "0".to_string()

@@ -5,20 +5,26 @@
 //! any metric the run reported (its Global value, or the sum of its Cpu
 //! values when the run has no Global row for it).
 //!
-//! | figure | definition | unit |
-//! |---|---|---|
-//! | `ops` | workload.ops (or an alias, below) | ops |
-//! | `ops_per_s` | workload.ops / (workload.elapsed_ns / 1e9) | ops/s |
-//! | `ipis_per_op` | sum of ipi.sent.{shootpage,shootrange,shoottlb} / workload.ops | IPIs/op |
-//! | `ipis_per_op.<kind>` | ipi.sent.<kind> / workload.ops (kind incl. `other`) | IPIs/op |
-//! | `shootdowns_per_op` | sum of shoot.calls.* / workload.ops | calls/op |
-//! | `noipi_share` | sum of shoot.noipi.* / sum of shoot.calls.* | ratio |
-//! | `ipi_unreceived` | \|sum of ipi.sent.* - sum of ipi.received.*\| over all kinds | IPIs |
-//! | `sent_eq_received` | 1 when every kind's sent equals its received, else 0 | bool |
-//! | `remove_early_share` | pmap.remove.early / pmap.remove.calls | ratio |
-//! | `ack_wait_mean` | shoot.wait.ack / (shootdown calls that sent IPIs) | cycles |
-//! | `ack_wait_p50`, `_p90`, `_p99` | quantile of the shoot.wait.ack.log2 histogram (bucket's upper edge) | cycles |
-//! | `stale_reads` | coherence.stale_reads (or coherence.stale) | count |
+//! | figure | definition | unit | class |
+//! |---|---|---|---|
+//! | `ops` | workload.ops (or an alias, below) | ops | exact |
+//! | `ops_per_s` | workload.ops / (workload.elapsed_ns / 1e9) | ops/s | timing |
+//! | `ipis_per_op` | sum of ipi.sent.{shootpage,shootrange,shoottlb} / workload.ops | IPIs/op | sched |
+//! | `ipis_per_op.<kind>` | ipi.sent.<kind> / workload.ops (kind incl. `other`) | IPIs/op | sched |
+//! | `shootdowns_per_op` | sum of shoot.calls.* / workload.ops | calls/op | sched |
+//! | `noipi_share` | sum of shoot.noipi.* / sum of shoot.calls.* | ratio | sched |
+//! | `ipi_unreceived` | \|sum of ipi.sent.* - sum of ipi.received.*\| over all kinds | IPIs | exact |
+//! | `sent_eq_received` | 1 when every kind's sent equals its received, else 0 | bool | exact |
+//! | `remove_early_share` | pmap.remove.early / pmap.remove.calls | ratio | exact |
+//! | `ack_wait_mean` | shoot.wait.ack / (shootdown calls that sent IPIs) | cycles | timing |
+//! | `ack_wait_p50`, `_p90`, `_p99` | quantile of the shoot.wait.ack.log2 histogram (bucket's upper edge) | cycles | timing |
+//! | `stale_reads` | coherence.stale_reads (or coherence.stale) | count | sched |
+//!
+//! The class ([`FigureClass`], from [`figure_info`]) says how the gate may
+//! compare a figure: *timing* depends on time (repeatable only under
+//! tcg-icount); *sched*, a scheduling-dependent count, is exact on one CPU
+//! or under tcg-icount and noisy elsewhere; *exact* counts repeat under
+//! any accelerator. A raw metric's class comes from its name and unit.
 //!
 //! A figure is `None` when an input is missing or a denominator is 0.
 //!

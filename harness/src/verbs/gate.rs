@@ -111,6 +111,16 @@ pub fn gate(ws: &Workspace, opts: &GateOptions) -> Result<i32> {
     }
     report.lines.append(&mut scoped_out);
     report.print_table();
+    let refused = report
+        .lines
+        .iter()
+        .filter(|l| l.note.starts_with("refused:"))
+        .count();
+    if refused > 0 {
+        eprintln!(
+            "harness: gate: {refused} baseline comparisons refused (the baseline's provenance differs or is unknown; see their notes): remake the baseline with ./lab baseline"
+        );
+    }
     if report.write_step_summary()? {
         eprintln!("harness: gate: verdicts appended to $GITHUB_STEP_SUMMARY");
     }
