@@ -37,8 +37,9 @@
 //!   the scheduling noise); elsewhere they are skipped with a note.
 //! - Timing figures under plain TCG or KVM: same-run rules skip them
 //!   (unless `any_accel`); baseline rules compare them statistically, and
-//!   only against a baseline made with the same QEMU, accelerator and
-//!   host CPU ([`provenance`]). A significance claim needs at least
+//!   only against a baseline made with the same QEMU, accelerator,
+//!   toolchain and host CPU ([`provenance`]; under `tcg-icount` the host
+//!   CPU does not matter, the rest does). A significance claim needs at least
 //!   [`MIN_REPS_FOR_STATS`] repetitions on both sides; with fewer the
 //!   line's verdict is "too few repetitions". With enough, a one-sided
 //!   Welch t-test on the logarithms asks whether the figure moved in its
@@ -683,7 +684,7 @@ fn compare(
                 provenance::timing_refusal(base_meta, inputs.meta, &old.key, &new.key)
             {
                 let note = format!(
-                    "refused: {why}; timing is comparable only on the same QEMU, accelerator (and, off icount, host CPU): remake the baseline here with ./lab baseline"
+                    "refused: {why}; timing is comparable only on the same QEMU, accelerator, toolchain (and, off icount, host CPU): remake the baseline here with ./lab baseline"
                 );
                 let verdict = if rule.required {
                     Verdict::Fail

@@ -4,10 +4,12 @@
 //! quantity under another. The gate reads the metadata of the results
 //! (`IN/metadata.json`) and of every result set the baseline was made
 //! from (`results/baseline.meta.json`, written by `harness baseline`):
-//! - timing figures are compared only when QEMU's version and the
-//!   accelerator agree, and, off `tcg-icount` (whose virtual clock does
-//!   not depend on the host), the host CPU model too; otherwise the line
-//!   is refused, saying what differs and how to remake the baseline;
+//! - timing figures are compared only when QEMU's version, the
+//!   accelerator and the Rust toolchain that compiled the kernel (its
+//!   instructions are what icount's clock counts) agree, and, off
+//!   `tcg-icount` (whose virtual clock does not depend on the host), the
+//!   host CPU model too; otherwise the line is refused, saying what
+//!   differs and how to remake the baseline;
 //! - counts (exact, or scheduling-dependent under icount on both sides)
 //!   are compared whatever the host.
 //!
@@ -57,6 +59,12 @@ pub fn timing_refusal(
         differs.push(format!(
             "QEMU: baseline '{}', results '{}'",
             base.qemu_version, now.qemu_version
+        ));
+    }
+    if base.rustc_version != now.rustc_version {
+        differs.push(format!(
+            "toolchain: baseline '{}', results '{}'",
+            base.rustc_version, now.rustc_version
         ));
     }
     if new.accel != REPEATABLE_ACCEL && base.host_cpu != now.host_cpu {
@@ -138,6 +146,13 @@ mod tests {
         let t2 = meta("tcg", "QEMU 7.2", "Xeon");
         let why = timing_refusal(Some(&t1), Some(&t2), &key("tcg"), &key("tcg")).unwrap();
         assert!(why.contains("host CPU"), "{why}");
+        // Another rustc compiled the kernel.
+        let rustc = Metadata {
+            rustc_version: "rustc 1.96.0".into(),
+            ..a.clone()
+        };
+        let why = timing_refusal(Some(&a), Some(&rustc), &ic, &ic).unwrap();
+        assert!(why.contains("toolchain"), "{why}");
         // No metadata: unknown.
         let why = timing_refusal(None, Some(&a), &ic, &ic).unwrap();
         assert!(why.contains("provenance unknown"), "{why}");
