@@ -4,8 +4,10 @@
 //!
 //! Exit statuses: 0 ok; 1 the harness failed (bad variant, build failed,
 //! cannot write); 2 usage error (clap). `run`: 3-8 the run's outcome other
-//! than ok (see `outcome::Outcome::exit_code`). `matrix`: 3 some run did
-//! not end ok, 130 interrupted. `gate`: 3 a rule failed.
+//! than ok (see `outcome::Kind::exit_code`). `matrix`: 3 some run did
+//! not end as expected, 130 interrupted. `gate`: 3 it failed (a rule, a
+//! missing cell, or no rule passed; `verbs::gate::EXIT_HELP`, shown by
+//! `harness gate --help`).
 
 use std::path::PathBuf;
 use std::time::Duration;
