@@ -219,6 +219,14 @@ pub struct GateArgs {
     /// Evaluate every rule, even those selecting nothing the matrix runs.
     #[arg(long)]
     pub all_rules: bool,
+    /// Prove the gate instead: boot the unmodified tree and three planted
+    /// regressions (in a temporary variants directory) and check that it
+    /// passes the first and catches each of the others by name.
+    #[arg(long, conflicts_with_all = ["baseline", "no_baseline", "input", "matrix", "all_rules"])]
+    pub self_test: bool,
+    /// The QEMU binary (for --self-test).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_QEMU)]
+    pub qemu: PathBuf,
 }
 
 impl GateArgs {

@@ -44,6 +44,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Plot { input, out } => verbs::plot::plot(&ws, input.as_deref(), out.as_deref()),
         Command::Gate(args) => {
             let rules = ws.variants_dir().join("gates.toml");
+            if args.self_test {
+                let rules = args.rules.clone().unwrap_or(rules);
+                return verbs::selftest::self_test(&ws, &rules, &args.qemu);
+            }
             verbs::gate::gate(&ws, &args.into_options(rules))
         }
         Command::Reproduce(args) => reproduce::execute(&ws, &args.into_options()),

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use super::{baseline, input_dir, rows_of};
-use crate::gate::{self, complete, provenance, scope, Inputs, Rules};
+use crate::gate::{self, complete, provenance, scope, GateReport, Inputs, Rules};
 use crate::results::load_rows;
 use crate::results::metadata::{read_metadata, METADATA_JSON};
 use crate::workspace::Workspace;
@@ -39,7 +39,35 @@ pub struct GateOptions {
     pub all_rules: bool,
 }
 
+/// `harness gate`: [`check`], then the table on stdout, the Markdown in
+/// `$GITHUB_STEP_SUMMARY`, and the exit status.
 pub fn gate(ws: &Workspace, opts: &GateOptions) -> Result<i32> {
+    let report = check(ws, opts)?;
+    report.print_table();
+    let refused = report
+        .lines
+        .iter()
+        .filter(|l| l.note.starts_with("refused:"))
+        .count();
+    if refused > 0 {
+        eprintln!(
+            "harness: gate: {refused} baseline comparisons refused (the baseline's provenance differs or is unknown; see their notes): remake the baseline with ./lab baseline"
+        );
+    }
+    if report.write_step_summary()? {
+        eprintln!("harness: gate: verdicts appended to $GITHUB_STEP_SUMMARY");
+    }
+    Ok(if report.passed() {
+        EXIT_PASSED
+    } else {
+        EXIT_GATE_FAILED
+    })
+}
+
+/// Reads the files `opts` names and evaluates the gate: the report,
+/// printed nowhere (what it says on stderr: the provenance of both sides
+/// and the rules scoped out).
+pub fn check(ws: &Workspace, opts: &GateOptions) -> Result<GateReport> {
     let rules = Rules::load(&opts.rules)?;
     let input = input_dir(ws, opts.input.as_deref());
     let rows = rows_of(&input)?;
@@ -110,25 +138,7 @@ pub fn gate(ws: &Workspace, opts: &GateOptions) -> Result<i32> {
         );
     }
     report.lines.append(&mut scoped_out);
-    report.print_table();
-    let refused = report
-        .lines
-        .iter()
-        .filter(|l| l.note.starts_with("refused:"))
-        .count();
-    if refused > 0 {
-        eprintln!(
-            "harness: gate: {refused} baseline comparisons refused (the baseline's provenance differs or is unknown; see their notes): remake the baseline with ./lab baseline"
-        );
-    }
-    if report.write_step_summary()? {
-        eprintln!("harness: gate: verdicts appended to $GITHUB_STEP_SUMMARY");
-    }
-    Ok(if report.passed() {
-        EXIT_PASSED
-    } else {
-        EXIT_GATE_FAILED
-    })
+    Ok(report)
 }
 
 /// The text of `harness gate --help`'s exit statuses.

@@ -1,6 +1,7 @@
 //! The verbs that read a results directory (what `harness matrix` wrote),
 //! one module each: [`merge`], [`plot`], [`gate`], [`baseline`],
-//! [`export`]. Each is a thin layer over the library pieces it names; the
+//! [`export`], and [`selftest`] (`gate --self-test`, the gate's mutation
+//! proof). Each is a thin layer over the library pieces it names; the
 //! options come resolved from [`crate::cli`]. `--in` defaults to
 //! `runs/matrix-latest`, the newest matrix output.
 //!
@@ -12,6 +13,7 @@ pub mod export;
 pub mod gate;
 pub mod merge;
 pub mod plot;
+pub mod selftest;
 
 use std::path::{Path, PathBuf};
 
