@@ -715,8 +715,9 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
 
 /// TEST ONLY (feature `gate-selftest-slow-remove`, in no variant of the
 /// tree): a busy loop of a fixed instruction count, so that the gate's
-/// mutation test (harness/tests/gate.rs) can plant a timing regression in
-/// pmap_remove that tcg-icount's virtual clock shows exactly.
+/// self-test (`harness gate --self-test`, harness/src/verbs/selftest.rs)
+/// can plant a timing regression in pmap_remove that tcg-icount's virtual
+/// clock shows exactly.
 #[cfg(feature = "gate-selftest-slow-remove")]
 fn gate_selftest_slow_remove() {
     const ITERS: u64 = 10_000;
