@@ -177,7 +177,7 @@ pub fn load_file(ws: &Workspace, file: &Path) -> Result<Variant, VariantError> {
         source,
     })?;
     let variant = parse(file, &text, &known, &manifest)?;
-    // The kernel's test-only features (harness/tests/gate.rs plants them in
+    // The kernel's test-only features (`harness gate --self-test` plants them in
     // a temporary variants directory) never belong to a variant of the tree.
     if ws.variants.is_none() {
         if let Some(f) = variant
