@@ -80,6 +80,13 @@ pub fn resolve(
     resolve_explained(choice, qemu, kernel, cache_file).map(|(accel, _)| accel)
 }
 
+/// The probe result behind an `auto` choice, if one was measured (cached
+/// or fresh) for this host: what a matrix records in its metadata.
+pub fn cached_probe(qemu: &Path, cache_file: &Path) -> Option<ProbeResult> {
+    let key = host_key(qemu).ok()?;
+    read_cache(cache_file).filter(|c| c.key == key)
+}
+
 /// [`resolve`], also saying why that accelerator was chosen (for a
 /// matrix's metadata: "auto: probe (cached): tcg 150 ms, kvm > 150 ms").
 pub fn resolve_explained(

@@ -4,8 +4,10 @@
 //!
 //! Exit statuses: 0 ok; 1 the harness failed (bad variant, build failed,
 //! cannot write); 2 usage error (clap). `run`: 3-8 the run's outcome other
-//! than ok (see `outcome::Outcome::exit_code`). `matrix`: 3 some run did
-//! not end ok, 130 interrupted. `gate`: 3 a rule failed.
+//! than ok (see `outcome::Kind::exit_code`). `matrix`: 3 some run did
+//! not end as expected, 130 interrupted. `gate`: 3 it failed (a rule, a
+//! missing cell, or no rule passed; `verbs::gate::EXIT_HELP`, shown by
+//! `harness gate --help`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,8 +20,8 @@ use crate::mutants::MutantsOptions;
 use crate::qemu::{Machine, DEFAULT_QEMU};
 use crate::reproduce::ReproduceOptions;
 use crate::results::ShardSpec;
-use crate::results_verbs::GateOptions;
 use crate::run::RunOptions;
+use crate::verbs::gate::GateOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +34,11 @@ pub struct Cli {
     /// above the current directory).
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Read variants, matrix files and gate rules from DIR instead of
+    /// <root>/variants (kernel features are still checked against the
+    /// root's kernel/Cargo.toml).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub variants: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -80,8 +87,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
-    /// Check a results directory against the gate rules. Exit 3 if a rule
-    /// fails.
+    /// Check a results directory against the gate rules (and a baseline):
+    /// completeness, same-run rules, baseline rules.
+    #[command(after_help = crate::verbs::gate::EXIT_HELP)]
     Gate(GateArgs),
     /// Make a results directory the committed baseline
     /// (results/baseline.csv and results/charts/).
@@ -262,16 +270,29 @@ pub struct GateArgs {
     /// results/baseline.csv.
     #[arg(long, value_name = "CSV|DIR")]
     pub baseline: Option<PathBuf>,
+    /// Check without a baseline on purpose: `[[baseline]]` rules are skipped
+    /// (without it, required baseline rules and no --baseline is an error).
+    #[arg(long, conflicts_with = "baseline")]
+    pub no_baseline: bool,
     /// Results directory (default: runs/matrix-latest).
     #[arg(long = "in", value_name = "DIR")]
     pub input: Option<PathBuf>,
-    /// Skip the rules that select nothing this matrix runs (default: the
+    /// The matrix the results were run from: every cell must be present,
+    /// and rules selecting nothing it runs are skipped (default: the
     /// matrix file named in IN/metadata.json).
     #[arg(long, value_name = "FILE")]
     pub matrix: Option<PathBuf>,
     /// Evaluate every rule, even those selecting nothing the matrix runs.
-    #[arg(long, conflicts_with = "matrix")]
+    #[arg(long)]
     pub all_rules: bool,
+    /// Prove the gate instead: boot the unmodified tree and three planted
+    /// regressions (in a temporary variants directory) and check that it
+    /// passes the first and catches each of the others by name.
+    #[arg(long, conflicts_with_all = ["baseline", "no_baseline", "input", "matrix", "all_rules"])]
+    pub self_test: bool,
+    /// The QEMU binary (for --self-test).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_QEMU)]
+    pub qemu: PathBuf,
 }
 
 impl GateArgs {
@@ -280,6 +301,7 @@ impl GateArgs {
         GateOptions {
             rules: self.rules.unwrap_or(default_rules),
             baseline: self.baseline,
+            no_baseline: self.no_baseline,
             input: self.input,
             matrix: self.matrix,
             all_rules: self.all_rules,

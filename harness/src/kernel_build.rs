@@ -5,9 +5,11 @@
 //! model) with `PMAPLAB_VARIANT=<name>`, which kernel/build.rs writes into
 //! the report's `begin` line. Cargo's incremental build is the cache: an
 //! unchanged variant rebuilds in well under a second. The result is copied
-//! to `target/pmaplab/kernels/<variant>.elf`, so a run (or a matrix) keeps
-//! booting the variant it built even after another variant is built over
-//! cargo's output.
+//! to `target/pmaplab/kernels/<variant>-<hash of its features>.elf`, so a
+//! run (or a matrix) keeps booting the variant it built even after another
+//! variant is built over cargo's output, and a variant file that changes
+//! its features (the gate's mutation test's `fixed`) never replaces the
+//! image a concurrent run of the real one boots.
 //!
 //! Locking: one harness builds at a time (a file lock on
 //! `target/pmaplab/build.lock`), since cargo's single output path is shared
@@ -106,7 +108,14 @@ pub fn build(ws: &Workspace, variant: &Variant, output: Output) -> Result<Kernel
     }
 
     let built = target_dir.join(TARGET).join("release").join("kernel");
-    let dest = kernels.join(format!("{}.elf", variant.name));
+    let features_hash = variant
+        .features
+        .join(",")
+        .bytes()
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ b as u32).wrapping_mul(0x0100_0193)
+        });
+    let dest = kernels.join(format!("{}-{features_hash:08x}.elf", variant.name));
     // Copy then rename, so a concurrent run never boots a half-written file.
     let tmp = kernels.join(format!(".{}.elf.tmp{}", variant.name, std::process::id()));
     fs::copy(&built, &tmp)

@@ -15,8 +15,8 @@
 //!   parallel within a core budget, into a results directory.
 //! - [`mutants`]: the `mutants` verb: every shootdown path broken on
 //!   purpose, and whether the stale-TLB oracles catch it.
-//! - [`results_verbs`]: `merge`, `plot`, `gate`, `baseline`, `export` over
-//!   a results directory.
+//! - [`verbs`]: `merge`, `plot`, `gate`, `baseline`, `export` over a
+//!   results directory, one module each.
 //! - [`reproduce`]: the `reproduce` verb: the seeds' published figures
 //!   beside the lab's, from small matrices, as a table and a chart.
 //! - [`cli`]: the command line, resolved into the plain structs above.
@@ -37,7 +37,7 @@ pub mod qemu;
 pub mod report;
 pub mod reproduce;
 pub mod results;
-pub mod results_verbs;
 pub mod run;
 pub mod variants;
+pub mod verbs;
 pub mod workspace;

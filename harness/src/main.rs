@@ -7,7 +7,7 @@ use clap::Parser;
 
 use harness::cli::{Cli, Command};
 use harness::workspace::Workspace;
-use harness::{kernel_build, matrix, mutants, reproduce, results_verbs, run, variants};
+use harness::{kernel_build, matrix, mutants, reproduce, run, variants, verbs};
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2.
@@ -25,7 +25,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let ws = match cli.root {
         Some(root) => Workspace::at(root)?,
         None => Workspace::locate()?,
-    };
+    }
+    .with_variants_dir(cli.variants);
     match cli.command {
         Command::Build { variant } => {
             let variant = variants::load(&ws, &variant)?;
@@ -44,16 +45,20 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Mutants(args) => mutants::execute(&ws, &args.into_options()),
         Command::Matrix(args) => matrix::execute(&ws, &args.into_options()),
-        Command::Merge { out, shards } => results_verbs::merge(&out, &shards),
-        Command::Plot { input, out } => results_verbs::plot(&ws, input.as_deref(), out.as_deref()),
+        Command::Merge { out, shards } => verbs::merge::merge(&out, &shards),
+        Command::Plot { input, out } => verbs::plot::plot(&ws, input.as_deref(), out.as_deref()),
         Command::Gate(args) => {
             let rules = ws.variants_dir().join("gates.toml");
-            results_verbs::gate(&ws, &args.into_options(rules))
+            if args.self_test {
+                let rules = args.rules.clone().unwrap_or(rules);
+                return verbs::selftest::self_test(&ws, &rules, &args.qemu);
+            }
+            verbs::gate::gate(&ws, &args.into_options(rules))
         }
         Command::Reproduce(args) => reproduce::execute(&ws, &args.into_options()),
-        Command::Baseline { input } => results_verbs::baseline(&ws, &input),
+        Command::Baseline { input } => verbs::baseline::baseline(&ws, &input),
         Command::Export { input, out } => {
-            results_verbs::export(&ws, input.as_deref(), out.as_deref())
+            verbs::export::export(&ws, input.as_deref(), out.as_deref())
         }
     }
 }

@@ -17,14 +17,99 @@
 //!    with QEMU's stderr.
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use lab_core::report::{ExitCode, Status};
 
 use crate::qemu::{Boot, Exit};
 use crate::report::{ErrorRecord, PanicRecord, Problem, Report};
 
-/// How a run ended.
+/// What kind of end a run had: the [`Outcome`] without its details. This
+/// is what results store (`results::Outcome` is this type), spelled in
+/// CSV as the kebab-case names below.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Report complete, `end status=ok`, QEMU exited with the ok code.
+    Ok,
+    /// The kernel reported `status=failed` (an `error` record).
+    Failed,
+    /// The kernel panicked.
+    Panic,
+    /// QEMU exited 0 under `-no-reboot`: the guest reset (triple fault).
+    TripleFault,
+    /// The run outlived its timeout and was killed.
+    Timeout,
+    /// QEMU could not start or exited with a status that is none of ours.
+    QemuError,
+    /// The report broke the protocol (bad line, missing `end`, count mismatch).
+    ProtocolError,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Ok,
+        Kind::Failed,
+        Kind::Panic,
+        Kind::TripleFault,
+        Kind::Timeout,
+        Kind::QemuError,
+        Kind::ProtocolError,
+    ];
+
+    /// The CSV spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Ok => "ok",
+            Kind::Failed => "failed",
+            Kind::Panic => "panic",
+            Kind::TripleFault => "triple-fault",
+            Kind::Timeout => "timeout",
+            Kind::QemuError => "qemu-error",
+            Kind::ProtocolError => "protocol-error",
+        }
+    }
+
+    pub fn is_ok(self) -> bool {
+        self == Kind::Ok
+    }
+
+    /// The harness's exit status for a run that ended so: 0 only for ok.
+    /// (1 is a harness error, 2 a usage error.)
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Kind::Ok => 0,
+            Kind::Failed => 3,
+            Kind::Panic => 4,
+            Kind::TripleFault => 5,
+            Kind::Timeout => 6,
+            Kind::QemuError => 7,
+            Kind::ProtocolError => 8,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        Kind::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown run outcome '{s}'"))
+    }
+}
+
+/// How a run ended, with the details (error records, panic, QEMU's
+/// stderr); [`Outcome::kind`] is what results store.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// The kernel ran the workload and reported success.
@@ -52,31 +137,28 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome's kind: what results store.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Outcome::Ok => Kind::Ok,
+            Outcome::Failed { .. } => Kind::Failed,
+            Outcome::Panic(_) => Kind::Panic,
+            Outcome::TripleFault => Kind::TripleFault,
+            Outcome::Timeout { .. } => Kind::Timeout,
+            Outcome::QemuError { .. } => Kind::QemuError,
+            Outcome::ProtocolError { .. } => Kind::ProtocolError,
+        }
+    }
+
     /// The outcome's name, as printed and as stored in results.
     pub fn name(&self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed { .. } => "failed",
-            Outcome::Panic(_) => "panic",
-            Outcome::TripleFault => "triple-fault",
-            Outcome::Timeout { .. } => "timeout",
-            Outcome::QemuError { .. } => "qemu-error",
-            Outcome::ProtocolError { .. } => "protocol-error",
-        }
+        self.kind().as_str()
     }
 
     /// The harness's exit status for this outcome: 0 only for ok. (1 is a
     /// harness error, 2 a usage error.)
     pub fn exit_code(&self) -> i32 {
-        match self {
-            Outcome::Ok => 0,
-            Outcome::Failed { .. } => 3,
-            Outcome::Panic(_) => 4,
-            Outcome::TripleFault => 5,
-            Outcome::Timeout { .. } => 6,
-            Outcome::QemuError { .. } => 7,
-            Outcome::ProtocolError { .. } => 8,
-        }
+        self.kind().exit_code()
     }
 
     pub fn is_ok(&self) -> bool {

@@ -176,8 +176,29 @@ pub fn load_file(ws: &Workspace, file: &Path) -> Result<Variant, VariantError> {
         file: file.to_path_buf(),
         source,
     })?;
-    parse(file, &text, &known, &manifest)
+    let variant = parse(file, &text, &known, &manifest)?;
+    // The kernel's test-only features (`harness gate --self-test` plants them in
+    // a temporary variants directory) never belong to a variant of the tree.
+    if ws.variants.is_none() {
+        if let Some(f) = variant
+            .features
+            .iter()
+            .find(|f| f.starts_with(TEST_ONLY_FEATURE_PREFIX))
+        {
+            return Err(VariantError::BadField {
+                file: file.to_path_buf(),
+                field: "features",
+                message: format!(
+                    "'{f}' is a test-only kernel feature (the gate's mutation test); no variant of the tree may use it"
+                ),
+            });
+        }
+    }
+    Ok(variant)
 }
+
+/// Kernel features that exist only for the gate's mutation test.
+pub const TEST_ONLY_FEATURE_PREFIX: &str = "gate-selftest-";
 
 /// Every variant in `variants/`, by name. Any bad file is an error: a
 /// matrix must not quietly skip a variant.
@@ -357,5 +378,26 @@ revision = "1.56"
         assert!(all.iter().any(|v| v.name == "fixed"));
         let e = load(&ws, "no-such-variant").unwrap_err().to_string();
         assert!(e.contains("no-such-variant") && e.contains("fixed"), "{e}");
+    }
+
+    #[test]
+    fn test_only_features_stay_out_of_the_tree() {
+        let tree = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fixed.toml");
+        let text = fs::read_to_string(tree.variants_dir().join("fixed.toml"))
+            .unwrap()
+            .replace(
+                "features = []",
+                "features = [\"gate-selftest-slow-remove\"]",
+            );
+        fs::write(&file, text).unwrap();
+        let e = load_file(&tree, &file).unwrap_err().to_string();
+        assert!(e.contains("test-only"), "{e}");
+        let elsewhere = tree.with_variants_dir(Some(dir.path().to_path_buf()));
+        assert_eq!(
+            load(&elsewhere, "fixed").unwrap().features,
+            vec!["gate-selftest-slow-remove"]
+        );
     }
 }

@@ -17,6 +17,10 @@ use anyhow::{bail, Result};
 #[derive(Clone, Debug)]
 pub struct Workspace {
     pub root: PathBuf,
+    /// Where the variant, matrix and gate files are read from instead of
+    /// `<root>/variants` (`--variants DIR`; the gate's mutation test
+    /// points it at a temporary copy so nothing in the tree changes).
+    pub variants: Option<PathBuf>,
 }
 
 impl Workspace {
@@ -30,7 +34,18 @@ impl Workspace {
                 root.display()
             );
         }
-        Ok(Workspace { root })
+        Ok(Workspace {
+            root,
+            variants: None,
+        })
+    }
+
+    /// This workspace reading its variants from `dir` (`--variants`).
+    pub fn with_variants_dir(self, dir: Option<PathBuf>) -> Self {
+        Workspace {
+            variants: dir.or(self.variants),
+            ..self
+        }
     }
 
     /// Finds the repository: `$PMAPLAB_ROOT`, else the nearest ancestor of
@@ -44,6 +59,7 @@ impl Workspace {
             if let Some(root) = cwd.ancestors().find(|dir| is_root(dir)) {
                 return Ok(Workspace {
                     root: root.to_path_buf(),
+                    variants: None,
                 });
             }
         }
@@ -55,7 +71,9 @@ impl Workspace {
     }
 
     pub fn variants_dir(&self) -> PathBuf {
-        self.root.join("variants")
+        self.variants
+            .clone()
+            .unwrap_or_else(|| self.root.join("variants"))
     }
 
     /// The harness's own cache: built kernels, the accelerator probe.

@@ -165,13 +165,22 @@ fn the_gate_passes_on_the_tree_and_fails_naming_a_broken_rule() {
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o).contains("gate: PASSED"));
     assert!(text(&o).contains("every IPI sent was received"));
+    assert!(text(&o).contains("every cell of the matrix is present"));
+
+    // Required baseline rules and no baseline: an error, not a skip,
+    // unless asked for with --no-baseline.
+    let o = run(&["gate", "--in", path(out)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--no-baseline"));
+    let o = run(&["gate", "--in", path(out), "--no-baseline"]);
+    assert_eq!(o.status.code(), Some(0));
 
     // A rule the real figures break: ping-pong sends thousands of IPIs.
     let rules = tiny.out("strict.toml");
     fs::write(
         &rules,
         "[[bound]]\nname = \"ping-pong sends at most 10 IPIs\"\nworkload = \"ipi-pingpong\"\n\
-         figure = \"ipi.sent.other\"\nstat = \"max\"\nmax = 10\n",
+         figure = \"ipi.sent.other\"\nstat = \"max\"\nmax = 10\nany_accel = true\n",
     )
     .unwrap();
     let o = run(&["gate", "--in", path(out), "--rules", path(&rules)]);

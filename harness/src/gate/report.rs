@@ -14,8 +14,11 @@ pub enum Verdict {
     Pass,
     Fail,
     /// Not evaluated, for a stated reason (a timing figure under a
-    /// non-repeatable clock, optional data absent, no baseline given).
+    /// non-repeatable clock, optional data absent, 0/0, no baseline given).
     Skip,
+    /// A statistical comparison with too few repetitions to claim
+    /// anything either way: neither a pass nor a fail, and said so.
+    TooFew,
 }
 
 impl fmt::Display for Verdict {
@@ -24,6 +27,7 @@ impl fmt::Display for Verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
             Verdict::Skip => "skip",
+            Verdict::TooFew => "too-few",
         })
     }
 }
@@ -39,6 +43,10 @@ pub struct GateLine {
     /// The figure and statistic compared.
     pub figure: String,
     pub value: String,
+    /// The per-rep values the value came from (`[a, b]`), if any.
+    pub reps: String,
+    /// The baseline's per-rep values, for baseline lines.
+    pub baseline: String,
     pub bound: String,
     pub verdict: Verdict,
     /// Why, for fails and skips (missing data, overlap, ...).
@@ -52,9 +60,15 @@ pub struct GateReport {
 }
 
 impl GateReport {
-    /// True when no line failed.
+    /// True when no line failed and at least one rule line (not the
+    /// completeness check) passed: a report of nothing but skips says
+    /// nothing, and is not a pass.
     pub fn passed(&self) -> bool {
         self.lines.iter().all(|l| l.verdict != Verdict::Fail)
+            && self
+                .lines
+                .iter()
+                .any(|l| l.verdict == Verdict::Pass && l.kind != "complete")
     }
 
     /// The failed lines.
@@ -66,14 +80,32 @@ impl GateReport {
         self.lines.iter().filter(|l| l.verdict == v).count()
     }
 
-    /// `gate: PASSED (12 pass, 0 fail, 3 skip)`.
+    /// `gate: PASSED (12 pass, 0 fail, 3 skip, 0 too-few)`, or FAILED
+    /// with why when nothing failed but nothing passed either.
     pub fn headline(&self) -> String {
+        let verdict = if self.passed() {
+            "PASSED"
+        } else if self.failures().next().is_none() {
+            "FAILED: no rule passed (every line was skipped)"
+        } else {
+            "FAILED"
+        };
         format!(
-            "gate: {} ({} pass, {} fail, {} skip)",
-            if self.passed() { "PASSED" } else { "FAILED" },
+            "gate: {verdict} ({} pass, {} fail, {} skip, {} too-few)",
             self.count(Verdict::Pass),
             self.count(Verdict::Fail),
-            self.count(Verdict::Skip)
+            self.count(Verdict::Skip),
+            self.count(Verdict::TooFew)
+        )
+    }
+
+    /// (pass, fail, skip, too-few) counts.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        (
+            self.count(Verdict::Pass),
+            self.count(Verdict::Fail),
+            self.count(Verdict::Skip),
+            self.count(Verdict::TooFew),
         )
     }
 
@@ -135,23 +167,64 @@ impl GateReport {
         print!("{}", self.table());
     }
 
-    /// The report as a Markdown section (failures first).
+    /// The report as a Markdown section: per failing rule, its groups
+    /// (cells) with their values, the baseline and the reason; then the
+    /// full table (failures first).
     pub fn markdown(&self) -> String {
         let esc = |s: &str| s.replace('|', "\\|");
         let mut out = format!("### pmaplab {}\n\n", self.headline());
+        let mut failing: Vec<&str> = Vec::new();
+        for l in self.failures() {
+            if !failing.contains(&l.rule.as_str()) {
+                failing.push(&l.rule);
+            }
+        }
+        for rule in &failing {
+            let lines: Vec<&GateLine> = self.failures().filter(|l| l.rule == *rule).collect();
+            out.push_str(&format!(
+                "#### ❌ {} ({}, {}; bound {})\n\n",
+                rule, lines[0].kind, lines[0].figure, lines[0].bound
+            ));
+            out.push_str(
+                "| cells | value | per rep | baseline | reason |\n|---|---|---|---|---|\n",
+            );
+            let dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_string()
+                } else {
+                    esc(s)
+                }
+            };
+            for l in lines {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    esc(&l.selection),
+                    esc(&l.value),
+                    dash(&l.reps),
+                    dash(&l.baseline),
+                    esc(&l.note)
+                ));
+            }
+            out.push('\n');
+        }
+        if !failing.is_empty() {
+            out.push_str("#### All lines\n\n");
+        }
         out.push_str("| verdict | kind | rule | selection | figure | value | bound | note |\n");
         out.push_str("|---|---|---|---|---|---|---|---|\n");
         let mut lines: Vec<&GateLine> = self.lines.iter().collect();
         lines.sort_by_key(|l| match l.verdict {
             Verdict::Fail => 0,
             Verdict::Pass => 1,
-            Verdict::Skip => 2,
+            Verdict::TooFew => 2,
+            Verdict::Skip => 3,
         });
         for l in lines {
             let verdict = match l.verdict {
                 Verdict::Pass => "✅ pass",
                 Verdict::Fail => "❌ **FAIL**",
                 Verdict::Skip => "➖ skip",
+                Verdict::TooFew => "❔ too few reps",
             };
             out.push_str(&format!(
                 "| {verdict} | {} | {} | {} | {} | {} | {} | {} |\n",

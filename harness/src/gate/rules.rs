@@ -21,17 +21,20 @@
 //! figure = "ipis_per_op"
 //! min = 5.0
 //!
-//! [[baseline]]                  # each selected baseline group vs the same group now
-//! name = "..."
+//! [[baseline]]                  # each selected group now vs the same group in
+//! name = "..."                  #   the baseline (--baseline)
 //! figure = "ipis_per_op"
 //! better = "lower"              # default: the figure's own direction
 //! tolerance = 0.10              # relative move of the median that counts
-//! method = "range"              # "range" (LKP) or "bootstrap" (criterion)
+//! any_accel = false             # true: compare a scheduling-dependent count
+//!                               #   off icount too
 //! ```
 //!
-//! Timing figures (see `results::derive::figure_info`) are compared only
-//! for groups run under accel `tcg-icount`, whose virtual clock repeats;
-//! other groups are skipped with a note. Counts gate under any accel.
+//! `[[bound]]` and `[[ratio]]` are same-run rules (they read only the
+//! results); `[[baseline]]` rules compare with the baseline. How each
+//! figure class is compared under each accelerator (exact comparison and
+//! a determinism check under `tcg-icount` and for exact counts, Welch +
+//! Holm for timing elsewhere, at least 5 repetitions): the `gate` module.
 
 use std::path::Path;
 
@@ -195,18 +198,6 @@ pub struct RatioRule {
     pub include_failed: bool,
 }
 
-/// How a baseline comparison decides that a change is real.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// LKP: the [min, max] ranges over reps do not overlap.
-    #[default]
-    Range,
-    /// criterion: a 95 % bootstrap interval of the median difference
-    /// excludes zero (2000 resamples, seeded per rule and group).
-    Bootstrap,
-}
-
 /// Which direction is better, as written in the rules file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,8 +217,6 @@ pub struct BaselineRule {
     /// Relative move of the median, in the bad direction, that counts as
     /// a regression (0.1 = 10 %).
     pub tolerance: f64,
-    #[serde(default)]
-    pub method: Method,
     #[serde(default = "yes")]
     pub required: bool,
     #[serde(default)]
@@ -290,12 +279,11 @@ const RATIO_KEYS: [&str; 10] = [
     "any_accel",
     "include_failed",
 ];
-const BASELINE_KEYS: [&str; 7] = [
+const BASELINE_KEYS: [&str; 6] = [
     "name",
     "figure",
     "better",
     "tolerance",
-    "method",
     "required",
     "any_accel",
 ];

@@ -1,4 +1,6 @@
-//! Scoping the rules to the matrix that was run.
+//! Scoping the rules to the matrix that was run: which matrix that was
+//! (`IN/metadata.json` names its file and hash), and which rules select
+//! anything in it.
 //!
 //! `variants/gates.toml` is written for the full matrix; CI runs a quick
 //! one. A rule that selects no group the matrix *set out to run* says
@@ -10,11 +12,69 @@
 //! the comparison.
 
 use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
 
 use super::report::{GateLine, Verdict};
 use super::rules::Rules;
+use crate::results::matrix::MatrixSpec;
+use crate::results::metadata::{sha256_hex, Metadata};
 use crate::results::model::{Cell, ResultRow};
 use crate::results::summary::GroupKey;
+use crate::workspace::Workspace;
+
+/// The matrix `input` was run from, with the accelerator it resolved to
+/// (an `auto` matrix records its choice in metadata.json), and its file
+/// name for messages. `given` (`--matrix`) wins over the recorded file;
+/// the recorded file must still hash as it did when the matrix ran.
+/// `None` when neither is known.
+pub fn matrix_of(
+    ws: &Workspace,
+    input: &Path,
+    meta: Option<&Metadata>,
+    given: Option<&Path>,
+) -> Result<Option<(MatrixSpec, String)>> {
+    let path = match (given, meta) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some(m)) if !m.matrix_path.is_empty() => {
+            let recorded = PathBuf::from(&m.matrix_path);
+            if recorded.is_file() {
+                recorded
+            } else {
+                ws.root.join(recorded)
+            }
+        }
+        _ => return Ok(None),
+    };
+    let text = fs::read(&path).with_context(|| {
+        format!(
+            "reading the matrix file {} to check the results",
+            path.display()
+        )
+    })?;
+    if given.is_none() {
+        if let Some(m) = meta {
+            if sha256_hex(&text) != m.matrix_sha256 {
+                bail!(
+                    "{} changed since {} was run from it; give the matrix with --matrix",
+                    path.display(),
+                    input.display()
+                );
+            }
+        }
+    }
+    let mut spec = MatrixSpec::load(&path)?;
+    if let Some(m) = meta.filter(|m| !m.accel.is_empty()) {
+        spec.accel = m.accel.clone();
+    }
+    // `matrix --reps R` runs R repetitions of the file's cells.
+    if let Some(m) = meta.filter(|m| m.reps > 0) {
+        spec.reps = m.reps;
+    }
+    Ok(Some((spec, path.display().to_string())))
+}
 
 /// The group of a cell (the cell without its rep).
 pub fn group_of(cell: &Cell) -> GroupKey {
@@ -42,6 +102,8 @@ pub fn scope(rules: &Rules, groups: &BTreeSet<GroupKey>, matrix: &str) -> (Rules
         selection,
         figure: figure.to_string(),
         value: "-".into(),
+        reps: String::new(),
+        baseline: String::new(),
         bound: "-".into(),
         verdict: Verdict::Skip,
         note: format!("outside the matrix: {matrix} runs no group it selects"),
@@ -94,6 +156,34 @@ mod tests {
     use crate::results::model::fixtures::matrix_rows;
 
     #[test]
+    fn the_matrix_is_the_one_the_results_ran() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws =
+            Workspace::at(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+        let file = dir.path().join("m.toml");
+        let text =
+            "variants=['fixed']\ncpus=[2]\nreps=3\naccel='auto'\n[[workloads]]\nname='forkexit'\n";
+        fs::write(&file, text).unwrap();
+        let meta = Metadata {
+            matrix_path: file.display().to_string(),
+            matrix_sha256: sha256_hex(text.as_bytes()),
+            accel: "tcg".into(),
+            reps: 1,
+            ..Metadata::default()
+        };
+        // The accelerator auto chose and the --reps the run used.
+        let (spec, _) = matrix_of(&ws, dir.path(), Some(&meta), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((spec.accel.as_str(), spec.reps), ("tcg", 1));
+        // A matrix file edited since the run is refused; none known: None.
+        fs::write(&file, format!("{text}\n")).unwrap();
+        let err = matrix_of(&ws, dir.path(), Some(&meta), None).unwrap_err();
+        assert!(err.to_string().contains("changed since"), "{err}");
+        assert!(matrix_of(&ws, dir.path(), None, None).unwrap().is_none());
+    }
+
+    #[test]
     fn rules_outside_the_matrix_are_skipped_and_the_rest_kept() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../variants/gates.toml");
         let rules = Rules::load(&path).unwrap();
@@ -107,7 +197,7 @@ mod tests {
         assert!(!kept.ratio.iter().any(|r| r.numerator == "scoreboard"));
         // What is kept is evaluated as before: the fixture's IPI figures
         // pass, the counters it does not carry still fail as missing data.
-        let report = evaluate(&kept, &rows, None);
+        let report = evaluate(&kept, &rows, &crate::gate::Inputs::default());
         let verdict = |rule: &str| {
             let lines: Vec<_> = report.lines.iter().filter(|l| l.rule == rule).collect();
             assert!(!lines.is_empty(), "{rule}");
@@ -124,7 +214,7 @@ mod tests {
         );
         // A group the matrix set out to run but that has no data still fails.
         let partial: Vec<ResultRow> = rows.iter().filter(|r| r.cpus == 2).cloned().collect();
-        let report = evaluate(&kept, &partial, Some(&rows));
+        let report = evaluate(&kept, &partial, &crate::gate::Inputs::with_baseline(&rows));
         assert!(!report.passed());
     }
 }

@@ -171,6 +171,21 @@ pub fn execute(ws: &Workspace, opts: &MatrixOptions) -> Result<i32> {
     let out = output_dir(ws, opts)?;
     let store = Store::open(&out)?;
     let mut meta = prepare_metadata(opts, &out, &store, &matrix_path, accel, &accel_reason)?;
+    meta.accel_requested = match opts.accel {
+        Some(c) => format!(
+            "{} (--accel)",
+            c.to_possible_value()
+                .map_or("?".into(), |v| v.get_name().to_string())
+        ),
+        None => MatrixSpec::load(&matrix_path)?.accel,
+    };
+    if choice == AccelChoice::Auto {
+        meta.accel_probe =
+            accel::cached_probe(&opts.qemu, &ws.cache_dir().join("accel-probe.toml"));
+    }
+    meta.machine = spec.machine.clone();
+    meta.reps = spec.reps;
+    meta.git_rev = ws.git_rev();
     write_metadata(&out, &meta)?;
     let done = store.completed_cells()?;
     let todo: Vec<Cell> = cells
@@ -569,7 +584,7 @@ fn run_cell(ctx: &RunContext<'_>, cell: &Cell) -> Result<Option<(Outcome, Durati
         Err(e) if e.is::<Interrupted>() => return Ok(None),
         Err(e) => return Err(e.context(format!("running {cell}"))),
     };
-    let outcome: Outcome = result.outcome.name().parse()?;
+    let outcome = result.outcome.kind();
     let record = RunRecord {
         cell: cell.clone(),
         features: spec.kernel.features.clone(),

@@ -5,21 +5,27 @@
 //! any metric the run reported (its Global value, or the sum of its Cpu
 //! values when the run has no Global row for it).
 //!
-//! | figure | definition | unit |
-//! |---|---|---|
-//! | `ops` | workload.ops (or an alias, below) | ops |
-//! | `ops_per_s` | workload.ops / (workload.elapsed_ns / 1e9) | ops/s |
-//! | `ipis_per_op` | sum of ipi.sent.{shootpage,shootrange,shoottlb} / workload.ops | IPIs/op |
-//! | `ipis_per_op.<kind>` | ipi.sent.<kind> / workload.ops (kind incl. `other`) | IPIs/op |
-//! | `page_range_ipis_per_op` | (ipi.sent.shootpage + ipi.sent.shootrange) / workload.ops | IPIs/op |
-//! | `shootdowns_per_op` | sum of shoot.calls.* / workload.ops | calls/op |
-//! | `noipi_share` | sum of shoot.noipi.* / sum of shoot.calls.* | ratio |
-//! | `ipi_unreceived` | \|sum of ipi.sent.* - sum of ipi.received.*\| over all kinds | IPIs |
-//! | `sent_eq_received` | 1 when every kind's sent equals its received, else 0 | bool |
-//! | `remove_early_share` | pmap.remove.early / pmap.remove.calls | ratio |
-//! | `ack_wait_mean` | shoot.wait.ack / (shootdown calls that sent IPIs) | cycles |
-//! | `ack_wait_p50`, `_p90`, `_p99` | quantile of the shoot.wait.ack.log2 histogram (bucket's upper edge) | cycles |
-//! | `stale_reads` | coherence.stale_reads (or coherence.stale) | count |
+//! | figure | definition | unit | class |
+//! |---|---|---|---|
+//! | `ops` | workload.ops (or an alias, below) | ops | exact |
+//! | `ops_per_s` | workload.ops / (workload.elapsed_ns / 1e9) | ops/s | timing |
+//! | `ipis_per_op` | sum of ipi.sent.{shootpage,shootrange,shoottlb} / workload.ops | IPIs/op | sched |
+//! | `ipis_per_op.<kind>` | ipi.sent.<kind> / workload.ops (kind incl. `other`) | IPIs/op | sched |
+//! | `page_range_ipis_per_op` | (ipi.sent.shootpage + ipi.sent.shootrange) / workload.ops | IPIs/op | sched |
+//! | `shootdowns_per_op` | sum of shoot.calls.* / workload.ops | calls/op | sched |
+//! | `noipi_share` | sum of shoot.noipi.* / sum of shoot.calls.* | ratio | sched |
+//! | `ipi_unreceived` | \|sum of ipi.sent.* - sum of ipi.received.*\| over all kinds | IPIs | exact |
+//! | `sent_eq_received` | 1 when every kind's sent equals its received, else 0 | bool | exact |
+//! | `remove_early_share` | pmap.remove.early / pmap.remove.calls | ratio | exact |
+//! | `ack_wait_mean` | shoot.wait.ack / (shootdown calls that sent IPIs) | cycles | timing |
+//! | `ack_wait_p50`, `_p90`, `_p99` | quantile of the shoot.wait.ack.log2 histogram (bucket's upper edge) | cycles | timing |
+//! | `stale_reads` | coherence.stale_reads (or coherence.stale) | count | sched |
+//!
+//! The class ([`FigureClass`], from [`figure_info`]) says how the gate may
+//! compare a figure: *timing* depends on time (repeatable only under
+//! tcg-icount); *sched*, a scheduling-dependent count, is exact on one CPU
+//! or under tcg-icount and noisy elsewhere; *exact* counts repeat under
+//! any accelerator. A raw metric's class comes from its name and unit.
 //!
 //! A figure is `None` when an input is missing or a denominator is 0.
 //!
@@ -62,44 +68,107 @@ pub enum Better {
     Neither,
 }
 
+/// How far a figure can be trusted to repeat, which decides how the gate
+/// may compare it (harness/src/gate/mod.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FigureClass {
+    /// Depends on time (rates, waits): repeatable only under a repeatable
+    /// clock (accel `tcg-icount`); elsewhere a statistical comparison.
+    Timing,
+    /// A count that depends on scheduling when a run has more than one
+    /// CPU (which CPU a child lands on decides whom a shootdown
+    /// interrupts; how often the oracle's readers race the writer):
+    /// IPIs, shootdown calls and no-IPI shares, stale reads. On one CPU,
+    /// or under `tcg-icount` (one deterministic round robin), it is exact.
+    SchedCount,
+    /// A count the workload fixes whatever the scheduling: calls, early
+    /// returns, operations, outcomes, and invariants (sent == received).
+    ExactCount,
+}
+
+impl FigureClass {
+    /// The class of the figure in a run of `cpus` CPUs: a scheduling-
+    /// dependent count is exact on one CPU.
+    pub fn on_cpus(self, cpus: u32) -> FigureClass {
+        match self {
+            FigureClass::SchedCount if cpus <= 1 => FigureClass::ExactCount,
+            c => c,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FigureClass::Timing => "timing",
+            FigureClass::SchedCount => "scheduling-dependent count",
+            FigureClass::ExactCount => "exact count",
+        }
+    }
+}
+
 /// What is known about a figure by name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FigureInfo {
     pub unit: String,
     pub better: Better,
+    /// Timing, scheduling-dependent count or exact count.
+    pub class: FigureClass,
+}
+
+impl FigureInfo {
     /// Depends on time, so it is only comparable across runs under a
-    /// repeatable clock (accel `tcg-icount`).
-    pub timing: bool,
+    /// repeatable clock (accel `tcg-icount`) or statistically.
+    pub fn timing(&self) -> bool {
+        self.class == FigureClass::Timing
+    }
 }
 
 /// Facts about `name`: fixed for derived figures; for a raw metric, from
-/// its `unit` (time units mean timing).
+/// its name and `unit` (time units mean timing; IPI, shootdown and
+/// coherence counters depend on scheduling; other counts are exact).
+///
+/// | class | figures |
+/// |---|---|
+/// | timing | `ops_per_s`, `ack_wait_*`, `shoot.wait.*`, metrics in ns/us/ms/s/cycles/hz |
+/// | scheduling-dependent count | `ipis_per_op[.kind]`, `shootdowns_per_op`, `noipi_share`, `stale_reads`, `ipi.*`, `shoot.*`, `coherence.*` |
+/// | exact count | `ops`, `run.outcome`, `ipi_unreceived`, `sent_eq_received`, `remove_early_share`, `pmap.*` and other counts |
 pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
-    let info = |unit: &str, better, timing| FigureInfo {
+    use FigureClass::{ExactCount, SchedCount, Timing};
+    let info = |unit: &str, better, class| FigureInfo {
         unit: unit.to_string(),
         better,
-        timing,
+        class,
     };
     match name {
-        "ops_per_s" => info("ops/s", Better::Higher, true),
-        "ipis_per_op" | "page_range_ipis_per_op" => info("IPIs/op", Better::Lower, false),
-        n if n.starts_with("ipis_per_op.") => info("IPIs/op", Better::Lower, false),
-        "shootdowns_per_op" => info("calls/op", Better::Lower, false),
-        "noipi_share" => info("ratio", Better::Higher, false),
-        "ipi_unreceived" => info("IPIs", Better::Lower, false),
-        "sent_eq_received" => info("bool", Better::Higher, false),
-        "remove_early_share" => info("ratio", Better::Higher, false),
+        "ops_per_s" => info("ops/s", Better::Higher, Timing),
+        "ipis_per_op" | "page_range_ipis_per_op" => info("IPIs/op", Better::Lower, SchedCount),
+        n if n.starts_with("ipis_per_op.") => info("IPIs/op", Better::Lower, SchedCount),
+        "shootdowns_per_op" => info("calls/op", Better::Lower, SchedCount),
+        "noipi_share" => info("ratio", Better::Higher, SchedCount),
+        // An invariant: 0 whatever the scheduling.
+        "ipi_unreceived" => info("IPIs", Better::Lower, ExactCount),
+        "sent_eq_received" => info("bool", Better::Higher, ExactCount),
+        "remove_early_share" => info("ratio", Better::Higher, ExactCount),
         "ack_wait_mean" | "ack_wait_p50" | "ack_wait_p90" | "ack_wait_p99" => {
-            info("cycles", Better::Lower, true)
+            info("cycles", Better::Lower, Timing)
         }
-        "run.outcome" => info("bool", Better::Higher, false),
-        "ops" => info("ops", Better::Higher, false),
-        "stale_reads" => info("count", Better::Lower, false),
+        "run.outcome" => info("bool", Better::Higher, ExactCount),
+        "ops" => info("ops", Better::Higher, ExactCount),
+        "stale_reads" => info("count", Better::Lower, SchedCount),
         _ => {
             let unit = raw_unit.unwrap_or("");
-            let timing = matches!(unit, "ns" | "us" | "ms" | "s" | "cycles" | "hz")
-                || name.starts_with("shoot.wait.");
-            info(unit, Better::Neither, timing)
+            let class = if matches!(unit, "ns" | "us" | "ms" | "s" | "cycles" | "hz")
+                || name.starts_with("shoot.wait.")
+            {
+                Timing
+            } else if ["ipi.", "shoot.", "coherence."]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                SchedCount
+            } else {
+                ExactCount
+            };
+            info(unit, Better::Neither, class)
         }
     }
 }
@@ -424,9 +493,24 @@ mod tests {
 
     #[test]
     fn timing_is_known_by_name_or_unit() {
-        assert!(figure_info("ops_per_s", None).timing);
-        assert!(!figure_info("ipis_per_op", None).timing);
-        assert!(figure_info("workload.elapsed_ns", Some("ns")).timing);
-        assert!(!figure_info("coherence.stale_reads", Some("count")).timing);
+        assert!(figure_info("ops_per_s", None).timing());
+        assert!(!figure_info("ipis_per_op", None).timing());
+        assert!(figure_info("workload.elapsed_ns", Some("ns")).timing());
+        assert!(!figure_info("coherence.stale_reads", Some("count")).timing());
+        let class = |n: &str, u| figure_info(n, u).class;
+        assert_eq!(class("ipis_per_op", None), FigureClass::SchedCount);
+        assert_eq!(
+            class("ipis_per_op", None).on_cpus(1),
+            FigureClass::ExactCount
+        );
+        assert_eq!(
+            class("ipi.sent.shootpage", Some("count")),
+            FigureClass::SchedCount
+        );
+        assert_eq!(
+            class("pmap.remove.calls", Some("count")),
+            FigureClass::ExactCount
+        );
+        assert_eq!(class("ipi_unreceived", None), FigureClass::ExactCount);
     }
 }

@@ -60,19 +60,95 @@ pub fn shard<T: Clone>(cells: &[T], k: usize, n: usize) -> Vec<T> {
         .collect()
 }
 
+/// Checks that `shards` (the metadata of each input, in input order) are
+/// one complete shard set of one matrix run: each says `K/N` with the same
+/// N, the Ks are exactly 1..=N once each, and they agree on the matrix
+/// file's hash, the accelerator and QEMU's version.
+pub fn check_shard_set(inputs: &[PathBuf], shards: &[Metadata]) -> Result<()> {
+    let mut specs = Vec::new();
+    for (input, m) in inputs.iter().zip(shards) {
+        let Some(text) = &m.shard else {
+            bail!(
+                "{} is not a shard (its metadata.json has no shard K/N): merge takes the outputs of `matrix --shard K/N`",
+                input.display()
+            );
+        };
+        specs.push((input, text.parse::<ShardSpec>()?));
+    }
+    let n = specs[0].1.n;
+    if let Some((input, s)) = specs.iter().find(|(_, s)| s.n != n) {
+        bail!(
+            "shard counts differ: {} is shard {} but {} is of {n}",
+            input.display(),
+            s,
+            specs[0].0.display()
+        );
+    }
+    let mut seen = vec![None; n];
+    for (input, s) in &specs {
+        if let Some(first) = seen[s.k - 1].replace(*input) {
+            bail!(
+                "shard {s} is given twice: {} and {}",
+                first.display(),
+                input.display()
+            );
+        }
+    }
+    let missing: Vec<String> = (1..=n)
+        .filter(|k| seen[k - 1].is_none())
+        .map(|k| format!("{k}/{n}"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "incomplete shard set: missing shard {} (a merged matrix must hold every cell)",
+            missing.join(", ")
+        );
+    }
+    for (what, get) in [
+        (
+            "matrix files (sha256)",
+            (|m: &Metadata| m.matrix_sha256.clone()) as fn(&Metadata) -> String,
+        ),
+        ("accelerators", |m: &Metadata| m.accel.clone()),
+        ("QEMU versions", |m: &Metadata| m.qemu_version.clone()),
+    ] {
+        let first = get(&shards[0]);
+        if let Some((input, m)) = inputs.iter().zip(shards).find(|(_, m)| get(m) != first) {
+            bail!(
+                "shards ran different {what}: {} has '{first}', {} has '{}'",
+                inputs[0].display(),
+                input.display(),
+                get(m)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Merges the result directories `inputs` (shards) into `out`: every run
 /// is copied to `out/runs/`, `out/results.csv` is written, and
-/// `out/metadata.json` records each shard's metadata (a shard without one
-/// is allowed and noted). Fails, naming the cell and both sources, if a
-/// cell appears in two inputs, and fails if the shards ran different
-/// matrix files. Returns the merged rows.
+/// `out/metadata.json` records each shard's metadata. Fails unless the
+/// inputs are one complete shard set of one matrix, accelerator and QEMU
+/// ([`check_shard_set`]; every input needs its metadata.json), and fails,
+/// naming the cell and both sources, if a cell appears in two inputs.
+/// Returns the merged rows.
 pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Vec<ResultRow>> {
     if inputs.is_empty() {
         bail!("nothing to merge: no input directories given");
     }
+    let mut shards = Vec::new();
+    for input in inputs {
+        if !input.join(metadata::METADATA_JSON).exists() {
+            bail!(
+                "{} has no metadata.json: cannot tell which shard of which matrix it is",
+                input.display()
+            );
+        }
+        shards.push(read_metadata(input)?);
+    }
+    check_shard_set(inputs, &shards)?;
     let mut owner: BTreeMap<Cell, &Path> = BTreeMap::new();
     let mut runs: BTreeMap<Cell, Vec<ResultRow>> = BTreeMap::new();
-    let mut shards = Vec::new();
     for input in inputs {
         let rows =
             load_rows(input).with_context(|| format!("reading shard {}", input.display()))?;
@@ -90,25 +166,6 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Vec<ResultRow>> {
             }
             runs.insert(cell, rows);
         }
-        if input.join(metadata::METADATA_JSON).exists() {
-            shards.push(read_metadata(input)?);
-        }
-    }
-    let hashes: Vec<&Metadata> = shards
-        .iter()
-        .filter(|m| !m.matrix_sha256.is_empty())
-        .collect();
-    if let Some(other) = hashes
-        .iter()
-        .find(|m| m.matrix_sha256 != hashes[0].matrix_sha256)
-    {
-        bail!(
-            "shards ran different matrices: {} (sha256 {}) and {} (sha256 {})",
-            hashes[0].matrix_path,
-            hashes[0].matrix_sha256,
-            other.matrix_path,
-            other.matrix_sha256
-        );
     }
 
     let store = Store::open(out)?;
@@ -179,8 +236,9 @@ mod tests {
         }
     }
 
-    /// Stores a TEST FIXTURE run for each cell in a fresh store.
-    fn run_cells(dir: &Path, cells: &[Cell]) {
+    /// Stores a TEST FIXTURE run for each cell in a fresh store, as shard
+    /// `shard` of the fixture matrix.
+    fn run_cells(dir: &Path, cells: &[Cell], shard: &str) {
         let store = Store::open(dir).unwrap();
         for (i, cell) in cells.iter().enumerate() {
             let run = fixtures::run(cell.clone(), 100.0 + i as f64, 10.0, 5.0);
@@ -188,6 +246,9 @@ mod tests {
         }
         let m = Metadata {
             matrix_sha256: "abc".into(),
+            accel: "tcg".into(),
+            qemu_version: "QEMU 7.2".into(),
+            shard: Some(shard.into()),
             started: format!("2026-01-0{}T00:00:00Z", 1 + cells.len() % 3),
             ..Default::default()
         };
@@ -199,11 +260,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let all = cells();
         let whole = tmp.path().join("whole");
-        run_cells(&whole, &all);
+        run_cells(&whole, &all, "1/1");
         let shard_dirs: Vec<PathBuf> = (1..=3)
             .map(|k| {
                 let dir = tmp.path().join(format!("shard{k}"));
-                run_cells(&dir, &shard(&all, k, 3));
+                run_cells(&dir, &shard(&all, k, 3), &format!("{k}/3"));
                 dir
             })
             .collect();
@@ -222,8 +283,10 @@ mod tests {
         assert_eq!(meta.shards.len(), 3);
 
         // The same cell in two shards is an error naming it.
+        let dup = tmp.path().join("dup");
+        run_cells(&dup, &shard(&all, 1, 3), "3/3");
         let err = merge(
-            &[shard_dirs[0].clone(), whole.clone()],
+            &[shard_dirs[0].clone(), shard_dirs[1].clone(), dup],
             &tmp.path().join("bad"),
         )
         .unwrap_err()
@@ -232,6 +295,48 @@ mod tests {
             err.contains("is in two shards") && err.contains("variant=a"),
             "{err}"
         );
+        // Three of four shards, or one given twice: refused.
+        let err = format!(
+            "{:#}",
+            merge(&shard_dirs[..2], &tmp.path().join("bad2")).unwrap_err()
+        );
+        assert!(err.contains("missing shard 3/3"), "{err}");
+        let err = format!(
+            "{:#}",
+            merge(
+                &[
+                    shard_dirs[0].clone(),
+                    shard_dirs[0].clone(),
+                    shard_dirs[1].clone()
+                ],
+                &tmp.path().join("bad3")
+            )
+            .unwrap_err()
+        );
+        assert!(err.contains("shard 1/3 is given twice"), "{err}");
+    }
+
+    #[test]
+    fn shards_of_different_qemu_or_accel_do_not_merge() {
+        let tmp = tempfile::tempdir().unwrap();
+        let all = cells();
+        let a = tmp.path().join("a");
+        let b = tmp.path().join("b");
+        run_cells(&a, &shard(&all, 1, 2), "1/2");
+        run_cells(&b, &shard(&all, 2, 2), "2/2");
+        let mut m = read_metadata(&b).unwrap();
+        m.qemu_version = "QEMU 8.0".into();
+        write_metadata(&b, &m).unwrap();
+        let err = format!(
+            "{:#}",
+            merge(&[a.clone(), b.clone()], &tmp.path().join("o1")).unwrap_err()
+        );
+        assert!(err.contains("different QEMU versions"), "{err}");
+        m.qemu_version = "QEMU 7.2".into();
+        m.accel = "kvm".into();
+        write_metadata(&b, &m).unwrap();
+        let err = format!("{:#}", merge(&[a, b], &tmp.path().join("o2")).unwrap_err());
+        assert!(err.contains("different accelerators"), "{err}");
     }
 
     #[test]
@@ -240,14 +345,14 @@ mod tests {
         let all = cells();
         let a = tmp.path().join("a");
         let b = tmp.path().join("b");
-        run_cells(&a, &shard(&all, 1, 2));
-        run_cells(&b, &shard(&all, 2, 2));
+        run_cells(&a, &shard(&all, 1, 2), "1/2");
+        run_cells(&b, &shard(&all, 2, 2), "2/2");
         let mut m = read_metadata(&b).unwrap();
         m.matrix_sha256 = "def".into();
         write_metadata(&b, &m).unwrap();
         let err = merge(&[a, b], &tmp.path().join("out"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("different matrices"), "{err}");
+        assert!(err.contains("different matrix files"), "{err}");
     }
 }

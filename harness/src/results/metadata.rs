@@ -31,9 +31,27 @@ pub struct Metadata {
     pub accel: String,
     /// Why it was chosen (e.g. the auto-detection's measurement).
     pub accel_reason: String,
+    /// What the matrix file asked for (`auto`, `tcg`, ...), when known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub accel_requested: String,
+    /// The `auto` probe's figures (boot times under TCG and KVM), when the
+    /// accelerator was chosen by the probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel_probe: Option<crate::accel::ProbeResult>,
+    /// The QEMU machine model (`microvm`, `q35`).
+    #[serde(default)]
+    pub machine: String,
+    /// The tree the kernels were built from (`git rev-parse --short HEAD`,
+    /// `-dirty` with changes).
+    #[serde(default)]
+    pub git_rev: String,
     /// The matrix file, as given, and the SHA-256 of its contents.
     pub matrix_path: String,
     pub matrix_sha256: String,
+    /// Repetitions per cell as run (the file's, or `--reps`); 0 when not
+    /// recorded. The gate's completeness check expects this many.
+    #[serde(default)]
+    pub reps: u32,
     /// `K/N` when this directory holds one shard of the matrix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
@@ -61,8 +79,13 @@ impl Metadata {
             rustc_version: first_line_of("rustc", &["--version"]),
             accel: accel.to_string(),
             accel_reason: accel_reason.to_string(),
+            accel_requested: String::new(),
+            accel_probe: None,
+            machine: String::new(),
+            git_rev: String::new(),
             matrix_path: matrix_path.display().to_string(),
             matrix_sha256: sha256_hex(&matrix),
+            reps: 0,
             shard: None,
             started: now(),
             finished: String::new(),

@@ -3,77 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use lab_core::report::Scope;
 use serde::{Deserialize, Serialize};
 
-/// How a run ended. Spelled in CSV as the kebab-case names below.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Report complete, `end status=ok`, QEMU exited with the ok code.
-    Ok,
-    /// The kernel reported `status=failed` (an `error` record).
-    Failed,
-    /// The kernel panicked.
-    Panic,
-    /// QEMU exited 0 under `-no-reboot`: the guest reset (triple fault).
-    TripleFault,
-    /// The run outlived its timeout and was killed.
-    Timeout,
-    /// QEMU could not start or exited with a status that is none of ours.
-    QemuError,
-    /// The report broke the protocol (bad line, missing `end`, count mismatch).
-    ProtocolError,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Ok,
-        Outcome::Failed,
-        Outcome::Panic,
-        Outcome::TripleFault,
-        Outcome::Timeout,
-        Outcome::QemuError,
-        Outcome::ProtocolError,
-    ];
-
-    /// The CSV spelling.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed => "failed",
-            Outcome::Panic => "panic",
-            Outcome::TripleFault => "triple-fault",
-            Outcome::Timeout => "timeout",
-            Outcome::QemuError => "qemu-error",
-            Outcome::ProtocolError => "protocol-error",
-        }
-    }
-
-    pub fn is_ok(self) -> bool {
-        self == Outcome::Ok
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Outcome {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> anyhow::Result<Self> {
-        Outcome::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown run outcome '{s}'"))
-    }
-}
+/// How a run ended, as stored: the kind of [`crate::outcome::Outcome`]
+/// (one enum for the run and its rows; the run's details, such as a
+/// panic's message, stay in its log).
+pub use crate::outcome::Kind as Outcome;
 
 /// One point of a matrix. Two runs of the same cell are duplicates.
 /// `params` is canonical: `k=v;k=v` sorted by key (see [`Cell::params_text`]).

@@ -691,6 +691,8 @@ pub fn pmap_kenter_pa(va: VirtAddr, pa: PhysAddr, prot: Prot) -> Result<(), Pmap
 /// ([`pmap_nothing_resident`]), as FreeBSD's pmap_remove does.
 pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
     stats::count(Event::PmapRemoveCalls);
+    #[cfg(feature = "gate-selftest-slow-remove")]
+    gate_selftest_slow_remove();
     let (sva, eva) = (sva.as_u64(), eva.as_u64());
     check_range(pm, sva, eva);
     // FreeBSD amd64 pmap_remove: "Perform an unsynchronized read. This is,
@@ -722,6 +724,19 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
     }
     shoot_changed(pm, sva, eva, true, &mut changed);
     empty.free_all();
+}
+
+/// TEST ONLY (feature `gate-selftest-slow-remove`, in no variant of the
+/// tree): a busy loop of a fixed instruction count, so that the gate's
+/// self-test (`harness gate --self-test`, harness/src/verbs/selftest.rs)
+/// can plant a timing regression in pmap_remove that tcg-icount's virtual
+/// clock shows exactly.
+#[cfg(feature = "gate-selftest-slow-remove")]
+fn gate_selftest_slow_remove() {
+    const ITERS: u64 = 10_000;
+    for i in 0..ITERS {
+        core::hint::black_box(i);
+    }
 }
 
 /// Shoots down what a range operation of `pm` over `[sva, eva)` changed

@@ -1,0 +1,38 @@
+//! The verbs that read a results directory (what `harness matrix` wrote),
+//! one module each: [`merge`], [`plot`], [`gate`], [`baseline`],
+//! [`export`], and [`selftest`] (`gate --self-test`, the gate's mutation
+//! proof). Each is a thin layer over the library pieces it names; the
+//! options come resolved from [`crate::cli`]. `--in` defaults to
+//! `runs/matrix-latest`, the newest matrix output.
+//!
+//! Exit statuses: 0 done (gate: passed); 3 the gate failed; 1 the harness
+//! failed (unreadable input, cannot write, refused input).
+
+pub mod baseline;
+pub mod export;
+pub mod gate;
+pub mod merge;
+pub mod plot;
+pub mod selftest;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::matrix;
+use crate::results::{load_rows, ResultRow};
+use crate::workspace::Workspace;
+
+/// `--in`, or the newest matrix output.
+pub fn input_dir(ws: &Workspace, given: Option<&Path>) -> PathBuf {
+    given.map_or_else(|| matrix::latest_dir(ws), Path::to_path_buf)
+}
+
+/// Reads the rows of `dir`, failing if there are none.
+pub fn rows_of(dir: &Path) -> Result<Vec<ResultRow>> {
+    let rows = load_rows(dir).with_context(|| format!("reading results {}", dir.display()))?;
+    if rows.is_empty() {
+        bail!("no results in {}", dir.display());
+    }
+    Ok(rows)
+}

@@ -1,0 +1,24 @@
+//! `harness plot [--in DIR] [--out DIR]`: charts into `--out` (default
+//! `IN/charts`).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::{input_dir, rows_of};
+use crate::plot;
+use crate::workspace::Workspace;
+
+pub fn plot(ws: &Workspace, input: Option<&Path>, out: Option<&Path>) -> Result<i32> {
+    let input = input_dir(ws, input);
+    let rows = rows_of(&input)?;
+    let out = out.map_or_else(|| input.join("charts"), Path::to_path_buf);
+    let files = plot::render_all(&rows, &out)?;
+    println!(
+        "{} files in {}; open {}",
+        files.len(),
+        out.display(),
+        out.join("index.html").display()
+    );
+    Ok(0)
+}
