@@ -238,13 +238,15 @@ pub enum Sys {
     /// stack, entry or stack outside user space), `EAGAIN`, `ENOMEM`.
     ThreadCreate = 11,
     /// `thread_exit(value: u64) -> !`: ends the calling thread; `value` is
-    /// what `thread_join` returns. The last thread of a process exiting this
+    /// what `thread_join` stores. The last thread of a process exiting this
     /// way ends the process with status 0.
     ThreadExit = 12,
-    /// `thread_join(tid) -> value`: waits for thread `tid` of the calling
-    /// process to exit and returns its value; a thread can be joined once.
-    /// Errors: `ESRCH` (no such thread in this process, or already joined),
-    /// `EDEADLK` (`tid` is the caller).
+    /// `thread_join(tid, value: *mut u64) -> 0`: waits for thread `tid` of
+    /// the calling process to exit and stores its exit value (any `u64`,
+    /// also one that would read as an error in `rax`) at `value` if not
+    /// null; a thread can be joined once. Errors: `ESRCH` (no such thread in
+    /// this process, or already joined), `EDEADLK` (`tid` is the caller),
+    /// `EFAULT` (the thread stays joinable).
     ThreadJoin = 13,
     /// `getcpu() -> cpu`: the CPU the caller was running on (it may have
     /// moved by the time it looks, unless pinned).

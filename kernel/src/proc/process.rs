@@ -173,8 +173,9 @@ pub fn chan(p: &Process) -> usize {
 
 /// `waitpid(pid, status, flags)`: reaps a zombie child (`pid`, or any if
 /// -1), storing its encoded status; sleeps until one is a zombie unless
-/// NOHANG. The status pointer is checked first, so a bad one leaves the
-/// child waitable.
+/// NOHANG. The status is stored before the child is removed, under the
+/// table lock, so a call that fails with EFAULT (even if the status page
+/// was unmapped while it slept) leaves the child waitable.
 pub fn sys_waitpid(pid: i64, status_ptr: u64, flags: u64) -> Result<u64, Errno> {
     let nohang = match flags {
         0 => false,
@@ -210,15 +211,19 @@ pub fn sys_waitpid(pid: i64, status_ptr: u64, flags: u64) -> Result<u64, Errno> 
                 return Err(Errno::ECHILD);
             }
             if let Some(cpid) = found {
-                let child = table.remove(&cpid).unwrap();
-                drop(table);
-                let status = child.status().unwrap_or(WaitStatus::Exited(0));
+                // Store the status before reaping, still under PROCS (lock
+                // order PROCS, vm), so a status page unmapped while we
+                // slept fails the call without losing the child.
+                let status = table[&cpid].status().unwrap_or(WaitStatus::Exited(0));
                 if status_ptr != 0 {
                     let mut vm = me.vm.lock();
                     vm.as_mut()
                         .ok_or(Errno::EFAULT)?
                         .copyout(status_ptr, &status.encode().to_le_bytes())?;
                 }
+                let child = table.remove(&cpid);
+                drop(table);
+                drop(child);
                 return Ok(cpid);
             }
             if nohang {
@@ -257,9 +262,11 @@ pub fn sys_thread_create(entry: u64, arg: u64, stack_top: u64) -> Result<u64, Er
     Ok(tid)
 }
 
-/// `thread_join(tid)`: waits for thread `tid` of this process to end and
-/// returns its value; it can be joined once.
-pub fn sys_thread_join(tid: u64) -> Result<u64, Errno> {
+/// `thread_join(tid, value_ptr)`: waits for thread `tid` of this process
+/// to end and stores its exit value at `value_ptr` (if not null); it can
+/// be joined once. The value is stored before the thread is removed, so a
+/// bad pointer (EFAULT) leaves it joinable.
+pub fn sys_thread_join(tid: u64, value_ptr: u64) -> Result<u64, Errno> {
     let me = sched::current();
     if tid == me.tid {
         return Err(Errno::EDEADLK);
@@ -283,8 +290,19 @@ pub fn sys_thread_join(tid: u64) -> Result<u64, Errno> {
         t.joined.store(false, Ordering::Release);
         return Err(Errno::ESRCH);
     }
+    if value_ptr != 0 {
+        let value = t.exit_value.load(Ordering::Acquire);
+        let stored = match p.vm.lock().as_mut() {
+            Some(vm) => vm.copyout(value_ptr, &value.to_le_bytes()),
+            None => Err(Errno::EFAULT),
+        };
+        if let Err(e) = stored {
+            t.joined.store(false, Ordering::Release);
+            return Err(e);
+        }
+    }
     p.threads.lock().retain(|x| !Arc::ptr_eq(x, &t));
-    Ok(t.exit_value.load(Ordering::Acquire))
+    Ok(0)
 }
 
 /// Processes in the table.
