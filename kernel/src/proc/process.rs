@@ -31,6 +31,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
+use lab_core::limits;
 use lab_core::syscall::{user_range_ok, Errno, WaitStatus, PROGRAM_NAME_MAX};
 
 use super::sched;
@@ -39,10 +40,11 @@ use super::vm::Vm;
 use crate::mm::lock::SpinLock;
 use crate::mm::pmap::Pmap;
 
-/// Most processes at once (`fork` fails with EAGAIN beyond).
-pub const MAX_PROCS: usize = 1024;
-/// Most threads per process.
-pub const MAX_THREADS: usize = 256;
+/// Most processes at once, zombies included (`fork` fails with EAGAIN
+/// beyond).
+pub const MAX_PROCS: usize = limits::PROCS;
+/// Most threads per process not yet joined, dead or alive.
+pub const MAX_THREADS: usize = limits::THREADS_PER_PROC;
 
 /// A program name, kept inline for fault reports.
 #[derive(Clone, Copy)]
@@ -250,14 +252,24 @@ pub fn sys_thread_create(entry: u64, arg: u64, stack_top: u64) -> Result<u64, Er
         return Err(Errno::EINVAL);
     }
     let p = current();
-    if p.exiting.load(Ordering::Acquire) || p.threads.lock().len() >= MAX_THREADS {
+    if p.exiting.load(Ordering::Acquire)
+        || p.threads.lock().len() >= MAX_THREADS
+        || thread::count() >= limits::THREADS
+    {
         return Err(Errno::EAGAIN);
     }
+    if !crate::mm::heap::room() {
+        return Err(Errno::ENOMEM);
+    }
+    let mut threads = p.threads.lock();
+    threads.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
     let tid = alloc_id();
     let frame = thread::user_frame(entry, stack_top, arg);
     let t = Thread::new_user(p.clone(), tid, &frame, -1).ok_or(Errno::ENOMEM)?;
     let t = Arc::new(t);
-    p.add_thread(t.clone());
+    p.live.fetch_add(1, Ordering::AcqRel);
+    threads.push(t.clone());
+    drop(threads);
     sched::make_runnable(t);
     Ok(tid)
 }
