@@ -125,6 +125,29 @@ pub const USERTEST: UserWorkload = UserWorkload {
     params: &[],
 };
 
+pub const BOMBS: UserWorkload = UserWorkload {
+    name: "bombs",
+    program: "bombs",
+    help: "directed tests of the kernel's limits: thread, fork, region, frame and heap bombs; waitpid with its status page unmapped; joining a negative exit value",
+    params: &[
+        ParamSpec {
+            key: "mode",
+            kind: Kind::Choice(&[
+                "thread-bomb",
+                "fork-bomb",
+                "region-bomb",
+                "frame-exhaust",
+                "heap-exhaust",
+                "waitpid-efault",
+                "join-neg",
+            ]),
+            default: "thread-bomb",
+            help: "which limit or failure to provoke",
+        },
+        u64p("levels", 1, 1000, "30", "heap-exhaust: processes in the chain, each with 255 unjoined dead threads"),
+    ],
+};
+
 pub const BUSY_TARGET: UserWorkload = UserWorkload {
     name: "busy-target",
     program: "busy-target",
@@ -165,6 +188,7 @@ pub const USER_WORKLOADS: &[UserWorkload] = &[
     MMAP_STORM,
     COHERENCE,
     USERTEST,
+    BOMBS,
     BUSY_TARGET,
 ];
 

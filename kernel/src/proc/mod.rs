@@ -161,6 +161,14 @@ pub fn run_first(program: &str, argv: &[&str]) -> Result<Arc<Process>, Errno> {
 pub fn wait_first(p: &Arc<Process>) -> WaitStatus {
     sched::idle_until(&|| p.zombie.load(Ordering::Acquire));
     PROCS.lock().remove(&p.pid);
+    // Its last thread may still be switching away on another CPU (it set
+    // `zombie` before): wait (a bounded time) until every thread record
+    // is gone, so every kernel stack is back, then give the kept ones to
+    // the frame allocator, for the run's frame accounting.
+    let deadline = crate::arch::tsc::now() + crate::arch::tsc::hz() / 10;
+    while thread::count() > 0 && crate::arch::tsc::now() < deadline {
+        core::hint::spin_loop();
+    }
     thread::drain_kstack_cache();
     p.status().unwrap_or(WaitStatus::Exited(0))
 }

@@ -43,6 +43,7 @@ pub static WORKLOADS: &[&Workload] = &[
     &user::MMAP_STORM_W,
     &user::COHERENCE_W,
     &user::USERTEST_W,
+    &user::BOMBS_W,
     &user::BUSY_TARGET_W,
     &user::EXEC_RACE_W,
     &shoot_storm::SHOOT_STORM,
