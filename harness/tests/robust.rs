@@ -101,12 +101,17 @@ fn frame_exhaustion_kills_only_the_hog() {
 /// in EAGAIN at limit.threads, the mappings in ENOMEM, the run ok.
 #[test]
 fn heap_exhaustion_sequence_ends_in_errors_not_a_panic() {
-    bomb("heap-exhaust", &[("levels", "30")], Errno::ENOMEM, |_, r| {
-        assert_eq!(total(r, "bombs.thread_errno"), Errno::EAGAIN.code() as f64);
-        assert!(total(r, "bombs.threads") <= limits::THREADS as f64);
-        assert!(total(r, "bombs.levels") < 30.0);
-        assert!(total(r, "mem.heap.bytes") <= limits::HEAP_MAX_BYTES as f64);
-    });
+    bomb(
+        "heap-exhaust",
+        &[("levels", "30")],
+        Errno::ENOMEM,
+        |_, r| {
+            assert_eq!(total(r, "bombs.thread_errno"), Errno::EAGAIN.code() as f64);
+            assert!(total(r, "bombs.threads") <= limits::THREADS as f64);
+            assert!(total(r, "bombs.levels") < 30.0);
+            assert!(total(r, "mem.heap.bytes") <= limits::HEAP_MAX_BYTES as f64);
+        },
+    );
 }
 
 /// waitpid with its status page unmapped while it sleeps fails with
@@ -133,5 +138,43 @@ fn join_of_a_negative_exit_value() {
             total(r, "mem.frames.free_end"),
             total(r, "mem.frames.free_start")
         );
+    }
+}
+
+/// A short fuzz run (seeded random calls with hostile arguments from a
+/// thread per CPU, in child processes) ends ok: no unexpected result, the
+/// kernel alive, every frame back.
+#[test]
+fn fuzz_short_run_is_clean() {
+    for (cpus, seed) in [(2, "1"), (4, "2")] {
+        let b = boot_with("fuzz", cpus, |s| {
+            s.params = [("seed", seed), ("calls", "8000"), ("batches", "2")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        });
+        let r = &b.result.report;
+        assert_eq!(b.result.outcome, harness::outcome::Outcome::Ok, "x{cpus}");
+        assert_ipis_balanced(r);
+        assert_eq!(
+            total(r, "mem.frames.free_end"),
+            total(r, "mem.frames.free_start"),
+            "fuzz x{cpus}: frames leaked"
+        );
+        assert_eq!(total(r, "fuzz.batches"), 2.0);
+        let ended = total(r, "fuzz.batches_done")
+            + total(r, "fuzz.exits")
+            + [
+                "page_fault",
+                "general_protection",
+                "invalid_opcode",
+                "other_exception",
+                "out_of_memory",
+            ]
+            .iter()
+            .map(|k| total(r, &format!("fuzz.kills.{k}")))
+            .sum::<f64>();
+        assert_eq!(ended, 2.0, "x{cpus}: every batch accounted for");
+        assert!(r.errors.is_empty(), "x{cpus}: {:?}", r.errors);
     }
 }

@@ -148,6 +148,18 @@ pub const BOMBS: UserWorkload = UserWorkload {
     ],
 };
 
+pub const FUZZ: UserWorkload = UserWorkload {
+    name: "fuzz",
+    program: "fuzz",
+    help: "seeded random system calls with hostile arguments from one thread per CPU, in batches of child processes: results by errno, kills by reason",
+    params: &[
+        u64p("seed", 0, u64::MAX, "1", "the generator's seed"),
+        u64p("calls", 1, 100_000_000, "20000", "calls over all batches and threads (unless duration_ms)"),
+        u64p("duration_ms", 0, 3_600_000, "0", "run this long instead of counting calls (0: count)"),
+        u64p("batches", 1, 1000, "4", "child processes, one after the other"),
+    ],
+};
+
 pub const BUSY_TARGET: UserWorkload = UserWorkload {
     name: "busy-target",
     program: "busy-target",
@@ -189,6 +201,7 @@ pub const USER_WORKLOADS: &[UserWorkload] = &[
     COHERENCE,
     USERTEST,
     BOMBS,
+    FUZZ,
     BUSY_TARGET,
 ];
 

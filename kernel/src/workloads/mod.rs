@@ -44,6 +44,7 @@ pub static WORKLOADS: &[&Workload] = &[
     &user::COHERENCE_W,
     &user::USERTEST_W,
     &user::BOMBS_W,
+    &user::FUZZ_W,
     &user::BUSY_TARGET_W,
     &user::EXEC_RACE_W,
     &shoot_storm::SHOOT_STORM,
