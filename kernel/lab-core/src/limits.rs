@@ -41,3 +41,6 @@ pub const HEAP_MAX_BYTES: u64 = 32 << 20;
 /// that would allocate with less than this left under the cap fails with
 /// `ENOMEM` (`limit.heap_reserve_bytes`).
 pub const HEAP_RESERVE_BYTES: u64 = 2 << 20;
+
+const _: () = assert!(THREADS >= THREADS_PER_PROC && PROCS <= THREADS);
+const _: () = assert!(HEAP_RESERVE_BYTES < HEAP_MAX_BYTES);
