@@ -189,7 +189,7 @@ fn dispatch(sys: Sys, a: [u64; 6], frame: &mut TrapFrame) -> Result<u64, Errno> 
         Sys::Mprotect => with_vm(|vm| vm.mprotect(a[0], a[1], a[2]).map(|()| 0)),
         Sys::ThreadCreate => process::sys_thread_create(a[0], a[1], a[2]),
         Sys::ThreadExit => exit::exit_thread(a[0]),
-        Sys::ThreadJoin => process::sys_thread_join(a[0]),
+        Sys::ThreadJoin => process::sys_thread_join(a[0], a[1]),
         Sys::Getcpu => Ok(u64::from(cpu_id())),
         Sys::Pin => sys_pin(a[0] as i64),
         Sys::Ncpus => Ok(u64::from(smp::online().len())),

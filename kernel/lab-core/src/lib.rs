@@ -10,6 +10,7 @@
 //! - [`apic`]: local APIC interrupt command encoding (xAPIC and x2APIC).
 //! - [`smpcfg`]: which CPUs to start, from the ACPI MADT entries.
 //! - [`summary`]: min / median / p99 / max of measured samples.
+//! - [`limits`]: the kernel's resource limits per process and in total.
 //! - [`syscall`]: the system-call ABI between the kernel and user programs
 //!   (numbers, errors, address-space layout, initial stack, shared page).
 //! - [`elf`]: checking a user program's ELF image and planning its load.
@@ -25,6 +26,7 @@ pub mod apic;
 pub mod cmdline;
 pub mod cpuset;
 pub mod elf;
+pub mod limits;
 pub mod physmem;
 pub mod poison;
 pub mod ptmath;

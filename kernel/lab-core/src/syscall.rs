@@ -23,8 +23,10 @@
 //! [`USER_END`], and be mapped with the access the call needs) and returns
 //! [`Errno::EFAULT`] instead of faulting; a zero-length buffer is never
 //! accessed, so any pointer goes with length 0. A call that fails has no
-//! effect (e.g. `waitpid` checks its status pointer before it reaps the
-//! child, so the child stays waitable). No call ever crashes or corrupts
+//! effect (e.g. `waitpid` stores the status before it reaps the child, so
+//! a bad or vanished status page leaves the child waitable). What a process
+//! may hold is bounded by [`crate::limits`]; a call that would exceed a
+//! limit fails with `EAGAIN` or `ENOMEM` as documented there. No call ever crashes or corrupts
 //! the kernel because of its arguments. Unknown numbers return
 //! [`Errno::ENOSYS`]. Strings are passed as (pointer, length) pairs, UTF-8,
 //! not NUL-terminated.
@@ -179,7 +181,8 @@ pub enum Sys {
     Exit = 0,
     /// `fork() -> pid`: copies the calling process (copy-on-write); only the
     /// calling thread is copied. Returns the child's pid in the parent and 0
-    /// in the child. Errors: `ENOMEM`, `EAGAIN` (process table full).
+    /// in the child. Errors: `ENOMEM`, `EAGAIN` (process table full:
+    /// `limits::PROCS`, or `limits::THREADS` thread records).
     Fork = 1,
     /// `exec(name: *const u8, name_len, argv: *const u8, argv_len) -> !`:
     /// replaces the calling process's program with the embedded program
@@ -216,35 +219,42 @@ pub enum Sys {
     /// can observe the range unmapped (a concurrent fault in it waits for
     /// the call and resolves against the new mapping). Errors: `EINVAL`
     /// (len 0, bad prot or flags, unaligned FIXED address, range outside
-    /// user space or overlapping the image, stack or shared page), `ENOMEM`.
+    /// user space or overlapping the image, stack or shared page), `ENOMEM`
+    /// (no free range, or the process would pass
+    /// `limits::REGIONS_PER_PROC` regions, counting a split).
     Mmap = 8,
     /// `munmap(addr, len) -> 0`: removes every mapping in `[addr, addr+len)`
     /// (`addr` page-aligned, `len` rounded up; holes are fine), frees the
     /// frames and invalidates the translations on every CPU before
     /// returning. A later access to the range kills the process. Errors:
-    /// `EINVAL` (unaligned, len 0, outside the mmap region or the stack).
+    /// `EINVAL` (unaligned, len 0, outside the mmap region or the stack),
+    /// `ENOMEM` (a split would pass `limits::REGIONS_PER_PROC`).
     Munmap = 9,
     /// `mprotect(addr, len, prot) -> 0`: changes the protection of every
     /// page in the range, which must be wholly mapped; like `munmap`, the
     /// change is visible on every CPU when the call returns. Errors:
     /// `EINVAL` (unaligned, bad prot), `ENOMEM` (part of the range is not
-    /// mapped).
+    /// mapped, or a split would pass `limits::REGIONS_PER_PROC`).
     Mprotect = 10,
     /// `thread_create(entry, arg, stack_top) -> tid`: starts a thread in
     /// the calling process at `entry` with `rdi = arg` and `rsp =
     /// stack_top` (16-byte aligned; nothing pushed), other registers zero.
     /// The entry must never return; it ends with `thread_exit`. The stack is
     /// the caller's business (ulib mmaps one). Errors: `EINVAL` (unaligned
-    /// stack, entry or stack outside user space), `EAGAIN`, `ENOMEM`.
+    /// stack, entry or stack outside user space), `EAGAIN`
+    /// (`limits::THREADS_PER_PROC` threads not yet joined, dead ones
+    /// included, or `limits::THREADS` in all), `ENOMEM`.
     ThreadCreate = 11,
     /// `thread_exit(value: u64) -> !`: ends the calling thread; `value` is
-    /// what `thread_join` returns. The last thread of a process exiting this
+    /// what `thread_join` stores. The last thread of a process exiting this
     /// way ends the process with status 0.
     ThreadExit = 12,
-    /// `thread_join(tid) -> value`: waits for thread `tid` of the calling
-    /// process to exit and returns its value; a thread can be joined once.
-    /// Errors: `ESRCH` (no such thread in this process, or already joined),
-    /// `EDEADLK` (`tid` is the caller).
+    /// `thread_join(tid, value: *mut u64) -> 0`: waits for thread `tid` of
+    /// the calling process to exit and stores its exit value (any `u64`,
+    /// also one that would read as an error in `rax`) at `value` if not
+    /// null; a thread can be joined once. Errors: `ESRCH` (no such thread in
+    /// this process, or already joined), `EDEADLK` (`tid` is the caller),
+    /// `EFAULT` (the thread stays joinable).
     ThreadJoin = 13,
     /// `getcpu() -> cpu`: the CPU the caller was running on (it may have
     /// moved by the time it looks, unless pinned).

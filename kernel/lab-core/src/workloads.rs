@@ -135,6 +135,41 @@ pub const USERTEST: UserWorkload = UserWorkload {
     params: &[],
 };
 
+pub const BOMBS: UserWorkload = UserWorkload {
+    name: "bombs",
+    program: "bombs",
+    help: "directed tests of the kernel's limits: thread, fork, region, frame and heap bombs; waitpid with its status page unmapped; joining a negative exit value",
+    params: &[
+        ParamSpec {
+            key: "mode",
+            kind: Kind::Choice(&[
+                "thread-bomb",
+                "fork-bomb",
+                "region-bomb",
+                "frame-exhaust",
+                "heap-exhaust",
+                "waitpid-efault",
+                "join-neg",
+            ]),
+            default: "thread-bomb",
+            help: "which limit or failure to provoke",
+        },
+        u64p("levels", 1, 1000, "30", "heap-exhaust: processes in the chain, each with 255 unjoined dead threads"),
+    ],
+};
+
+pub const FUZZ: UserWorkload = UserWorkload {
+    name: "fuzz",
+    program: "fuzz",
+    help: "seeded random system calls with hostile arguments from one thread per CPU, in batches of child processes: results by errno, kills by reason",
+    params: &[
+        u64p("seed", 0, u64::MAX, "1", "the generator's seed"),
+        u64p("calls", 1, 100_000_000, "20000", "calls over all batches and threads (unless duration_ms)"),
+        u64p("duration_ms", 0, 3_600_000, "0", "run this long instead of counting calls (0: count)"),
+        u64p("batches", 1, 1000, "4", "child processes, one after the other"),
+    ],
+};
+
 pub const BUSY_TARGET: UserWorkload = UserWorkload {
     name: "busy-target",
     program: "busy-target",
@@ -175,6 +210,8 @@ pub const USER_WORKLOADS: &[UserWorkload] = &[
     MMAP_STORM,
     COHERENCE,
     USERTEST,
+    BOMBS,
+    FUZZ,
     BUSY_TARGET,
 ];
 

@@ -55,5 +55,6 @@ pub fn report(cpus: u32) {
         Scope::Global,
     );
     report::metric("mem.heap.bytes", heap::bytes(), "bytes", Scope::Global);
+    report::metric("mem.heap.used", heap::used(), "bytes", Scope::Global);
     shootdown::report(cpus);
 }

@@ -31,6 +31,9 @@ use crate::stats::{self, Event};
 /// point and initial stack pointer. Loaded nowhere; freed on failure.
 pub fn build_image(name: &str, argv: &PackedArgv<'_>) -> Result<(Vm, u64, u64), Errno> {
     let plan = elf::plan(name).map_err(|e| e.errno())?;
+    if !crate::mm::heap::room() {
+        return Err(Errno::ENOMEM);
+    }
     let mut vm = Vm::new()?;
     let build = |vm: &mut Vm| -> Result<u64, Errno> {
         for seg in plan.segments() {
@@ -39,7 +42,7 @@ pub fn build_image(name: &str, argv: &PackedArgv<'_>) -> Result<(Vm, u64, u64), 
                 end: seg.page_end(),
                 prot: seg.prot,
                 kind: Kind::Image,
-            });
+            })?;
             vm.load_bytes(seg.vaddr, seg.file)?;
         }
         vm.add_region(Region {
@@ -47,7 +50,7 @@ pub fn build_image(name: &str, argv: &PackedArgv<'_>) -> Result<(Vm, u64, u64), 
             end: USER_STACK_TOP,
             prot: Prot::RW,
             kind: Kind::Stack,
-        });
+        })?;
         let mut block = [0u8; INITIAL_STACK_MAX];
         let stack = build_initial_stack(argv, USER_STACK_TOP, &mut block)?;
         vm.load_bytes(stack.rsp, &block[..stack.len])?;
@@ -56,7 +59,7 @@ pub fn build_image(name: &str, argv: &PackedArgv<'_>) -> Result<(Vm, u64, u64), 
             end: SHARED_PAGE_VA + PAGE_SIZE,
             prot: Prot::READ,
             kind: Kind::Shared,
-        });
+        })?;
         Ok(stack.rsp)
     };
     match build(&mut vm) {

@@ -3,13 +3,14 @@
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
+use lab_core::limits;
 use lab_core::syscall::Errno;
 
 use super::process::{self, Process, MAX_PROCS, PROCS};
 use super::sched;
-use super::thread::Thread;
+use super::thread::{self, Thread};
 use crate::arch::trap::TrapFrame;
-use crate::mm::pmap;
+use crate::mm::{heap, pmap};
 use crate::stats::{self, Event};
 
 /// `fork()`: copies the calling process's address space copy-on-write
@@ -17,8 +18,13 @@ use crate::stats::{self, Event};
 /// copy of the caller's trap frame with `rax = 0`, pinned as the caller.
 /// Returns the child's pid. A failure leaves nothing behind.
 pub fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
-    if process::count() >= MAX_PROCS {
+    if process::count() >= MAX_PROCS || thread::count() >= limits::THREADS {
         return Err(Errno::EAGAIN);
+    }
+    // The child's records (process, thread, VM map, page records) come
+    // from the heap, some infallibly: only with the kernel's reserve left.
+    if !heap::room() {
+        return Err(Errno::ENOMEM);
     }
     let me = sched::current();
     let parent = me.process();

@@ -71,6 +71,36 @@ pub fn start() {
     for cpu in smp::online().without(0).iter() {
         smp::post(cpu, ap_main, 0);
     }
+    report_limits();
+}
+
+/// Reports lab_core::limits as `limit.*` metrics, and the kernel heap a
+/// process's records can hold at most (`limit.kmem_per_proc`: its
+/// process record, thread records and VM map regions; its page records
+/// are bounded by the frames it holds).
+fn report_limits() {
+    use lab_core::limits as l;
+    use lab_core::report::Scope;
+    let g = |name: &str, v: u64, unit: &str| crate::report::metric(name, v, unit, Scope::Global);
+    g("limit.procs", l::PROCS as u64, "count");
+    g("limit.threads", l::THREADS as u64, "count");
+    g(
+        "limit.threads_per_proc",
+        l::THREADS_PER_PROC as u64,
+        "count",
+    );
+    g(
+        "limit.regions_per_proc",
+        l::REGIONS_PER_PROC as u64,
+        "count",
+    );
+    g("limit.kstack_bytes", l::KSTACK_BYTES as u64, "bytes");
+    g("limit.heap_bytes", l::HEAP_MAX_BYTES, "bytes");
+    g("limit.heap_reserve_bytes", l::HEAP_RESERVE_BYTES, "bytes");
+    let kmem = core::mem::size_of::<Process>()
+        + l::THREADS_PER_PROC * (core::mem::size_of::<Thread>() + 2 * 8 + 8)
+        + l::REGIONS_PER_PROC * core::mem::size_of::<vm::Region>();
+    g("limit.kmem_per_proc", kmem as u64, "bytes");
 }
 
 /// An application processor's life once processes exist.
@@ -131,5 +161,14 @@ pub fn run_first(program: &str, argv: &[&str]) -> Result<Arc<Process>, Errno> {
 pub fn wait_first(p: &Arc<Process>) -> WaitStatus {
     sched::idle_until(&|| p.zombie.load(Ordering::Acquire));
     PROCS.lock().remove(&p.pid);
+    // Its last thread may still be switching away on another CPU (it set
+    // `zombie` before): wait (a bounded time) until every thread record
+    // is gone, so every kernel stack is back, then give the kept ones to
+    // the frame allocator, for the run's frame accounting.
+    let deadline = crate::arch::tsc::now() + crate::arch::tsc::hz() / 10;
+    while thread::count() > 0 && crate::arch::tsc::now() < deadline {
+        core::hint::spin_loop();
+    }
+    thread::drain_kstack_cache();
     p.status().unwrap_or(WaitStatus::Exited(0))
 }

@@ -31,6 +31,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
+use lab_core::limits;
 use lab_core::syscall::{user_range_ok, Errno, WaitStatus, PROGRAM_NAME_MAX};
 
 use super::sched;
@@ -39,10 +40,11 @@ use super::vm::Vm;
 use crate::mm::lock::SpinLock;
 use crate::mm::pmap::Pmap;
 
-/// Most processes at once (`fork` fails with EAGAIN beyond).
-pub const MAX_PROCS: usize = 1024;
-/// Most threads per process.
-pub const MAX_THREADS: usize = 256;
+/// Most processes at once, zombies included (`fork` fails with EAGAIN
+/// beyond).
+pub const MAX_PROCS: usize = limits::PROCS;
+/// Most threads per process not yet joined, dead or alive.
+pub const MAX_THREADS: usize = limits::THREADS_PER_PROC;
 
 /// A program name, kept inline for fault reports.
 #[derive(Clone, Copy)]
@@ -173,8 +175,9 @@ pub fn chan(p: &Process) -> usize {
 
 /// `waitpid(pid, status, flags)`: reaps a zombie child (`pid`, or any if
 /// -1), storing its encoded status; sleeps until one is a zombie unless
-/// NOHANG. The status pointer is checked first, so a bad one leaves the
-/// child waitable.
+/// NOHANG. The status is stored before the child is removed, under the
+/// table lock, so a call that fails with EFAULT (even if the status page
+/// was unmapped while it slept) leaves the child waitable.
 pub fn sys_waitpid(pid: i64, status_ptr: u64, flags: u64) -> Result<u64, Errno> {
     let nohang = match flags {
         0 => false,
@@ -210,15 +213,19 @@ pub fn sys_waitpid(pid: i64, status_ptr: u64, flags: u64) -> Result<u64, Errno> 
                 return Err(Errno::ECHILD);
             }
             if let Some(cpid) = found {
-                let child = table.remove(&cpid).unwrap();
-                drop(table);
-                let status = child.status().unwrap_or(WaitStatus::Exited(0));
+                // Store the status before reaping, still under PROCS (lock
+                // order PROCS, vm), so a status page unmapped while we
+                // slept fails the call without losing the child.
+                let status = table[&cpid].status().unwrap_or(WaitStatus::Exited(0));
                 if status_ptr != 0 {
                     let mut vm = me.vm.lock();
                     vm.as_mut()
                         .ok_or(Errno::EFAULT)?
                         .copyout(status_ptr, &status.encode().to_le_bytes())?;
                 }
+                let child = table.remove(&cpid);
+                drop(table);
+                drop(child);
                 return Ok(cpid);
             }
             if nohang {
@@ -245,21 +252,33 @@ pub fn sys_thread_create(entry: u64, arg: u64, stack_top: u64) -> Result<u64, Er
         return Err(Errno::EINVAL);
     }
     let p = current();
-    if p.exiting.load(Ordering::Acquire) || p.threads.lock().len() >= MAX_THREADS {
+    if p.exiting.load(Ordering::Acquire)
+        || p.threads.lock().len() >= MAX_THREADS
+        || thread::count() >= limits::THREADS
+    {
         return Err(Errno::EAGAIN);
     }
+    if !crate::mm::heap::room() {
+        return Err(Errno::ENOMEM);
+    }
+    let mut threads = p.threads.lock();
+    threads.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
     let tid = alloc_id();
     let frame = thread::user_frame(entry, stack_top, arg);
     let t = Thread::new_user(p.clone(), tid, &frame, -1).ok_or(Errno::ENOMEM)?;
     let t = Arc::new(t);
-    p.add_thread(t.clone());
+    p.live.fetch_add(1, Ordering::AcqRel);
+    threads.push(t.clone());
+    drop(threads);
     sched::make_runnable(t);
     Ok(tid)
 }
 
-/// `thread_join(tid)`: waits for thread `tid` of this process to end and
-/// returns its value; it can be joined once.
-pub fn sys_thread_join(tid: u64) -> Result<u64, Errno> {
+/// `thread_join(tid, value_ptr)`: waits for thread `tid` of this process
+/// to end and stores its exit value at `value_ptr` (if not null); it can
+/// be joined once. The value is stored before the thread is removed, so a
+/// bad pointer (EFAULT) leaves it joinable.
+pub fn sys_thread_join(tid: u64, value_ptr: u64) -> Result<u64, Errno> {
     let me = sched::current();
     if tid == me.tid {
         return Err(Errno::EDEADLK);
@@ -283,8 +302,19 @@ pub fn sys_thread_join(tid: u64) -> Result<u64, Errno> {
         t.joined.store(false, Ordering::Release);
         return Err(Errno::ESRCH);
     }
+    if value_ptr != 0 {
+        let value = t.exit_value.load(Ordering::Acquire);
+        let stored = match p.vm.lock().as_mut() {
+            Some(vm) => vm.copyout(value_ptr, &value.to_le_bytes()),
+            None => Err(Errno::EFAULT),
+        };
+        if let Err(e) = stored {
+            t.joined.store(false, Ordering::Release);
+            return Err(e);
+        }
+    }
     p.threads.lock().retain(|x| !Arc::ptr_eq(x, &t));
-    Ok(t.exit_value.load(Ordering::Acquire))
+    Ok(0)
 }
 
 /// Processes in the table.

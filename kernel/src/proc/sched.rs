@@ -343,7 +343,13 @@ fn finish_switch() {
     SCHED.release();
     if !prev.is_null() {
         // SAFETY: switch_away moved CURRENT's reference here.
-        drop(unsafe { Arc::from_raw(prev) });
+        let prev = unsafe { Arc::from_raw(prev) };
+        // This CPU is off its stack: a dead thread's is freed now, not
+        // when it is joined.
+        if prev.dead.load(Ordering::Acquire) {
+            prev.release_kstack();
+        }
+        drop(prev);
     }
 }
 

@@ -43,6 +43,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use lab_core::limits::REGIONS_PER_PROC;
 use lab_core::syscall::{
     user_range_ok, Errno, KillReason, MapFlags, Prot, SharedPage, IMAGE_BASE, MMAP_BASE, MMAP_END,
     PAGE_SIZE, USER_END,
@@ -53,6 +54,7 @@ use x86_64::{PhysAddr, VirtAddr};
 use crate::arch::{smp, tsc};
 use crate::memlayout::{phys_to_virt, virt_to_phys};
 use crate::mm::frame::{self, Fill};
+use crate::mm::heap;
 use crate::mm::pmap::{self, PmapHandle};
 use crate::stats::{self, Event};
 
@@ -217,11 +219,25 @@ impl Vm {
         self.regions.iter().any(|r| r.overlaps(s, e) && pred(r))
     }
 
-    /// Adds a region where there is none (exec).
-    pub fn add_region(&mut self, r: Region) {
+    /// Adds a region where there is none (exec, mmap). ENOMEM if the
+    /// map cannot grow.
+    pub fn add_region(&mut self, r: Region) -> Result<(), Errno> {
         debug_assert!(!self.overlaps(r.start, r.end, |_| true));
+        self.regions.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
         let at = self.regions.partition_point(|x| x.start < r.start);
         self.regions.insert(at, r);
+        Ok(())
+    }
+
+    /// Whether the map may grow by `more` regions (a call that may split
+    /// regions asks before it changes anything): within
+    /// lab_core::limits::REGIONS_PER_PROC, the room reserved in the
+    /// vector, and the heap's reserve for the page records it moves.
+    fn may_grow(&mut self, more: usize) -> Result<(), Errno> {
+        if self.regions.len() + more > REGIONS_PER_PROC || !heap::room() {
+            return Err(Errno::ENOMEM);
+        }
+        self.regions.try_reserve(more).map_err(|_| Errno::ENOMEM)
     }
 
     // ---- Faults ----------------------------------------------------------
@@ -276,6 +292,9 @@ impl Vm {
                 Ok(f)
             }
             None => {
+                if !heap::room() {
+                    return Err(KillReason::OutOfMemory);
+                }
                 let new = new_page(Fill::Zeroed).ok_or(KillReason::OutOfMemory)?;
                 if let Err(e) = enter(new, true) {
                     unref(new);
@@ -354,6 +373,9 @@ impl Vm {
             let f = match self.pages.get(&page) {
                 Some(&f) => f,
                 None => {
+                    if !heap::room() {
+                        return Err(Errno::ENOMEM);
+                    }
                     let f = new_page(Fill::Zeroed).ok_or(Errno::ENOMEM)?;
                     self.pages.insert(page, f);
                     f
@@ -398,17 +420,21 @@ impl Vm {
             if self.overlaps(addr, addr + len, |r| r.kind != Kind::Anon) {
                 return Err(Errno::EINVAL);
             }
+            // A split and the new region: nothing changes unless both fit.
+            self.may_grow(2)?;
             self.unmap(addr, addr + len);
             addr
         } else {
-            self.find_free(addr, len).ok_or(Errno::ENOMEM)?
+            let start = self.find_free(addr, len).ok_or(Errno::ENOMEM)?;
+            self.may_grow(1)?;
+            start
         };
         self.add_region(Region {
             start,
             end: start + len,
             prot,
             kind: Kind::Anon,
-        });
+        })?;
         Ok(start)
     }
 
@@ -451,6 +477,7 @@ impl Vm {
         }) {
             return Err(Errno::EINVAL);
         }
+        self.may_grow(1)?;
         self.unmap(addr, addr + len);
         Ok(())
     }
@@ -458,26 +485,36 @@ impl Vm {
     /// Removes everything in `[s, e)`: clips the regions, removes their
     /// pages from the pmap (one pmap_remove per region piece, as UVM's
     /// unmap does per map entry; it shoots down and waits), then drops the
-    /// frames.
+    /// frames. Edits the map in place; the caller has reserved room for
+    /// the one region a split in the middle adds ([`Self::may_grow`]), so
+    /// nothing here allocates but the page records' split.
     fn unmap(&mut self, s: u64, e: u64) {
-        let mut removed: Vec<(u64, u64)> = Vec::new();
-        let mut kept = Vec::with_capacity(self.regions.len() + 1);
-        for r in self.regions.drain(..) {
+        let mut i = 0;
+        while i < self.regions.len() {
+            let r = self.regions[i];
             if !r.overlaps(s, e) {
-                kept.push(r);
+                i += 1;
                 continue;
             }
-            if r.start < s {
-                kept.push(Region { end: s, ..r });
+            pmap::pmap_remove(&self.pmap, va(r.start.max(s)), va(r.end.min(e)));
+            match (r.start < s, r.end > e) {
+                (true, true) => {
+                    self.regions[i].end = s;
+                    self.regions.insert(i + 1, Region { start: e, ..r });
+                    i += 2;
+                }
+                (true, false) => {
+                    self.regions[i].end = s;
+                    i += 1;
+                }
+                (false, true) => {
+                    self.regions[i].start = e;
+                    i += 1;
+                }
+                (false, false) => {
+                    self.regions.remove(i);
+                }
             }
-            if r.end > e {
-                kept.push(Region { start: e, ..r });
-            }
-            removed.push((r.start.max(s), r.end.min(e)));
-        }
-        self.regions = kept;
-        for (rs, re) in removed {
-            pmap::pmap_remove(&self.pmap, va(rs), va(re));
         }
         let mut inside = self.pages.split_off(&s);
         let mut after = inside.split_off(&e);
@@ -520,8 +557,15 @@ impl Vm {
         if self.overlaps(s, e, |r| r.kind == Kind::Shared) {
             return Err(Errno::EINVAL);
         }
+        self.may_grow(2)?;
         let mut changed: Vec<(u64, u64, Prot)> = Vec::new();
-        let mut out = Vec::with_capacity(self.regions.len() + 2);
+        let mut out = Vec::new();
+        let pieces = self.regions.iter().filter(|r| r.overlaps(s, e)).count();
+        changed
+            .try_reserve_exact(pieces)
+            .map_err(|_| Errno::ENOMEM)?;
+        out.try_reserve_exact(self.regions.len() + 2)
+            .map_err(|_| Errno::ENOMEM)?;
         for r in self.regions.drain(..) {
             if !r.overlaps(s, e) {
                 out.push(r);
@@ -567,7 +611,11 @@ impl Vm {
     /// pages (a main source of shootdowns, on the CPUs running the parent).
     pub fn fork_copy(&mut self) -> Result<Vm, Errno> {
         let mut child = Vm::new()?;
-        child.regions = self.regions.clone();
+        if child.regions.try_reserve_exact(self.regions.len()).is_err() {
+            child.discard();
+            return Err(Errno::ENOMEM);
+        }
+        child.regions.extend_from_slice(&self.regions);
         for r in &self.regions {
             for (&page, &f) in self.pages.range(r.start..r.end) {
                 share(f);

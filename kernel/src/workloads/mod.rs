@@ -43,6 +43,8 @@ pub static WORKLOADS: &[&Workload] = &[
     &user::MMAP_STORM_W,
     &user::COHERENCE_W,
     &user::USERTEST_W,
+    &user::BOMBS_W,
+    &user::FUZZ_W,
     &user::BUSY_TARGET_W,
     &user::EXEC_RACE_W,
     &shoot_storm::SHOOT_STORM,

@@ -18,7 +18,8 @@ use lab_core::cmdline::Params;
 use lab_core::report::{Fixed, Scope, Status};
 use lab_core::syscall::WaitStatus;
 use lab_core::workloads::{
-    UserWorkload, BUILDKERNEL, BUSY_TARGET, COHERENCE, EXEC_RACE, FORKEXIT, MMAP_STORM, USERTEST,
+    UserWorkload, BOMBS, BUILDKERNEL, FUZZ, BUSY_TARGET, COHERENCE, EXEC_RACE, FORKEXIT, MMAP_STORM,
+    USERTEST,
 };
 
 use super::Workload;
@@ -43,6 +44,8 @@ user_workload!(BUILDKERNEL_W, BUILDKERNEL);
 user_workload!(MMAP_STORM_W, MMAP_STORM);
 user_workload!(COHERENCE_W, COHERENCE);
 user_workload!(USERTEST_W, USERTEST);
+user_workload!(BOMBS_W, BOMBS);
+user_workload!(FUZZ_W, FUZZ);
 user_workload!(BUSY_TARGET_W, BUSY_TARGET);
 user_workload!(EXEC_RACE_W, EXEC_RACE);
 

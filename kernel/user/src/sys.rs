@@ -182,10 +182,18 @@ pub fn thread_exit(value: u64) -> ! {
     unreachable!("thread_exit returned")
 }
 
-/// Waits for thread `tid` and returns its exit value.
+/// Waits for thread `tid` and returns its exit value (any `u64`: the
+/// kernel stores it apart from the call's result).
 pub fn thread_join(tid: u64) -> Result<u64, Errno> {
-    // SAFETY: no pointers.
-    unsafe { call(Sys::ThreadJoin, [tid, 0, 0, 0, 0, 0]) }
+    let mut value = 0u64;
+    // SAFETY: the kernel writes one u64 to `value`.
+    unsafe {
+        call(
+            Sys::ThreadJoin,
+            [tid, &mut value as *mut u64 as u64, 0, 0, 0, 0],
+        )
+    }?;
+    Ok(value)
 }
 
 /// The CPU the caller was running on.
