@@ -22,8 +22,10 @@
 //! host-core budget as a matrix is ([`crate::matrix::schedule`]) through
 //! [`crate::run::run_into`], and prints (and writes as Markdown) a table.
 //! A mutant is *caught* in a cell when an oracle reports a stale access
-//! (or the run does not end ok); it *survives* when some cell did not
-//! catch it. A control fails when it shows a stale access, does not end
+//! (or the run does not end ok); it is caught when some cell on the most
+//! CPUs run (4 by default) caught it, under any accelerator, and
+//! *survives* otherwise (cells with fewer CPUs are reported, as `missed`
+//! when they did not catch it, but do not decide). A control fails when it shows a stale access, does not end
 //! ok, or some oracle mode made no check or completed no round. Exit 3 if
 //! any mutant survives or any control fails.
 
@@ -237,7 +239,7 @@ impl Cell {
     fn verdict(&self) -> &'static str {
         match (self.mutant, self.caught(), self.clean()) {
             (true, true, _) => "caught",
-            (true, false, _) => "SURVIVED",
+            (true, false, _) => "missed",
             (false, _, true) => "clean",
             (false, _, false) => "FAILED",
         }
@@ -266,11 +268,26 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Mutants not caught in some cell.
+    /// The CPU count that decides: the most run (4 by default).
+    pub fn decisive_cpus(&self) -> u32 {
+        self.cells.iter().map(|c| c.cpus).max().unwrap_or(0)
+    }
+
+    /// Whether mutant `name` is caught: in at least one cell on the
+    /// decisive CPU count, under any accelerator. (Fewer CPUs give fewer
+    /// readers and less overlap: those cells are reported, not required.)
+    pub fn caught(&self, name: &str) -> bool {
+        let cpus = self.decisive_cpus();
+        self.cells
+            .iter()
+            .any(|c| c.mutant && c.target == name && c.cpus == cpus && c.caught())
+    }
+
+    /// Mutants not caught (see [`Outcome::caught`]).
     pub fn survivors(&self) -> BTreeSet<String> {
         self.cells
             .iter()
-            .filter(|c| c.mutant && !c.caught())
+            .filter(|c| c.mutant && !self.caught(&c.target))
             .map(|c| c.target.clone())
             .collect()
     }
@@ -474,6 +491,10 @@ fn run_one(
             }
         }
         _ => {
+            // Mixed ops. (mode=page was tried: it caught
+            // mutant-kernel-no-shoot on 2 CPUs, 547 stale reads, but not on
+            // 4, 0 of 6000 checks, while mixed caught it on 4 CPUs in every
+            // run so far; why page mode misses on 4 CPUs is not understood.)
             params.push(("mode".to_string(), "mixed".to_string()));
             params.push(("ops".to_string(), "500".to_string()));
         }
@@ -588,9 +609,10 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
     let survivors = o.survivors();
     let _ = writeln!(
         out,
-        "`{command}`: {} of {} mutants caught in every cell; controls {}; wall {:.0} s.\n",
+        "`{command}`: {} of {} mutants caught (on {} CPUs, under at least one accelerator); controls {}; wall {:.0} s.\n",
         mutants.len() - survivors.len(),
         mutants.len(),
+        o.decisive_cpus(),
         if o.failed_controls().is_empty() {
             "clean".to_string()
         } else {
@@ -604,6 +626,29 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
         },
         o.wall.as_secs_f64()
     );
+    out.push_str("| mutant | path | verdict | caught in |\n|---|---|---|---|\n");
+    for m in &mutants {
+        let cell = o.cells.iter().find(|c| c.target == *m);
+        let path = cell.map_or("", |c| c.path.as_str());
+        let r#in: Vec<String> = o
+            .cells
+            .iter()
+            .filter(|c| c.target == *m && c.caught())
+            .map(|c| format!("{} cpu {}", c.cpus, c.accel))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {m} | {} | {} | {} |",
+            path.replace('|', "\\|"),
+            if o.caught(m) { "caught" } else { "SURVIVED" },
+            if r#in.is_empty() {
+                "-".to_string()
+            } else {
+                r#in.join(", ")
+            }
+        );
+    }
+    out.push_str("\nEvery cell (a mutant *missed* in a cell is caught if some cell on the most CPUs caught it):\n\n");
     for (i, r) in rows.iter().enumerate() {
         let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
         let _ = writeln!(out, "| {} |", cells.join(" | "));
@@ -685,7 +730,7 @@ catch = ["munmap", "remap"]
             mutant: true,
             ..Cell::default()
         };
-        assert_eq!(c.verdict(), "SURVIVED");
+        assert_eq!(c.verdict(), "missed");
         c.caught_by.push("range (3)".into());
         assert_eq!(c.verdict(), "caught");
         let mut k = Cell {

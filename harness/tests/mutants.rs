@@ -1,6 +1,7 @@
 //! The oracles' mutation score, a fast subset (`harness mutants` runs them
-//! all): three mutants on 2 CPUs under TCG (the one-page remove, a range,
-//! the copy-on-write replacement) are caught by the coherence mode aimed at
+//! all): four mutants on 2 CPUs under TCG (the one-page remove, a range,
+//! the copy-on-write replacement, DragonFly's truncated address list) are
+//! caught by the coherence mode aimed at
 //! their path, and the correct `fixed` kernel is clean with checks and
 //! completed rounds in every mode. Boots the real kernels: about 40 s.
 
@@ -23,6 +24,7 @@ fn oracles_catch_mutants_and_pass_the_fixed_kernel() {
             "lost-shootdown".into(),
             "mutant-range-no-ipi".into(),
             "mutant-cow-no-shoot".into(),
+            "mutant-dfly-truncate".into(),
         ],
         controls: vec!["fixed".into()],
         rounds: Some(4),
@@ -42,6 +44,7 @@ fn oracles_catch_mutants_and_pass_the_fixed_kernel() {
         ("lost-shootdown", "munmap"),
         ("mutant-range-no-ipi", "range"),
         ("mutant-cow-no-shoot", "cow"),
+        ("mutant-dfly-truncate", "range"),
     ] {
         let c = cell(name);
         assert!(

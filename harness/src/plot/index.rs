@@ -139,12 +139,27 @@ fn html(groups: &[GroupSummary], sections: &[Section]) -> String {
     out
 }
 
+const MUTANTS_MD: &str = "\n## Mutation score of the stale-TLB oracles\n\n\
+    Which broken shootdown paths the oracles catch, per CPU count and accelerator: \
+    [mutants.md](mutants.md) (`harness mutants`).\n";
+const MUTANTS_HTML: &str = "<h2>Mutation score of the stale-TLB oracles</h2>\n\
+    <p>Which broken shootdown paths the oracles catch: \
+    <a href=\"mutants.md\">mutants.md</a> (<code>harness mutants</code>).</p>\n";
+
 /// Writes `index.md` and `index.html` into `dir`; returns their paths.
 pub fn write(groups: &[GroupSummary], sections: &[Section], dir: &Path) -> Result<Vec<PathBuf>> {
     let md = dir.join("index.md");
     let page = dir.join("index.html");
-    let md_text = markdown(groups, sections);
-    let html_text = html(groups, sections);
+    let mut md_text = markdown(groups, sections);
+    let mut html_text = html(groups, sections);
+    // The oracles' mutation score (`harness mutants --out DIR` writes
+    // DIR/mutants.md; put it beside the charts to have it linked).
+    if dir.join("mutants.md").is_file() {
+        md_text.push_str(MUTANTS_MD);
+        if let Some(at) = html_text.rfind("</body>") {
+            html_text.insert_str(at, MUTANTS_HTML);
+        }
+    }
     write_atomic(&md, |w| Ok(w.write_all(md_text.as_bytes())?))?;
     write_atomic(&page, |w| Ok(w.write_all(html_text.as_bytes())?))?;
     Ok(vec![md, page])

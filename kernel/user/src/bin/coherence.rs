@@ -39,8 +39,9 @@
 //! fill or the poison below, looks like a tag). Generation g is made by:
 //! epoch = 2g-1 (odd: change in flight); `mmap(A, FIXED)` (replaces the
 //! old frame by a fresh zero-fill mapping: a one-page pmap_remove, a
-//! shootpage); the writer then touches one page of a new *decoy* mapping
-//! and writes POISON in it; writes tag(g) in A; epoch = 2g. A reader that
+//! shootpage); epoch = 2g as soon as it returns (the old frame must be
+//! unreachable now); the writer then touches one page of a new *decoy*
+//! mapping and writes POISON in it; writes tag(g) in A. A reader that
 //! loaded epoch e and then read x from A saw a stale frame if x is a tag
 //! of generation t < e / 2, or neither zero nor a tag (the old frame,
 //! freed and reused: the decoy takes it first, and fills it with POISON).
@@ -72,6 +73,12 @@
 //!   the shared frame after fork returned (in a correct kernel it
 //!   faults and goes to the round child's own copy).
 //!
+//! In the multi-page munmap and mprotect modes (range, tlb,
+//! mprotect-range) the writer, once the readers are warm, *arms* the round
+//! and waits until every reader has seen it: from then on the readers
+//! leave page 0 alone (the address a truncated batch keeps; a reader that
+//! still cycled through it would fault there mid-change, before it could
+//! see CHANGED, and hide the truncation; see `arm`).
 //! In the munmap and mprotect modes a reader that loaded CHANGED starts
 //! again from the last page (the one a truncated batch would miss) and
 //! any access it completes is stale; the kernel kills a process on an
@@ -126,6 +133,9 @@ const INCONCLUSIVE_STATUS: i32 = 2;
 
 const PHASE_MAPPED: u64 = 1;
 const PHASE_CHANGED: u64 = 2;
+/// A multi-page munmap/mprotect round is about to change the mapping: the
+/// readers stop accessing page 0 (see `round_reader`).
+const PHASE_ARMED: u64 = 3;
 
 static EPOCH: AtomicU64 = AtomicU64::new(0);
 static TARGET: AtomicU64 = AtomicU64::new(0);
@@ -186,6 +196,8 @@ static WRITE: AtomicBool = AtomicBool::new(false);
 static EXPECT: AtomicU64 = AtomicU64::new(0);
 /// Accesses completed after the change that were not stale.
 static POST: AtomicU64 = AtomicU64::new(0);
+/// Readers that saw PHASE_ARMED (and so no longer access page 0).
+static ARMED: AtomicU64 = AtomicU64::new(0);
 
 /// How a round mode changes the mapping.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -383,6 +395,11 @@ fn remap(readers: usize, remaps: u64) -> Tally {
         EPOCH.store(2 * g - 1, Ordering::Release);
         let got = mem::mmap(a, PAGE_SIZE, Prot::RW, MapFlags::FIXED).expect("mmap FIXED");
         assert_eq!(got, a, "mmap FIXED moved the target");
+        // The old frame is gone from here on: a read of it (tag g-1, or
+        // the poison) after this store is stale. Stored at once, so that
+        // a shootdown that returns before its targets have invalidated
+        // (`mutant-no-wait`) leaves the widest window to see.
+        EPOCH.store(2 * g, Ordering::Release);
         let decoy = mem::map_rw(PAGE_SIZE).expect("mmap decoy");
         // SAFETY: our fresh decoy mapping; A is ours and readers only read
         // it.
@@ -390,7 +407,6 @@ fn remap(readers: usize, remaps: u64) -> Tally {
             write_volatile(decoy as *mut u64, POISON);
             write_volatile(a as *mut u64, tag(g));
         }
-        EPOCH.store(2 * g, Ordering::Release);
         if prev_decoy != 0 {
             // SAFETY: nobody uses an old decoy.
             unsafe { mem::munmap(prev_decoy, PAGE_SIZE) }.expect("munmap decoy");
@@ -522,6 +538,30 @@ fn warm(readers: usize) -> bool {
     true
 }
 
+/// Sets PHASE_ARMED and waits until every reader has seen it: from then on
+/// they access pages 1..n only (still warm: they used them a moment ago).
+///
+/// Why: a shootdown that invalidates only some pages of a range (a
+/// truncated DragonFly list keeps its first address, page 0) must leave the
+/// readers using the others after the change returned. If a reader still
+/// cycled through page 0, it would fault there *while the change is in
+/// flight* (the IPI invalidated page 0), before it could see CHANGED, and
+/// the kernel's kill would end the round as a pass: a truncated list was
+/// indistinguishable from a correct one (`mutant-dfly-truncate` survived
+/// every run). False on a timeout.
+fn arm(readers: usize) -> bool {
+    EPOCH.store(PHASE_ARMED, Ordering::Release);
+    let deadline = now_ns() + WARM_TIMEOUT_NS;
+    while ARMED.load(Ordering::Acquire) < readers as u64 {
+        if now_ns() > deadline {
+            println!("coherence: readers did not see the armed phase");
+            return false;
+        }
+        thread::yield_now();
+    }
+    true
+}
+
 /// The word reader `i` writes in page `p` of the mapping at `a`.
 fn word(a: u64, p: u64, i: usize) -> *mut u64 {
     // Word 0 holds the tag; word 1 + i is reader i's.
@@ -553,12 +593,16 @@ fn round_child(m: &RoundMode, readers: usize) -> i32 {
     EPOCH.store(PHASE_MAPPED, Ordering::Release);
     READY.store(0, Ordering::Relaxed);
     POST.store(0, Ordering::Relaxed);
+    ARMED.store(0, Ordering::Relaxed);
     for c in &ACCESSES[..readers] {
         c.store(0, Ordering::Relaxed);
     }
     let mut handles: [Option<JoinHandle>; MAX_READERS] = [const { None }; MAX_READERS];
     spawn_readers(readers, &mut handles, round_reader);
     if !warm(readers) {
+        return INCONCLUSIVE_STATUS;
+    }
+    if n > 1 && matches!(m.change, Change::Unmap | Change::Protect) && !arm(readers) {
         return INCONCLUSIVE_STATUS;
     }
     match m.change {
@@ -679,12 +723,22 @@ fn round_reader(i: usize, a: u64) -> u64 {
     let expect = EXPECT.load(Ordering::Relaxed);
     let mut p = n - 1;
     let mut seen_change = false;
+    let mut armed = false;
     let mut seq = 0u64;
     loop {
         let e = EPOCH.load(Ordering::Acquire);
         let changed = e == PHASE_CHANGED;
+        if (e == PHASE_ARMED || changed) && !armed && n > 1 {
+            // Page 0 is left alone from here on (see `arm`); the last
+            // access to it completed before this acknowledgement.
+            armed = true;
+            ARMED.fetch_add(1, Ordering::Release);
+        }
         if changed && !seen_change {
             seen_change = true;
+            p = n - 1;
+        }
+        if armed && !seen_change && p == 0 {
             p = n - 1;
         }
         let page = a + p * PAGE_SIZE;
