@@ -16,6 +16,7 @@
 //! | `noipi_share` | sum of shoot.noipi.* / sum of shoot.calls.* | ratio | sched |
 //! | `ipi_unreceived` | \|sum of ipi.sent.* - sum of ipi.received.*\| over all kinds | IPIs | exact |
 //! | `sent_eq_received` | 1 when every kind's sent equals its received, else 0 | bool | exact |
+//! | `frames_unbalanced` | \|mem.frames.free_start - mem.frames.free_end\| | frames | exact |
 //! | `remove_early_share` | pmap.remove.early / pmap.remove.calls | ratio | exact |
 //! | `ack_wait_mean` | shoot.wait.ack / (shootdown calls that sent IPIs) | cycles | timing |
 //! | `ack_wait_p50`, `_p90`, `_p99` | quantile of the shoot.wait.ack.log2 histogram (bucket's upper edge) | cycles | timing |
@@ -148,6 +149,8 @@ pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
         "ipi_unreceived" => info("IPIs", Better::Lower, ExactCount),
         "sent_eq_received" => info("bool", Better::Higher, ExactCount),
         "remove_early_share" => info("ratio", Better::Higher, ExactCount),
+        // The frame allocator's count at the end against the start: exact.
+        "frames_unbalanced" => info("frames", Better::Lower, ExactCount),
         "ack_wait_mean" | "ack_wait_p50" | "ack_wait_p90" | "ack_wait_p99" => {
             info("cycles", Better::Lower, Timing)
         }
@@ -280,6 +283,9 @@ impl RunFigures {
                 });
                 Some(if all_equal { 1.0 } else { 0.0 })
             }
+            "frames_unbalanced" => Some(
+                (self.total("mem.frames.free_start")? - self.total("mem.frames.free_end")?).abs(),
+            ),
             "remove_early_share" => ratio(
                 self.total("pmap.remove.early"),
                 self.total("pmap.remove.calls"),
@@ -428,6 +434,19 @@ mod tests {
         assert_eq!(f.figure("no.such.metric"), None);
         assert_eq!(f.pairs.len(), 12);
         assert!(f.figure("ack_wait_p50").unwrap() >= 2f64.powi(11));
+        // Frames: none reported, no figure; 3 fewer free at the end: 3.
+        assert_eq!(f.figure("frames_unbalanced"), None);
+        let mut leaky = rec.clone();
+        for (name, v) in [
+            ("mem.frames.free_start", 100.0),
+            ("mem.frames.free_end", 97.0),
+        ] {
+            leaky
+                .metrics
+                .push(Metric::new(name, v, "count", Scope::Global));
+        }
+        let leaky = RunFigures::from_rows(&leaky.rows()).unwrap();
+        assert_eq!(leaky.figure("frames_unbalanced"), Some(3.0));
     }
 
     #[test]
