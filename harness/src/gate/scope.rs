@@ -204,7 +204,7 @@ mod tests {
             lines.iter().map(|l| l.verdict).max().unwrap()
         };
         assert_eq!(
-            verdict("openbsd-2010 sends far more IPIs than fixed"),
+            verdict("openbsd-2010 sends far more shootpage+shootrange IPIs than fixed"),
             Verdict::Pass
         );
         assert_eq!(verdict("every IPI sent was received"), Verdict::Pass);

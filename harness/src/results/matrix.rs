@@ -286,8 +286,8 @@ mod tests {
     fn shipped_matrices_parse() {
         let full = MatrixSpec::load(&Path::new(REPO).join("variants/matrix.toml")).unwrap();
         assert_eq!(full.variants.len(), 12);
-        // ipi-pingpong runs on 2 and 4 CPUs only.
-        assert_eq!(full.cells().unwrap().len(), 12 * (4 * 3 + 2) * 3);
+        // ipi-pingpong and busy-target run on 2 and 4 CPUs only.
+        assert_eq!(full.cells().unwrap().len(), 12 * (5 * 3 + 2 + 2) * 3);
         // The negative control is expected to be caught on 2 and 4 CPUs.
         let expected_failures = full
             .cells()
@@ -297,6 +297,8 @@ mod tests {
             .count();
         assert_eq!(expected_failures, 2 * 3);
         let quick = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-quick.toml")).unwrap();
-        assert_eq!(quick.cells().unwrap().len(), 2 * 2 * 2 * 2);
+        // 5 variants x (forkexit and ipi-pingpong on 2 and 4 CPUs, busy-target
+        // on 2) x 2 reps.
+        assert_eq!(quick.cells().unwrap().len(), 5 * (2 * 2 + 1) * 2);
     }
 }
