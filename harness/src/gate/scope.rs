@@ -88,8 +88,8 @@ pub fn group_of(cell: &Cell) -> GroupKey {
     }
 }
 
-/// The rules that select at least one of `groups`, and a skip line for
-/// each rule that selects none (`matrix` names the matrix in the note).
+/// The rules that select at least one of `groups` (a ratio: both of its
+/// variants), and a skip line for each rule that selects none (`matrix` names the matrix in the note).
 pub fn scope(rules: &Rules, groups: &BTreeSet<GroupKey>, matrix: &str) -> (Rules, Vec<GateLine>) {
     let mut kept = Rules {
         baseline: rules.baseline.clone(),
@@ -121,12 +121,13 @@ pub fn scope(rules: &Rules, groups: &BTreeSet<GroupKey>, matrix: &str) -> (Rules
         }
     }
     for rule in &rules.ratio {
-        let named = |g: &&GroupKey| g.variant == rule.numerator || g.variant == rule.denominator;
-        if groups
-            .iter()
-            .filter(named)
-            .any(|g| rule.select.matches(g, true))
-        {
+        // A ratio needs both sides: the matrix must run each of them.
+        let runs = |variant: &str| {
+            groups
+                .iter()
+                .any(|g| g.variant == variant && rule.select.matches(g, true))
+        };
+        if runs(&rule.numerator) && runs(&rule.denominator) {
             kept.ratio.push(rule.clone());
         } else {
             let selection = format!(
