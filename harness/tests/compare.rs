@@ -74,7 +74,7 @@ fn setup(tmp: &Path) -> (PathBuf, PathBuf) {
 fn line<'a>(table: &'a str, figure: &str) -> &'a str {
     table
         .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some(figure))
+        .find(|l| l.split_whitespace().nth(2) == Some(figure))
         .unwrap_or_else(|| panic!("no line for {figure} in\n{table}"))
 }
 
@@ -160,14 +160,19 @@ fn git_status() -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn worktrees() -> String {
+/// The worktrees' paths (others may commit in theirs meanwhile).
+fn worktrees() -> Vec<String> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo())
-        .args(["worktree", "list"])
+        .args(["worktree", "list", "--porcelain"])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("worktree "))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
