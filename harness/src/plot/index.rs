@@ -49,7 +49,7 @@ impl Tone {
 
 /// `ratio` (variant / reference) of a figure where lower (or, with
 /// `higher_better`, higher) is better: the text and its tone.
-fn ratio_cell(v: Option<f64>, r: Option<f64>, higher_better: bool) -> (String, Tone) {
+fn ratio_cell(v: Option<f64>, r: Option<f64>, higher_better: bool) -> Ratio {
     match (v, r) {
         (Some(v), Some(r)) if r != 0.0 => {
             let ratio = v / r;
@@ -76,6 +76,9 @@ fn ratio_cell(v: Option<f64>, r: Option<f64>, higher_better: bool) -> (String, T
     }
 }
 
+/// A ratio's text and tone.
+type Ratio = (String, Tone);
+
 /// One workload's block of the overview.
 struct Overview {
     /// `forkexit [touch=on, loops=300]`.
@@ -83,7 +86,7 @@ struct Overview {
     /// `tcg-icount, microvm` (every accelerator the block's rows ran on).
     accel: String,
     /// (variant, cpus, IPIs/op ratio, rate ratio) against the reference.
-    rows: Vec<(String, u32, (String, Tone), (String, Tone))>,
+    rows: Vec<(String, u32, Ratio, Ratio)>,
 }
 
 /// Each variant against [`REFERENCE`] in the same workload, params, CPU
