@@ -4,7 +4,8 @@
 //!
 //! Exit statuses: 0 ok; 1 the harness failed (bad variant, build failed,
 //! cannot write); 2 usage error (clap). `run`: 3-8 the run's outcome other
-//! than ok (see `outcome::Kind::exit_code`). `matrix`: 3 some run did
+//! than ok (see `outcome::Kind::exit_code`). `compare`: 3 only with
+//! `--fail-on-regression` and a significant regression. `matrix`: 3 some run did
 //! not end as expected, 130 interrupted. `gate`: 3 it failed (a rule, a
 //! missing cell, or no rule passed; `verbs::gate::EXIT_HELP`, shown by
 //! `harness gate --help`).
@@ -15,6 +16,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::accel::AccelChoice;
+use crate::compare::{CompareOptions, Format};
 use crate::matrix::MatrixOptions;
 use crate::mutants::MutantsOptions;
 use crate::qemu::{Machine, DEFAULT_QEMU};
@@ -104,6 +106,13 @@ pub enum Command {
     /// experiments that exist in this tree, prints the table, writes
     /// results/REPRODUCE.md and results/charts/reproduce-ipi-factor.*.
     Reproduce(ReproduceArgs),
+    /// What a change did: compare two results directories, or two git
+    /// revisions (each built in a temporary worktree and run on the same
+    /// matrix, interleaved), per cell and figure with the gate's
+    /// statistics. Writes OUT/compare.md and OUT/compare.csv. Exit 0
+    /// whatever changed, unless --fail-on-regression (then 3 on a
+    /// significant regression).
+    Compare(CompareArgs),
     /// Export the key figures as Bencher (BMF) and github-action-benchmark
     /// JSON.
     Export {
@@ -114,6 +123,46 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Before: a results directory or a git revision.
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// After: a results directory or a git revision.
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// The matrix revision sides run (default: variants/matrix-quick.toml).
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
+    /// Where compare.md and compare.csv (and revision sides' results) go
+    /// (default: runs/compare-<UTC stamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Exit 3 when some figure got significantly worse.
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    /// What to print on the terminal.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Host cores the revision sides' matrices keep busy (default: all).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+}
+
+impl CompareArgs {
+    pub fn into_options(self) -> CompareOptions {
+        CompareOptions {
+            a: self.a,
+            b: self.b,
+            matrix: self.matrix,
+            out: self.out,
+            fail_on_regression: self.fail_on_regression,
+            format: self.format,
+            jobs: self.jobs,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,6 @@
 
 use std::fs::{self, File};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
@@ -61,14 +60,21 @@ pub fn build(ws: &Workspace, variant: &Variant, output: Output) -> Result<Kernel
 
     let kernel_dir = ws.kernel_dir();
     let target_dir = kernel_dir.join("target");
-    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cargo
-        .current_dir(&kernel_dir)
-        .args(["build", "--release", "--quiet", "--target", TARGET])
-        .arg("--manifest-path")
-        .arg(kernel_dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut args: Vec<std::ffi::OsString> = ["build", "--release", "--quiet", "--target", TARGET]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.push("--manifest-path".into());
+    args.push(kernel_dir.join("Cargo.toml").into());
+    args.push("--target-dir".into());
+    args.push(target_dir.clone().into());
+    if !variant.features.is_empty() {
+        args.push("--features".into());
+        args.push(variant.features.join(",").into());
+    }
+    let mut cargo = duct::cmd(program, args)
+        .dir(&kernel_dir)
         .env("PMAPLAB_VARIANT", &variant.name)
         // Flags meant for the host build (a caller's RUSTFLAGS, e.g. CI's
         // -D warnings) would replace the kernel's own target rustflags
@@ -77,15 +83,13 @@ pub fn build(ws: &Workspace, variant: &Variant, output: Output) -> Result<Kernel
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET");
-    if !variant.features.is_empty() {
-        cargo.arg("--features").arg(variant.features.join(","));
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdin_null()
+        .unchecked();
+    if output == Output::OnFailure {
+        cargo = cargo.stdout_capture().stderr_capture();
     }
-    match output {
-        Output::Show => cargo.stderr(Stdio::inherit()).stdout(Stdio::inherit()),
-        Output::OnFailure => cargo.stderr(Stdio::piped()).stdout(Stdio::piped()),
-    };
-    let result = cargo.output().with_context(|| {
+    let result = cargo.run().with_context(|| {
         format!(
             "cannot start cargo to build variant '{}' (is cargo on PATH?)",
             variant.name

@@ -27,6 +27,7 @@
 
 pub mod accel;
 pub mod cli;
+pub mod compare;
 pub mod gate;
 pub mod kernel_build;
 pub mod matrix;

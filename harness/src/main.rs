@@ -7,7 +7,7 @@ use clap::Parser;
 
 use harness::cli::{Cli, Command};
 use harness::workspace::Workspace;
-use harness::{kernel_build, matrix, mutants, reproduce, run, variants, verbs};
+use harness::{compare, kernel_build, matrix, mutants, reproduce, run, variants, verbs};
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2.
@@ -57,6 +57,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Reproduce(args) => reproduce::execute(&ws, &args.into_options()),
         Command::Baseline { input } => verbs::baseline::baseline(&ws, &input),
+        Command::Compare(args) => compare::execute(&ws, &args.into_options()),
         Command::Export { input, out } => {
             verbs::export::export(&ws, input.as_deref(), out.as_deref())
         }

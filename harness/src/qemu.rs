@@ -22,9 +22,7 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -209,27 +207,25 @@ pub fn boot(cfg: &Config, timeout: Duration, stderr_path: &Path) -> Result<Boot>
         return Err(Interrupted.into());
     }
     let start = Instant::now();
-    let mut command = Command::new(&cfg.qemu);
-    command
-        .args(args(cfg))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr_file)
-        .process_group(0);
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // makes one async-signal-safe system call (prctl); it touches no locks
-    // or allocations of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(io::Error::last_os_error());
+    // A bare name goes to duct as a string, so PATH is searched as std
+    // does (duct takes a relative Path as relative to the current directory).
+    let expression = duct::cmd(cfg.qemu.as_os_str(), args(cfg))
+        .stdin_null()
+        .stdout_null()
+        .stderr_file(stderr_file)
+        .unchecked()
+        .before_spawn(|command| {
+            command.process_group(0);
+            // SAFETY: the hook runs in the child between fork and exec and
+            // makes one async-signal-safe system call (prctl); it touches
+            // no locks or allocations of the parent.
+            unsafe {
+                command.pre_exec(die_with_parent);
             }
             Ok(())
         });
-    }
-    let spawned = command.spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
+    let handle = match expression.start() {
+        Ok(handle) => handle,
         Err(e) => {
             let why = format!("cannot start {}: {e}", cfg.qemu.display());
             std::fs::write(stderr_path, format!("{why}\n")).ok();
@@ -241,10 +237,14 @@ pub fn boot(cfg: &Config, timeout: Duration, stderr_path: &Path) -> Result<Boot>
         }
     };
     let deadline = start + timeout;
-    // Polling, not a SIGCHLD handler: a 1 ms nap costs nothing next to a
-    // boot and keeps this free of signal-handling state.
+    // duct waits on SIGCHLD (no polling of the child); the wait is cut
+    // into slices only to notice a stop request.
     let exit = loop {
-        if let Some(status) = child.try_wait().context("cannot wait for QEMU")? {
+        let slice = deadline
+            .saturating_duration_since(Instant::now())
+            .min(STOP_CHECK);
+        if let Some(output) = handle.wait_timeout(slice).context("cannot wait for QEMU")? {
+            let status = output.status;
             break match (status.code(), status.signal()) {
                 (Some(code), _) => Exit::Status(code),
                 (None, Some(sig)) => Exit::Signal(sig),
@@ -252,16 +252,13 @@ pub fn boot(cfg: &Config, timeout: Duration, stderr_path: &Path) -> Result<Boot>
             };
         }
         if stop_requested() {
-            child.kill().ok();
-            child.wait().context("cannot reap QEMU after killing it")?;
+            kill_and_reap(&handle)?;
             return Err(Interrupted.into());
         }
         if Instant::now() >= deadline {
-            child.kill().ok();
-            child.wait().context("cannot reap QEMU after killing it")?;
+            kill_and_reap(&handle)?;
             break Exit::TimedOut;
         }
-        thread::sleep(Duration::from_millis(1));
     };
     let wall = start.elapsed();
     let stderr = std::fs::read(stderr_path)
@@ -270,12 +267,36 @@ pub fn boot(cfg: &Config, timeout: Duration, stderr_path: &Path) -> Result<Boot>
     Ok(Boot { exit, wall, stderr })
 }
 
+/// How often a waiting [`boot`] looks at [`stop_requested`].
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// `pre_exec` hook: ask the kernel to SIGKILL this child when the harness
+/// thread that started it dies, so a harness killed outright (SIGKILL, a
+/// crash) leaves no QEMU behind.
+fn die_with_parent() -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and takes no
+    // pointers.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Kills a started QEMU and waits for it to be reaped.
+fn kill_and_reap(handle: &duct::Handle) -> Result<()> {
+    handle.kill().ok();
+    handle.wait().context("cannot reap QEMU after killing it")?;
+    Ok(())
+}
+
 /// The first line of `qemu --version` (e.g. `QEMU emulator version 7.2.22`).
 pub fn version(qemu: &Path) -> Result<String> {
-    let out = Command::new(qemu)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
+    let out = duct::cmd(qemu.as_os_str(), ["--version"])
+        .stdin_null()
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .run()
         .with_context(|| format!("cannot run {} --version", qemu.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text.lines().next().unwrap_or("").trim().to_string())

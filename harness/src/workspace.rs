@@ -91,13 +91,13 @@ impl Workspace {
     /// was then built from uncommitted code); `unknown` outside git.
     pub fn git_rev(&self) -> String {
         let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .arg("-C")
-                .arg(&self.root)
-                .args(args)
-                .stdin(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .output()
+            duct::cmd("git", args)
+                .dir(&self.root)
+                .stdin_null()
+                .stdout_capture()
+                .stderr_null()
+                .unchecked()
+                .run()
                 .ok()
         };
         let Some(out) = git(&["rev-parse", "--short", "HEAD"]).filter(|o| o.status.success())

@@ -218,3 +218,65 @@ fn the_run_verb_prints_the_report_and_sets_the_exit_status() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no variant named 'no-such'"));
 }
+
+/// The pids of the processes whose command line mentions `needle`.
+fn processes_naming(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// A harness killed outright (SIGKILL: no handler runs) leaves no QEMU
+/// behind: QEMU is started with PR_SET_PDEATHSIG.
+#[test]
+fn a_killed_harness_leaves_no_qemu() {
+    kernel();
+    let runs = tempfile::tempdir().unwrap();
+    let needle = runs.path().to_str().unwrap().to_string();
+    with_slot(|| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args([
+                "run",
+                "--workload",
+                "hang",
+                "--accel",
+                "tcg",
+                "--timeout",
+                "120",
+            ])
+            .arg("--runs-dir")
+            .arg(runs.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let me = child.id();
+        let qemu_of =
+            |pids: Vec<u32>| -> Vec<u32> { pids.into_iter().filter(|&p| p != me).collect() };
+        let start = std::time::Instant::now();
+        let mut qemu = Vec::new();
+        while qemu.is_empty() && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(50));
+            qemu = qemu_of(processes_naming(&needle));
+        }
+        assert!(!qemu.is_empty(), "QEMU never started under {needle}");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let start = std::time::Instant::now();
+        let mut left = qemu_of(processes_naming(&needle));
+        while !left.is_empty() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+            left = qemu_of(processes_naming(&needle));
+        }
+        assert!(left.is_empty(), "QEMU outlived the harness: pids {left:?}");
+    });
+}

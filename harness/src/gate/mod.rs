@@ -547,7 +547,7 @@ fn ratio(ctx: &Ctx<'_>, rule: &RatioRule, groups: &[GroupSummary], out: &mut Vec
 
 /// The relative move of `new` from `old` in the bad direction (positive
 /// = worse); an infinite move from an old value of 0.
-fn bad_move(old: f64, new: f64, better: Better) -> f64 {
+pub fn bad_move(old: f64, new: f64, better: Better) -> f64 {
     let worse_by = match better {
         Better::Higher => old - new,
         _ => new - old,
@@ -582,7 +582,7 @@ fn baseline_for<'b>(new: &GroupKey, baseline: &'b [GroupSummary]) -> Option<&'b 
 /// The p-value of "`new` is worse than `old` by more than `tolerance`"
 /// (one-sided Welch on logarithms when every value is positive, else on
 /// the values with the margin taken from the old median).
-fn regression_p(old: &[f64], new: &[f64], tolerance: f64, better: Better) -> Option<f64> {
+pub fn regression_p(old: &[f64], new: &[f64], tolerance: f64, better: Better) -> Option<f64> {
     let positive = old.iter().chain(new).all(|&v| v > 0.0);
     if positive {
         let sign = if better == Better::Higher { -1.0 } else { 1.0 };

@@ -1,13 +1,152 @@
 //! The index pages: `index.md` (PNG images, for GitHub and reviews) and
-//! `index.html` (SVG images), each with the key-figures table and the
-//! charts by section.
+//! `index.html` (SVG images). In the order a reviewer reads them: first,
+//! per workload, each variant against `fixed` (ratios of IPIs per
+//! operation and of the operation rate, coloured better/worse in the html,
+//! with the accelerator named); then the charts by section; last the full
+//! key-figure table.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use crate::results::csv::write_atomic;
-use crate::results::summary::{fmt_num, GroupSummary};
+use crate::results::summary::{fmt_num, GroupKey, GroupSummary};
+
+/// The variant every other is set against in the overview.
+pub const REFERENCE: &str = "fixed";
+
+/// A ratio closer to 1 than this is shown as neither better nor worse.
+const SAME_WITHIN: f64 = 0.02;
+
+/// How a ratio against the reference reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tone {
+    Better,
+    Worse,
+    Same,
+    Unknown,
+}
+
+impl Tone {
+    fn class(self) -> &'static str {
+        match self {
+            Tone::Better => "better",
+            Tone::Worse => "worse",
+            Tone::Same => "same",
+            Tone::Unknown => "",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Tone::Better => "better",
+            Tone::Worse => "worse",
+            Tone::Same => "same",
+            Tone::Unknown => "",
+        }
+    }
+}
+
+/// `ratio` (variant / reference) of a figure where lower (or, with
+/// `higher_better`, higher) is better: the text and its tone.
+fn ratio_cell(v: Option<f64>, r: Option<f64>, higher_better: bool) -> Ratio {
+    match (v, r) {
+        (Some(v), Some(r)) if r != 0.0 => {
+            let ratio = v / r;
+            let tone = if (ratio - 1.0).abs() <= SAME_WITHIN {
+                Tone::Same
+            } else if (ratio > 1.0) == higher_better {
+                Tone::Better
+            } else {
+                Tone::Worse
+            };
+            (format!("{}x", fmt_num(ratio)), tone)
+        }
+        // Both 0: no ratio to show (e.g. a workload without shootdowns).
+        (Some(0.0), Some(_)) => ("both 0".into(), Tone::Unknown),
+        (Some(_), Some(_)) => (
+            "inf".into(),
+            if higher_better {
+                Tone::Better
+            } else {
+                Tone::Worse
+            },
+        ),
+        _ => ("-".into(), Tone::Unknown),
+    }
+}
+
+/// A ratio's text and tone.
+type Ratio = (String, Tone);
+
+/// One workload's block of the overview.
+struct Overview {
+    /// `forkexit [touch=on, loops=300]`.
+    workload: String,
+    /// `tcg-icount, microvm` (every accelerator the block's rows ran on).
+    accel: String,
+    /// (variant, cpus, IPIs/op ratio, rate ratio) against the reference.
+    rows: Vec<(String, u32, Ratio, Ratio)>,
+}
+
+/// Each variant against [`REFERENCE`] in the same workload, params, CPU
+/// count, accelerator and machine; workloads without the reference, and
+/// rows with neither ratio defined, are left out.
+fn overview(groups: &[GroupSummary]) -> Vec<Overview> {
+    let mut out: Vec<Overview> = Vec::new();
+    let reference = |k: &GroupKey| {
+        groups.iter().find(|g| {
+            g.key.variant == REFERENCE
+                && GroupKey {
+                    variant: REFERENCE.into(),
+                    ..k.clone()
+                } == g.key
+        })
+    };
+    for g in groups.iter().filter(|g| g.key.variant != REFERENCE) {
+        let Some(r) = reference(&g.key) else { continue };
+        let workload = workload_name(&g.key);
+        let ipi = ratio_cell(g.median("ipis_per_op"), r.median("ipis_per_op"), false);
+        let rate = ratio_cell(g.median("ops_per_s"), r.median("ops_per_s"), true);
+        if ipi.1 == Tone::Unknown && rate.1 == Tone::Unknown {
+            continue;
+        }
+        let accel = format!("{}, {}", g.key.accel, g.key.machine);
+        let block = match out.iter_mut().find(|o| o.workload == workload) {
+            Some(b) => b,
+            None => {
+                out.push(Overview {
+                    workload,
+                    accel: String::new(),
+                    rows: Vec::new(),
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        if !block.accel.split("; ").any(|a| a == accel) {
+            if !block.accel.is_empty() {
+                block.accel.push_str("; ");
+            }
+            block.accel.push_str(&accel);
+        }
+        block
+            .rows
+            .push((g.key.variant.clone(), g.key.cpus, ipi, rate));
+    }
+    out
+}
+
+fn workload_name(key: &GroupKey) -> String {
+    if key.params.is_empty() {
+        key.workload.clone()
+    } else {
+        format!("{} [{}]", key.workload, key.params.replace(';', ", "))
+    }
+}
+
+const OVERVIEW_INTRO: &str = "Each variant against `fixed` (the OpenBSD fix) in the same cell: \
+     the ratio of the medians, variant / fixed. IPIs per operation: below 1 is better; \
+     operation rate: above 1 is better. Within 2 % counts as the same.";
 
 /// A section of charts: (file stem, caption) pairs.
 pub struct Section {
@@ -63,12 +202,27 @@ fn markdown(groups: &[GroupSummary], sections: &[Section]) -> String {
         out.push_str("_No results._\n");
         return out;
     }
-    out.push_str("## Key figures\n\n");
-    let (header, rows) = table(groups);
-    out.push_str(&format!("| {} |\n", header.join(" | ")));
-    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
-    for row in rows {
-        out.push_str(&format!("| {} |\n", row.join(" | ").replace('\n', " ")));
+    let blocks = overview(groups);
+    if !blocks.is_empty() {
+        out.push_str(&format!("## Against {REFERENCE}\n\n{OVERVIEW_INTRO}\n"));
+        for b in &blocks {
+            out.push_str(&format!("\n### {} ({})\n\n", b.workload, b.accel));
+            out.push_str(
+                "| variant | cpus | IPIs/op vs fixed | rate vs fixed |\n|---|---|---|---|\n",
+            );
+            for (variant, cpus, ipi, rate) in &b.rows {
+                let shown = |c: &(String, Tone)| match c.1 {
+                    Tone::Better | Tone::Worse => format!("{} ({})", c.0, c.1.word()),
+                    _ => c.0.clone(),
+                };
+                out.push_str(&format!(
+                    "| {variant} | {cpus} | {} | {} |\n",
+                    shown(ipi),
+                    shown(rate)
+                ));
+            }
+        }
+        out.push('\n');
     }
     for s in sections {
         out.push_str(&format!("\n## {}\n", s.title));
@@ -79,6 +233,13 @@ fn markdown(groups: &[GroupSummary], sections: &[Section]) -> String {
             let alt = caption.replace('[', "\\[").replace(']', "\\]");
             out.push_str(&format!("\n![{alt}]({stem}.png)\n"));
         }
+    }
+    out.push_str("\n## Key figures\n\n");
+    let (header, rows) = table(groups);
+    out.push_str(&format!("| {} |\n", header.join(" | ")));
+    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    for row in rows {
+        out.push_str(&format!("| {} |\n", row.join(" | ").replace('\n', " ")));
     }
     out
 }
@@ -99,6 +260,14 @@ fn html(groups: &[GroupSummary], sections: &[Section]) -> String {
          th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }\n\
          th { background: #f3f3f3; } td:nth-child(-n+2) { text-align: left; }\n\
          img { max-width: 100%; margin: 1em 0; border: 1px solid #eee; }\n\
+         .overview { display: flex; flex-wrap: wrap; gap: 0 2em; }\n\
+         .overview h3 { font-size: 1em; margin: 1em 0 0.4em; }\n\
+         .overview td:nth-child(2) { text-align: right; }\n\
+         .overview th:first-child { text-align: left; }\n\
+         .accel { font-weight: normal; color: #666; }\n\
+         td.better { background: #d7f0d2; color: #1a5c12; }\n\
+         td.worse { background: #f8d4d0; color: #8a1c10; }\n\
+         td.same { color: #666; }\n\
          </style>\n</head>\n<body>\n<h1>pmaplab results</h1>\n\
          <p>Figures are medians over the repetitions that completed (<code>ok</code>); \
          the runs column counts every outcome. Generated by <code>harness plot</code>.</p>\n",
@@ -106,6 +275,53 @@ fn html(groups: &[GroupSummary], sections: &[Section]) -> String {
     if groups.is_empty() {
         out.push_str("<p><em>No results.</em></p>\n</body>\n</html>\n");
         return out;
+    }
+    let blocks = overview(groups);
+    if !blocks.is_empty() {
+        out.push_str(&format!(
+            "<h2>Against {REFERENCE}</h2>\n<p>{}</p>\n<div class=\"overview\">\n",
+            esc(OVERVIEW_INTRO).replace("`fixed`", "<code>fixed</code>")
+        ));
+        for b in &blocks {
+            out.push_str(&format!(
+                "<div class=\"block\"><h3>{} <span class=\"accel\">{}</span></h3>\n<table>\n\
+                 <tr><th>variant</th><th>cpus</th><th>IPIs/op vs fixed</th><th>rate vs fixed</th></tr>\n",
+                esc(&b.workload),
+                esc(&b.accel)
+            ));
+            for (variant, cpus, ipi, rate) in &b.rows {
+                let td = |c: &(String, Tone)| {
+                    let title = if c.1.word().is_empty() {
+                        String::new()
+                    } else {
+                        format!(" title=\"{}\"", c.1.word())
+                    };
+                    format!("<td class=\"{}\"{title}>{}</td>", c.1.class(), esc(&c.0))
+                };
+                out.push_str(&format!(
+                    "<tr><td>{}</td><td>{cpus}</td>{}{}</tr>\n",
+                    esc(variant),
+                    td(ipi),
+                    td(rate)
+                ));
+            }
+            out.push_str("</table></div>\n");
+        }
+        out.push_str("</div>\n");
+    }
+    for s in sections {
+        out.push_str(&format!("<h2>{}</h2>\n", esc(&s.title)));
+        if s.charts.is_empty() {
+            out.push_str("<p><em>No chartable figures for this workload.</em></p>\n");
+        }
+        for (stem, caption) in &s.charts {
+            out.push_str(&format!(
+                "<figure><img src=\"{}.svg\" alt=\"{}\"><figcaption>{}</figcaption></figure>\n",
+                esc(stem),
+                esc(caption),
+                esc(caption)
+            ));
+        }
     }
     out.push_str("<h2>Key figures</h2>\n<table>\n<tr>");
     let (header, rows) = table(groups);
@@ -121,20 +337,6 @@ fn html(groups: &[GroupSummary], sections: &[Section]) -> String {
         out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");
-    for s in sections {
-        out.push_str(&format!("<h2>{}</h2>\n", esc(&s.title)));
-        if s.charts.is_empty() {
-            out.push_str("<p><em>No chartable figures for this workload.</em></p>\n");
-        }
-        for (stem, caption) in &s.charts {
-            out.push_str(&format!(
-                "<figure><img src=\"{}.svg\" alt=\"{}\"><figcaption>{}</figcaption></figure>\n",
-                esc(stem),
-                esc(caption),
-                esc(caption)
-            ));
-        }
-    }
     out.push_str("</body>\n</html>\n");
     out
 }
@@ -163,4 +365,42 @@ pub fn write(groups: &[GroupSummary], sections: &[Section], dir: &Path) -> Resul
     write_atomic(&md, |w| Ok(w.write_all(md_text.as_bytes())?))?;
     write_atomic(&page, |w| Ok(w.write_all(html_text.as_bytes())?))?;
     Ok(vec![md, page])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::model::fixtures::{cell, run};
+    use crate::results::summary::summarize;
+
+    #[test]
+    fn the_overview_against_fixed_comes_first() {
+        let rows: Vec<_> = [("fixed", 10.0), ("openbsd-2010", 90.0)]
+            .iter()
+            .flat_map(|(v, ipis)| run(cell(v, "forkexit", 2, 1), 100.0, 10.0, *ipis).rows())
+            .collect();
+        let groups = summarize(&rows);
+        let sections = [Section {
+            title: "forkexit".into(),
+            charts: vec![("ipis".into(), "IPIs".into())],
+        }];
+        let md = markdown(&groups, &sections);
+        let (over, charts, keys) = (
+            md.find("## Against fixed").unwrap(),
+            md.find("![IPIs]").unwrap(),
+            md.find("## Key figures").unwrap(),
+        );
+        assert!(over < charts && charts < keys, "{md}");
+        assert!(
+            md.contains("| openbsd-2010 | 2 | 9x (worse) | 1x |"),
+            "{md}"
+        );
+        assert!(md.contains("(tcg, microvm)"));
+        let page = html(&groups, &sections);
+        assert!(
+            page.contains("<td class=\"worse\" title=\"worse\">9x</td>"),
+            "{page}"
+        );
+        assert!(page.find("Against fixed").unwrap() < page.find("Key figures").unwrap());
+    }
 }

@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result};
 use chrono::{SecondsFormat, Utc};
@@ -126,7 +125,13 @@ fn host_cpu_model() -> String {
 }
 
 fn first_line_of(program: &str, args: &[&str]) -> String {
-    match Command::new(program).args(args).output() {
+    let run = duct::cmd(program, args)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .run();
+    match run {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
             .lines()
             .next()

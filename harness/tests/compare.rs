@@ -1,0 +1,208 @@
+//! `harness compare` as a user runs it, on real runs under tcg-icount:
+//! two results directories whose same cells differ (B's `fixed` is built
+//! with `uninit-bitmap` from a temporary variants directory), a directory
+//! against itself, and a revision compare (`HEAD HEAD`, each side in a
+//! temporary git worktree) that leaves the checkout as it was.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// One cell, two identical repetitions under tcg-icount.
+const TINY: &str = r#"
+variants = ["fixed"]
+cpus = [2]
+reps = 2
+accel = "tcg-icount"
+machine = "microvm"
+timeout_s = 120
+
+[[workloads]]
+name = "forkexit"
+params = { touch = "on", loops = "100" }
+"#;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn harness(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("--root")
+        .arg(repo())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    eprintln!(
+        "harness {}: {}\n{}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The tiny matrix file and a variants directory whose `fixed` carries the
+/// first OpenBSD bug.
+fn setup(tmp: &Path) -> (PathBuf, PathBuf) {
+    let matrix = tmp.join("tiny.toml");
+    fs::write(&matrix, TINY).unwrap();
+    let vars = tmp.join("variants");
+    fs::create_dir(&vars).unwrap();
+    for e in fs::read_dir(repo().join("variants")).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "toml") {
+            fs::copy(e.path(), vars.join(e.file_name())).unwrap();
+        }
+    }
+    let fixed = fs::read_to_string(vars.join("fixed.toml")).unwrap();
+    assert!(fixed.contains("features = []"));
+    fs::write(
+        vars.join("fixed.toml"),
+        fixed.replace("features = []", "features = [\"uninit-bitmap\"]"),
+    )
+    .unwrap();
+    (matrix, vars)
+}
+
+/// The table line of `figure` (the first cell's).
+fn line<'a>(table: &'a str, figure: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some(figure))
+        .unwrap_or_else(|| panic!("no line for {figure} in\n{table}"))
+}
+
+#[test]
+fn compare_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (matrix, vars) = setup(tmp.path());
+    let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
+    let ok = |o: &Output| assert!(matches!(o.status.code(), Some(0 | 3)), "matrix failed");
+    ok(&harness(&[
+        "matrix",
+        "--matrix",
+        s(&matrix),
+        "--out",
+        s(&a),
+    ]));
+    ok(&harness(&[
+        "--variants",
+        s(&vars),
+        "matrix",
+        "--matrix",
+        s(&matrix),
+        "--out",
+        s(&b),
+    ]));
+
+    // A against B: the IPIs per op went up, exactly, and that is significant.
+    let out_dir = tmp.path().join("cmp");
+    let out = harness(&["compare", s(&a), s(&b), "--out", s(&out_dir)]);
+    assert_eq!(out.status.code(), Some(0), "exit 0 whatever the result");
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ipi = line(&table, "ipis_per_op");
+    assert!(ipi.contains("significant: worse"), "{ipi}");
+    assert!(ipi.contains("+"), "{ipi}");
+    let has_causes = table.contains("ipis_per_op.cause.");
+    assert!(
+        has_causes || ipi.contains("no cause data"),
+        "an IPI change names causes or says there are none: {ipi}"
+    );
+    let md = fs::read_to_string(out_dir.join("compare.md")).unwrap();
+    assert!(md.contains("### Significant changes"), "{md}");
+    let csv = fs::read_to_string(out_dir.join("compare.csv")).unwrap();
+    assert!(csv
+        .lines()
+        .any(|l| l.contains(",ipis_per_op,") && l.contains("significant")));
+
+    // --fail-on-regression turns that into exit 3; md on the terminal.
+    let out = harness(&[
+        "compare",
+        s(&a),
+        s(&b),
+        "--out",
+        s(&out_dir),
+        "--fail-on-regression",
+        "--format",
+        "md",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("## harness compare"));
+
+    // A against itself: nothing significant.
+    let out = harness(&[
+        "compare",
+        s(&a),
+        s(&a),
+        "--out",
+        s(&out_dir),
+        "--fail-on-regression",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(table.contains(" 0 significant changes"), "{table}");
+    assert!(line(&table, "ipis_per_op").contains("same"));
+}
+
+fn git_status() -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo())
+        .args(["status", "--porcelain"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The worktrees' paths (others may commit in theirs meanwhile).
+fn worktrees() -> Vec<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo())
+        .args(["worktree", "list", "--porcelain"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("worktree "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn compare_revisions_leaves_the_checkout_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (matrix, _) = setup(tmp.path());
+    let (status, trees) = (git_status(), worktrees());
+    let out_dir = tmp.path().join("cmp");
+    let out = harness(&[
+        "compare",
+        "HEAD",
+        "HEAD",
+        "--matrix",
+        s(&matrix),
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(table.contains(" 0 significant changes"), "{table}");
+    assert!(line(&table, "ipis_per_op").contains("same"));
+    // Both sides ran, interleaved, each into its own results directory.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let order: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("harness compare: side"))
+        .collect();
+    assert_eq!(order.len(), 4, "{stderr}");
+    assert!(order[0].contains("side A, repetition 1") && order[1].contains("side B, repetition 1"));
+    assert!(out_dir.join("A/results.csv").is_file() && out_dir.join("B/results.csv").is_file());
+    assert_eq!(git_status(), status, "git status changed");
+    assert_eq!(worktrees(), trees, "a worktree was left behind");
+}
