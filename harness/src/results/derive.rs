@@ -145,6 +145,8 @@ pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
         n if n.starts_with("ipis_per_op.") => info("IPIs/op", Better::Lower, SchedCount),
         "shootdowns_per_op" => info("calls/op", Better::Lower, SchedCount),
         "noipi_share" => info("ratio", Better::Higher, SchedCount),
+        // A ratio of two acknowledgement waits (busy-target): timing.
+        "busytarget.ack_ratio_pct" => info("%", Better::Lower, Timing),
         // An invariant: 0 whatever the scheduling.
         "ipi_unreceived" => info("IPIs", Better::Lower, ExactCount),
         "sent_eq_received" => info("bool", Better::Higher, ExactCount),

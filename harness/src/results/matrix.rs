@@ -295,7 +295,8 @@ mod tests {
             .iter()
             .filter(|c| full.expected(c).0 == Outcome::Failed)
             .count();
-        assert_eq!(expected_failures, 2 * 3);
+        // lost-shootdown: coherence and busy-target on 2 and 4 CPUs.
+        assert_eq!(expected_failures, 2 * 2 * 3);
         let quick = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-quick.toml")).unwrap();
         // 5 variants x (forkexit and ipi-pingpong on 2 and 4 CPUs, busy-target
         // on 2) x 2 reps.
