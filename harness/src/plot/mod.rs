@@ -10,6 +10,9 @@
 //!   `shoot.wait.ack.log2.*` histograms; charts only where reported);
 //! - `heatmap-<variant>-<workload>-c<N>`: IPIs sent per (from, to) CPU
 //!   pair for one workload and CPU count, per variant, counts in the cells;
+//! - `causes-<workload>`: shootdown IPIs per operation by cause
+//!   (`ipis_per_op.cause.*`), stacked, one bar per variant, at the
+//!   workload's largest CPU count (charts only where causes were counted);
 //! - `index.md` (embeds the PNGs) and `index.html` (embeds the SVGs), with
 //!   the key figures in a table.
 //!
@@ -31,7 +34,7 @@ use plotters::prelude::*;
 use crate::results::model::ResultRow;
 use crate::results::summary::{summarize, variant_rank, GroupSummary, VARIANT_ORDER};
 
-pub use charts::{CdfChart, HeatmapChart, IpiBarChart, RateChart};
+pub use charts::{CauseChart, CdfChart, HeatmapChart, IpiBarChart, RateChart};
 
 /// Choices for [`render_all_with`].
 #[derive(Clone, Debug, Default)]
@@ -206,6 +209,10 @@ pub fn render_all_with(
             written.extend(render(&c, out_dir)?);
         }
         if let Some(c) = CdfChart::new(&these, &name, &title) {
+            charts.push((c.stem(), c.caption()));
+            written.extend(render(&c, out_dir)?);
+        }
+        if let Some(c) = CauseChart::new(&these, &name, &title) {
             charts.push((c.stem(), c.caption()));
             written.extend(render(&c, out_dir)?);
         }
