@@ -305,6 +305,46 @@ mod tests {
     }
 
     #[test]
+    fn renders_the_cause_chart_and_table() {
+        let dir = tempfile::tempdir().unwrap();
+        // TEST FIXTURE rows (made up): each run's shoottlb IPIs said to
+        // come from exit, its shootpage IPIs from copy-on-write.
+        let mut rows = matrix_rows(1);
+        let extra: Vec<ResultRow> = rows
+            .iter()
+            .filter(|r| r.cpu.is_none() && r.from.is_none())
+            .filter_map(|r| {
+                let cause = match r.metric.as_str() {
+                    "ipi.sent.shoottlb" => "shoot.cause.exit.shoottlb.ipis",
+                    "ipi.sent.shootpage" => "shoot.cause.cow.shootpage.ipis",
+                    _ => return None,
+                };
+                let mut r = r.clone();
+                r.metric = cause.into();
+                Some(r)
+            })
+            .collect();
+        assert!(!extra.is_empty());
+        rows.extend(extra);
+        let files = render_all(&rows, dir.path()).unwrap();
+        assert!(
+            files
+                .iter()
+                .any(|f| f.ends_with("causes-forkexit-touch-on.svg")),
+            "{files:?}"
+        );
+        let md = fs::read_to_string(dir.path().join("index.md")).unwrap();
+        assert!(md.contains("## IPIs per op by cause"), "{md}");
+        assert!(
+            md.contains("| variant | workload | cpus | accel | cow |"),
+            "{md}"
+        );
+        assert!(md.contains("causes-forkexit-touch-on.png"), "{md}");
+        let html = fs::read_to_string(dir.path().join("index.html")).unwrap();
+        assert!(html.contains("<h2>IPIs per op by cause</h2>"));
+    }
+
+    #[test]
     fn empty_results_still_give_an_index() {
         let dir = tempfile::tempdir().unwrap();
         let files = render_all(&[], dir.path()).unwrap();
