@@ -158,11 +158,13 @@ fn kind_detail(a: &Explained, b: &Explained, cause: ShootCause, kind: &str, op: 
             )
         } else {
             format!(
-                "{} makes {} {kind} calls per {op} ({} without a target), sending {} IPIs",
+                "{} makes {} {kind} calls per {op} ({} without a target), sending {} IPIs \
+                 ({} target CPUs per call that sent)",
                 e.variant,
                 num(calls),
                 num(noipi),
-                num(ipis)
+                num(ipis),
+                num(ipis / (calls - noipi))
             )
         }
     };
