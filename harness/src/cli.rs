@@ -23,6 +23,7 @@ use crate::qemu::{Machine, DEFAULT_QEMU};
 use crate::reproduce::ReproduceOptions;
 use crate::results::ShardSpec;
 use crate::run::RunOptions;
+use crate::verbs::explain::ExplainOptions;
 use crate::verbs::gate::GateOptions;
 
 #[derive(Debug, Parser)]
@@ -55,6 +56,10 @@ pub enum Command {
     },
     /// Boot one workload once and print its report and outcome.
     Run(RunArgs),
+    /// Boot one workload once in a variant (and in another, --vs) and
+    /// say, in sentences to paste, which pmap operations sent its
+    /// shootdown IPIs (per operation, by cause) and where the two differ.
+    Explain(ExplainArgs),
     /// List the variants (or, with --mutants, the oracle's mutants).
     List {
         /// List the mutants of variants/mutants/ instead.
@@ -406,6 +411,25 @@ impl RunArgs {
             timeout: Duration::from_secs_f64(self.timeout),
             qemu: self.qemu,
             runs_dir: self.runs_dir,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// A second variant to compare with (same workload, CPUs, params).
+    #[arg(long, value_name = "VARIANT")]
+    pub vs: Option<String>,
+}
+
+impl ExplainArgs {
+    /// The plain options the `explain` verb takes.
+    pub fn into_options(self) -> ExplainOptions {
+        ExplainOptions {
+            run: self.run.into_options(),
+            vs: self.vs,
         }
     }
 }

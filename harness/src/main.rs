@@ -35,6 +35,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Run(args) => run::execute(&ws, &args.into_options()),
+        Command::Explain(args) => verbs::explain::execute(&ws, &args.into_options()),
         Command::List { mutants: false } => {
             print!("{}", variants::listing(&variants::load_all(&ws)?));
             Ok(0)

@@ -368,3 +368,83 @@ pub fn report_all(cpus: u32) {
         }
     }
 }
+
+// ---- Shootdowns by cause (lab_core::cause) ------------------------------
+
+use lab_core::cause::{ShootCause, CAUSE_FIELDS};
+
+/// What is counted per (cause, shootdown kind); the metric is
+/// `shoot.cause.<cause>.<kind>.<field>` with field `CAUSE_FIELDS[f]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum CauseField {
+    /// Shootdown calls (as `shoot.calls.<kind>`).
+    Calls,
+    /// ... that had no target and sent no IPI (as `shoot.noipi.<kind>`).
+    NoIpi,
+    /// IPIs they sent (as `ipi.sent.<kind>`).
+    Ipis,
+    /// TSC cycles pmap_tlb_shootwait waited for their acknowledgements
+    /// (summed over kinds and causes: `shoot.wait.ack`).
+    AckCycles,
+}
+
+const SHOOT_KIND_COUNT: usize = 3;
+
+/// One CPU's counters by cause. Written only by that CPU.
+#[repr(C, align(64))]
+struct CauseStats {
+    by: [[[AtomicU64; CAUSE_FIELDS.len()]; SHOOT_KIND_COUNT]; ShootCause::COUNT],
+}
+
+static CAUSE_STATS: [CauseStats; MAX_CPUS] = [const {
+    CauseStats {
+        by: [const { [const { [const { AtomicU64::new(0) }; CAUSE_FIELDS.len()] }; SHOOT_KIND_COUNT] };
+            ShootCause::COUNT],
+    }
+}; MAX_CPUS];
+
+/// Adds `n` to `field` of (`cause`, `kind`) on this CPU; `kind` is a
+/// shootdown kind (`Other` is ignored).
+pub fn cause_add(cause: ShootCause, kind: IpiKind, field: CauseField, n: u64) {
+    if kind == IpiKind::Other {
+        return;
+    }
+    let s = &CAUSE_STATS[crate::cpu_id().unwrap_or(0) as usize];
+    s.by[cause as usize][kind as usize][field as usize].fetch_add(n, Ordering::Relaxed);
+}
+
+/// Writes `shoot.cause.<cause>.<kind>.<field>` (scope all, summed over
+/// CPUs `0..cpus`) for every (cause, kind) with a non-zero field; absent
+/// means 0. Summed over causes they equal `shoot.calls.<kind>`,
+/// `shoot.noipi.<kind>` and `ipi.sent.<kind>`; `ack_cycles` summed over
+/// causes and kinds equals `shoot.wait.ack`.
+pub fn report_causes(cpus: u32) {
+    let cpus = (cpus as usize).min(MAX_CPUS);
+    for cause in ShootCause::ALL {
+        for kind in &IpiKind::ALL[..SHOOT_KIND_COUNT] {
+            let sums: [u64; CAUSE_FIELDS.len()] = core::array::from_fn(|f| {
+                CAUSE_STATS
+                    .iter()
+                    .take(cpus)
+                    .map(|s| s.by[cause as usize][*kind as usize][f].load(Ordering::Relaxed))
+                    .sum()
+            });
+            if sums.iter().all(|&v| v == 0) {
+                continue;
+            }
+            for (f, field) in CAUSE_FIELDS.iter().enumerate() {
+                if sums[f] == 0 {
+                    continue;
+                }
+                let name = alloc::format!("shoot.cause.{}.{}.{field}", cause.name(), kind.name());
+                let unit = if f == CauseField::AckCycles as usize {
+                    "cycles"
+                } else {
+                    "count"
+                };
+                report::metric(&name, sums[f], unit, Scope::Global);
+            }
+        }
+    }
+}

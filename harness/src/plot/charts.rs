@@ -13,9 +13,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{variant_color, workload_title, PlotOptions, FONT};
-use crate::results::derive::hist_quantile;
+use crate::results::derive::{hist_quantile, CAUSE_FIGURE_PREFIX};
 use crate::results::stats::{median, range};
 use crate::results::summary::{fmt_num, variant_rank, GroupSummary};
+use lab_core::cause::ShootCause;
 
 type DrawResult<T, DB> = Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
@@ -735,5 +736,172 @@ impl super::Chart for HeatmapChart {
             ))?;
         }
         Ok(())
+    }
+}
+
+// ---- (e) IPIs per operation by cause -------------------------------------
+
+/// The colour of a shootdown cause, fixed across charts (by its place in
+/// lab_core::cause's list).
+pub fn cause_color(cause: ShootCause) -> RGBColor {
+    const PALETTE: [RGBColor; ShootCause::COUNT] = [
+        RGBColor(0x79, 0x70, 0x6e), // grey: other
+        RGBColor(0xe1, 0x57, 0x59), // red: exit
+        RGBColor(0xf2, 0x8e, 0x2b), // orange: exec
+        RGBColor(0x4e, 0x79, 0xa7), // blue: munmap
+        RGBColor(0x76, 0xb7, 0xb2), // teal: mmap_replace
+        RGBColor(0x59, 0xa1, 0x4f), // green: mprotect
+        RGBColor(0xed, 0xc9, 0x48), // yellow: cow
+        RGBColor(0xb0, 0x7a, 0xa1), // purple: fork_protect
+        RGBColor(0x9c, 0x75, 0x5f), // brown: ptp_free
+        RGBColor(0xff, 0x9d, 0xa7), // pink: shared_page
+        RGBColor(0x1b, 0x6e, 0x6a), // dark teal: kernel
+        RGBColor(0x2f, 0x2f, 0x2f), // near black: selftest
+    ];
+    PALETTE[cause as usize]
+}
+
+/// The causes with a non-zero median `ipis_per_op.cause.<cause>` in any
+/// of `groups`, in lab_core::cause's order.
+pub fn causes_present(groups: &[&GroupSummary]) -> Vec<ShootCause> {
+    ShootCause::ALL
+        .into_iter()
+        .filter(|c| {
+            groups
+                .iter()
+                .any(|g| g.median(&cause_figure(*c)).is_some_and(|v| v > 0.0))
+        })
+        .collect()
+}
+
+/// `ipis_per_op.cause.<cause>`.
+pub fn cause_figure(cause: ShootCause) -> String {
+    format!("{CAUSE_FIGURE_PREFIX}{}", cause.name())
+}
+
+/// Stacked bars of shootdown IPIs per operation by cause (median over
+/// reps of each cause's figure, linear scale), one bar per variant, at the
+/// workload's largest CPU count. None when no run of it counted causes or
+/// sent a shootdown IPI.
+pub struct CauseChart {
+    name: String,
+    title: String,
+    accel: String,
+    cpus: u32,
+    causes: Vec<ShootCause>,
+    /// variant -> median IPIs/op per cause (in `causes` order).
+    bars: Vec<(String, Vec<f64>)>,
+}
+
+impl CauseChart {
+    pub fn new(groups: &[&GroupSummary], name: &str, title: &str) -> Option<Self> {
+        let cpus = *cpus_of(groups).last()?;
+        let these: Vec<&GroupSummary> = groups
+            .iter()
+            .filter(|g| g.key.cpus == cpus)
+            .copied()
+            .collect();
+        let causes = causes_present(&these);
+        if causes.is_empty() {
+            return None;
+        }
+        let bars = variants_of(&these)
+            .into_iter()
+            .filter_map(|v| {
+                let g = these.iter().find(|g| g.key.variant == v)?;
+                g.median(&cause_figure(ShootCause::Other))?;
+                let values = causes
+                    .iter()
+                    .map(|c| g.median(&cause_figure(*c)).unwrap_or(0.0))
+                    .collect();
+                Some((v, values))
+            })
+            .collect();
+        Some(CauseChart {
+            name: name.to_string(),
+            title: title.to_string(),
+            accel: accels_of(&these),
+            cpus,
+            causes,
+            bars,
+        })
+    }
+
+    pub fn caption(&self) -> String {
+        format!(
+            "{}: shootdown IPIs per operation by cause, {}",
+            self.title,
+            cpus_label(self.cpus)
+        )
+    }
+}
+
+impl super::Chart for CauseChart {
+    fn stem(&self) -> String {
+        format!("causes-{}", self.name)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<(), DB> {
+        let body = header(
+            root,
+            &format!(
+                "{}: shootdown IPIs per operation by cause, {}",
+                self.title,
+                cpus_label(self.cpus)
+            ),
+            &format!(
+                "stack = median over repetitions of each cause's IPIs/op; accel {}",
+                self.accel
+            ),
+        )?;
+        let (w, _) = body.dim_in_pixel();
+        let (main, side) = body.split_horizontally(w - LEGEND_WIDTH);
+        let top = self
+            .bars
+            .iter()
+            .map(|(_, v)| v.iter().sum::<f64>())
+            .fold(0.0f64, f64::max);
+        let ceil = if top > 0.0 { top * 1.15 } else { 1.0 };
+        let n = self.bars.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&main)
+            .margin(16)
+            .x_label_area_size(60)
+            .y_label_area_size(90)
+            .build_cartesian_2d(0f64..n, 0f64..ceil)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_label_formatter(&|v| fmt_num(*v))
+            .y_desc("shootdown IPIs per operation")
+            .x_desc("variant")
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 15))
+            .draw()?;
+        for (i, (variant, values)) in self.bars.iter().enumerate() {
+            let (x0, x1) = (i as f64 + 0.2, i as f64 + 0.8);
+            let mut y = 0.0;
+            for (ci, &v) in values.iter().enumerate() {
+                if v > 0.0 {
+                    let color = cause_color(self.causes[ci]);
+                    chart.draw_series([Rectangle::new([(x0, y), (x1, y + v)], color.filled())])?;
+                    y += v;
+                }
+            }
+            let at = chart.backend_coord(&(i as f64 + 0.5, y));
+            let style = (FONT, 15)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Bottom));
+            root.draw(&Text::new(fmt_num(y), (at.0, at.1 - 4), style))?;
+            let at = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+            label_below(root, at, 8, variant)?;
+        }
+        let entries: Vec<(String, RGBColor)> = self
+            .causes
+            .iter()
+            .map(|c| (c.name().to_string(), cause_color(*c)))
+            .collect();
+        legend(&side, "cause", &entries)
     }
 }

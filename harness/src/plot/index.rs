@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use lab_core::cause::ShootCause;
+
+use super::charts::{cause_figure, causes_present};
 use crate::results::csv::write_atomic;
 use crate::results::summary::{fmt_num, GroupKey, GroupSummary};
 
@@ -348,12 +351,100 @@ const MUTANTS_HTML: &str = "<h2>Mutation score of the stale-TLB oracles</h2>\n\
     <p>Which broken shootdown paths the oracles catch: \
     <a href=\"mutants.md\">mutants.md</a> (<code>harness mutants</code>).</p>\n";
 
+// ---- IPIs per op by cause (its own section, appended) ---------------------
+
+/// The "IPIs per op by cause" table: one row per (variant, workload, cpus,
+/// accel) group that counted causes, one column per cause that any of
+/// them sent IPIs for (median `ipis_per_op.cause.<cause>`); None if no
+/// group has one.
+fn cause_table(groups: &[GroupSummary]) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let all: Vec<&GroupSummary> = groups.iter().collect();
+    let causes = causes_present(&all);
+    if causes.is_empty() {
+        return None;
+    }
+    let mut header: Vec<String> = ["variant", "workload", "cpus", "accel"]
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    header.extend(causes.iter().map(|c| c.name().to_string()));
+    let rows = groups
+        .iter()
+        .filter(|g| g.median(&cause_figure(ShootCause::Other)).is_some())
+        .map(|g| {
+            let mut row = vec![
+                g.key.variant.clone(),
+                if g.key.params.is_empty() {
+                    g.key.workload.clone()
+                } else {
+                    format!("{} [{}]", g.key.workload, g.key.params.replace(';', ", "))
+                },
+                g.key.cpus.to_string(),
+                g.key.accel.clone(),
+            ];
+            row.extend(causes.iter().map(|c| {
+                g.median(&cause_figure(*c))
+                    .map(fmt_num)
+                    .unwrap_or_else(|| "-".into())
+            }));
+            row
+        })
+        .collect();
+    Some((header, rows))
+}
+
+const CAUSES_NOTE: &str = "Shootdown IPIs per operation by the pmap operation that sent them \
+    (median `ipis_per_op.cause.<cause>`; causes in lab_core::cause; columns only for causes \
+    that sent any).";
+
+/// The cause table as a markdown section (empty if there is none).
+fn cause_section_md(groups: &[GroupSummary]) -> String {
+    let Some((header, rows)) = cause_table(groups) else {
+        return String::new();
+    };
+    let mut out = format!("\n## IPIs per op by cause\n\n{CAUSES_NOTE}\n\n");
+    out.push_str(&format!("| {} |\n", header.join(" | ")));
+    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    for row in rows {
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    out
+}
+
+/// The cause table as an HTML section (empty if there is none).
+fn cause_section_html(groups: &[GroupSummary]) -> String {
+    let Some((header, rows)) = cause_table(groups) else {
+        return String::new();
+    };
+    let mut out = format!(
+        "<h2>IPIs per op by cause</h2>\n<p>{}</p>\n<table>\n<tr>",
+        esc(CAUSES_NOTE)
+    );
+    for h in header {
+        out.push_str(&format!("<th>{}</th>", esc(&h)));
+    }
+    out.push_str("</tr>\n");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            out.push_str(&format!("<td>{}</td>", esc(&cell)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    out
+}
+
 /// Writes `index.md` and `index.html` into `dir`; returns their paths.
 pub fn write(groups: &[GroupSummary], sections: &[Section], dir: &Path) -> Result<Vec<PathBuf>> {
     let md = dir.join("index.md");
     let page = dir.join("index.html");
     let mut md_text = markdown(groups, sections);
     let mut html_text = html(groups, sections);
+    md_text.push_str(&cause_section_md(groups));
+    if let Some(at) = html_text.rfind("</body>") {
+        html_text.insert_str(at, &cause_section_html(groups));
+    }
     // The oracles' mutation score (`harness mutants --out DIR` writes
     // DIR/mutants.md; put it beside the charts to have it linked).
     if dir.join("mutants.md").is_file() {

@@ -10,6 +10,9 @@
 //!   `shoot.wait.ack.log2.*` histograms; charts only where reported);
 //! - `heatmap-<variant>-<workload>-c<N>`: IPIs sent per (from, to) CPU
 //!   pair for one workload and CPU count, per variant, counts in the cells;
+//! - `causes-<workload>`: shootdown IPIs per operation by cause
+//!   (`ipis_per_op.cause.*`), stacked, one bar per variant, at the
+//!   workload's largest CPU count (charts only where causes were counted);
 //! - `index.md` (embeds the PNGs) and `index.html` (embeds the SVGs), with
 //!   the key figures in a table.
 //!
@@ -31,7 +34,7 @@ use plotters::prelude::*;
 use crate::results::model::ResultRow;
 use crate::results::summary::{summarize, variant_rank, GroupSummary, VARIANT_ORDER};
 
-pub use charts::{CdfChart, HeatmapChart, IpiBarChart, RateChart};
+pub use charts::{CauseChart, CdfChart, HeatmapChart, IpiBarChart, RateChart};
 
 /// Choices for [`render_all_with`].
 #[derive(Clone, Debug, Default)]
@@ -209,6 +212,10 @@ pub fn render_all_with(
             charts.push((c.stem(), c.caption()));
             written.extend(render(&c, out_dir)?);
         }
+        if let Some(c) = CauseChart::new(&these, &name, &title) {
+            charts.push((c.stem(), c.caption()));
+            written.extend(render(&c, out_dir)?);
+        }
         sections.push(index::Section { title, charts });
     }
     let heatmaps = HeatmapChart::all(&groups, opts);
@@ -295,6 +302,46 @@ mod tests {
         );
         let html = fs::read_to_string(dir.path().join("index.html")).unwrap();
         assert!(html.contains(".svg\""));
+    }
+
+    #[test]
+    fn renders_the_cause_chart_and_table() {
+        let dir = tempfile::tempdir().unwrap();
+        // TEST FIXTURE rows (made up): each run's shoottlb IPIs said to
+        // come from exit, its shootpage IPIs from copy-on-write.
+        let mut rows = matrix_rows(1);
+        let extra: Vec<ResultRow> = rows
+            .iter()
+            .filter(|r| r.cpu.is_none() && r.from.is_none())
+            .filter_map(|r| {
+                let cause = match r.metric.as_str() {
+                    "ipi.sent.shoottlb" => "shoot.cause.exit.shoottlb.ipis",
+                    "ipi.sent.shootpage" => "shoot.cause.cow.shootpage.ipis",
+                    _ => return None,
+                };
+                let mut r = r.clone();
+                r.metric = cause.into();
+                Some(r)
+            })
+            .collect();
+        assert!(!extra.is_empty());
+        rows.extend(extra);
+        let files = render_all(&rows, dir.path()).unwrap();
+        assert!(
+            files
+                .iter()
+                .any(|f| f.ends_with("causes-forkexit-touch-on.svg")),
+            "{files:?}"
+        );
+        let md = fs::read_to_string(dir.path().join("index.md")).unwrap();
+        assert!(md.contains("## IPIs per op by cause"), "{md}");
+        assert!(
+            md.contains("| variant | workload | cpus | accel | cow |"),
+            "{md}"
+        );
+        assert!(md.contains("causes-forkexit-touch-on.png"), "{md}");
+        let html = fs::read_to_string(dir.path().join("index.html")).unwrap();
+        assert!(html.contains("<h2>IPIs per op by cause</h2>"));
     }
 
     #[test]

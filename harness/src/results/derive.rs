@@ -11,6 +11,7 @@
 //! | `ops_per_s` | workload.ops / (workload.elapsed_ns / 1e9) | ops/s | timing |
 //! | `ipis_per_op` | sum of ipi.sent.{shootpage,shootrange,shoottlb} / workload.ops | IPIs/op | sched |
 //! | `ipis_per_op.<kind>` | ipi.sent.<kind> / workload.ops (kind incl. `other`) | IPIs/op | sched |
+//! | `ipis_per_op.cause.<cause>` | sum over kinds of shoot.cause.<cause>.<kind>.ipis / workload.ops | IPIs/op | sched |
 //! | `page_range_ipis_per_op` | (ipi.sent.shootpage + ipi.sent.shootrange) / workload.ops | IPIs/op | sched |
 //! | `shootdowns_per_op` | sum of shoot.calls.* / workload.ops | calls/op | sched |
 //! | `noipi_share` | sum of shoot.noipi.* / sum of shoot.calls.* | ratio | sched |
@@ -29,6 +30,10 @@
 //! any accelerator. A raw metric's class comes from its name and unit.
 //!
 //! A figure is `None` when an input is missing or a denominator is 0.
+//! The kernel leaves out cause metrics that are 0 (lab_core::cause), so
+//! `ipis_per_op.cause.<cause>` takes an absent one as 0 when the run
+//! reported any `shoot.cause.*` metric or sent no shootdown IPI at all,
+//! and is `None` for a run recorded before causes were counted.
 //!
 //! Aliases: where a run lacks `workload.ops`, the first of
 //! `<workload>.ops`, `.loops`, `.jobs.finished`, `.checks`, `.round_trips`
@@ -45,6 +50,7 @@
 
 use std::collections::BTreeMap;
 
+use lab_core::cause::ShootCause;
 use lab_core::report::Scope;
 
 use super::model::{Cell, Outcome, ResultRow};
@@ -57,6 +63,8 @@ pub const SHOOT_KINDS: [&str; 3] = ["shootpage", "shootrange", "shoottlb"];
 pub const PAGE_RANGE_KINDS: [&str; 2] = ["shootpage", "shootrange"];
 /// Every IPI kind the kernel counts.
 pub const IPI_KINDS: [&str; 4] = ["shootpage", "shootrange", "shoottlb", "other"];
+/// Prefix of the per-cause IPI figures (`ipis_per_op.cause.<cause>`).
+pub const CAUSE_FIGURE_PREFIX: &str = "ipis_per_op.cause.";
 /// Prefix of the acknowledgement-wait histogram buckets.
 pub const ACK_HIST_PREFIX: &str = "shoot.wait.ack.log2.";
 
@@ -300,11 +308,28 @@ impl RunFigures {
             "ack_wait_p50" => self.ack_quantile(0.50),
             "ack_wait_p90" => self.ack_quantile(0.90),
             "ack_wait_p99" => self.ack_quantile(0.99),
+            n if n.starts_with(CAUSE_FIGURE_PREFIX) => {
+                let cause = ShootCause::from_name(&n[CAUSE_FIGURE_PREFIX.len()..])?;
+                ratio(self.cause_ipis(cause), ops())
+            }
             n => match n.strip_prefix("ipis_per_op.") {
                 Some(kind) => ratio(self.total(&format!("ipi.sent.{kind}")), ops()),
                 None => self.total(n),
             },
         }
+    }
+
+    /// Shootdown IPIs sent for `cause`, over kinds (absent metrics are 0);
+    /// `None` if the run predates the cause counters (see the module doc).
+    pub fn cause_ipis(&self, cause: ShootCause) -> Option<f64> {
+        let counted = self.totals.keys().any(|k| k.starts_with("shoot.cause."))
+            || self.sum_kinds("ipi.sent.", &SHOOT_KINDS) == Some(0.0);
+        counted.then(|| {
+            SHOOT_KINDS
+                .iter()
+                .filter_map(|k| self.total(&format!("shoot.cause.{}.{k}.ipis", cause.name())))
+                .sum()
+        })
     }
 
     /// The workload's operation count: `workload.ops`, or the first alias
@@ -491,6 +516,31 @@ mod tests {
             &[("pingpong.rounds", 1000.0), ("pingpong.pairs", 3.0)],
         );
         assert_eq!(pingpong.figure("ops"), Some(3000.0));
+    }
+
+    #[test]
+    fn ipis_by_cause_take_absent_as_zero() {
+        // TEST FIXTURE: 1000 ops, 40 shootpage IPIs, 30 of them from exit.
+        let mut rec = run(cell("fixed", "forkexit", 4, 1), 1000.0, 500.0, 40.0);
+        let old = RunFigures::from_rows(&rec.rows()).unwrap();
+        assert_eq!(old.figure("ipis_per_op.cause.exit"), None, "before causes");
+        for (name, v) in [
+            ("shoot.cause.exit.shootpage.ipis", 30.0),
+            ("shoot.cause.cow.shootpage.ipis", 10.0),
+            ("shoot.cause.exit.shoottlb.ipis", 5.0),
+        ] {
+            rec.metrics
+                .push(Metric::new(name, v, "count", Scope::Global));
+        }
+        let f = RunFigures::from_rows(&rec.rows()).unwrap();
+        assert_eq!(f.figure("ipis_per_op.cause.exit"), Some(0.035));
+        assert_eq!(f.figure("ipis_per_op.cause.cow"), Some(0.01));
+        assert_eq!(f.figure("ipis_per_op.cause.munmap"), Some(0.0));
+        assert_eq!(f.figure("ipis_per_op.cause.nonsense"), None);
+        assert_eq!(
+            figure_info("ipis_per_op.cause.exit", None).class,
+            FigureClass::SchedCount
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The verbs that read a results directory (what `harness matrix` wrote),
 //! one module each: [`merge`], [`plot`], [`gate`], [`baseline`],
-//! [`export`], and [`selftest`] (`gate --self-test`, the gate's mutation
+//! [`export`], [`explain`] (runs its own boots, by cause), and [`selftest`] (`gate --self-test`, the gate's mutation
 //! proof). Each is a thin layer over the library pieces it names; the
 //! options come resolved from [`crate::cli`]. `--in` defaults to
 //! `runs/matrix-latest`, the newest matrix output.
@@ -9,6 +9,7 @@
 //! failed (unreadable input, cannot write, refused input).
 
 pub mod baseline;
+pub mod explain;
 pub mod export;
 pub mod gate;
 pub mod merge;

@@ -20,9 +20,11 @@
 //! - [`ptmath`]: page-table index math.
 //! - [`shoot`]: shootdown targets and range invalidation plans.
 //! - [`sample`]: bounded samples and percentiles of measured values.
+//! - [`cause`]: why a shootdown was sent (the list of causes).
 #![cfg_attr(not(test), no_std)]
 
 pub mod apic;
+pub mod cause;
 pub mod cmdline;
 pub mod cpuset;
 pub mod elf;

@@ -56,7 +56,9 @@ use crate::memlayout::{phys_to_virt, virt_to_phys};
 use crate::mm::frame::{self, Fill};
 use crate::mm::heap;
 use crate::mm::pmap::{self, PmapHandle};
+use crate::mm::shootdown::cause;
 use crate::stats::{self, Event};
+use lab_core::cause::ShootCause;
 
 /// What backs a region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,6 +256,9 @@ impl Vm {
         if !r.allows(access) {
             return Err(KillReason::PageFault);
         }
+        // The only entry a fault replaces is a read-only one made writable
+        // (a copy, or a frame no longer shared): copy-on-write.
+        let _cause = cause::set(ShootCause::Cow);
         let oom = |_| KillReason::OutOfMemory;
         if r.kind == Kind::Shared {
             let pa = shared_pa();
@@ -366,6 +371,7 @@ impl Vm {
     /// filled through the direct map and entered with its region's
     /// protection. The region must exist.
     pub fn load_bytes(&mut self, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let _cause = cause::set(ShootCause::Exec);
         let end = addr + bytes.len() as u64;
         let mut page = page_of(addr);
         while page < end {
@@ -422,6 +428,7 @@ impl Vm {
             }
             // A split and the new region: nothing changes unless both fit.
             self.may_grow(2)?;
+            let _cause = cause::set(ShootCause::MmapReplace);
             self.unmap(addr, addr + len);
             addr
         } else {
@@ -478,6 +485,7 @@ impl Vm {
             return Err(Errno::EINVAL);
         }
         self.may_grow(1)?;
+        let _cause = cause::set(ShootCause::Munmap);
         self.unmap(addr, addr + len);
         Ok(())
     }
@@ -587,6 +595,7 @@ impl Vm {
             }
         }
         self.regions = out;
+        let _cause = cause::set(ShootCause::Mprotect);
         for (ms, me, old) in changed {
             let lost_write = old.contains(Prot::WRITE) && !prot.contains(Prot::WRITE);
             let lost_exec = old.contains(Prot::EXEC) && !prot.contains(Prot::EXEC);
@@ -610,6 +619,7 @@ impl Vm {
     /// pmap_protect per writable region over the span of its resident
     /// pages (a main source of shootdowns, on the CPUs running the parent).
     pub fn fork_copy(&mut self) -> Result<Vm, Errno> {
+        let _cause = cause::set(ShootCause::ForkProtect);
         let mut child = Vm::new()?;
         if child.regions.try_reserve_exact(self.regions.len()).is_err() {
             child.discard();
@@ -688,6 +698,10 @@ impl Vm {
             regions,
             pages,
         } = self;
+        let _cause = cause::set(match why {
+            Teardown::Exit => ShootCause::Exit,
+            Teardown::Exec => ShootCause::Exec,
+        });
         pmap::pmap_set_dying(&pmap);
         // FreeBSD D32569 as landed (seed 004; sys/kern/kern_exec.c
         // exec_free_abi_mappings, called from exec_new_vmspace and exit1):
@@ -700,6 +714,7 @@ impl Vm {
         // as a per-region exit/exec call.
         #[cfg(feature = "unmap-shared-page")]
         for r in regions.iter().filter(|r| r.kind == Kind::Shared) {
+            let _cause = cause::set(ShootCause::SharedPage);
             pmap::pmap_remove(&pmap, va(r.start), va(r.end));
         }
         pmap::pmap_remove_pages(&pmap);

@@ -292,6 +292,7 @@ fn check_counts(t: &mut Checks, what: &str, pm: &Pmap, pages: Option<u64>, ptps:
 }
 
 fn run(params: &Params<'_>) -> Status {
+    let _cause = crate::mm::shootdown::cause::set(lab_core::cause::ShootCause::Selftest);
     let mut t = Checks { done: 0, failed: 0 };
     let free_before = frame::free_count();
     kernel_pmap(&mut t);

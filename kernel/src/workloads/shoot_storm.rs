@@ -192,6 +192,7 @@ fn uses_window() -> bool {
 }
 
 fn run(params: &Params<'_>) -> Status {
+    let _cause = crate::mm::shootdown::cause::set(lab_core::cause::ShootCause::Kernel);
     let ncpu = smp::online().len();
     OPS.store(params.u64("ops"), Ordering::Relaxed);
     MODE.store(
@@ -330,6 +331,7 @@ fn storm_start(ncpu: u32) {
 
 /// The loop every CPU runs (the boot CPU after storm_start).
 fn storm(_: u64) {
+    let _cause = crate::mm::shootdown::cause::set(lab_core::cause::ShootCause::Kernel);
     let me = arch::cpu_id();
     if me != 0 {
         READY.fetch_add(1, Ordering::AcqRel);

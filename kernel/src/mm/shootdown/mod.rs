@@ -48,6 +48,17 @@
 //! until the wait saw every target done, so sending is included as in an
 //! IPI round trip (reported as
 //! `shoot.ack.<kind>.{count,median,p99,max}` and the median in ns).
+//!
+//! # Causes
+//!
+//! Each call is also counted under the cause in force on this CPU
+//! ([`cause`], set by the pmap operation's caller): calls, no-IPI calls,
+//! IPIs sent, and the ack-wait cycles of its pmap_tlb_shootwait, reported
+//! as `shoot.cause.<cause>.<kind>.{calls,noipi,ipis,ack_cycles}` (stats.rs;
+//! absent = 0). Per kind, the sums over causes equal `shoot.calls.<kind>`,
+//! `shoot.noipi.<kind>` and `ipi.sent.<kind>` exactly (this module sends
+//! every shootdown-kind IPI, one per target, in `Active::start`); summed
+//! over causes and kinds, `ack_cycles` equals `shoot.wait.ack`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,9 +72,10 @@ use x86_64::VirtAddr;
 use super::pmap::Pmap;
 use crate::arch;
 use crate::report;
-use crate::stats::{self, Event, IpiKind, MAX_CPUS};
+use crate::stats::{self, CauseField, Event, IpiKind, MAX_CPUS};
 use lab_core::report::Scope;
 
+pub mod cause;
 pub mod dfly_batch;
 
 // The protocol compiled in: the one place a protocol is chosen.
@@ -186,7 +198,8 @@ pub trait Protocol {
 }
 
 /// Per CPU: the kind of the shootdown awaiting pmap_tlb_shootwait (+1; 0
-/// for none) and when its request went out. Written only by that CPU.
+/// for none) in the low byte, its cause (`ShootCause as u8`) in the next,
+/// and when its request went out. Written only by that CPU.
 static OUTSTANDING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static SENT_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per CPU: the latency of its last waited-for shootdown, until
@@ -249,7 +262,10 @@ pub(super) fn flush_all() {
 /// when given, is the pmap it is for, only to treat a dying one apart.
 fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     let (calls, no_ipi) = req.events();
+    let why = cause::current();
+    let kind = req.kind();
     stats::count(calls);
+    stats::cause_add(why, kind, CauseField::Calls, 1);
     let targets = match pm {
         Some(pm) if pm.is_dying() => dying_targets(pm, targets),
         _ => targets,
@@ -266,14 +282,18 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     };
     if targets.is_empty() {
         stats::count(no_ipi);
+        stats::cause_add(why, kind, CauseField::NoIpi, 1);
     } else {
         let me = arch::cpu_id() as usize;
         if OUTSTANDING[me].load(Ordering::Relaxed) != 0 {
             pmap_tlb_shootwait();
         }
+        // The IPIs arch::ipi::send_set will send and count.
+        let ipis = targets.intersect(arch::smp::online()).without(me as u32);
+        stats::cause_add(why, kind, CauseField::Ipis, u64::from(ipis.len()));
         let sent_at = Active::start(req, targets);
         SENT_AT[me].store(sent_at, Ordering::Relaxed);
-        OUTSTANDING[me].store(req.kind() as u64 + 1, Ordering::Relaxed);
+        OUTSTANDING[me].store(kind as u64 + 1 + ((why as u64) << 8), Ordering::Relaxed);
     }
     if local {
         invalidate_local(req);
@@ -422,10 +442,11 @@ pub fn pmap_tlb_shootwait() {
     let t1 = arch::tsc::now();
     stats::add(Event::AckWaitCycles, t1 - t0);
     stats::record_ack_wait(t1 - t0);
+    let k = (outstanding & 0xff) as usize - 1;
+    let why = lab_core::cause::ShootCause::from_index((outstanding >> 8) as usize);
+    stats::cause_add(why, SHOOT_KINDS[k], CauseField::AckCycles, t1 - t0);
     let latency = t1.saturating_sub(SENT_AT[me].load(Ordering::Relaxed));
-    ACK_SAMPLES[me][outstanding as usize - 1]
-        .lock()
-        .record(latency);
+    ACK_SAMPLES[me][k].lock().record(latency);
     LAST_ACK[me].store(latency, Ordering::Relaxed);
     OUTSTANDING[me].store(0, Ordering::Relaxed);
 }
@@ -436,10 +457,12 @@ pub fn take_last_ack() -> u64 {
     LAST_ACK[arch::cpu_id() as usize].swap(0, Ordering::Relaxed)
 }
 
-/// Writes the acknowledgement latency distributions as metrics.
+/// Writes the acknowledgement latency distributions and the shootdowns
+/// by cause as metrics.
 pub fn report(cpus: u32) {
     use alloc::format;
     use alloc::vec::Vec;
+    stats::report_causes(cpus);
     for (k, kind) in SHOOT_KINDS.iter().enumerate() {
         let mut samples = Vec::new();
         let (mut seen, mut max) = (0, 0);
