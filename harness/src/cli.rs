@@ -21,6 +21,9 @@ use crate::qemu::{Machine, DEFAULT_QEMU};
 use crate::reproduce::ReproduceOptions;
 use crate::results::ShardSpec;
 use crate::run::RunOptions;
+
+/// The most vCPUs a run may have: the kernel's CPU-set width.
+const MAX_CPUS: i64 = lab_core::cpuset::MAX_CPUS as i64;
 use crate::verbs::gate::GateOptions;
 
 #[derive(Debug, Parser)]
@@ -179,7 +182,7 @@ pub struct MutantsArgs {
     #[arg(long, value_enum, default_value_t = MutantAccel::Tcg)]
     pub accel: MutantAccel,
     /// vCPU counts, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4], value_parser = clap::value_parser!(u32).range(2..=16))]
+    #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4], value_parser = clap::value_parser!(u32).range(2..=MAX_CPUS))]
     pub cpus: Vec<u32>,
     /// Only these mutants (comma-separated names; default: all).
     #[arg(long, value_delimiter = ',')]
@@ -318,7 +321,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub workload: String,
     /// Number of vCPUs.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_CPUS))]
     pub cpus: u32,
     /// A workload parameter, KEY=VALUE (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]

@@ -153,17 +153,22 @@ impl MatrixSpec {
         if self.workloads.is_empty() {
             bail!("'workloads' is empty");
         }
-        let bad_cpus = |cpus: &[u32]| cpus.is_empty() || cpus.iter().any(|&c| c == 0 || c > 16);
+        let bad_cpus = |cpus: &[u32]| {
+            cpus.is_empty()
+                || cpus
+                    .iter()
+                    .any(|&c| c == 0 || c as usize > lab_core::cpuset::MAX_CPUS)
+        };
         if bad_cpus(&self.cpus) {
             bail!(
-                "'cpus' must list CPU counts from 1 to 16, got {:?}",
+                "'cpus' must list CPU counts from 1 to 64, got {:?}",
                 self.cpus
             );
         }
         for w in &self.workloads {
             if let Some(cpus) = w.cpus.as_deref().filter(|c| bad_cpus(c)) {
                 bail!(
-                    "workload '{}': 'cpus' must list CPU counts from 1 to 16, got {cpus:?}",
+                    "workload '{}': 'cpus' must list CPU counts from 1 to 64, got {cpus:?}",
                     w.name
                 );
             }

@@ -18,8 +18,8 @@ use lab_core::cmdline::Params;
 use lab_core::report::{Fixed, Scope, Status};
 use lab_core::syscall::WaitStatus;
 use lab_core::workloads::{
-    UserWorkload, BOMBS, BUILDKERNEL, FUZZ, BUSY_TARGET, COHERENCE, EXEC_RACE, FORKEXIT, MMAP_STORM,
-    USERTEST,
+    UserWorkload, BOMBS, BUILDKERNEL, BUSY_TARGET, COHERENCE, EXEC_RACE, FORKEXIT, FUZZ,
+    MMAP_STORM, USERTEST,
 };
 
 use super::Workload;
