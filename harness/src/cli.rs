@@ -244,6 +244,10 @@ pub struct ReproduceArgs {
     /// Where the sweep chart goes (default: results/charts).
     #[arg(long, value_name = "DIR")]
     pub charts: Option<PathBuf>,
+    /// Sweep the OpenBSD factor up to N CPUs (1-8, then 16, 32, 64 up to
+    /// N; above 8 the runs take minutes each).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=MAX_CPUS))]
+    pub sweep_to: u32,
     /// The QEMU binary.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_QEMU)]
     pub qemu: PathBuf,
@@ -260,6 +264,7 @@ impl ReproduceArgs {
             qemu: self.qemu,
             markdown: self.markdown,
             charts: self.charts,
+            sweep_to: self.sweep_to,
         }
     }
 }

@@ -85,6 +85,10 @@ pub struct WorkloadSpec {
     /// CPU counts for this workload instead of the matrix's `cpus`.
     #[serde(default)]
     pub cpus: Option<Vec<u32>>,
+    /// Only these of the matrix's variants run this workload (default:
+    /// all of them).
+    #[serde(default)]
+    pub variants: Option<Vec<String>>,
 }
 
 impl MatrixSpec {
@@ -186,6 +190,19 @@ impl MatrixSpec {
                 );
             }
         }
+        for w in &self.workloads {
+            if let Some(v) = w
+                .variants
+                .iter()
+                .flatten()
+                .find(|v| !self.variants.contains(v))
+            {
+                bail!(
+                    "workload '{}': variant '{v}' is not in the matrix's 'variants'",
+                    w.name
+                );
+            }
+        }
         for (what, list) in [("variants", &self.variants)] {
             if let Some(dup) = list
                 .iter()
@@ -200,19 +217,22 @@ impl MatrixSpec {
 
     /// Every cell of the matrix, in the order documented in the module doc.
     pub fn cells(&self) -> Result<Vec<Cell>> {
-        let workloads: Vec<(String, String, &[u32])> = self
+        type Entry<'a> = (String, String, &'a [u32], &'a [String]);
+        let workloads: Vec<Entry> = self
             .workloads
             .iter()
             .map(|w| {
                 let cpus = w.cpus.as_deref().unwrap_or(&self.cpus);
-                Ok((w.name.clone(), Cell::params_text(&w.params_text()?), cpus))
+                let variants = w.variants.as_deref().unwrap_or(&self.variants);
+                let params = Cell::params_text(&w.params_text()?);
+                Ok((w.name.clone(), params, cpus, variants))
             })
             .collect::<Result<_>>()?;
         let mut cells = Vec::new();
         for rep in 1..=self.reps {
-            for (workload, params, cpu_list) in &workloads {
+            for (workload, params, cpu_list, variants) in &workloads {
                 for &cpus in *cpu_list {
-                    for variant in &self.variants {
+                    for variant in self.variants.iter().filter(|v| variants.contains(v)) {
                         cells.push(Cell {
                             variant: variant.clone(),
                             workload: workload.clone(),
