@@ -119,7 +119,7 @@ struct Board([AtomicU32; MAX_CPUS * MAX_CPUS]);
 // A padded stride is at most MAX_CPUS words when MAX_CPUS is a whole
 // number of lines, so MAX_CPUS padded rows fit the board.
 const _: () = assert!(
-    MAX_CPUS % WORDS_PER_LINE == 0,
+    MAX_CPUS.is_multiple_of(WORDS_PER_LINE),
     "padded rows would overrun the board"
 );
 
