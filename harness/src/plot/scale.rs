@@ -261,6 +261,7 @@ impl super::Chart for ScaleChart {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
+            .x_label_formatter(&|_| String::new())
             .y_label_formatter(&|v| fmt_num(*v))
             .y_desc(self.y_desc.as_str())
             .x_desc("CPUs")
