@@ -419,6 +419,20 @@ mod tests {
     }
 
     #[test]
+    fn takes_up_to_64_cpus() {
+        let cli = Cli::try_parse_from(["harness", "run", "--workload", "x", "--cpus", "64"]);
+        let Command::Run(args) = cli.unwrap().command else {
+            panic!("not run")
+        };
+        assert_eq!(args.cpus, 64);
+        let cli = Cli::try_parse_from(["harness", "reproduce", "--sweep-to", "64"]).unwrap();
+        let Command::Reproduce(args) = cli.command else {
+            panic!("not reproduce")
+        };
+        assert_eq!(args.into_options().sweep_to, 64);
+    }
+
+    #[test]
     fn rejects_bad_usage() {
         for argv in [
             &["harness", "run"][..],
@@ -426,6 +440,8 @@ mod tests {
             &["harness", "run", "--workload", "x", "--param", "novalue"],
             &["harness", "run", "--workload", "x", "--accel", "fast"],
             &["harness", "run", "--workload", "x", "--timeout", "-1"],
+            &["harness", "run", "--workload", "x", "--cpus", "65"],
+            &["harness", "reproduce", "--sweep-to", "65"],
         ] {
             let e = Cli::try_parse_from(argv).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{argv:?}");

@@ -294,3 +294,49 @@ impl super::Chart for ScaleChart {
         legend(&side, &self.legend_heading, &entries)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{render_all, Chart};
+    use super::*;
+    use crate::results::model::fixtures::{cell, matrix_rows, run};
+    use crate::results::summary::summarize;
+
+    /// TEST FIXTURE rows (made up, never measured): forkexit on 1 to 64
+    /// CPUs, IPIs growing with the CPU count.
+    fn sweep_rows() -> Vec<crate::results::model::ResultRow> {
+        let mut rows = Vec::new();
+        for cpus in [1, 2, 4, 8, 16, 32, 64] {
+            for (variant, per_cpu) in [("openbsd-2010", 0.75), ("fixed", 0.02)] {
+                let ipis = 1000.0 * per_cpu * (cpus - 1) as f64;
+                rows.extend(run(cell(variant, "forkexit", cpus, 1), 1000.0, 50.0, ipis).rows());
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn a_cpu_sweep_draws_the_log_log_charts() {
+        let groups = summarize(&sweep_rows());
+        let charts = charts(&groups);
+        let stems: Vec<String> = charts.iter().map(|c| c.stem()).collect();
+        assert!(
+            stems[0].starts_with("ipis-per-op-by-cpus-forkexit"),
+            "{stems:?}"
+        );
+        let ipis = &charts[0];
+        // The 1-CPU point (no IPI) cannot go on a log axis.
+        assert_eq!(ipis.series[0].2.first().map(|p| p.0), Some(2));
+        let dir = tempfile::tempdir().unwrap();
+        let files = render_all(&sweep_rows(), dir.path()).unwrap();
+        let png = dir.path().join(format!("{}.png", stems[0]));
+        assert!(files.contains(&png), "{files:?}");
+        let md = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+        assert!(md.contains("Scaling with the CPU count"), "{md}");
+    }
+
+    #[test]
+    fn two_cpu_counts_draw_no_scaling_chart() {
+        assert!(charts(&summarize(&matrix_rows(2))).is_empty());
+    }
+}

@@ -257,6 +257,56 @@ mod tests {
     const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
     #[test]
+    fn a_workload_can_run_on_some_variants_only() {
+        let spec = MatrixSpec::parse(
+            r#"
+            variants = ["a", "b", "c"]
+            cpus = [1, 64]
+            reps = 1
+            accel = "tcg-icount"
+            [[workloads]]
+            name = "forkexit"
+            variants = ["c", "a"]
+            [[workloads]]
+            name = "shoot-storm"
+            "#,
+        )
+        .unwrap();
+        let cells = spec.cells().unwrap();
+        let forkexit: Vec<(&str, u32)> = cells
+            .iter()
+            .filter(|c| c.workload == "forkexit")
+            .map(|c| (c.variant.as_str(), c.cpus))
+            .collect();
+        // In the matrix's variant order.
+        assert_eq!(forkexit, [("a", 1), ("c", 1), ("a", 64), ("c", 64)]);
+        assert_eq!(cells.len(), 4 + 6);
+        let bad = MatrixSpec::parse(
+            r#"
+            variants = ["a"]
+            cpus = [65]
+            reps = 1
+            accel = "tcg"
+            [[workloads]]
+            name = "forkexit"
+            "#,
+        );
+        assert!(bad.is_err(), "65 CPUs accepted");
+        let bad = MatrixSpec::parse(
+            r#"
+            variants = ["a"]
+            cpus = [2]
+            reps = 1
+            accel = "tcg"
+            [[workloads]]
+            name = "forkexit"
+            variants = ["z"]
+            "#,
+        );
+        assert!(bad.unwrap_err().to_string().contains("'z'"));
+    }
+
+    #[test]
     fn expands_in_rep_major_order() {
         let spec = MatrixSpec::parse(
             r#"
@@ -323,5 +373,9 @@ mod tests {
         assert_eq!(expected_failures, 2 * 3);
         let quick = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-quick.toml")).unwrap();
         assert_eq!(quick.cells().unwrap().len(), 2 * 2 * 2 * 2);
+        let scale = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-scale.toml")).unwrap();
+        // forkexit on 2 variants, the storms on 3, over 7 CPU counts to 64.
+        assert_eq!(scale.cells().unwrap().len(), (2 + 3 + 3) * 7);
+        assert_eq!(scale.cpus.last(), Some(&64));
     }
 }
