@@ -374,8 +374,9 @@ mod tests {
         let quick = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-quick.toml")).unwrap();
         assert_eq!(quick.cells().unwrap().len(), 2 * 2 * 2 * 2);
         let scale = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-scale.toml")).unwrap();
-        // forkexit on 2 variants, the storms on 3, over 7 CPU counts to 64.
-        assert_eq!(scale.cells().unwrap().len(), (2 + 3 + 3) * 7);
+        // forkexit on 2 variants, the storms on 3, hello on 1, over 7 CPU
+        // counts to 64.
+        assert_eq!(scale.cells().unwrap().len(), (2 + 3 + 3 + 1) * 7);
         assert_eq!(scale.cpus.last(), Some(&64));
     }
 }
