@@ -26,6 +26,9 @@ use crate::run::RunOptions;
 use crate::verbs::explain::ExplainOptions;
 use crate::verbs::gate::GateOptions;
 
+/// The most vCPUs a run may have: the kernel's CPU-set width.
+const MAX_CPUS: i64 = lab_core::cpuset::MAX_CPUS as i64;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "harness",
@@ -233,7 +236,7 @@ pub struct MutantsArgs {
     #[arg(long, value_enum, default_value_t = MutantAccel::Tcg)]
     pub accel: MutantAccel,
     /// vCPU counts, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4], value_parser = clap::value_parser!(u32).range(2..=16))]
+    #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4], value_parser = clap::value_parser!(u32).range(2..=MAX_CPUS))]
     pub cpus: Vec<u32>,
     /// Only these mutants (comma-separated names; default: all).
     #[arg(long, value_delimiter = ',')]
@@ -295,6 +298,10 @@ pub struct ReproduceArgs {
     /// Where the sweep chart goes (default: results/charts).
     #[arg(long, value_name = "DIR")]
     pub charts: Option<PathBuf>,
+    /// Sweep the OpenBSD factor up to N CPUs (1-8, then 16, 32, 64 up to
+    /// N; above 8 the runs take minutes each).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=MAX_CPUS))]
+    pub sweep_to: u32,
     /// The QEMU binary.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_QEMU)]
     pub qemu: PathBuf,
@@ -311,6 +318,7 @@ impl ReproduceArgs {
             qemu: self.qemu,
             markdown: self.markdown,
             charts: self.charts,
+            sweep_to: self.sweep_to,
         }
     }
 }
@@ -372,7 +380,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub workload: String,
     /// Number of vCPUs.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_CPUS))]
     pub cpus: u32,
     /// A workload parameter, KEY=VALUE (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
@@ -484,6 +492,20 @@ mod tests {
     }
 
     #[test]
+    fn takes_up_to_64_cpus() {
+        let cli = Cli::try_parse_from(["harness", "run", "--workload", "x", "--cpus", "64"]);
+        let Command::Run(args) = cli.unwrap().command else {
+            panic!("not run")
+        };
+        assert_eq!(args.cpus, 64);
+        let cli = Cli::try_parse_from(["harness", "reproduce", "--sweep-to", "64"]).unwrap();
+        let Command::Reproduce(args) = cli.command else {
+            panic!("not reproduce")
+        };
+        assert_eq!(args.into_options().sweep_to, 64);
+    }
+
+    #[test]
     fn rejects_bad_usage() {
         for argv in [
             &["harness", "run"][..],
@@ -491,6 +513,8 @@ mod tests {
             &["harness", "run", "--workload", "x", "--param", "novalue"],
             &["harness", "run", "--workload", "x", "--accel", "fast"],
             &["harness", "run", "--workload", "x", "--timeout", "-1"],
+            &["harness", "run", "--workload", "x", "--cpus", "65"],
+            &["harness", "reproduce", "--sweep-to", "65"],
         ] {
             let e = Cli::try_parse_from(argv).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{argv:?}");

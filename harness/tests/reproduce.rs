@@ -34,6 +34,7 @@ fn tiny_plan_gives_rows_from_real_runs() {
         qemu: DEFAULT_QEMU.into(),
         markdown: None,
         charts: None,
+        sweep_to: 8,
     };
     let r = common::with_slot(|| reproduce::run_plan(&ws, &plan, &opts)).unwrap();
     assert_eq!(r.accel, "tcg");

@@ -12,8 +12,9 @@ use lab_core::report::Scope;
 
 use crate::report;
 
-/// The most CPUs the kernel runs on (QEMU `-smp` above this is refused).
-pub const MAX_CPUS: usize = 16;
+/// The most CPUs the kernel runs on (QEMU `-smp` above this is refused):
+/// the width of a CPU set (`pm_cpus`, IPI target sets), one u64 word.
+pub const MAX_CPUS: usize = lab_core::cpuset::MAX_CPUS;
 
 /// What an IPI is for. Each kind has its own vector (see arch::ipi).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

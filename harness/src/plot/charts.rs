@@ -24,7 +24,7 @@ const GREY: RGBColor = RGBColor(90, 90, 90);
 const LEGEND_WIDTH: u32 = 200;
 
 /// Draws the title and subtitle strip; returns the area below it.
-fn header<DB: DrawingBackend>(
+pub(super) fn header<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     subtitle: &str,
@@ -45,7 +45,7 @@ fn header<DB: DrawingBackend>(
 
 /// Draws a legend of coloured boxes and names, top-left of `area`. A
 /// name may carry a second, smaller line after a `\n`.
-fn legend<DB: DrawingBackend>(
+pub(super) fn legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     heading: &str,
     entries: &[(String, RGBColor)],
@@ -79,7 +79,7 @@ fn legend<DB: DrawingBackend>(
 
 /// Draws `text` centred under the data point `at` of a chart, `dy` pixels
 /// below it, on `root` (absolute pixels).
-fn label_below<DB: DrawingBackend>(
+pub(super) fn label_below<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     at: (i32, i32),
     dy: i32,
@@ -108,7 +108,7 @@ fn cpus_of(groups: &[&GroupSummary]) -> Vec<u32> {
 }
 
 /// The accelerators of `groups`, joined (for subtitles).
-fn accels_of(groups: &[&GroupSummary]) -> String {
+pub(super) fn accels_of(groups: &[&GroupSummary]) -> String {
     let mut a: Vec<&str> = groups.iter().map(|g| g.key.accel.as_str()).collect();
     a.sort();
     a.dedup();

@@ -13,6 +13,9 @@
 //! - `causes-<workload>`: shootdown IPIs per operation by cause
 //!   (`ipis_per_op.cause.*`), stacked, one bar per variant, at the
 //!   workload's largest CPU count (charts only where causes were counted);
+//! - when the results span several CPU counts, log-log scaling charts
+//!   ([`scale`]): IPIs per operation and wait per shootdown against CPUs,
+//!   and `boot-time-by-cpus`;
 //! - `index.md` (embeds the PNGs) and `index.html` (embeds the SVGs), with
 //!   the key figures in a table.
 //!
@@ -22,6 +25,7 @@
 
 mod charts;
 mod index;
+mod scale;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -230,6 +234,18 @@ pub fn render_all_with(
                 "IPI heatmaps: {}, {} CPUs",
                 heatmaps[0].workload_title, heatmaps[0].cpus
             ),
+            charts,
+        });
+    }
+    let scaling = scale::charts(&groups);
+    if !scaling.is_empty() {
+        let mut charts = Vec::new();
+        for c in &scaling {
+            charts.push((c.stem(), c.caption()));
+            written.extend(render(c, out_dir)?);
+        }
+        sections.push(index::Section {
+            title: "Scaling with the CPU count".into(),
             charts,
         });
     }

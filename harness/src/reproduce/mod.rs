@@ -159,11 +159,24 @@ pub struct Plan {
     pub sweep_cpus: Vec<u32>,
 }
 
+/// CPU counts of the factor's sweep up to `to`: every count to 8 (the
+/// fill's pattern repeats each byte), then powers of two, and `to`.
+pub fn sweep_cpus(to: u32) -> Vec<u32> {
+    let mut cpus: Vec<u32> = (1..=to.min(8)).collect();
+    cpus.extend((4..=6).map(|p| 1 << p).filter(|&c| c < to));
+    if to > 8 {
+        cpus.push(to);
+    }
+    cpus
+}
+
 impl Plan {
     /// Every seed's experiments, sized to finish in about 10 minutes on a
     /// 2-core machine under TCG with 3 repetitions.
-    pub fn full(reps: u32) -> Plan {
-        let sweep: Vec<u32> = (1..=8).collect();
+    /// The OpenBSD factor is swept over 1..=8 CPUs, then the powers of two
+    /// up to `sweep_to` (and `sweep_to` itself): 16, 32, 64.
+    pub fn full(reps: u32, sweep_to: u32) -> Plan {
+        let sweep = sweep_cpus(sweep_to);
         let obsd = ["openbsd-2010", "fixed"];
         let d32569 = D32569_VARIANTS;
         let d25510 = ["fixed", "scoreboard"];
@@ -296,6 +309,8 @@ pub struct ReproduceOptions {
     pub markdown: Option<PathBuf>,
     /// Where the sweep chart goes (default `results/charts`).
     pub charts: Option<PathBuf>,
+    /// The OpenBSD factor's sweep goes up to this many CPUs (default 8).
+    pub sweep_to: u32,
 }
 
 /// What the tree lacks for each experiment.
@@ -365,7 +380,7 @@ pub struct Reproduction {
 /// Runs the `reproduce` verb: measure, print, write the Markdown and the
 /// chart. Returns the exit status (0; 1 is an `Err`).
 pub fn execute(ws: &Workspace, opts: &ReproduceOptions) -> Result<i32> {
-    let plan = Plan::full(opts.reps);
+    let plan = Plan::full(opts.reps, opts.sweep_to);
     let outcome = run_plan(ws, &plan, opts)?;
     let markdown = opts
         .markdown
@@ -593,4 +608,17 @@ fn check_availability(ws: &Workspace, plan: &Plan, qemu: &Path) -> Result<Availa
         }
     }
     Ok(avail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sweep_cpus;
+
+    #[test]
+    fn the_sweep_goes_by_powers_of_two_above_8() {
+        assert_eq!(sweep_cpus(8), (1..=8).collect::<Vec<_>>());
+        assert_eq!(sweep_cpus(3), [1, 2, 3]);
+        assert_eq!(sweep_cpus(64), [1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64]);
+        assert_eq!(sweep_cpus(20), [1, 2, 3, 4, 5, 6, 7, 8, 16, 20]);
+    }
 }

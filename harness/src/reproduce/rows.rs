@@ -18,8 +18,12 @@ use super::{
 };
 use crate::results::derive::{RunFigures, SHOOT_KINDS};
 
-/// The pool fill of an uninitialised `pm_cpus` (OpenBSD's pool poison).
-pub const POOL_FILL: u64 = 0xdead_beef;
+/// The pool fill of an uninitialised `pm_cpus` (OpenBSD's pool poison):
+/// the 32-bit 0xdeadbeef repeated (lab_core::poison), so the u64 reads
+/// 0xdeadbeef_deadbeef. Below 32 CPUs only the low word counts; above, CPU
+/// n + 32 is marked exactly when CPU n is: 24 of CPUs 0-31, 48 of 0-63.
+pub const POOL_FILL: u64 =
+    (lab_core::poison::POISON as u64) << 32 | lab_core::poison::POISON as u64;
 
 /// A figure per repetition; `f64::INFINITY` stands for a ratio over 0.
 #[derive(Clone, Debug, PartialEq)]
@@ -999,6 +1003,15 @@ mod tests {
             (1..=8).map(fill_cpus).collect::<Vec<_>>(),
             [1, 2, 3, 4, 4, 5, 6, 7]
         );
+    }
+
+    #[test]
+    fn above_32_cpus_the_fill_repeats() {
+        assert_eq!(POOL_FILL, 0xdead_beef_dead_beef);
+        assert_eq!(fill_cpus(32), 24);
+        assert_eq!(fill_cpus(40), 24 + 7);
+        assert_eq!(fill_cpus(64), 48);
+        assert!(fill_list(40).ends_with(",31,32,33,34,35,37,38,39"));
     }
 
     #[test]

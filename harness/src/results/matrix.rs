@@ -85,6 +85,10 @@ pub struct WorkloadSpec {
     /// CPU counts for this workload instead of the matrix's `cpus`.
     #[serde(default)]
     pub cpus: Option<Vec<u32>>,
+    /// Only these of the matrix's variants run this workload (default:
+    /// all of them).
+    #[serde(default)]
+    pub variants: Option<Vec<String>>,
 }
 
 impl MatrixSpec {
@@ -153,17 +157,22 @@ impl MatrixSpec {
         if self.workloads.is_empty() {
             bail!("'workloads' is empty");
         }
-        let bad_cpus = |cpus: &[u32]| cpus.is_empty() || cpus.iter().any(|&c| c == 0 || c > 16);
+        let bad_cpus = |cpus: &[u32]| {
+            cpus.is_empty()
+                || cpus
+                    .iter()
+                    .any(|&c| c == 0 || c as usize > lab_core::cpuset::MAX_CPUS)
+        };
         if bad_cpus(&self.cpus) {
             bail!(
-                "'cpus' must list CPU counts from 1 to 16, got {:?}",
+                "'cpus' must list CPU counts from 1 to 64, got {:?}",
                 self.cpus
             );
         }
         for w in &self.workloads {
             if let Some(cpus) = w.cpus.as_deref().filter(|c| bad_cpus(c)) {
                 bail!(
-                    "workload '{}': 'cpus' must list CPU counts from 1 to 16, got {cpus:?}",
+                    "workload '{}': 'cpus' must list CPU counts from 1 to 64, got {cpus:?}",
                     w.name
                 );
             }
@@ -177,6 +186,19 @@ impl MatrixSpec {
             if !seen.insert((w.name.clone(), params.clone())) {
                 bail!(
                     "workload '{}' with params [{params}] is listed twice",
+                    w.name
+                );
+            }
+        }
+        for w in &self.workloads {
+            if let Some(v) = w
+                .variants
+                .iter()
+                .flatten()
+                .find(|v| !self.variants.contains(v))
+            {
+                bail!(
+                    "workload '{}': variant '{v}' is not in the matrix's 'variants'",
                     w.name
                 );
             }
@@ -195,19 +217,22 @@ impl MatrixSpec {
 
     /// Every cell of the matrix, in the order documented in the module doc.
     pub fn cells(&self) -> Result<Vec<Cell>> {
-        let workloads: Vec<(String, String, &[u32])> = self
+        type Entry<'a> = (String, String, &'a [u32], &'a [String]);
+        let workloads: Vec<Entry> = self
             .workloads
             .iter()
             .map(|w| {
                 let cpus = w.cpus.as_deref().unwrap_or(&self.cpus);
-                Ok((w.name.clone(), Cell::params_text(&w.params_text()?), cpus))
+                let variants = w.variants.as_deref().unwrap_or(&self.variants);
+                let params = Cell::params_text(&w.params_text()?);
+                Ok((w.name.clone(), params, cpus, variants))
             })
             .collect::<Result<_>>()?;
         let mut cells = Vec::new();
         for rep in 1..=self.reps {
-            for (workload, params, cpu_list) in &workloads {
+            for (workload, params, cpu_list, variants) in &workloads {
                 for &cpus in *cpu_list {
-                    for variant in &self.variants {
+                    for variant in self.variants.iter().filter(|v| variants.contains(v)) {
                         cells.push(Cell {
                             variant: variant.clone(),
                             workload: workload.clone(),
@@ -230,6 +255,56 @@ mod tests {
     use super::*;
 
     const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+    #[test]
+    fn a_workload_can_run_on_some_variants_only() {
+        let spec = MatrixSpec::parse(
+            r#"
+            variants = ["a", "b", "c"]
+            cpus = [1, 64]
+            reps = 1
+            accel = "tcg-icount"
+            [[workloads]]
+            name = "forkexit"
+            variants = ["c", "a"]
+            [[workloads]]
+            name = "shoot-storm"
+            "#,
+        )
+        .unwrap();
+        let cells = spec.cells().unwrap();
+        let forkexit: Vec<(&str, u32)> = cells
+            .iter()
+            .filter(|c| c.workload == "forkexit")
+            .map(|c| (c.variant.as_str(), c.cpus))
+            .collect();
+        // In the matrix's variant order.
+        assert_eq!(forkexit, [("a", 1), ("c", 1), ("a", 64), ("c", 64)]);
+        assert_eq!(cells.len(), 4 + 6);
+        let bad = MatrixSpec::parse(
+            r#"
+            variants = ["a"]
+            cpus = [65]
+            reps = 1
+            accel = "tcg"
+            [[workloads]]
+            name = "forkexit"
+            "#,
+        );
+        assert!(bad.is_err(), "65 CPUs accepted");
+        let bad = MatrixSpec::parse(
+            r#"
+            variants = ["a"]
+            cpus = [2]
+            reps = 1
+            accel = "tcg"
+            [[workloads]]
+            name = "forkexit"
+            variants = ["z"]
+            "#,
+        );
+        assert!(bad.unwrap_err().to_string().contains("'z'"));
+    }
 
     #[test]
     fn expands_in_rep_major_order() {
@@ -301,5 +376,10 @@ mod tests {
         // 5 variants x (forkexit and ipi-pingpong on 2 and 4 CPUs, busy-target
         // on 2) x 2 reps.
         assert_eq!(quick.cells().unwrap().len(), 5 * (2 * 2 + 1) * 2);
+        let scale = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-scale.toml")).unwrap();
+        // forkexit on 2 variants, the storms on 3, hello on 1, over 7 CPU
+        // counts to 64.
+        assert_eq!(scale.cells().unwrap().len(), (2 + 3 + 3 + 1) * 7);
+        assert_eq!(scale.cpus.last(), Some(&64));
     }
 }

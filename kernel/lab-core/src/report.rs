@@ -38,6 +38,14 @@
 //!   `metrics=N`, the number of metric lines the kernel wrote, so a reader
 //!   can tell a truncated report from a complete one.
 //!
+//! Pair-scoped metrics (`from=A to=B`) are written only for pairs that
+//! carried traffic; a pair that is absent reads as 0. So the report grows
+//! with the traffic, not with CPUs squared: at 64 CPUs a hello run writes
+//! about 2,900 metric lines, while a shoot-storm in which every CPU shoots
+//! every other writes 2 x 64 x 63 pair lines for its kind (about 11,000
+//! metric lines and 0.8 MB of serial output in all, a few seconds of a
+//! 30-second run under tcg-icount).
+//!
 //! The kernel writes a newline before `begin`, since firmware may leave a
 //! partial line on the console (SeaBIOS on q35 does); a reader must not
 //! treat text before `begin` as part of the report.

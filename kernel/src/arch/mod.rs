@@ -109,6 +109,11 @@ pub fn start_cpus(info: &StartInfo, start_info_phys: u64) -> Result<BootFacts, B
 pub fn report_boot(facts: Option<&BootFacts>) {
     if let Some(facts) = facts {
         report::metric("tsc.hz", facts.tsc_hz, "hz", Scope::Global);
+        // Guest time from reset (TSC 0) to the `begin` line, firmware and
+        // AP start-up included: under tcg-icount an instruction-count
+        // figure, repeatable, which the harness charts per CPU count.
+        let begin_ns = (tsc::now() as u128 * 1_000_000_000 / facts.tsc_hz.max(1) as u128) as u64;
+        report::metric("boot.begin_ns", begin_ns, "ns", Scope::Global);
         report::metric(
             "apic.timer.period",
             facts.timer_period,

@@ -116,7 +116,12 @@ const WORDS_PER_LINE: usize = 64 / core::mem::size_of::<u32>();
 #[repr(C, align(64))]
 struct Board([AtomicU32; MAX_CPUS * MAX_CPUS]);
 
-const _: () = assert!(MAX_CPUS <= WORDS_PER_LINE, "padded rows would overlap");
+// A padded stride is at most MAX_CPUS words when MAX_CPUS is a whole
+// number of lines, so MAX_CPUS padded rows fit the board.
+const _: () = assert!(
+    MAX_CPUS.is_multiple_of(WORDS_PER_LINE),
+    "padded rows would overrun the board"
+);
 
 static BOARD: Board = Board([const { AtomicU32::new(1) }; MAX_CPUS * MAX_CPUS]);
 
