@@ -865,7 +865,7 @@ impl super::Chart for CauseChart {
         let n = self.bars.len().max(1) as f64;
         let mut chart = ChartBuilder::on(&main)
             .margin(16)
-            .x_label_area_size(60)
+            .x_label_area_size(90)
             .y_label_area_size(90)
             .build_cartesian_2d(0f64..n, 0f64..ceil)?;
         chart
@@ -894,8 +894,10 @@ impl super::Chart for CauseChart {
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Bottom));
             root.draw(&Text::new(fmt_num(y), (at.0, at.1 - 4), style))?;
+            // Names in three staggered rows: a dozen variants side by side
+            // would overlap on one.
             let at = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-            label_below(root, at, 8, variant)?;
+            label_below(root, at, 8 + 18 * (i % 3) as i32, variant)?;
         }
         let entries: Vec<(String, RGBColor)> = self
             .causes
