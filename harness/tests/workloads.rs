@@ -175,7 +175,9 @@ fn buildkernel_jobs_match_the_kernels_execs() {
 
 #[test]
 fn mmap_storm_threads_each_do_their_ops() {
-    const OPS: u32 = 20;
+    // Enough ops that the threads overlap in time: with 20 a thread could
+    // finish before the next one started, and no munmap needed an IPI.
+    const OPS: u32 = 200;
     for cpus in [1, 2, 4] {
         let r = run("mmap-storm", cpus, &[("ops", &OPS.to_string())]);
         let ops = f64::from(OPS * cpus);
