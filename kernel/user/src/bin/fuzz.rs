@@ -8,7 +8,8 @@
 //! Arguments come from a hostile set: 0, 1, -1, `u64::MAX`, kernel and
 //! non-canonical addresses, the end of user space, unmapped addresses, a
 //! scratch page and a pointer straddling its end, the read-only shared page,
-//! huge and odd lengths, random words. The calls: every call but the ones
+//! huge and odd lengths (at most 1 MiB for a memory call at a user
+//! address, so a batch cannot unmap its own stacks), random words. The calls: every call but the ones
 //! that write the run's report or console or spin (`write`, `report_*`,
 //! `busy`), plus random numbers past the last call. `fork`, `exit`,
 //! `thread_create` and `thread_exit` are rare; a forked grandchild exits at
@@ -312,6 +313,15 @@ fn fuzz(seed: u64, calls: u64, until: u64) {
                     };
                 }
             }
+        }
+        // A memory call at a user address with a huge length would replace
+        // or unmap this batch's own thread stacks (the kernel doing as told,
+        // the program destroying itself: seen as corrupted locals). Huge
+        // lengths still go with 0, kernel and non-canonical addresses.
+        if matches!(known, Some(Sys::Mmap | Sys::Munmap | Sys::Mprotect))
+            && (PAGE_SIZE..USER_END).contains(&a[0])
+        {
+            a[1] = a[1].min(1 << 20);
         }
         if known == Some(Sys::Waitpid) && rng.below(2) == 0 {
             a[0] = u64::MAX; // -1: any child, NOHANG
