@@ -109,6 +109,19 @@ impl Experiment {
         self
     }
 
+    /// This experiment under plain TCG, and its twin `icount_id` under
+    /// tcg-icount, whatever `--accel` says.
+    pub fn under_tcg_and_icount(self, icount_id: &str) -> [Self; 2] {
+        let icount = Experiment {
+            id: icount_id.into(),
+            ..self.clone()
+        };
+        [
+            self.accel(AccelChoice::Tcg),
+            icount.accel(AccelChoice::TcgIcount),
+        ]
+    }
+
     /// `forkexit[loops=100;touch=on]`.
     pub fn label(&self) -> String {
         let params = Cell::params_text(&self.params.iter().cloned().collect());
@@ -191,81 +204,26 @@ impl Plan {
                 // the parent with the reviewer's 60 map entries. The rate
                 // experiments run under both TCG and tcg-icount: plain
                 // TCG's ratio moves with the host's load, icount's does
-                // not.
-                Experiment::new(
-                    D32569_TOUCH,
-                    &d32569,
-                    "forkexit",
-                    &[
-                        ("loops", "2000"),
-                        ("touch", "on"),
-                        ("entries", D32569_ENTRIES),
-                    ],
-                )
-                .cpus(&[2])
-                .accel(AccelChoice::Tcg),
-                Experiment::new(
-                    D32569_TOUCH_ICOUNT,
-                    &d32569,
-                    "forkexit",
-                    &[
-                        ("loops", "2000"),
-                        ("touch", "on"),
-                        ("entries", D32569_ENTRIES),
-                    ],
-                )
-                .cpus(&[2])
-                .accel(AccelChoice::TcgIcount),
-                Experiment::new(
-                    D32569_NOTOUCH,
-                    &d32569,
-                    "forkexit",
-                    &[
-                        ("loops", "2000"),
-                        ("touch", "off"),
-                        ("entries", D32569_ENTRIES),
-                    ],
-                )
-                .cpus(&[2])
-                .accel(AccelChoice::Tcg),
-                Experiment::new(
-                    D32569_NOTOUCH_ICOUNT,
-                    &d32569,
-                    "forkexit",
-                    &[
-                        ("loops", "2000"),
-                        ("touch", "off"),
-                        ("entries", D32569_ENTRIES),
-                    ],
-                )
-                .cpus(&[2])
-                .accel(AccelChoice::TcgIcount),
-                Experiment::new(
-                    D32569_NCPU,
-                    &d32569,
-                    "forkexit",
-                    &[
-                        ("loops", "1000"),
-                        ("touch", "on"),
-                        ("instances", "2"),
-                        ("entries", D32569_ENTRIES),
-                    ],
-                )
-                .cpus(&[2])
-                .accel(AccelChoice::Tcg),
-                Experiment::new(
-                    D32569_NCPU_ICOUNT,
-                    &d32569,
-                    "forkexit",
-                    &[
-                        ("loops", "1000"),
-                        ("touch", "on"),
-                        ("instances", "2"),
-                        ("entries", D32569_ENTRIES),
-                    ],
-                )
-                .cpus(&[2])
-                .accel(AccelChoice::TcgIcount),
+                // not: each rate experiment has its `-icount` twin.
+            ]
+            .into_iter()
+            .chain(
+                [
+                    (D32569_TOUCH, D32569_TOUCH_ICOUNT, "2000", "on", None),
+                    (D32569_NOTOUCH, D32569_NOTOUCH_ICOUNT, "2000", "off", None),
+                    (D32569_NCPU, D32569_NCPU_ICOUNT, "1000", "on", Some("2")),
+                ]
+                .into_iter()
+                .flat_map(|(id, icount_id, loops, touch, instances)| {
+                    let mut params = vec![("loops", loops), ("touch", touch)];
+                    params.extend(instances.map(|n| ("instances", n)));
+                    params.push(("entries", D32569_ENTRIES));
+                    Experiment::new(id, &d32569, "forkexit", &params)
+                        .cpus(&[2])
+                        .under_tcg_and_icount(icount_id)
+                }),
+            )
+            .chain([
                 Experiment::new(
                     D32569_BUILDKERNEL,
                     &d32569,
@@ -281,7 +239,8 @@ impl Plan {
                     .cpus(&[2, 4, 8]),
                 Experiment::new(D25510_SHOOT, &d25510, "shoot-storm", &[("ops", "300")])
                     .cpus(&[2, 4, 8]),
-            ],
+            ])
+            .collect(),
             reps,
             factor_cpus: 4,
             sweep_cpus: sweep,
