@@ -50,17 +50,8 @@ use crate::workspace::Workspace;
 /// Exit status when a mutant survives or a control fails.
 pub const EXIT_FAILED: i32 = 3;
 
-/// The coherence modes `mode=all` runs (kernel/user/src/bin/coherence.rs).
-pub const COHERENCE_MODES: &[&str] = &[
-    "remap",
-    "munmap",
-    "range",
-    "tlb",
-    "mprotect",
-    "mprotect-range",
-    "cow",
-    "fork-protect",
-];
+/// The coherence modes `mode=all` runs.
+pub use lab_core::workloads::COHERENCE_MODES;
 
 /// The correct variants run as controls by default.
 pub const DEFAULT_CONTROLS: &[&str] = &["fixed", "scoreboard", "dfly-batch"];

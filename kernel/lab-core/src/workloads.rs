@@ -101,6 +101,23 @@ pub const MMAP_STORM: UserWorkload = UserWorkload {
     ],
 };
 
+/// `coherence`'s `mode` choices: `all`, then the oracle's modes in the
+/// order `all` runs them (kernel/user/src/bin/coherence.rs).
+pub const COHERENCE_MODE_CHOICES: &[&str] = &[
+    "all",
+    "remap",
+    "munmap",
+    "range",
+    "tlb",
+    "mprotect",
+    "mprotect-range",
+    "cow",
+    "fork-protect",
+];
+
+/// The oracle modes `mode=all` runs.
+pub const COHERENCE_MODES: &[&str] = COHERENCE_MODE_CHOICES.split_at(1).1;
+
 pub const COHERENCE: UserWorkload = UserWorkload {
     name: "coherence",
     program: "coherence",
@@ -108,17 +125,7 @@ pub const COHERENCE: UserWorkload = UserWorkload {
     params: &[
         ParamSpec {
             key: "mode",
-            kind: Kind::Choice(&[
-                "all",
-                "remap",
-                "munmap",
-                "range",
-                "tlb",
-                "mprotect",
-                "mprotect-range",
-                "cow",
-                "fork-protect",
-            ]),
+            kind: Kind::Choice(COHERENCE_MODE_CHOICES),
             default: "all",
             help: "which shootdown path to check (all: every mode in turn)",
         },
