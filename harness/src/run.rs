@@ -202,11 +202,10 @@ pub struct RunOptions {
     pub runs_dir: Option<PathBuf>,
 }
 
-/// Runs the `run` verb: build the variant, resolve the accelerator, boot
-/// once, print the report and the outcome. Returns the process exit status
-/// (0 only for ok).
-pub fn execute(ws: &Workspace, opts: &RunOptions) -> Result<i32> {
-    let variant = variants::load(ws, &opts.variant)?;
+/// The run `opts` describe, for `variant`: its kernel built, the
+/// accelerator resolved (`auto` probes once per host).
+pub fn spec_for(ws: &Workspace, opts: &RunOptions, variant: &str) -> Result<RunSpec> {
+    let variant = variants::load(ws, variant)?;
     let kernel = kernel_build::build(ws, &variant, kernel_build::Output::OnFailure)?;
     let accel = accel::resolve(
         opts.accel,
@@ -214,7 +213,7 @@ pub fn execute(ws: &Workspace, opts: &RunOptions) -> Result<i32> {
         &kernel.path,
         &ws.cache_dir().join("accel-probe.toml"),
     )?;
-    let spec = RunSpec {
+    Ok(RunSpec {
         kernel,
         workload: opts.workload.clone(),
         params: opts.params.clone(),
@@ -225,7 +224,14 @@ pub fn execute(ws: &Workspace, opts: &RunOptions) -> Result<i32> {
         timeout: opts.timeout,
         qemu: opts.qemu.clone(),
         runs_dir: opts.runs_dir.clone().unwrap_or_else(|| ws.runs_dir()),
-    };
+    })
+}
+
+/// Runs the `run` verb: build the variant, resolve the accelerator, boot
+/// once, print the report and the outcome. Returns the process exit status
+/// (0 only for ok).
+pub fn execute(ws: &Workspace, opts: &RunOptions) -> Result<i32> {
+    let spec = spec_for(ws, opts, &opts.variant)?;
     let result = run_once(&spec)?;
     print!("{}", summary(&spec, &result));
     Ok(result.outcome.exit_code())

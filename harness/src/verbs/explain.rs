@@ -15,9 +15,8 @@ use lab_core::cause::{ShootCause, CAUSE_KINDS};
 use crate::outcome::Kind;
 use crate::results::derive::RunFigures;
 use crate::results::model::{Cell, RunRecord};
-use crate::run::{run_once, RunOptions, RunSpec};
+use crate::run::{run_once, spec_for, RunOptions};
 use crate::workspace::Workspace;
-use crate::{accel, kernel_build, variants};
 
 /// The `explain` verb's options: a run's, and the variant to compare.
 #[derive(Clone, Debug)]
@@ -231,26 +230,8 @@ pub fn explain_text(a: &Explained, b: Option<&Explained>, op: &str) -> String {
 
 /// Runs `variant` once with the options' workload, CPUs and parameters.
 fn run_variant(ws: &Workspace, opts: &RunOptions, variant: &str) -> Result<(Explained, String)> {
-    let v = variants::load(ws, variant)?;
-    let kernel = kernel_build::build(ws, &v, kernel_build::Output::OnFailure)?;
-    let accel = accel::resolve(
-        opts.accel,
-        &opts.qemu,
-        &kernel.path,
-        &ws.cache_dir().join("accel-probe.toml"),
-    )?;
-    let spec = RunSpec {
-        kernel: kernel.clone(),
-        workload: opts.workload.clone(),
-        params: opts.params.clone(),
-        cpus: opts.cpus,
-        mem_mib: opts.mem_mib,
-        machine: opts.machine,
-        accel,
-        timeout: opts.timeout,
-        qemu: opts.qemu.clone(),
-        runs_dir: opts.runs_dir.clone().unwrap_or_else(|| ws.runs_dir()),
-    };
+    let spec = spec_for(ws, opts, variant)?;
+    let (kernel, accel) = (&spec.kernel, spec.accel);
     let result = run_once(&spec)?;
     let outcome = result.outcome.kind();
     if outcome != Kind::Ok {
