@@ -1,9 +1,11 @@
 //! The oracles' mutation score, a fast subset (`harness mutants` runs them
-//! all): four mutants on 2 CPUs under TCG (the one-page remove, a range,
-//! the copy-on-write replacement, DragonFly's truncated address list) are
-//! caught by the coherence mode aimed at
-//! their path, and the correct `fixed` kernel is clean with checks and
-//! completed rounds in every mode. Boots the real kernels: about 40 s.
+//! all): five mutants on 2 CPUs under TCG are caught by the oracle aimed at
+//! their path (the one-page remove, a range, the copy-on-write replacement
+//! and DragonFly's truncated address list by their coherence modes; the
+//! initiator that does not wait for acknowledgements by shoot-storm's
+//! readers with interrupts off), and the correct `fixed` kernel is clean
+//! with checks and completed rounds in every mode. Boots the real kernels:
+//! about 40 s.
 
 use std::path::Path;
 
@@ -25,6 +27,7 @@ fn oracles_catch_mutants_and_pass_the_fixed_kernel() {
             "mutant-range-no-ipi".into(),
             "mutant-cow-no-shoot".into(),
             "mutant-dfly-truncate".into(),
+            "mutant-no-wait".into(),
         ],
         controls: vec!["fixed".into()],
         rounds: Some(4),
@@ -45,6 +48,7 @@ fn oracles_catch_mutants_and_pass_the_fixed_kernel() {
         ("mutant-range-no-ipi", "range"),
         ("mutant-cow-no-shoot", "cow"),
         ("mutant-dfly-truncate", "range"),
+        ("mutant-no-wait", "shoot-storm"),
     ] {
         let c = cell(name);
         assert!(

@@ -45,9 +45,30 @@
 //! window hold its owner's reader lock (try-lock: they skip, never wait)
 //! and the owner holds it for writing across the op.
 //!
+//! # Readers with interrupts off (`irqoff=N`)
+//!
+//! A target takes a shootdown IPI only when its interrupts are on; a CPU
+//! in an interrupts-off section (a FreeBSD spin mutex, whose
+//! spinlock_enter disables interrupts; the scheduler lock here) keeps
+//! using its TLB until it leaves. That is why an initiator must wait for
+//! every acknowledgement before it reuses what the old entry pointed at,
+//! and why a reader that takes the IPI at its next instruction boundary,
+//! as every reader does under TCG, cannot see a missing wait. With
+//! `irqoff=N` every CPU, after its ordinary checks, makes N more passes
+//! over the other CPUs' pages with interrupts off, each read checked as
+//! above (`kstorm.irqoff_checks` of `kstorm.checks`): an initiator that
+//! returned without waiting (`mutant-no-wait`) publishes a generation
+//! while such a reader still holds the old translation, and the reader
+//! sees the older tag. A correct initiator waits until the reader has
+//! left the section and served the IPI, so the run stays clean; the
+//! section takes no lock and waits for nothing, so it cannot deadlock.
+//! Off by default (0): it lengthens every acknowledgement, and
+//! reproduce's D25510 experiment times the shootdowns themselves.
+//!
 //! Reports `workload.ops`, `workload.elapsed_ns` (the last CPU's finish
 //! since the common start), `kstorm.ops` per CPU, `kstorm.checks`,
-//! `kstorm.stale`; the run fails if any read was stale.
+//! `kstorm.irqoff_checks`, `kstorm.stale`; the run fails if any read was
+//! stale.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -108,6 +129,13 @@ pub static SHOOT_STORM: Workload = Workload {
             help: "map the window again after each range op (off: remove an untouched window)",
         },
         ParamSpec {
+            key: "irqoff",
+            kind: Kind::U64 { min: 0, max: 1024 },
+            default: "0",
+            help: "after each op, passes over the other CPUs' pages made with interrupts off \
+                   (catches an initiator that does not wait for acknowledgements)",
+        },
+        ParamSpec {
             key: "path",
             kind: Kind::Choice(&["kenter", "enter"]),
             default: "kenter",
@@ -126,6 +154,7 @@ struct PerCpu {
     window_gen: AtomicU64,
     ops: AtomicU64,
     checks: AtomicU64,
+    irqoff_checks: AtomicU64,
     stale: AtomicU64,
     finished_at: AtomicU64,
 }
@@ -136,6 +165,7 @@ static CPUS: [PerCpu; MAX_CPUS] = [const {
         window_gen: AtomicU64::new(0),
         ops: AtomicU64::new(0),
         checks: AtomicU64::new(0),
+        irqoff_checks: AtomicU64::new(0),
         stale: AtomicU64::new(0),
         finished_at: AtomicU64::new(0),
     }
@@ -155,6 +185,7 @@ static MODE: AtomicU32 = AtomicU32::new(0);
 static PAGES: AtomicU64 = AtomicU64::new(0);
 static TOUCH: AtomicBool = AtomicBool::new(true);
 static LOCKED_PATH: AtomicBool = AtomicBool::new(false);
+static IRQOFF_PASSES: AtomicU64 = AtomicU64::new(0);
 /// Start barrier: CPUs ready, and the go signal (with its TSC).
 static READY: AtomicU32 = AtomicU32::new(0);
 static START: AtomicU64 = AtomicU64::new(0);
@@ -206,6 +237,7 @@ fn run(params: &Params<'_>) -> Status {
     PAGES.store(params.u64("pages"), Ordering::Relaxed);
     TOUCH.store(params.flag("touch"), Ordering::Relaxed);
     LOCKED_PATH.store(params.choice("path") == "enter", Ordering::Relaxed);
+    IRQOFF_PASSES.store(params.u64("irqoff"), Ordering::Relaxed);
 
     if let Err(what) = set_up(ncpu) {
         report::error("shoot-storm", format_args!("set-up: {what}"));
@@ -223,12 +255,13 @@ fn run(params: &Params<'_>) -> Status {
     let start = START.load(Ordering::Relaxed);
     tear_down(ncpu);
 
-    let (mut ops, mut checks, mut stale, mut end) = (0, 0, 0, start);
+    let (mut ops, mut checks, mut irqoff_checks, mut stale, mut end) = (0, 0, 0, 0, start);
     for (cpu, c) in CPUS.iter().enumerate().take(ncpu as usize) {
         let n = c.ops.load(Ordering::Relaxed);
         report::metric("kstorm.ops", n, "count", Scope::Cpu(cpu as u32));
         ops += n;
         checks += c.checks.load(Ordering::Relaxed);
+        irqoff_checks += c.irqoff_checks.load(Ordering::Relaxed);
         stale += c.stale.load(Ordering::Relaxed);
         end = end.max(c.finished_at.load(Ordering::Relaxed));
     }
@@ -236,6 +269,7 @@ fn run(params: &Params<'_>) -> Status {
     report::metric("workload.ops", ops, "count", Scope::Global);
     report::metric("workload.elapsed_ns", elapsed_ns, "ns", Scope::Global);
     report::metric("kstorm.checks", checks, "count", Scope::Global);
+    report::metric("kstorm.irqoff_checks", irqoff_checks, "count", Scope::Global);
     report::metric("kstorm.stale", stale, "count", Scope::Global);
     if stale > 0 {
         report::error(
@@ -266,6 +300,7 @@ fn set_up(ncpu: u32) -> Result<(), &'static str> {
             (&c.window_gen, 0),
             (&c.ops, 0),
             (&c.checks, 0),
+            (&c.irqoff_checks, 0),
             (&c.stale, 0),
         ] {
             name.store(v, Ordering::Relaxed);
@@ -351,6 +386,7 @@ fn storm(_: u64) {
         }
         c.ops.fetch_add(1, Ordering::Relaxed);
         check_others(me, ncpu);
+        check_others_irqoff(me, ncpu);
     }
     c.finished_at.store(tsc::now(), Ordering::Release);
 }
@@ -412,5 +448,33 @@ fn check_others(me: u32, ncpu: u32) {
         }
     }
     c.checks.fetch_add(checks, Ordering::Relaxed);
+    c.stale.fetch_add(stale, Ordering::Relaxed);
+}
+
+/// `irqoff` passes over every other CPU's page with interrupts off (see
+/// the module's "Readers with interrupts off"): from the first pass on,
+/// this CPU's TLB holds each page's translation, and a shootdown IPI sent
+/// meanwhile waits in the local APIC until the section ends. Windows are
+/// left out: their readers take a lock the owner may hold.
+fn check_others_irqoff(me: u32, ncpu: u32) {
+    let passes = IRQOFF_PASSES.load(Ordering::Relaxed);
+    if passes == 0 || ncpu < 2 {
+        return;
+    }
+    let (checks, stale) = x86_64::instructions::interrupts::without_interrupts(|| {
+        let (mut checks, mut stale) = (0u64, 0u64);
+        for _ in 0..passes {
+            for other in (0..ncpu).filter(|&o| o != me) {
+                let p = CPUS[other as usize].page_gen.load(Ordering::Acquire);
+                let v = read_tag(page_va(other));
+                checks += 1;
+                stale += u64::from(v < p);
+            }
+        }
+        (checks, stale)
+    });
+    let c = &CPUS[me as usize];
+    c.checks.fetch_add(checks, Ordering::Relaxed);
+    c.irqoff_checks.fetch_add(checks, Ordering::Relaxed);
     c.stale.fetch_add(stale, Ordering::Relaxed);
 }
