@@ -62,6 +62,9 @@
 //! sees the older tag. A correct initiator waits until the reader has
 //! left the section and served the IPI, so the run stays clean; the
 //! section takes no lock and waits for nothing, so it cannot deadlock.
+//! Every 64 passes the reader executes PAUSE, as a spin-mutex waiter does;
+//! under tcg-icount that ends its vCPU's turn inside the section, which is
+//! what lets the other CPUs' ops overlap it there.
 //! Off by default (0): it lengthens every acknowledgement, and
 //! reproduce's D25510 experiment times the shootdowns themselves.
 //!
@@ -186,6 +189,8 @@ static PAGES: AtomicU64 = AtomicU64::new(0);
 static TOUCH: AtomicBool = AtomicBool::new(true);
 static LOCKED_PATH: AtomicBool = AtomicBool::new(false);
 static IRQOFF_PASSES: AtomicU64 = AtomicU64::new(0);
+/// A PAUSE every this many interrupts-off passes.
+const IRQOFF_PAUSE_EVERY: u64 = 64;
 /// Start barrier: CPUs ready, and the go signal (with its TSC).
 static READY: AtomicU32 = AtomicU32::new(0);
 static START: AtomicU64 = AtomicU64::new(0);
@@ -463,12 +468,19 @@ fn check_others_irqoff(me: u32, ncpu: u32) {
     }
     let (checks, stale) = x86_64::instructions::interrupts::without_interrupts(|| {
         let (mut checks, mut stale) = (0u64, 0u64);
-        for _ in 0..passes {
+        for pass in 0..passes {
             for other in (0..ncpu).filter(|&o| o != me) {
                 let p = CPUS[other as usize].page_gen.load(Ordering::Acquire);
                 let v = read_tag(page_va(other));
                 checks += 1;
                 stale += u64::from(v < p);
+            }
+            if pass % IRQOFF_PAUSE_EVERY == IRQOFF_PAUSE_EVERY - 1 {
+                // A spin-wait hint, as a CPU spinning for a spin mutex
+                // with interrupts off executes. Under tcg-icount it also
+                // ends this vCPU's turn inside the section, so the other
+                // CPUs' ops run while this one holds its translations.
+                core::hint::spin_loop();
             }
         }
         (checks, stale)

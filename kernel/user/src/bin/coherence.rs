@@ -355,6 +355,21 @@ fn main() -> i32 {
     0
 }
 
+/// One turn of a wait loop: PAUSE, then give the CPU to another thread.
+///
+/// Spin hints (`spin_hint`): the readers and the writer's wait loops execute
+/// PAUSE now and then. On hardware it is the spin-wait hint, a few dozen
+/// cycles. Under `tcg-icount` it is what lets the other vCPUs run: QEMU's
+/// round-robin vCPU thread ends a vCPU's turn at PAUSE, and without it a
+/// vCPU spinning in user mode held the thread while the others stopped
+/// where they were (2 vCPUs: the reader's CPU never ran after its
+/// wake-up IPI; 4 vCPUs: three CPUs frozen in the kernel during
+/// fork-protect), and the run timed out.
+fn wait_a_moment() {
+    core::hint::spin_loop();
+    thread::yield_now();
+}
+
 /// The CPU of reader i: the CPUs other than the writer's, round robin.
 fn reader_cpu(i: usize, cpus: u32) -> Option<u32> {
     (cpus > 1).then(|| 1 + i as u32 % (cpus - 1))
@@ -373,7 +388,7 @@ fn spawn_readers(readers: usize, handles: &mut [Option<JoinHandle>], body: fn(us
         *slot = Some(h);
     }
     while READY.load(Ordering::Acquire) < readers as u64 {
-        thread::yield_now();
+        wait_a_moment();
     }
 }
 
@@ -452,6 +467,8 @@ fn remap(readers: usize, remaps: u64) -> Tally {
 fn remap_reader(_: usize, a: u64) -> u64 {
     let (mut checks, mut quiet) = (0u64, 0u64);
     while !STOP.load(Ordering::Relaxed) {
+        // Once per batch: see `spin_hint`.
+        core::hint::spin_loop();
         for _ in 0..256 {
             let e1 = EPOCH.load(Ordering::Acquire);
             // SAFETY: A is always mapped while readers run (FIXED replaces
@@ -533,7 +550,7 @@ fn warm(readers: usize) -> bool {
             println!("coherence: readers did not warm up");
             return false;
         }
-        thread::yield_now();
+        wait_a_moment();
     }
     true
 }
@@ -557,7 +574,7 @@ fn arm(readers: usize) -> bool {
             println!("coherence: readers did not see the armed phase");
             return false;
         }
-        thread::yield_now();
+        wait_a_moment();
     }
     true
 }
@@ -769,7 +786,10 @@ fn round_reader(i: usize, a: u64) -> u64 {
             }
             POST.fetch_add(1, Ordering::Relaxed);
         }
-        ACCESSES[i].fetch_add(1, Ordering::Relaxed);
+        if ACCESSES[i].fetch_add(1, Ordering::Relaxed) % 64 == 63 {
+            // See `spin_hint`.
+            core::hint::spin_loop();
+        }
         p = if p == 0 { n - 1 } else { p - 1 };
     }
 }
