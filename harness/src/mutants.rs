@@ -18,7 +18,9 @@
 //!
 //! The verb builds every mutant and the correct controls, boots each under
 //! the oracles (`coherence` with mode=all, and `shoot-storm` for the kernel
-//! pmap) on every CPU count and accelerator asked for, scheduled within a
+//! pmap, with readers in interrupts-off sections: [`SHOOT_STORM_IRQOFF`])
+//! on every CPU count and accelerator asked for (tcg-icount on 2 vCPUs is
+//! skipped, see [`unusable`]), scheduled within a
 //! host-core budget as a matrix is ([`crate::matrix::schedule`]) through
 //! [`crate::run::run_into`], and prints (and writes as Markdown) a table.
 //! A mutant is *caught* in a cell when an oracle reports a stale access
