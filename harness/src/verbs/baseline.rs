@@ -2,9 +2,9 @@
 //! committed baseline, `results/baseline.csv`, with the metadata of every
 //! input in `results/baseline.meta.json` (the gate's provenance checks
 //! read it) and charts from the first `DIR` in `results/charts/` (old
-//! charts removed first). Runs that did not end `ok` are listed and left
-//! out; a cell found twice (the same input given twice, or two inputs
-//! that overlap) is refused.
+//! charts removed first; reproduce's charts and mutants.md are kept). Runs
+//! that did not end `ok` are listed and left out; a cell found twice (the
+//! same input given twice, or two inputs that overlap) is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -133,11 +133,13 @@ pub fn baseline(ws: &Workspace, inputs: &[PathBuf]) -> Result<i32> {
             fs::read_dir(&charts).with_context(|| format!("listing {}", charts.display()))?
         {
             let path = entry?.path();
-            // reproduce-* charts belong to `harness reproduce`, not to
-            // the baseline.
-            let reproduce = path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("reproduce-"));
+            // reproduce-* charts belong to `harness reproduce`, and
+            // mutants.md to `harness mutants`, not to the baseline (the
+            // index links mutants.md when it is there).
+            let reproduce = path.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with("reproduce-") || n == "mutants.md"
+            });
             let generated = !reproduce
                 && path
                     .extension()
