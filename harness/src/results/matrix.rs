@@ -361,8 +361,9 @@ mod tests {
     fn shipped_matrices_parse() {
         let full = MatrixSpec::load(&Path::new(REPO).join("variants/matrix.toml")).unwrap();
         assert_eq!(full.variants.len(), 12);
-        // ipi-pingpong and busy-target run on 2 and 4 CPUs only.
-        assert_eq!(full.cells().unwrap().len(), 12 * (5 * 3 + 2 + 2) * 3);
+        // ipi-pingpong, busy-target and shoot-storm run on 2 and 4 CPUs
+        // only.
+        assert_eq!(full.cells().unwrap().len(), 12 * (5 * 3 + 2 + 2 + 2) * 3);
         // The negative control is expected to be caught on 2 and 4 CPUs.
         let expected_failures = full
             .cells()
