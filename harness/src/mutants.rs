@@ -527,8 +527,9 @@ fn run_one(
             // run so far; why page mode misses on 4 CPUs is not understood.)
             params.push(("mode".to_string(), "mixed".to_string()));
             params.push(("ops".to_string(), "500".to_string()));
-            // Readers with interrupts off: the one place a missing wait for
-            // acknowledgements shows (shoot_storm.rs explains why).
+            // Readers with interrupts off: where a missing wait for
+            // acknowledgements shows under either protocol (shoot_storm.rs
+            // explains why).
             params.push(("irqoff".to_string(), SHOOT_STORM_IRQOFF.to_string()));
         }
     }

@@ -357,9 +357,9 @@ fn main() -> i32 {
 
 /// One turn of a wait loop: PAUSE, then give the CPU to another thread.
 ///
-/// Spin hints (`spin_hint`): the readers and the writer's wait loops execute
-/// PAUSE now and then. On hardware it is the spin-wait hint, a few dozen
-/// cycles. Under `tcg-icount` it is what lets the other vCPUs run: QEMU's
+/// Spin hints: the readers and the writer's wait loops execute PAUSE now
+/// and then. On hardware it is the spin-wait hint (tens of cycles, about
+/// 140 on recent Intel cores). Under `tcg-icount` it is what lets the other vCPUs run: QEMU's
 /// round-robin vCPU thread ends a vCPU's turn at PAUSE, and without it a
 /// vCPU spinning in user mode held the thread while the others stopped
 /// where they were (2 vCPUs: the reader's CPU never ran after its
@@ -467,7 +467,7 @@ fn remap(readers: usize, remaps: u64) -> Tally {
 fn remap_reader(_: usize, a: u64) -> u64 {
     let (mut checks, mut quiet) = (0u64, 0u64);
     while !STOP.load(Ordering::Relaxed) {
-        // Once per batch: see `spin_hint`.
+        // Once per batch: see `wait_a_moment`.
         core::hint::spin_loop();
         for _ in 0..256 {
             let e1 = EPOCH.load(Ordering::Acquire);
@@ -787,7 +787,7 @@ fn round_reader(i: usize, a: u64) -> u64 {
             POST.fetch_add(1, Ordering::Relaxed);
         }
         if ACCESSES[i].fetch_add(1, Ordering::Relaxed) % 64 == 63 {
-            // See `spin_hint`.
+            // See `wait_a_moment`.
             core::hint::spin_loop();
         }
         p = if p == 0 { n - 1 } else { p - 1 };
