@@ -6,7 +6,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+mod common;
+use common::{repo, run_cli};
 
 /// One cell, two identical repetitions under tcg-icount.
 const TINY: &str = r#"
@@ -21,28 +24,6 @@ timeout_s = 120
 name = "forkexit"
 params = { touch = "on", loops = "100" }
 "#;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn harness(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .arg("--root")
-        .arg(repo())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "harness {}: {}\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -84,14 +65,14 @@ fn compare_directories() {
     let (matrix, vars) = setup(tmp.path());
     let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
     let ok = |o: &Output| assert!(matches!(o.status.code(), Some(0 | 3)), "matrix failed");
-    ok(&harness(&[
+    ok(&run_cli(&[
         "matrix",
         "--matrix",
         s(&matrix),
         "--out",
         s(&a),
     ]));
-    ok(&harness(&[
+    ok(&run_cli(&[
         "--variants",
         s(&vars),
         "matrix",
@@ -103,7 +84,7 @@ fn compare_directories() {
 
     // A against B: the IPIs per op went up, exactly, and that is significant.
     let out_dir = tmp.path().join("cmp");
-    let out = harness(&["compare", s(&a), s(&b), "--out", s(&out_dir)]);
+    let out = run_cli(&["compare", s(&a), s(&b), "--out", s(&out_dir)]);
     assert_eq!(out.status.code(), Some(0), "exit 0 whatever the result");
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     let ipi = line(&table, "ipis_per_op");
@@ -122,7 +103,7 @@ fn compare_directories() {
         .any(|l| l.contains(",ipis_per_op,") && l.contains("significant")));
 
     // --fail-on-regression turns that into exit 3; md on the terminal.
-    let out = harness(&[
+    let out = run_cli(&[
         "compare",
         s(&a),
         s(&b),
@@ -136,7 +117,7 @@ fn compare_directories() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("## harness compare"));
 
     // A against itself: nothing significant.
-    let out = harness(&[
+    let out = run_cli(&[
         "compare",
         s(&a),
         s(&a),
@@ -181,7 +162,7 @@ fn compare_revisions_leaves_the_checkout_alone() {
     let (matrix, _) = setup(tmp.path());
     let (status, trees) = (git_status(), worktrees());
     let out_dir = tmp.path().join("cmp");
-    let out = harness(&[
+    let out = run_cli(&[
         "compare",
         "HEAD",
         "HEAD",

@@ -8,16 +8,15 @@
 //! tree changes. About a minute; the table is printed
 //! (`cargo test --test gate -- --nocapture`).
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+
+mod common;
+use common::harness_cli;
 
 #[test]
 fn the_gate_catches_every_planted_regression() {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .arg("--root")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+    let out = harness_cli()
         .args(["gate", "--self-test"])
-        .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
         .unwrap();

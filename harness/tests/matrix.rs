@@ -9,13 +9,16 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use harness::results::csv::read_rows_file;
 use harness::results::model::Cell;
 use harness::results::{load_rows, MatrixSpec, ResultRow};
+
+mod common;
+use common::{harness_cli, repo, run_cli};
 
 const TINY: &str = r#"
 variants = ["fixed"]
@@ -32,33 +35,11 @@ cpus = [2]
 name = "pmap-selftest"
 "#;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// One matrix at a time (poisoning ignored: a failed test must not fail
 /// the others).
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn harness() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
-    cmd.arg("--root").arg(repo()).stdin(Stdio::null());
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = harness().args(args).output().unwrap();
-    eprintln!(
-        "harness {}: {}\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn text(out: &Output) -> String {
@@ -108,7 +89,7 @@ fn whole() -> &'static (Tiny, PathBuf) {
         let _one = serial();
         let tiny = Tiny::new();
         let out = tiny.out("whole");
-        let o = run(&[
+        let o = run_cli(&[
             "matrix",
             "--matrix",
             path(&tiny.matrix()),
@@ -161,7 +142,7 @@ fn the_gate_passes_on_the_tree_and_fails_naming_a_broken_rule() {
     let _one = serial();
     // The shipped rules, scoped to the tiny matrix, against itself as the
     // baseline.
-    let o = run(&["gate", "--in", path(out), "--baseline", path(out)]);
+    let o = run_cli(&["gate", "--in", path(out), "--baseline", path(out)]);
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o).contains("gate: PASSED"));
     assert!(text(&o).contains("every IPI sent was received"));
@@ -169,10 +150,10 @@ fn the_gate_passes_on_the_tree_and_fails_naming_a_broken_rule() {
 
     // Required baseline rules and no baseline: an error, not a skip,
     // unless asked for with --no-baseline.
-    let o = run(&["gate", "--in", path(out)]);
+    let o = run_cli(&["gate", "--in", path(out)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--no-baseline"));
-    let o = run(&["gate", "--in", path(out), "--no-baseline"]);
+    let o = run_cli(&["gate", "--in", path(out), "--no-baseline"]);
     assert_eq!(o.status.code(), Some(0));
 
     // A rule the real figures break: ping-pong sends thousands of IPIs.
@@ -183,7 +164,7 @@ fn the_gate_passes_on_the_tree_and_fails_naming_a_broken_rule() {
          figure = \"ipi.sent.other\"\nstat = \"max\"\nmax = 10\nany_accel = true\n",
     )
     .unwrap();
-    let o = run(&["gate", "--in", path(out), "--rules", path(&rules)]);
+    let o = run_cli(&["gate", "--in", path(out), "--rules", path(&rules)]);
     assert_eq!(o.status.code(), Some(3), "a failed rule exits 3");
     let table = text(&o);
     let line = table
@@ -204,7 +185,7 @@ fn merged_shards_hold_the_unsharded_cells() {
     let dir = tempfile::tempdir().unwrap();
     let shards: Vec<PathBuf> = (1..=2).map(|k| dir.path().join(format!("s{k}"))).collect();
     for (k, shard) in shards.iter().enumerate() {
-        let o = run(&[
+        let o = run_cli(&[
             "matrix",
             "--matrix",
             path(&tiny.matrix()),
@@ -219,7 +200,7 @@ fn merged_shards_hold_the_unsharded_cells() {
     let b = cells_of(&load_rows(&shards[1]).unwrap());
     assert!(a.is_disjoint(&b) && !a.is_empty() && !b.is_empty());
     let merged = dir.path().join("merged");
-    let o = run(&[
+    let o = run_cli(&[
         "merge",
         "--out",
         path(&merged),
@@ -252,7 +233,7 @@ fn stored(out: &Path) -> Vec<PathBuf> {
 /// `after` more runs than `before` are stored.
 fn start_and_kill(tiny: &Tiny, out: &Path, resume: bool, after: usize, signal: i32) -> Output {
     let before = stored(out).len();
-    let mut cmd = harness();
+    let mut cmd = harness_cli();
     cmd.args(["matrix", "--matrix", path(&tiny.matrix())])
         .args(["--out", path(out), "--jobs", "1", "--accel", "tcg-icount"])
         .stdout(Stdio::piped())
@@ -315,7 +296,7 @@ fn a_killed_matrix_keeps_whole_runs_and_resume_completes_it() {
     );
 
     // Resume to the end: every cell exactly once.
-    let o = run(&[
+    let o = run_cli(&[
         "matrix",
         "--matrix",
         path(&tiny.matrix()),
@@ -339,7 +320,7 @@ fn a_killed_matrix_keeps_whole_runs_and_resume_completes_it() {
     assert_eq!(unique.len(), total, "no duplicate cell");
 
     // Without --resume the stored runs are not overwritten.
-    let o = run(&[
+    let o = run_cli(&[
         "matrix",
         "--matrix",
         path(&tiny.matrix()),
@@ -354,7 +335,7 @@ fn a_killed_matrix_keeps_whole_runs_and_resume_completes_it() {
 fn plot_draws_every_chart_the_real_figures_support() {
     let (_, out) = whole();
     let _one = serial();
-    let o = run(&["plot", "--in", path(out)]);
+    let o = run_cli(&["plot", "--in", path(out)]);
     assert_eq!(o.status.code(), Some(0));
     let charts = out.join("charts");
     let rows = load_rows(out).unwrap();
@@ -428,7 +409,7 @@ why = "test"
         let file = dir.path().join(format!("expect-{variant}.toml"));
         fs::write(&file, matrix(variant)).unwrap();
         let out_dir = dir.path().join(format!("out-{variant}"));
-        let out = run(&["matrix", "--matrix", path(&file), "--out", path(&out_dir)]);
+        let out = run_cli(&["matrix", "--matrix", path(&file), "--out", path(&out_dir)]);
         assert_eq!(out.status.code(), Some(status), "{variant}: {}", text(&out));
         if status == 0 {
             assert!(text(&out).contains("failed as expected"), "{}", text(&out));

@@ -18,7 +18,7 @@ use harness::outcome::Outcome;
 use harness::report::Report;
 use harness::run::RunSpec;
 use lab_core::report::Scope;
-use lab_core::workloads::{job_reads_clock, source_size};
+use lab_core::workloads::{job_reads_clock, source_size, COHERENCE_MODES};
 
 mod common;
 use common::*;
@@ -228,15 +228,7 @@ fn coherence_defaults_do_a_million_checks_on_4_cpus() {
     // Every round mode ran its 8 rounds (the default); each round passed or,
     // if no reader reached the page after the change, was inconclusive;
     // at least one was decided.
-    for mode in [
-        "munmap",
-        "range",
-        "tlb",
-        "mprotect",
-        "mprotect-range",
-        "cow",
-        "fork-protect",
-    ] {
+    for mode in COHERENCE_MODES.iter().filter(|&&m| m != "remap") {
         let passed = total(&r, &format!("coherence.{mode}.passed"));
         let inconclusive = total(&r, &format!("coherence.{mode}.inconclusive"));
         assert_eq!(passed + inconclusive, 8.0, "{mode}");

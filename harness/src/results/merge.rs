@@ -316,14 +316,19 @@ mod tests {
         assert!(err.contains("shard 1/3 is given twice"), "{err}");
     }
 
+    /// Both halves of the cells, as shards 1/2 and 2/2 in `tmp`/a and b.
+    fn two_shards(tmp: &Path) -> (PathBuf, PathBuf) {
+        let all = cells();
+        let (a, b) = (tmp.join("a"), tmp.join("b"));
+        run_cells(&a, &shard(&all, 1, 2), "1/2");
+        run_cells(&b, &shard(&all, 2, 2), "2/2");
+        (a, b)
+    }
+
     #[test]
     fn shards_of_different_qemu_or_accel_do_not_merge() {
         let tmp = tempfile::tempdir().unwrap();
-        let all = cells();
-        let a = tmp.path().join("a");
-        let b = tmp.path().join("b");
-        run_cells(&a, &shard(&all, 1, 2), "1/2");
-        run_cells(&b, &shard(&all, 2, 2), "2/2");
+        let (a, b) = two_shards(tmp.path());
         let mut m = read_metadata(&b).unwrap();
         m.qemu_version = "QEMU 8.0".into();
         write_metadata(&b, &m).unwrap();
@@ -342,11 +347,7 @@ mod tests {
     #[test]
     fn shards_of_different_matrices_do_not_merge() {
         let tmp = tempfile::tempdir().unwrap();
-        let all = cells();
-        let a = tmp.path().join("a");
-        let b = tmp.path().join("b");
-        run_cells(&a, &shard(&all, 1, 2), "1/2");
-        run_cells(&b, &shard(&all, 2, 2), "2/2");
+        let (a, b) = two_shards(tmp.path());
         let mut m = read_metadata(&b).unwrap();
         m.matrix_sha256 = "def".into();
         write_metadata(&b, &m).unwrap();

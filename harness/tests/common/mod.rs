@@ -3,7 +3,8 @@
 //! shared with other jobs).
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -16,8 +17,34 @@ use harness::variants;
 use harness::workspace::Workspace;
 use lab_core::report::Scope;
 
+/// The pmaplab checkout the tests run in.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The harness CLI, rooted at [`repo`], with stdin closed.
+pub fn harness_cli() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+    cmd.arg("--root").arg(repo()).stdin(Stdio::null());
+    cmd
+}
+
+/// Runs the harness CLI with `args` and prints its exit status and output
+/// (shown when the test fails).
+pub fn run_cli(args: &[&str]) -> Output {
+    let out = harness_cli().args(args).output().unwrap();
+    eprintln!(
+        "harness {}: {}\n{}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn workspace() -> Workspace {
-    Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
+    Workspace::at(repo()).unwrap()
 }
 
 /// The `fixed` kernel, built on first use.
