@@ -239,11 +239,39 @@ fn markdown(groups: &[GroupSummary], sections: &[Section]) -> String {
     }
     out.push_str("\n## Key figures\n\n");
     let (header, rows) = table(groups);
-    out.push_str(&format!("| {} |\n", header.join(" | ")));
-    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    out.push_str(&md_table(&header, &rows));
+    out
+}
+
+/// A markdown table (a cell's line breaks become spaces).
+fn md_table(header: &[impl AsRef<str>], rows: &[Vec<String>]) -> String {
+    let header: Vec<&str> = header.iter().map(AsRef::as_ref).collect();
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
     for row in rows {
         out.push_str(&format!("| {} |\n", row.join(" | ").replace('\n', " ")));
     }
+    out
+}
+
+/// An HTML table, every header and cell escaped.
+fn html_table(header: &[impl AsRef<str>], rows: &[Vec<String>]) -> String {
+    let mut out = String::from("<table>\n<tr>");
+    for h in header {
+        out.push_str(&format!("<th>{}</th>", esc(h.as_ref())));
+    }
+    out.push_str("</tr>\n");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            out.push_str(&format!("<td>{}</td>", esc(cell)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
     out
 }
 
@@ -326,20 +354,9 @@ fn html(groups: &[GroupSummary], sections: &[Section]) -> String {
             ));
         }
     }
-    out.push_str("<h2>Key figures</h2>\n<table>\n<tr>");
+    out.push_str("<h2>Key figures</h2>\n");
     let (header, rows) = table(groups);
-    for h in header {
-        out.push_str(&format!("<th>{}</th>", esc(h)));
-    }
-    out.push_str("</tr>\n");
-    for row in rows {
-        out.push_str("<tr>");
-        for cell in row {
-            out.push_str(&format!("<td>{}</td>", esc(&cell)));
-        }
-        out.push_str("</tr>\n");
-    }
-    out.push_str("</table>\n");
+    out.push_str(&html_table(&header, &rows));
     out.push_str("</body>\n</html>\n");
     out
 }
@@ -402,13 +419,10 @@ fn cause_section_md(groups: &[GroupSummary]) -> String {
     let Some((header, rows)) = cause_table(groups) else {
         return String::new();
     };
-    let mut out = format!("\n## IPIs per op by cause\n\n{CAUSES_NOTE}\n\n");
-    out.push_str(&format!("| {} |\n", header.join(" | ")));
-    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
-    for row in rows {
-        out.push_str(&format!("| {} |\n", row.join(" | ")));
-    }
-    out
+    format!(
+        "\n## IPIs per op by cause\n\n{CAUSES_NOTE}\n\n{}",
+        md_table(&header, &rows)
+    )
 }
 
 /// The cause table as an HTML section (empty if there is none).
@@ -416,23 +430,11 @@ fn cause_section_html(groups: &[GroupSummary]) -> String {
     let Some((header, rows)) = cause_table(groups) else {
         return String::new();
     };
-    let mut out = format!(
-        "<h2>IPIs per op by cause</h2>\n<p>{}</p>\n<table>\n<tr>",
-        esc(CAUSES_NOTE)
-    );
-    for h in header {
-        out.push_str(&format!("<th>{}</th>", esc(&h)));
-    }
-    out.push_str("</tr>\n");
-    for row in rows {
-        out.push_str("<tr>");
-        for cell in row {
-            out.push_str(&format!("<td>{}</td>", esc(&cell)));
-        }
-        out.push_str("</tr>\n");
-    }
-    out.push_str("</table>\n");
-    out
+    format!(
+        "<h2>IPIs per op by cause</h2>\n<p>{}</p>\n{}",
+        esc(CAUSES_NOTE),
+        html_table(&header, &rows)
+    )
 }
 
 /// Writes `index.md` and `index.html` into `dir`; returns their paths.
