@@ -428,6 +428,13 @@ fn range_op(me: u32) {
     c.window_gen.store(g, Ordering::Release);
 }
 
+/// One check of CPU `other`'s page: its published generation, then the
+/// tag through its mapping; true if the tag is older (a stale read).
+fn page_read_is_stale(other: u32) -> bool {
+    let p = CPUS[other as usize].page_gen.load(Ordering::Acquire);
+    read_tag(page_va(other)) < p
+}
+
 /// Reads every other CPU's page (and window, if mapped and not being
 /// changed) after its published generation; counts checks and stale reads.
 fn check_others(me: u32, ncpu: u32) {
@@ -437,10 +444,8 @@ fn check_others(me: u32, ncpu: u32) {
     let (mut checks, mut stale) = (0, 0);
     for other in (0..ncpu).filter(|&o| o != me) {
         let o = &CPUS[other as usize];
-        let p = o.page_gen.load(Ordering::Acquire);
-        let v = read_tag(page_va(other));
         checks += 1;
-        stale += u64::from(v < p);
+        stale += u64::from(page_read_is_stale(other));
         if window {
             if let Some(_reader) = WINDOW_LOCK[other as usize].try_read() {
                 let p = o.window_gen.load(Ordering::Acquire);
@@ -470,10 +475,8 @@ fn check_others_irqoff(me: u32, ncpu: u32) {
         let (mut checks, mut stale) = (0u64, 0u64);
         for pass in 0..passes {
             for other in (0..ncpu).filter(|&o| o != me) {
-                let p = CPUS[other as usize].page_gen.load(Ordering::Acquire);
-                let v = read_tag(page_va(other));
                 checks += 1;
-                stale += u64::from(v < p);
+                stale += u64::from(page_read_is_stale(other));
             }
             if pass % IRQOFF_PAUSE_EVERY == IRQOFF_PAUSE_EVERY - 1 {
                 // A spin-wait hint, as a CPU spinning for a spin mutex
