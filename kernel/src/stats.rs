@@ -114,10 +114,33 @@ pub enum Event {
     /// Shootdowns of a dying pmap whose pm_cpus named another online CPU
     /// (0 with the fixed bitmap; `dying-no-ipi` skips them anyway).
     PmapDyingCpusOther,
+    /// Shootdown requests this CPU acknowledged before invalidating them
+    /// (`early-ack`; mm::shootdown::AckRule).
+    ShootEarlyAcks,
+    /// Requests acknowledged in the kernel and deferred to the return to
+    /// user mode (`in-context-flush`), and the returns that applied some.
+    ShootDeferred,
+    ShootDeferredApplied,
+    /// pmap_enter calls that only added write access to a valid entry of
+    /// the same frame (a copy-on-write fault on a frame no longer shared),
+    /// and of those the ones shot down nowhere (`no-flush-cow`).
+    PmapUpgrades,
+    PmapUpgradesNoShoot,
+    /// CR3 writes by the scheduler's address-space switch (each one
+    /// flushes this CPU's non-global TLB entries).
+    SchedCr3Loads,
+    /// `lazy-tlb`: switches to the idle thread that kept the user pmap
+    /// loaded, shootdown targets skipped because they were lazy, lazy CPUs
+    /// that flushed on returning to their pmap because a shootdown had
+    /// skipped them, and lazy CPUs made to drop a pmap about to be freed.
+    LazyEnters,
+    LazySkipped,
+    LazyCatchups,
+    LazyEvictions,
 }
 
 impl Event {
-    pub const COUNT: usize = 32;
+    pub const COUNT: usize = 42;
     pub const ALL: [Event; Self::COUNT] = [
         Event::ShootPageCalls,
         Event::ShootRangeCalls,
@@ -151,6 +174,16 @@ impl Event {
         Event::ShootLocalOnly,
         Event::ShootDyingIpis,
         Event::PmapDyingCpusOther,
+        Event::ShootEarlyAcks,
+        Event::ShootDeferred,
+        Event::ShootDeferredApplied,
+        Event::PmapUpgrades,
+        Event::PmapUpgradesNoShoot,
+        Event::SchedCr3Loads,
+        Event::LazyEnters,
+        Event::LazySkipped,
+        Event::LazyCatchups,
+        Event::LazyEvictions,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -187,6 +220,16 @@ impl Event {
             Event::ShootLocalOnly => "shoot.local_only",
             Event::ShootDyingIpis => "shoot.dying.ipis",
             Event::PmapDyingCpusOther => "pmap.dying.cpus_other",
+            Event::ShootEarlyAcks => "shoot.early_acks",
+            Event::ShootDeferred => "shoot.deferred",
+            Event::ShootDeferredApplied => "shoot.deferred_applied",
+            Event::PmapUpgrades => "pmap.enter.upgrades",
+            Event::PmapUpgradesNoShoot => "pmap.enter.upgrades_noshoot",
+            Event::SchedCr3Loads => "sched.cr3_loads",
+            Event::LazyEnters => "lazy.enters",
+            Event::LazySkipped => "lazy.skipped",
+            Event::LazyCatchups => "lazy.catchup_flushes",
+            Event::LazyEvictions => "lazy.evictions",
         }
     }
 

@@ -26,7 +26,7 @@
 //! one target; handlers are set once per kind (an atomic fn pointer). No
 //! locks, so handlers may send IPIs themselves (ping-pong does).
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use lab_core::apic::Icr;
 use lab_core::cpuset::CpuSet;
 
@@ -105,14 +105,40 @@ pub fn set_handler(kind: IpiKind, handler: fn()) {
     HANDLERS[kind as usize].store(handler as usize, Ordering::Release);
 }
 
+/// The kernel's own work on a cross-call: run by the Other vector's
+/// handler before it acknowledges a [`sync`], whatever handler a workload
+/// registered for the kind (a `fn()` as usize, 0 for none).
+static CROSS_CALL_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the work every Other IPI does before acknowledging a sync (the
+/// scheduler's lazy-TLB eviction), so that `sync(cpu)` returning means CPU
+/// `cpu` has done it. Interrupt context, interrupts off.
+#[cfg_attr(not(feature = "lazy-tlb"), allow(dead_code))]
+pub fn set_cross_call_hook(hook: fn()) {
+    CROSS_CALL_HOOK.store(hook as usize, Ordering::Release);
+}
+
 /// Removes the handler of `kind` (IPIs are still counted).
 pub fn clear_handler(kind: IpiKind) {
     HANDLERS[kind as usize].store(0, Ordering::Release);
 }
 
-/// The handler of the vector of `kind`, called by trap.rs.
-pub(super) fn handle(kind: IpiKind) {
+/// Per CPU: the IPI handler running here interrupted user mode.
+static INTERRUPTED_USER: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// True while this CPU runs an IPI handler that interrupted user mode;
+/// false in the kernel's own code (a spin loop's poll included). For the
+/// shootdown handlers (mm::shootdown::in_context).
+pub fn interrupted_user_mode() -> bool {
+    INTERRUPTED_USER[percpu::cpu_id() as usize].load(Ordering::Relaxed)
+}
+
+/// The handler of the vector of `kind`, called by trap.rs with whether it
+/// interrupted user mode. Interrupts stay off throughout, so handlers do
+/// not nest.
+pub(super) fn handle(kind: IpiKind, from_user: bool) {
     let me = percpu::cpu_id() as usize;
+    INTERRUPTED_USER[me].store(from_user, Ordering::Relaxed);
     stats::count(interrupt_event(kind));
     let mailbox = &MAILBOXES[me];
     for (from, slot) in mailbox.pending[kind as usize].iter().enumerate() {
@@ -122,6 +148,12 @@ pub(super) fn handle(kind: IpiKind) {
         }
     }
     if kind == IpiKind::Other {
+        let hook = CROSS_CALL_HOOK.load(Ordering::Acquire);
+        if hook != 0 {
+            // SAFETY: only set_cross_call_hook stores non-zero values, all `fn()`s.
+            let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook) };
+            hook();
+        }
         let requested = mailbox.sync_requested.load(Ordering::Acquire);
         mailbox.sync_acked.store(requested, Ordering::Release);
     }
@@ -131,6 +163,7 @@ pub(super) fn handle(kind: IpiKind) {
         let handler: fn() = unsafe { core::mem::transmute::<usize, fn()>(handler) };
         handler();
     }
+    INTERRUPTED_USER[me].store(false, Ordering::Relaxed);
     apic::eoi();
     if kind != IpiKind::Other {
         // A shootdown was served: PAUSE, which QEMU's TCG turns into "let

@@ -262,7 +262,7 @@ extern "C" fn rust_trap(frame: &mut TrapFrame) {
         0..=31 => fatal(frame),
         TIMER_VECTOR => apic::timer_interrupt(),
         v if (IPI_BASE..IPI_BASE + IpiKind::COUNT as u8).contains(&v) => {
-            ipi::handle(IpiKind::ALL[(v - IPI_BASE) as usize])
+            ipi::handle(IpiKind::ALL[(v - IPI_BASE) as usize], frame.user_mode())
         }
         // Spurious interrupts are not in service: no EOI.
         SPURIOUS_VECTOR => {}

@@ -329,6 +329,11 @@ impl PageList {
         self.head = n;
     }
 
+    /// True if nothing is on the list.
+    pub fn is_empty(&self) -> bool {
+        self.head == NIL
+    }
+
     /// Frees every frame on the list.
     pub fn free_all(&mut self) {
         while self.head != NIL {

@@ -6,6 +6,7 @@
 //! - [`pool`]: fixed-size item pools with OpenBSD's 0xdeadbeef poisoning.
 //! - [`pmap`]: page tables per address space (OpenBSD 2010 amd64 pmap).
 //! - [`shootdown`]: TLB shootdowns and the protocol that delivers them.
+//! - `lazy_tlb`: which CPUs keep a user pmap loaded while idle (`lazy-tlb`).
 //! - [`lock`]: the spin lock they share.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,8 @@ use crate::report;
 
 pub mod frame;
 pub mod heap;
+#[cfg(feature = "lazy-tlb")]
+pub mod lazy_tlb;
 pub mod lock;
 pub mod pmap;
 pub mod pool;

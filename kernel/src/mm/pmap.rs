@@ -627,14 +627,51 @@ fn enter(pm: &Pmap, va: VirtAddr, pa: PhysAddr, flags: PageTableFlags) -> Result
     if old.flags().contains(PG_W) {
         stats.wired_count.fetch_sub(1, Ordering::Relaxed);
     }
+    let old_sw = Pte(old.0 & !HW_SET.bits());
+    if old_sw == new {
+        return Ok(());
+    }
+    let upgrade = is_write_upgrade(old_sw, new);
+    if upgrade {
+        stats::count(Event::PmapUpgrades);
+    }
     // Mutant `mutant-cow-no-shoot`: a replacement by another frame (the
     // copy-on-write fault's) is taken for a fresh entry and not shot down.
-    let shoot = !(cfg!(feature = "mutant-cow-no-shoot") && old.addr() != new.addr());
-    if shoot && Pte(old.0 & !HW_SET.bits()) != new {
-        pmap_tlb_shootpage(pm, VirtAddr::new(va));
-        pmap_tlb_shootwait();
+    let skip = cfg!(feature = "mutant-cow-no-shoot") && old.addr() != new.addr();
+    // `no-flush-cow` (Amit, Tai, Wei, "Don't shoot down TLB
+    // shootdowns!", EuroSys 2020, copy-on-write): a write upgrade of the
+    // same frame is shot down nowhere. Another CPU's stale entry is the
+    // read-only one: reads through it see the same frame, and a write
+    // through it faults, and a page fault invalidates the faulting
+    // address's entries before the handler runs (Intel SDM vol. 3,
+    // 4.10.4.1), which then finds the entry already writable. This CPU's
+    // own entry goes with the fault that brought us here.
+    // Mutant `mutant-cow-skip-copy`: the shortcut taken on "the old entry
+    // was read-only" alone, so the copy of a still-shared frame (a new
+    // frame) is not shot down either: other CPUs read the old frame
+    // through their read-only entries while this thread writes the new.
+    let skip = skip
+        || (cfg!(feature = "no-flush-cow") && upgrade)
+        || (cfg!(feature = "mutant-cow-skip-copy")
+            && !old.flags().contains(PageTableFlags::WRITABLE)
+            && new.flags().contains(PageTableFlags::WRITABLE));
+    if skip {
+        if upgrade {
+            stats::count(Event::PmapUpgradesNoShoot);
+        }
+        return Ok(());
     }
+    pmap_tlb_shootpage(pm, VirtAddr::new(va));
+    pmap_tlb_shootwait();
     Ok(())
+}
+
+/// True if `new` maps the frame `old` maps, with the same flags plus
+/// write access: a permission upgrade, which no stale entry can misuse.
+fn is_write_upgrade(old: Pte, new: Pte) -> bool {
+    old.addr() == new.addr()
+        && !old.flags().contains(PageTableFlags::WRITABLE)
+        && new.flags() == old.flags() | PageTableFlags::WRITABLE
 }
 
 /// Maps the kernel-virtual page at `va` to the frame at `pa` with `prot`
@@ -722,6 +759,7 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
             release_empty(pm, path, start, &mut empty);
         });
     }
+    let _frees = super::shootdown::tables_freed(!empty.is_empty());
     shoot_changed(pm, sva, eva, true, &mut changed);
     empty.free_all();
 }
@@ -855,6 +893,7 @@ pub fn pmap_remove_pages(pm: &Pmap) {
         }
     }
     if changed > 0 {
+        let _frees = super::shootdown::tables_freed(!empty.is_empty());
         pmap_tlb_shootpmap(pm);
         pmap_tlb_shootwait();
     }

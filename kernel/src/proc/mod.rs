@@ -125,6 +125,11 @@ pub fn return_to_user() {
             exit::exit_thread(0);
         }
         if !sched::take_resched() {
+            // `in-context-flush`: invalidations this CPU acknowledged in
+            // the kernel, before any user code runs (interrupts off, so
+            // none is deferred after this).
+            #[cfg(feature = "in-context-flush")]
+            crate::mm::shootdown::in_context::apply();
             return;
         }
         sched::yield_now();

@@ -155,6 +155,8 @@ fn me() -> usize {
 /// on; this CPU's CR3 must hold the kernel's tables.
 pub fn init_cpu() {
     let cpu = cpu_id();
+    #[cfg(feature = "lazy-tlb")]
+    ipi::set_cross_call_hook(serve_evict);
     let idle = Arc::new(Thread::idle(cpu));
     IDLE[cpu as usize].store(Arc::into_raw(idle.clone()).cast_mut(), Ordering::Release);
     let raw = Arc::into_raw(idle).cast_mut();
@@ -244,17 +246,49 @@ fn send_kicks(mask: u64) {
 
 /// Makes `cpu`'s CR3 hold `want` (null: the kernel's tables), deactivating
 /// the pmap it had: the pm_cpus bookkeeping of a switch between processes.
-/// Interrupts off.
+/// Interrupts off. `lazy_ok`: a switch to a thread without user mappings
+/// (idle, a kernel thread) may keep the user pmap (`lazy-tlb`); exec and
+/// exit, which are leaving their pmap for good, say false.
 ///
 /// Order (FreeBSD's pmap_activate_sw): set this CPU's bit in the new pmap
 /// and load its CR3 (pmap_activate), and only then clear the bit in the old
 /// one. Clearing first would open a window in which this CPU still runs on
 /// the old tables while an initiator, seeing no bit, skips it.
-fn switch_pmap(cpu: usize, want: *const Pmap) {
+fn switch_pmap(cpu: usize, want: *const Pmap, lazy_ok: bool) {
     let loaded = LOADED[cpu].load(Ordering::Relaxed);
+    // Linux's lazy TLB (mm::lazy_tlb): keep the user pmap across idle and
+    // kernel threads; on the way back to it, flush if a shootdown skipped
+    // this CPU meanwhile.
+    #[cfg(feature = "lazy-tlb")]
+    {
+        use crate::mm::lazy_tlb;
+        let lazy = !lazy_tlb::held_by(cpu).is_null();
+        if want.is_null() && lazy_ok && !loaded.is_null() {
+            if !lazy {
+                lazy_tlb::enter(cpu, loaded);
+            }
+            return;
+        }
+        if lazy {
+            let must_flush = lazy_tlb::leave(cpu);
+            if ptr::eq(loaded, want) {
+                // Mutant `mutant-lazy-no-catchup`: the note is taken but
+                // the flush forgotten; the pmap's stale entries stay.
+                if must_flush && !cfg!(feature = "mutant-lazy-no-catchup") {
+                    shootdown::flush_all();
+                    stats::count(Event::LazyCatchups);
+                }
+                return;
+            }
+            // Another address space: the CR3 load below flushes.
+        }
+    }
+    #[cfg(not(feature = "lazy-tlb"))]
+    let _ = lazy_ok;
     if ptr::eq(loaded, want) {
         return;
     }
+    stats::count(Event::SchedCr3Loads);
     if want.is_null() {
         // The kernel pmap: the boot tables. Its pm_cpus is never a
         // shootdown target set (kernel shootdowns go to every CPU), so
@@ -268,7 +302,8 @@ fn switch_pmap(cpu: usize, want: *const Pmap) {
     if !loaded.is_null() {
         // SAFETY: a pmap stays alive while loaded on a CPU (exec and exit
         // wait until their other threads are off every CPU, and load
-        // another pmap, before they destroy it).
+        // another pmap, before they destroy it; under `lazy-tlb` they also
+        // make lazy holders drop it, see evict_lazy).
         pmap::pmap_deactivate(unsafe { &*loaded });
     }
     LOADED[cpu].store(want.cast_mut(), Ordering::Relaxed);
@@ -278,7 +313,47 @@ fn switch_pmap(cpu: usize, want: *const Pmap) {
 /// and exit, which change the running thread's address space. Interrupts
 /// on or off (it keeps them off while `LOADED` and CR3 change).
 pub fn load_pmap(want: *const Pmap) {
-    interrupts::without_interrupts(|| switch_pmap(me(), want));
+    interrupts::without_interrupts(|| switch_pmap(me(), want, false));
+}
+
+/// Makes every other CPU that holds `pm` lazily (`lazy-tlb`) drop it, so
+/// that it can be freed: exit and exec call it after loading other tables
+/// and before their last reference goes. A no-op without `lazy-tlb`.
+/// Interrupts on (the holders are cross-called and waited for).
+pub fn evict_lazy(pm: &Pmap) {
+    #[cfg(feature = "lazy-tlb")]
+    {
+        use crate::mm::lazy_tlb;
+        for cpu in crate::arch::smp::online().without(cpu_id()).iter() {
+            if !ptr::eq(lazy_tlb::held_by(cpu as usize), pm) {
+                continue;
+            }
+            lazy_tlb::request_evict(cpu as usize, pm);
+            if let Err(e) = ipi::sync(cpu) {
+                panic!("lazy-tlb: evicting a dying pmap: {e}");
+            }
+            assert!(
+                !ptr::eq(lazy_tlb::held_by(cpu as usize), pm),
+                "lazy-tlb: cpu {cpu} still holds a dying pmap after its eviction IPI"
+            );
+            stats::count(Event::LazyEvictions);
+        }
+    }
+    #[cfg(not(feature = "lazy-tlb"))]
+    let _ = pm;
+}
+
+/// The holder's side of [`evict_lazy`], from this CPU's Other vector
+/// (arch::ipi, interrupts off, before the sync is acknowledged): if asked
+/// to drop the pmap it holds lazily, load the kernel's tables and
+/// deactivate it.
+#[cfg(feature = "lazy-tlb")]
+fn serve_evict() {
+    let cpu = me();
+    if crate::mm::lazy_tlb::take_evict(cpu).is_some() {
+        crate::mm::lazy_tlb::leave(cpu);
+        switch_pmap(cpu, ptr::null(), false);
+    }
 }
 
 fn pmap_of(t: &Thread) -> *const Pmap {
@@ -317,7 +392,7 @@ unsafe fn switch_away() {
     next.state.store(RUNNING, Ordering::Relaxed);
     next.cpu.store(cpu as i64, Ordering::Relaxed);
     next.place.store(-1, Ordering::Relaxed);
-    switch_pmap(cpu, pmap_of(&next));
+    switch_pmap(cpu, pmap_of(&next), true);
     if let Some(top) = next.kstack_top() {
         gdt::set_kernel_stack(VirtAddr::new(top));
     }

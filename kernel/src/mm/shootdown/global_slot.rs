@@ -32,6 +32,19 @@
 //! the slot, so the request cannot change, before every target has
 //! decremented.
 //!
+//! Two variants acknowledge a request whose `rule` is
+//! [`AckRule::MayPrecede`] (a user pmap's, freeing no page table) before
+//! invalidating it; both copy the request out of the slot first, since the
+//! acknowledgement frees the slot for the next initiator:
+//! - `early-ack` (Amit, Tai, Wei, "Don't shoot down TLB shootdowns!",
+//!   EuroSys 2020, early acknowledgement): acknowledge, then invalidate
+//!   before returning to the interrupted code;
+//! - `in-context-flush` (the same paper, in-context flushes): when the IPI
+//!   interrupted kernel code (or the request is served by a kernel spin
+//!   loop's poll), acknowledge and leave the invalidation to this CPU's
+//!   next return to user mode (mm::shootdown::in_context). A request taken
+//!   from user mode is invalidated at once, as the return is immediate.
+//!
 //! # No deadlock, no lost request
 //!
 //! A CPU spinning (for the slot, for its acknowledgements, or on an mm
@@ -61,7 +74,7 @@ use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use lab_core::cpuset::CpuSet;
 
-use super::{invalidate_local, Protocol, Request};
+use super::{in_context, AckRule, Invalidation, Protocol, Request};
 use crate::arch;
 use crate::stats::{self, Event, IpiKind, MAX_CPUS};
 
@@ -73,6 +86,8 @@ struct Slot {
     addr1: AtomicU64,
     addr2: AtomicU64,
     seq: AtomicU64,
+    /// The request's [`AckRule`]: 1 for `MayPrecede`.
+    may_precede: AtomicU64,
 }
 
 static SLOT: Slot = Slot {
@@ -82,6 +97,7 @@ static SLOT: Slot = Slot {
     addr1: AtomicU64::new(0),
     addr2: AtomicU64::new(0),
     seq: AtomicU64::new(0),
+    may_precede: AtomicU64::new(0),
 };
 
 /// Per CPU: `seq` of its last request.
@@ -104,9 +120,27 @@ fn serve() {
         SLOT.addr1.load(Ordering::Relaxed),
         SLOT.addr2.load(Ordering::Relaxed),
     );
-    invalidate_local(req);
-    // The acknowledgement, after the invalidation.
+    let may_precede = SLOT.may_precede.load(Ordering::Relaxed) != 0;
+    // Mutant `mutant-defer-kernel-flush`: in-context-flush's deferral
+    // applied to every request taken in the kernel, kernel-pmap ones
+    // included: a kernel thread (which never returns to user mode) keeps
+    // using the old kernel entry after the initiator was told it was gone.
+    let may_defer = may_precede || cfg!(feature = "mutant-defer-kernel-flush");
+    if !(may_defer && (cfg!(feature = "early-ack") || cfg!(feature = "in-context-flush"))) {
+        super::invalidate_local(req);
+        // The acknowledgement, after the invalidation.
+        SLOT.wait.fetch_sub(1, Ordering::Release);
+        return;
+    }
+    // Copied out before the acknowledgement frees the slot.
+    let inv = Invalidation::read(req);
     SLOT.wait.fetch_sub(1, Ordering::Release);
+    if cfg!(feature = "in-context-flush") && !arch::ipi::interrupted_user_mode() {
+        in_context::defer(&inv);
+    } else {
+        stats::count(Event::ShootEarlyAcks);
+        inv.invalidate();
+    }
 }
 
 impl Protocol for GlobalSlot {
@@ -116,7 +150,7 @@ impl Protocol for GlobalSlot {
         }
     }
 
-    fn start(req: Request, targets: CpuSet) -> u64 {
+    fn start(req: Request, targets: CpuSet, rule: AckRule) -> u64 {
         let n = u64::from(targets.len());
         let t0 = arch::tsc::now();
         while SLOT
@@ -135,6 +169,8 @@ impl Protocol for GlobalSlot {
         SLOT.kind.store(kind, Ordering::Relaxed);
         SLOT.addr1.store(a1, Ordering::Relaxed);
         SLOT.addr2.store(a2, Ordering::Relaxed);
+        let may_precede = u64::from(rule == AckRule::MayPrecede);
+        SLOT.may_precede.store(may_precede, Ordering::Relaxed);
         let seq = SLOT.seq.load(Ordering::Relaxed) + 1;
         SLOT.seq.store(seq, Ordering::Relaxed);
         MY_SEQ[arch::cpu_id() as usize].store(seq, Ordering::Relaxed);

@@ -77,6 +77,7 @@ use lab_core::report::Scope;
 
 pub mod cause;
 pub mod dfly_batch;
+pub mod in_context;
 
 // The protocol compiled in: the one place a protocol is chosen.
 #[cfg(not(feature = "scoreboard"))]
@@ -146,12 +147,75 @@ impl Request {
     }
 }
 
+/// When a target may acknowledge a request relative to invalidating it.
+///
+/// The initiator reuses what the old entries pointed at as soon as every
+/// target has acknowledged. On x86 a target acknowledging from its IPI
+/// handler (or from a spin loop's poll) cannot resume the code it
+/// interrupted before the handler has invalidated, so an acknowledgement
+/// before the invalidation is invisible to any architectural access; what
+/// can still use the old entry is the hardware itself: a speculative walk
+/// through a paging-structure cache into a page-table page the initiator
+/// has freed and reused (Intel SDM vol. 3, 4.10.3; Linux sends lazy-TLB
+/// CPUs IPIs only for freed tables for this reason). So a request may be
+/// acknowledged early, or its invalidation deferred, only when it changes
+/// user entries and frees no page-table page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckRule {
+    /// Invalidate, then acknowledge: kernel-pmap requests, and any request
+    /// whose operation frees page-table pages after the wait.
+    AfterInvalidate,
+    /// A user-pmap request that frees no page-table page: the target may
+    /// acknowledge first (`early-ack`) or, in the kernel, defer the
+    /// invalidation to its return to user mode (`in-context-flush`).
+    MayPrecede,
+}
+
+/// Per CPU: the pmap operation in progress here frees page-table pages
+/// after its shootdown (set by mm::pmap around the shootdown, see
+/// [`tables_freed`]).
+static FREES_TABLES: [core::sync::atomic::AtomicBool; MAX_CPUS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
+
+/// Marks this CPU's shootdowns, until the guard drops, as freeing
+/// page-table pages after the wait if `frees` (mm::pmap's pmap_remove and
+/// pmap_remove_pages, whose emptied PTPs are freed after
+/// pmap_tlb_shootwait): such requests are [`AckRule::AfterInvalidate`].
+#[must_use = "the mark holds only while the guard lives"]
+pub fn tables_freed(frees: bool) -> TablesFreed {
+    let me = arch::cpu_id() as usize;
+    let prev = FREES_TABLES[me].swap(frees, Ordering::Relaxed);
+    TablesFreed { prev }
+}
+
+/// Restores the previous mark when dropped (see [`tables_freed`]).
+pub struct TablesFreed {
+    prev: bool,
+}
+
+impl Drop for TablesFreed {
+    fn drop(&mut self) {
+        FREES_TABLES[arch::cpu_id() as usize].store(self.prev, Ordering::Relaxed);
+    }
+}
+
+/// The rule for a shootdown of `pm` (None: no pmap, the kernel's or
+/// OpenBSD's pmap-less shoottlb) from this CPU now.
+fn ack_rule(pm: Option<&Pmap>) -> AckRule {
+    let user = pm.is_some_and(|pm| !pm.is_kernel());
+    if user && !FREES_TABLES[arch::cpu_id() as usize].load(Ordering::Relaxed) {
+        AckRule::MayPrecede
+    } else {
+        AckRule::AfterInvalidate
+    }
+}
+
 /// A request read out completely, so it can be carried out after the
 /// initiator has been told it may reuse its buffers (the scoreboard
 /// acknowledges before invalidating): a List's VAs are copied.
 pub struct Invalidation {
-    req: Request,
-    vas: [u64; dfly_batch::MAXPIR],
+    pub(super) req: Request,
+    pub(super) vas: [u64; dfly_batch::MAXPIR],
 }
 
 impl Invalidation {
@@ -188,7 +252,9 @@ pub trait Protocol {
     /// spent waiting), publishes the request, sends one IPI per target, and
     /// returns the TSC at which the request went out (after any wait, before
     /// the first IPI). Each target invalidates, then acknowledges.
-    fn start(req: Request, targets: CpuSet) -> u64;
+    /// `rule` says when a target may acknowledge ([`AckRule`]); a protocol
+    /// that always acknowledges after invalidating may ignore it.
+    fn start(req: Request, targets: CpuSet, rule: AckRule) -> u64;
     /// Returns when every target of this CPU's last `start` has
     /// acknowledged. Serves requests for this CPU while it waits.
     fn wait();
@@ -243,7 +309,7 @@ pub fn invalidate_local(req: Request) {
 /// CR4.PGE if global pages are on, else reloading CR3. (The boot code does
 /// not enable PGE and no mapping is made global, so today this is a CR3
 /// reload.)
-pub(super) fn flush_all() {
+pub(crate) fn flush_all() {
     let cr4 = Cr4::read();
     if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
         // SAFETY: clearing and restoring PGE only flushes the TLB.
@@ -270,6 +336,17 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         Some(pm) if pm.is_dying() => dying_targets(pm, targets),
         _ => targets,
     };
+    // `lazy-tlb`: CPUs holding the pmap only lazily are left a note
+    // instead of an IPI (mm::lazy_tlb), unless page tables are freed.
+    #[cfg(feature = "lazy-tlb")]
+    let targets = match pm {
+        Some(pm) => super::lazy_tlb::skip_lazy(
+            pm,
+            targets,
+            FREES_TABLES[arch::cpu_id() as usize].load(Ordering::Relaxed),
+        ),
+        None => targets,
+    };
     // Mutant `mutant-fork-no-shoot`: while fork write-protects the parent
     // (proc::vm fork_copy), shootdowns go to no other CPU, as if the
     // parent were single-threaded; its other threads keep writable entries
@@ -291,7 +368,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         // The IPIs arch::ipi::send_set will send and count.
         let ipis = targets.intersect(arch::smp::online()).without(me as u32);
         stats::cause_add(why, kind, CauseField::Ipis, u64::from(ipis.len()));
-        let sent_at = Active::start(req, targets);
+        let sent_at = Active::start(req, targets, ack_rule(pm));
         SENT_AT[me].store(sent_at, Ordering::Relaxed);
         OUTSTANDING[me].store(kind as u64 + 1 + ((why as u64) << 8), Ordering::Relaxed);
     }

@@ -86,7 +86,7 @@ use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use lab_core::cpuset::CpuSet;
 use x86_64::instructions::interrupts;
 
-use super::{Invalidation, Protocol, Request};
+use super::{AckRule, Invalidation, Protocol, Request};
 use crate::arch;
 use crate::stats::{IpiKind, MAX_CPUS};
 
@@ -192,7 +192,8 @@ impl Protocol for Scoreboard {
         }
     }
 
-    fn start(req: Request, targets: CpuSet) -> u64 {
+    // Acknowledges before invalidating whatever the rule (D25510's note 1).
+    fn start(req: Request, targets: CpuSet, _rule: AckRule) -> u64 {
         let me = arch::cpu_id();
         let mut generation = GEN[me as usize].load(Ordering::Relaxed).wrapping_add(1);
         if generation == 0 {

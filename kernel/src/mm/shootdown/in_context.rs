@@ -1,0 +1,101 @@
+//! In-context flushes: user-address invalidations a CPU has acknowledged
+//! but deferred to its next return to user mode (feature
+//! `in-context-flush`; Amit, Tai, Wei, "Don't shoot down TLB
+//! shootdowns!", EuroSys 2020, in-context flushes).
+//!
+//! # Why it is safe here, and when
+//!
+//! A CPU interrupted in the kernel with a user pmap loaded uses that
+//! pmap's user entries only once it is back in user mode: this kernel
+//! reaches user memory through the direct map (proc::vm's user_pages),
+//! never through user virtual addresses. So an invalidation of user
+//! entries can wait until the CPU returns to user mode, provided
+//! - it is applied before *any* return to user mode on this CPU (the
+//!   thread that returns may be another thread of the same process, with
+//!   the same tables and no CR3 reload between): [`apply`] runs in
+//!   proc::return_to_user, the one way back to user mode, with interrupts
+//!   off, after the last point at which this CPU could serve a request;
+//! - the request is a user pmap's and frees no page-table page
+//!   (`AckRule::MayPrecede`): a kernel entry is used by the kernel at
+//!   once, and a freed page table may be walked speculatively through the
+//!   paging-structure caches until invalidated.
+//!
+//! The paper defers the flush of the user PCID of a PTI kernel to the
+//! kernel's exit to user mode, where it switches CR3 anyway; there the
+//! kernel's own PCID keeps user mappings and is flushed at once. Without
+//! PTI or PCID here, the deferred work is the INVLPGs themselves: they
+//! move off the initiator's critical path to the target's exit.
+//!
+//! # State
+//!
+//! Per CPU, touched only by that CPU with interrupts off (IPI handler,
+//! spin-loop poll, return to user mode): up to [`MAX_DEFERRED`] page
+//! addresses, beyond that (or for a range over them, a full flush or a
+//! DragonFly list too long) a flag that makes [`apply`] flush the whole
+//! TLB.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use lab_core::shoot::{plan_range, Flush};
+use x86_64::VirtAddr;
+
+use super::{flush_all, Invalidation, Request};
+use crate::arch;
+use crate::stats::{self, Event, MAX_CPUS};
+
+/// Page addresses kept per CPU before a deferral becomes a full flush.
+pub const MAX_DEFERRED: usize = 16;
+
+static VAS: [[AtomicU64; MAX_DEFERRED]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; MAX_DEFERRED] }; MAX_CPUS];
+static COUNT: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+static ALL: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Records `inv` (already acknowledged) for this CPU's next return to user
+/// mode. Interrupts off.
+pub fn defer(inv: &Invalidation) {
+    let me = arch::cpu_id() as usize;
+    stats::count(Event::ShootDeferred);
+    let mut push = |va: u64| {
+        let n = COUNT[me].load(Ordering::Relaxed);
+        if n < MAX_DEFERRED {
+            VAS[me][n].store(va, Ordering::Relaxed);
+            COUNT[me].store(n + 1, Ordering::Relaxed);
+        } else {
+            ALL[me].store(true, Ordering::Relaxed);
+        }
+    };
+    match inv.req {
+        Request::Page(va) => push(va.as_u64()),
+        Request::Range(s, e) => match plan_range(s.as_u64(), e.as_u64()) {
+            pages @ Flush::Pages { count, .. } if count <= MAX_DEFERRED as u64 => {
+                pages.pages().for_each(&mut push)
+            }
+            _ => ALL[me].store(true, Ordering::Relaxed),
+        },
+        Request::List { n, .. } => inv.vas[..n as usize].iter().for_each(|&va| push(va)),
+        Request::Tlb => ALL[me].store(true, Ordering::Relaxed),
+    }
+}
+
+#[cfg_attr(not(feature = "in-context-flush"), allow(dead_code))]
+/// Carries out this CPU's deferred invalidations. Called on the way back
+/// to user mode with interrupts off; a no-op when nothing is deferred.
+pub fn apply() {
+    let me = arch::cpu_id() as usize;
+    let n = COUNT[me].load(Ordering::Relaxed);
+    let all = ALL[me].load(Ordering::Relaxed);
+    if n == 0 && !all {
+        return;
+    }
+    stats::count(Event::ShootDeferredApplied);
+    if all {
+        flush_all();
+    } else {
+        for slot in &VAS[me][..n] {
+            x86_64::instructions::tlb::flush(VirtAddr::new(slot.load(Ordering::Relaxed)));
+        }
+    }
+    COUNT[me].store(0, Ordering::Relaxed);
+    ALL[me].store(false, Ordering::Relaxed);
+}
