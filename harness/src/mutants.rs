@@ -55,8 +55,18 @@ pub const EXIT_FAILED: i32 = 3;
 /// The coherence modes `mode=all` runs.
 pub use lab_core::workloads::COHERENCE_MODES;
 
-/// The correct variants run as controls by default.
-pub const DEFAULT_CONTROLS: &[&str] = &["fixed", "scoreboard", "dfly-batch"];
+/// The correct variants run as controls by default: the three shootdown
+/// protocols, and each shortcut whose unsafe form is a mutant here (so
+/// the table shows the safe form clean beside it).
+pub const DEFAULT_CONTROLS: &[&str] = &[
+    "fixed",
+    "scoreboard",
+    "dfly-batch",
+    "early-ack",
+    "in-context-flush",
+    "no-flush-cow",
+    "lazy-tlb",
+];
 /// shoot-storm's `irqoff` in the oracle runs: 512 interrupts-off passes over
 /// the other CPUs' pages after each op. 32 and 128 missed `mutant-no-wait` on
 /// 2 CPUs under TCG (the section is too short to overlap a remap); 512

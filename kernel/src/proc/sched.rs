@@ -272,9 +272,7 @@ fn switch_pmap(cpu: usize, want: *const Pmap, lazy_ok: bool) {
         if lazy {
             let must_flush = lazy_tlb::leave(cpu);
             if ptr::eq(loaded, want) {
-                // Mutant `mutant-lazy-no-catchup`: the note is taken but
-                // the flush forgotten; the pmap's stale entries stay.
-                if must_flush && !cfg!(feature = "mutant-lazy-no-catchup") {
+                if must_flush {
                     shootdown::flush_all();
                     stats::count(Event::LazyCatchups);
                 }
