@@ -5,7 +5,9 @@
 //! initiator that does not wait for acknowledgements by shoot-storm's
 //! readers with interrupts off), and the correct `fixed` kernel is clean
 //! with checks and completed rounds in every mode. Boots the real kernels:
-//! about 40 s.
+//! about 40 s. Then the unsafe form of in-context flushes (a kernel
+//! request deferred) on 4 CPUs, where shoot-storm's kernel readers see
+//! it, beside the safe form, clean.
 
 use std::path::Path;
 
@@ -28,6 +30,7 @@ fn oracles_catch_mutants_and_pass_the_fixed_kernel() {
             "mutant-cow-no-shoot".into(),
             "mutant-dfly-truncate".into(),
             "mutant-no-wait".into(),
+            "mutant-cow-skip-copy".into(),
         ],
         controls: vec!["fixed".into()],
         rounds: Some(4),
@@ -49,6 +52,7 @@ fn oracles_catch_mutants_and_pass_the_fixed_kernel() {
         ("mutant-cow-no-shoot", "cow"),
         ("mutant-dfly-truncate", "range"),
         ("mutant-no-wait", "shoot-storm"),
+        ("mutant-cow-skip-copy", "cow"),
     ] {
         let c = cell(name);
         assert!(
@@ -60,5 +64,42 @@ fn oracles_catch_mutants_and_pass_the_fixed_kernel() {
     assert!(fixed.clean(), "fixed is not clean\n{table}");
     assert!(fixed.empty_modes.is_empty(), "{table}");
     assert_eq!(fixed.stale, 0, "{table}");
+    assert!(outcome.passed(), "{table}");
+}
+
+#[test]
+fn deferring_a_kernel_flush_is_caught_and_in_context_flush_is_clean() {
+    let ws = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = MutantsOptions {
+        jobs: Some(2),
+        accels: vec![Accel::Tcg],
+        cpus: vec![4],
+        only: vec!["mutant-defer-kernel-flush".into()],
+        controls: vec!["in-context-flush".into()],
+        rounds: Some(4),
+        out: Some(tmp.path().to_path_buf()),
+        qemu: DEFAULT_QEMU.into(),
+    };
+    let outcome = mutants::run(&ws, &opts).unwrap();
+    let table = mutants::text_table(&outcome);
+    let cell = |name: &str| {
+        outcome
+            .cells
+            .iter()
+            .find(|c| c.target == name)
+            .unwrap_or_else(|| panic!("no cell for {name}\n{table}"))
+    };
+    let mutant = cell("mutant-defer-kernel-flush");
+    assert!(
+        mutant
+            .caught_by
+            .iter()
+            .any(|b| b.starts_with("shoot-storm")),
+        "the deferred kernel flush was not caught by shoot-storm\n{table}"
+    );
+    let control = cell("in-context-flush");
+    assert!(control.clean(), "in-context-flush is not clean\n{table}");
+    assert!(control.empty_modes.is_empty(), "{table}");
     assert!(outcome.passed(), "{table}");
 }

@@ -301,3 +301,70 @@ fn coherence_catches_only_the_lost_shootdown() {
     }
     assert!(names.iter().any(|v| v == "lost-shootdown"));
 }
+
+/// The techniques published since the seeds (issue 21) on forkexit with 4
+/// CPUs beside `fixed`: each moves the counter of its own mechanism, and
+/// only that one (directions, not figures).
+#[test]
+fn techniques_move_their_own_counters() {
+    let names = [
+        "fixed",
+        "early-ack",
+        "in-context-flush",
+        "no-flush-cow",
+        "lazy-tlb",
+    ];
+    let jobs: Vec<Job<'_>> = names
+        .iter()
+        .map(|v| (*v, "forkexit", 4, vec![("touch", "on"), ("loops", "300")]))
+        .collect();
+    let results = run_all(&jobs);
+    let mut by: BTreeMap<&str, &Report> = BTreeMap::new();
+    for (name, (outcome, report)) in names.iter().zip(&results) {
+        assert_eq!(*outcome, Outcome::Ok, "{name}: {outcome:?}");
+        assert_ipis_balanced(report);
+        by.insert(name, report);
+    }
+    let get = |v: &str, m: &str| total(by[v], m);
+    // fixed takes none of the shortcuts.
+    for m in [
+        "shoot.early_acks",
+        "shoot.deferred",
+        "pmap.enter.upgrades_noshoot",
+        "lazy.enters",
+    ] {
+        assert_eq!(get("fixed", m), 0.0, "fixed: {m}");
+    }
+    assert!(
+        get("fixed", "pmap.enter.upgrades") > 0.0,
+        "forkexit's parent upgrades"
+    );
+    // early-ack: acknowledgements before invalidation, at most one per
+    // shootdown IPI received.
+    let received: f64 = ["shootpage", "shootrange", "shoottlb"]
+        .iter()
+        .map(|k| get("early-ack", &format!("ipi.received.{k}")))
+        .sum();
+    let early = get("early-ack", "shoot.early_acks");
+    assert!(
+        early > 0.0 && early <= received,
+        "early acks {early} of {received}"
+    );
+    // in-context-flush: deferred in the kernel, applied on the way out.
+    assert!(get("in-context-flush", "shoot.deferred") > 0.0);
+    assert!(get("in-context-flush", "shoot.deferred_applied") > 0.0);
+    // no-flush-cow: every upgrade skipped, so fewer shootpage calls.
+    let upgrades = get("no-flush-cow", "pmap.enter.upgrades");
+    assert!(upgrades > 0.0);
+    assert_eq!(get("no-flush-cow", "pmap.enter.upgrades_noshoot"), upgrades);
+    assert!(get("no-flush-cow", "shoot.calls.shootpage") < get("fixed", "shoot.calls.shootpage"));
+    // lazy-tlb: idle CPUs keep the pmap, so fewer CR3 loads per switch.
+    assert!(get("lazy-tlb", "lazy.enters") > 0.0);
+    let loads_per_switch = |v: &str| get(v, "sched.cr3_loads") / get(v, "sched.switches").max(1.0);
+    assert!(
+        loads_per_switch("lazy-tlb") < loads_per_switch("fixed"),
+        "lazy-tlb {} CR3 loads per switch, fixed {}",
+        loads_per_switch("lazy-tlb"),
+        loads_per_switch("fixed")
+    );
+}

@@ -138,7 +138,7 @@ impl FigureInfo {
 /// | class | figures |
 /// |---|---|
 /// | timing | `ops_per_s`, `ack_wait_*`, `shoot.wait.*`, metrics in ns/us/ms/s/cycles/hz |
-/// | scheduling-dependent count | `ipis_per_op[.kind]`, `shootdowns_per_op`, `noipi_share`, `stale_reads`, `kstorm.checks`, `kstorm.stale`, `ipi.*`, `shoot.*`, `coherence.*` |
+/// | scheduling-dependent count | `ipis_per_op[.kind]`, `shootdowns_per_op`, `noipi_share`, `stale_reads`, `kstorm.checks`, `kstorm.stale`, `ipi.*`, `shoot.*`, `coherence.*`, `sched.*` (switches, CR3 loads), `lazy.*`, `pmap.enter.*` (which writes find a frame no longer shared) |
 /// | exact count | `ops`, `run.outcome`, `ipi_unreceived`, `sent_eq_received`, `remove_early_share`, `pmap.*` and other counts |
 pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
     use FigureClass::{ExactCount, SchedCount, Timing};
@@ -178,9 +178,16 @@ pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
                 || name.starts_with("shoot.wait.")
             {
                 Timing
-            } else if ["ipi.", "shoot.", "coherence."]
-                .iter()
-                .any(|p| name.starts_with(p))
+            } else if [
+                "ipi.",
+                "shoot.",
+                "coherence.",
+                "sched.",
+                "lazy.",
+                "pmap.enter.",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
             {
                 SchedCount
             } else {
@@ -588,5 +595,14 @@ mod tests {
             FigureClass::ExactCount
         );
         assert_eq!(class("ipi_unreceived", None), FigureClass::ExactCount);
+        // Which CPU idles, and which write finds a frame no longer
+        // shared, depend on the interleaving.
+        for n in [
+            "lazy.enters",
+            "sched.cr3_loads",
+            "pmap.enter.upgrades_noshoot",
+        ] {
+            assert_eq!(class(n, Some("count")), FigureClass::SchedCount, "{n}");
+        }
     }
 }
