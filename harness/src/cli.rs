@@ -305,6 +305,11 @@ pub struct ReproduceArgs {
     /// The QEMU binary.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_QEMU)]
     pub qemu: PathBuf,
+    /// The techniques published since the seeds, each beside fixed, under
+    /// tcg-icount on 4 CPUs, into results/TECHNIQUES.md (and
+    /// results/charts/techniques.*), instead of the seeds' table.
+    #[arg(long)]
+    pub techniques: bool,
 }
 
 impl ReproduceArgs {
@@ -319,6 +324,7 @@ impl ReproduceArgs {
             markdown: self.markdown,
             charts: self.charts,
             sweep_to: self.sweep_to,
+            techniques: self.techniques,
         }
     }
 }

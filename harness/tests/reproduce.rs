@@ -7,7 +7,8 @@ mod common;
 use harness::accel::AccelChoice;
 use harness::qemu::DEFAULT_QEMU;
 use harness::reproduce::{
-    self, table, Experiment, Plan, ReproduceOptions, DFLY_PINGPONG, OBSD_BUILDKERNEL, OBSD_FORKEXIT,
+    self, table, Experiment, Plan, ReproduceOptions, Table, DFLY_PINGPONG, OBSD_BUILDKERNEL,
+    OBSD_FORKEXIT,
 };
 
 #[test]
@@ -16,6 +17,7 @@ fn tiny_plan_gives_rows_from_real_runs() {
     let out = tempfile::tempdir().unwrap();
     let obsd = ["openbsd-2010", "fixed"];
     let plan = Plan {
+        table: Table::Seeds,
         experiments: vec![
             Experiment::new(OBSD_FORKEXIT, &obsd, "forkexit", &[("loops", "20")]).cpus(&[2]),
             Experiment::new(OBSD_BUILDKERNEL, &obsd, "buildkernel", &[("jobs", "2")]).cpus(&[2]),
@@ -35,6 +37,7 @@ fn tiny_plan_gives_rows_from_real_runs() {
         markdown: None,
         charts: None,
         sweep_to: 8,
+        techniques: false,
     };
     let r = common::with_slot(|| reproduce::run_plan(&ws, &plan, &opts)).unwrap();
     assert_eq!(r.accel, "tcg");

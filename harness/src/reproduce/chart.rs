@@ -160,3 +160,101 @@ pub fn render_sweep(o: &Reproduction, dir: &Path) -> Result<Vec<PathBuf>> {
     };
     plot::render(&chart, dir)
 }
+
+/// The techniques' table as a chart (`techniques.svg`/`.png`): one bar per
+/// measured row, its median ratio against `fixed` (1 = no change), labelled
+/// with the row's number and source.
+pub struct TechniquesChart {
+    /// (row number, label, median ratio, min, max).
+    pub bars: Vec<(usize, String, f64, f64, f64)>,
+    pub accel: String,
+}
+
+impl Chart for TechniquesChart {
+    fn stem(&self) -> String {
+        "techniques".into()
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let top = self
+            .bars
+            .iter()
+            .map(|b| b.4)
+            .filter(|v| v.is_finite())
+            .fold(1.5f64, f64::max)
+            * 1.1;
+        let n = self.bars.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Techniques since the seeds: each figure / fixed's (1 = no change)",
+                (FONT, 24),
+            )
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(40)
+            .build_cartesian_2d(0f64..top, -0.5f64..(n - 0.5))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_desc(format!(
+                "ratio to fixed, median (bar = min..max over reps; {})",
+                self.accel
+            ))
+            .label_style((FONT, 16))
+            .axis_desc_style((FONT, 17))
+            .draw()?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(1.0, -0.5), (1.0, n - 0.5)],
+            BLACK.stroke_width(2),
+        )))?;
+        for (i, (row, label, median, lo, hi)) in self.bars.iter().enumerate() {
+            let y = n - 1.0 - i as f64;
+            let color = plot::variant_color(label);
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(0.0, y - 0.3), (median.min(top), y + 0.3)],
+                color.filled(),
+            )))?;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(lo.min(top), y), (hi.min(top), y)],
+                BLACK.stroke_width(2),
+            )))?;
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{row}. {label}: {}", fmt_num(*median)),
+                (top * 0.02, y + 0.42),
+                (FONT, 15).into_font().color(&BLACK),
+            )))?;
+        }
+        Ok(())
+    }
+}
+
+/// Renders the techniques chart into `dir`; returns the files written
+/// (none when no row was measured).
+pub fn render_techniques(o: &Reproduction, dir: &Path) -> Result<Vec<PathBuf>> {
+    let bars: Vec<(usize, String, f64, f64, f64)> = o
+        .rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let m = r.measured.as_ref()?;
+            let variant = r.lab.split_whitespace().next()?.to_string();
+            Some((i + 1, variant, m.median()?, m.min()?, m.max()?))
+        })
+        .collect();
+    if bars.is_empty() {
+        return Ok(vec![]);
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    plot::render(
+        &TechniquesChart {
+            bars,
+            accel: o.accel_of_all(),
+        },
+        dir,
+    )
+}

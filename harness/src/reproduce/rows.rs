@@ -175,12 +175,27 @@ fn fmt_pct(v: f64) -> String {
     format!("{:.1} %", v * 100.0)
 }
 
-fn fmt_ratio(v: f64) -> String {
+pub(super) fn fmt_ratio(v: f64) -> String {
     if v.is_infinite() {
         "∞".into()
     } else {
         format!("{v:.3}")
     }
+}
+
+/// Mean wait (slot + acks) per shootdown that sent IPIs, in us.
+pub(super) fn wait_us_per_ipi_shootdown(r: &RunFigures) -> Option<f64> {
+    let calls = SHOOT_KINDS
+        .iter()
+        .map(|k| r.total(&format!("shoot.calls.{k}")).unwrap_or(0.0))
+        .sum::<f64>();
+    let noipi = SHOOT_KINDS
+        .iter()
+        .map(|k| r.total(&format!("shoot.noipi.{k}")).unwrap_or(0.0))
+        .sum::<f64>();
+    let cycles = r.total("shoot.wait.slot").unwrap_or(0.0) + r.total("shoot.wait.ack")?;
+    let hz = r.total("tsc.hz")?;
+    (calls - noipi > 0.0).then(|| cycles / (calls - noipi) / hz * 1e6)
 }
 
 /// shootpage + shootrange IPIs sent.
@@ -207,14 +222,14 @@ impl Reproduction {
     }
 
     /// Why (any of) `variants` of experiment `ids` was not measured.
-    fn why_not(&self, ids: &[&str], variants: &[&str]) -> Option<String> {
+    pub(super) fn why_not(&self, ids: &[&str], variants: &[&str]) -> Option<String> {
         ids.iter()
             .flat_map(|id| variants.iter().map(move |v| (id, v)))
             .find_map(|(id, v)| self.availability.why_not(id, v))
     }
 
     /// `f(rep)` for each rep where it has a value.
-    fn per_rep(&self, f: impl Fn(u32) -> Option<f64>) -> Option<Measured> {
+    pub(super) fn per_rep(&self, f: impl Fn(u32) -> Option<f64>) -> Option<Measured> {
         let per_rep: Vec<f64> = self.reps().filter_map(f).collect();
         (!per_rep.is_empty()).then_some(Measured { per_rep })
     }
@@ -291,7 +306,7 @@ impl Reproduction {
     }
 }
 
-fn not_measured(why: String) -> (String, String, Option<Measured>) {
+pub(super) fn not_measured(why: String) -> (String, String, Option<Measured>) {
     (format!("not measured: {why}"), "-".into(), None)
 }
 
@@ -327,7 +342,7 @@ const D32569_RATES: [(&str, &str, &str, &str); 3] = [
 
 impl Reproduction {
     /// The accelerator experiment `id` was measured under.
-    fn accel_of(&self, id: &str) -> String {
+    pub(super) fn accel_of(&self, id: &str) -> String {
         self.accels.get(id).cloned().unwrap_or_else(|| {
             match self.plan.experiment(id).and_then(|e| e.accel) {
                 Some(choice) => super::accel_name(choice).to_string(),
@@ -337,7 +352,7 @@ impl Reproduction {
     }
 
     /// The 1-based numbers of the rows citing note `key`: `rows 3-8`.
-    fn rows_citing(&self, key: &str) -> String {
+    pub(super) fn rows_citing(&self, key: &str) -> String {
         let n: Vec<usize> = self
             .rows
             .iter()
@@ -414,6 +429,9 @@ fn factor_cells(
 
 /// Every row the plan's experiments allow, in seed order.
 pub fn all(o: &Reproduction) -> Vec<Row> {
+    if o.plan.table == super::Table::Techniques {
+        return super::techniques::rows(o);
+    }
     let mut rows = Vec::new();
     if o.has(OBSD_FORKEXIT) || o.has(OBSD_BUILDKERNEL) {
         rows.extend(openbsd(o));
@@ -456,7 +474,8 @@ pub fn notes(o: &Reproduction) -> Vec<Note> {
                 NOTE_004_RATE => ("004 FreeBSD D32569, the fork loop", note_004_rate(o)),
                 NOTE_004_EXIT => ("004 FreeBSD D32569, buildkernel", note_004_exit(o)),
                 NOTE_001 => ("001 DragonFly 2004", note_001()),
-                _ => ("003 FreeBSD D25510", note_003(o)),
+                NOTE_003 => ("003 FreeBSD D25510", note_003(o)),
+                other => super::techniques::note(o, other),
             };
             Note {
                 key,
@@ -890,20 +909,7 @@ fn note_001() -> String {
 
 fn d25510(o: &Reproduction, id: &str, cpus: u32) -> Row {
     let exp = o.plan.experiment(id).expect("caller checked");
-    // Mean wait (slot + acks) per shootdown that sent IPIs, in us.
-    let wait_us = |r: &RunFigures| -> Option<f64> {
-        let calls = SHOOT_KINDS
-            .iter()
-            .map(|k| r.total(&format!("shoot.calls.{k}")).unwrap_or(0.0))
-            .sum::<f64>();
-        let noipi = SHOOT_KINDS
-            .iter()
-            .map(|k| r.total(&format!("shoot.noipi.{k}")).unwrap_or(0.0))
-            .sum::<f64>();
-        let cycles = r.total("shoot.wait.slot").unwrap_or(0.0) + r.total("shoot.wait.ack")?;
-        let hz = r.total("tsc.hz")?;
-        (calls - noipi > 0.0).then(|| cycles / (calls - noipi) / hz * 1e6)
-    };
+    let wait_us = wait_us_per_ipi_shootdown;
     let summary = |variant: &str| -> String {
         if let Some(why) = o.why_not(&[id], &[variant]) {
             return format!("{variant}: not measured ({why})");

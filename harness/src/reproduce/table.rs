@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::rows::{fmt_num, Note};
-use super::Reproduction;
+use super::{Reproduction, Table};
 
 /// A table cell: pipes escaped, no line breaks.
 fn cell(text: &str) -> String {
@@ -16,7 +16,14 @@ fn cell(text: &str) -> String {
 /// the explanations.
 pub fn main_table(o: &Reproduction) -> String {
     let mut s = String::new();
-    s += "| # | seed | published figure | definition (both) | lab, median | lab spread (min..max) | accel (what it speaks for) | note |\n";
+    let source = match o.plan.table {
+        Table::Seeds => "seed",
+        Table::Techniques => "source",
+    };
+    let _ = writeln!(
+        s,
+        "| # | {source} | published figure | definition (both) | lab, median | lab spread (min..max) | accel (what it speaks for) | note |"
+    );
     s += "|---|---|---|---|---|---|---|---|\n";
     for (i, r) in o.rows.iter().enumerate() {
         let _ = writeln!(
@@ -87,6 +94,30 @@ fn notes(notes: &[Note]) -> String {
 /// sweep chart's path relative to the file.
 pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String {
     let mut s = String::new();
+    if o.plan.table == Table::Techniques {
+        s += "# Techniques published since the seeds, on the lab's workloads\n\n";
+        let _ = writeln!(
+            s,
+            "Made by `{command}` (`./lab reproduce --techniques`), every experiment under \
+             **tcg-icount** on 4 CPUs with {} repetitions per cell (icount repeats them bit \
+             for bit); the runs are in `{}`. Each row compares a technique's variant with \
+             `fixed` on one of the lab's workloads: the lab figure is the variant's median \
+             beside fixed's and the median of the per-repetition ratio. The published column \
+             quotes the source where it gives a figure; the direction of an effect is what the \
+             lab can confirm, its size is the lab's own (the notes say why). Rows a tree cannot \
+             measure say why.\n",
+            o.plan.reps,
+            o.out.display()
+        );
+        s += &main_table(o);
+        s += "\n## Why the figures differ\n\n";
+        s += &notes(&o.notes);
+        s += &general_notes(o);
+        if let Some(chart) = chart {
+            let _ = writeln!(s, "\n![each technique's figure over fixed's]({chart})");
+        }
+        return s;
+    }
     s += "# Reproducing the seeds' published figures\n\n";
     let _ = writeln!(
         s,

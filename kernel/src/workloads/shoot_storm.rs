@@ -68,6 +68,15 @@
 //! Off by default (0): it lengthens every acknowledgement, and
 //! reproduce's D25510 experiment times the shootdowns themselves.
 //!
+//! # Readers (`readers=N`)
+//!
+//! The N highest-numbered CPUs make no ops: they check, interrupts on,
+//! until the others finish. A CPU that makes ops flushes its own TLB
+//! entries with each (under TCG an INVLPG in a region QEMU tracks as large
+//! pages flushes its whole software TLB), which hides an invalidation it
+//! had acknowledged and put off (`mutant-defer-kernel-flush`); a reader's
+//! TLB is flushed by nothing but the shootdowns it serves. Off by default.
+//!
 //! Reports `workload.ops`, `workload.elapsed_ns` (the last CPU's finish
 //! since the common start), `kstorm.ops` per CPU, `kstorm.checks`,
 //! `kstorm.irqoff_checks`, `kstorm.stale`; the run fails if any read was
@@ -139,6 +148,13 @@ pub static SHOOT_STORM: Workload = Workload {
                    (catches an initiator that does not wait for acknowledgements)",
         },
         ParamSpec {
+            key: "readers",
+            kind: Kind::U64 { min: 0, max: 63 },
+            default: "0",
+            help: "highest-numbered CPUs that make no ops and only check, interrupts on, until \
+                   the others finish (catches a target that acknowledges and defers)",
+        },
+        ParamSpec {
             key: "path",
             kind: Kind::Choice(&["kenter", "enter"]),
             default: "kenter",
@@ -189,6 +205,9 @@ static PAGES: AtomicU64 = AtomicU64::new(0);
 static TOUCH: AtomicBool = AtomicBool::new(true);
 static LOCKED_PATH: AtomicBool = AtomicBool::new(false);
 static IRQOFF_PASSES: AtomicU64 = AtomicU64::new(0);
+static READERS: AtomicU32 = AtomicU32::new(0);
+/// CPUs that have made all their ops (the readers stop when all have).
+static DONE: AtomicU32 = AtomicU32::new(0);
 /// A PAUSE every this many interrupts-off passes.
 const IRQOFF_PAUSE_EVERY: u64 = 64;
 /// Start barrier: CPUs ready, and the go signal (with its TSC).
@@ -243,6 +262,9 @@ fn run(params: &Params<'_>) -> Status {
     TOUCH.store(params.flag("touch"), Ordering::Relaxed);
     LOCKED_PATH.store(params.choice("path") == "enter", Ordering::Relaxed);
     IRQOFF_PASSES.store(params.u64("irqoff"), Ordering::Relaxed);
+    // At least one CPU (the boot CPU) makes ops.
+    let readers = (params.u64("readers") as u32).min(ncpu - 1);
+    READERS.store(readers, Ordering::Relaxed);
 
     if let Err(what) = set_up(ncpu) {
         report::error("shoot-storm", format_args!("set-up: {what}"));
@@ -298,6 +320,7 @@ fn set_up(ncpu: u32) -> Result<(), &'static str> {
     let pages = PAGES.load(Ordering::Relaxed) as usize;
     READY.store(0, Ordering::Relaxed);
     START.store(0, Ordering::Relaxed);
+    DONE.store(0, Ordering::Relaxed);
     for cpu in 0..ncpu {
         let c = &CPUS[cpu as usize];
         for (name, v) in [
@@ -381,6 +404,19 @@ fn storm(_: u64) {
     }
     let ncpu = smp::online().len();
     let c = &CPUS[me as usize];
+    let workers = ncpu - READERS.load(Ordering::Relaxed);
+    if me >= workers {
+        // A reader: only ordinary checks, interrupts on, so it takes every
+        // shootdown IPI between two reads and its TLB is flushed by
+        // nothing else (no ops of its own): a target that acknowledges a
+        // kernel request and leaves the invalidation for later is seen.
+        while DONE.load(Ordering::Acquire) < workers {
+            check_others(me, ncpu);
+            core::hint::spin_loop();
+        }
+        c.finished_at.store(tsc::now(), Ordering::Release);
+        return;
+    }
     let mode = MODE.load(Ordering::Relaxed);
     for n in 0..OPS.load(Ordering::Relaxed) {
         let range = mode == MODE_RANGE || (mode == MODE_MIXED && n % 2 == 1);
@@ -394,6 +430,7 @@ fn storm(_: u64) {
         check_others_irqoff(me, ncpu);
     }
     c.finished_at.store(tsc::now(), Ordering::Release);
+    DONE.fetch_add(1, Ordering::AcqRel);
 }
 
 /// Remaps this CPU's page to the next frame of its ring; publishes the new

@@ -1,0 +1,290 @@
+//! The rows of `harness reproduce --techniques` (results/TECHNIQUES.md):
+//! each technique published since the seeds beside `fixed`, on the lab's
+//! own workloads, with the published figure where one exists.
+//!
+//! Every experiment runs under tcg-icount on 4 CPUs (Plan::techniques), so
+//! counts and times are both repeatable; a time there is an instruction
+//! cost (note "icount"), and the direction of an effect is what a row can
+//! claim, never the size a real machine would see.
+
+use super::rows::{fmt_num, fmt_ratio, not_measured, wait_us_per_ipi_shootdown, Kind, Row};
+use super::{Reproduction, TECH_BUILDKERNEL, TECH_FORKEXIT, TECH_MMAP};
+use crate::results::derive::RunFigures;
+
+/// Note keys.
+const NOTE_AMIT: &str = "amit";
+const NOTE_LAZY: &str = "lazy";
+const NOTE_NOT_BUILT: &str = "not-built";
+
+/// The CPUs every techniques experiment runs on.
+const CPUS: u32 = 4;
+
+const SHOOT_KINDS: [&str; 3] = ["shootpage", "shootrange", "shoottlb"];
+
+/// Shootdown IPIs sent, all kinds.
+fn shoot_ipis(r: &RunFigures) -> Option<f64> {
+    Some(
+        SHOOT_KINDS
+            .iter()
+            .map(|k| r.total(&format!("ipi.sent.{k}")).unwrap_or(0.0))
+            .sum(),
+    )
+}
+
+fn per_switch(r: &RunFigures, metric: &str) -> Option<f64> {
+    let switches = r.total("sched.switches")?;
+    let v = if metric == "shoot_ipis" {
+        shoot_ipis(r)?
+    } else {
+        r.total(metric)?
+    };
+    (switches > 0.0).then(|| v / switches)
+}
+
+/// One comparison: `figure` of `variant` against `fixed` in experiment
+/// `id`: "variant X vs fixed Y, ratio Z" with the per-rep ratio's spread.
+struct Comparison<'a> {
+    source: &'a str,
+    published: &'a str,
+    definition: String,
+    id: &'a str,
+    variant: &'a str,
+    figure: &'a dyn Fn(&RunFigures) -> Option<f64>,
+    unit: &'a str,
+    kind: Kind,
+    note: &'static str,
+}
+
+fn row(o: &Reproduction, c: Comparison<'_>) -> Row {
+    let (lab, spread, measured) = if let Some(why) = o.why_not(&[c.id], &[c.variant, "fixed"]) {
+        not_measured(why)
+    } else {
+        let median = |v: &str| {
+            o.per_rep(|rep| (c.figure)(o.pool.get(c.id, v, CPUS, rep)?))
+                .and_then(|m| m.median())
+        };
+        let ratio = o.per_rep(|rep| {
+            let base = (c.figure)(o.pool.get(c.id, "fixed", CPUS, rep)?)?;
+            let with = (c.figure)(o.pool.get(c.id, c.variant, CPUS, rep)?)?;
+            (base != 0.0).then(|| with / base)
+        });
+        match (median(c.variant), median("fixed"), ratio) {
+            (Some(with), Some(base), Some(m)) => (
+                format!(
+                    "{} {}{} vs fixed {}{}, ratio {}",
+                    c.variant,
+                    fmt_num(with),
+                    c.unit,
+                    fmt_num(base),
+                    c.unit,
+                    fmt_ratio(m.median().unwrap_or(f64::NAN))
+                ),
+                format!("ratio {}", m.spread(fmt_ratio)),
+                Some(m),
+            ),
+            (Some(with), Some(base), None) => (
+                format!(
+                    "{} {}{} vs fixed {}{} (no ratio over 0)",
+                    c.variant,
+                    fmt_num(with),
+                    c.unit,
+                    fmt_num(base),
+                    c.unit
+                ),
+                "-".into(),
+                None,
+            ),
+            _ => not_measured("no ok runs reported the figure".into()),
+        }
+    };
+    Row {
+        seed: c.source.into(),
+        published: c.published.into(),
+        definition: c.definition,
+        lab,
+        spread,
+        measured,
+        accel: o.accel_of(c.id),
+        kind: c.kind,
+        note: c.note,
+    }
+}
+
+/// The experiment's label, for a definition.
+fn label(o: &Reproduction, id: &str) -> String {
+    o.plan
+        .experiment(id)
+        .map(|e| e.label())
+        .unwrap_or_else(|| id.into())
+}
+
+pub fn rows(o: &Reproduction) -> Vec<Row> {
+    let wait = wait_us_per_ipi_shootdown;
+    let mmap = label(o, TECH_MMAP);
+    let fork = label(o, TECH_FORKEXIT);
+    let build = label(o, TECH_BUILDKERNEL);
+    let wait_def = |what: &str| {
+        format!(
+            "{mmap} on {CPUS} CPUs: the initiator's mean wait per IPI-sending shootdown \
+             ((shoot.wait.slot + shoot.wait.ack) / shootdowns with IPIs, us of virtual time), \
+             {what} vs fixed, median of the per-rep ratio"
+        )
+    };
+    let shootpage = |r: &RunFigures| r.total("shoot.calls.shootpage");
+    let ipis = shoot_ipis;
+    let cr3 = |r: &RunFigures| per_switch(r, "sched.cr3_loads");
+    let ipis_switch = |r: &RunFigures| per_switch(r, "shoot_ipis");
+    let ops = |r: &RunFigures| r.figure("ops_per_s");
+    let list: Vec<Comparison<'_>> = vec![
+        Comparison {
+            source: "Amit 2020: early acknowledgement",
+            published: "no figure of its own: the paper's figures are not in the lab's sources; \
+                        posted for Linux in RFC v2 11/12 (2019), which let the initiator go on \
+                        once the IPI was delivered, and dropped in v1",
+            definition: wait_def("early-ack"),
+            id: TECH_MMAP,
+            variant: "early-ack",
+            figure: &wait,
+            unit: " us",
+            kind: Kind::Time,
+            note: NOTE_AMIT,
+        },
+        Comparison {
+            source: "Amit 2020: in-context flushes",
+            published: "Linux RFC \"Defer TLB flushes with PTI\" (2019-08, Skylake): \
+                        madvise(MADV_DONTNEED) of 1 page 2119 -> 1986 cycles (-6.7 %), of 10 \
+                        pages 6791 -> 5417 (-20 %)",
+            definition: wait_def("in-context-flush"),
+            id: TECH_MMAP,
+            variant: "in-context-flush",
+            figure: &wait,
+            unit: " us",
+            kind: Kind::Time,
+            note: NOTE_AMIT,
+        },
+        Comparison {
+            source: "Amit 2020: copy-on-write",
+            published: "flushes on copy-on-write faults avoided (abstract; the figure is not in \
+                        the lab's sources)",
+            definition: format!(
+                "{fork} on {CPUS} CPUs: shootpage calls (shoot.calls.shootpage), no-flush-cow \
+                 vs fixed"
+            ),
+            id: TECH_FORKEXIT,
+            variant: "no-flush-cow",
+            figure: &shootpage,
+            unit: "",
+            kind: Kind::Count,
+            note: NOTE_AMIT,
+        },
+        Comparison {
+            source: "Amit 2020: copy-on-write",
+            published: "the same",
+            definition: format!(
+                "{build} on {CPUS} CPUs (a multi-threaded link step): shootdown IPIs sent \
+                 (ipi.sent.shoot*), no-flush-cow vs fixed"
+            ),
+            id: TECH_BUILDKERNEL,
+            variant: "no-flush-cow",
+            figure: &ipis,
+            unit: "",
+            kind: Kind::Count,
+            note: NOTE_AMIT,
+        },
+        Comparison {
+            source: "Linux lazy TLB",
+            published: "Rik van Riel's 2018 series: switch_mm_irqs_off 1.9 % of CPU in a 48-CPU \
+                        netperf run, context-switch CPU time about halved in a netbench; no IPI \
+                        counts",
+            definition: format!(
+                "{fork} on {CPUS} CPUs: CR3 loads per context switch (sched.cr3_loads / \
+                 sched.switches), lazy-tlb vs fixed"
+            ),
+            id: TECH_FORKEXIT,
+            variant: "lazy-tlb",
+            figure: &cr3,
+            unit: "",
+            kind: Kind::Count,
+            note: NOTE_LAZY,
+        },
+        Comparison {
+            source: "Linux lazy TLB",
+            published: "the same",
+            definition: format!(
+                "{build} on {CPUS} CPUs: shootdown IPIs per context switch (ipi.sent.shoot* / \
+                 sched.switches), lazy-tlb vs fixed"
+            ),
+            id: TECH_BUILDKERNEL,
+            variant: "lazy-tlb",
+            figure: &ipis_switch,
+            unit: "",
+            kind: Kind::Count,
+            note: NOTE_LAZY,
+        },
+        Comparison {
+            source: "LATR (Kumar et al., ASPLOS 2018)",
+            published: "munmap latency -70.8 %, Apache +59.9 % over Linux (2-socket machine)",
+            definition: format!("{mmap} on {CPUS} CPUs: ops/s, lazy-latr vs fixed"),
+            id: TECH_MMAP,
+            variant: "lazy-latr",
+            figure: &ops,
+            unit: " ops/s",
+            kind: Kind::Time,
+            note: NOTE_NOT_BUILT,
+        },
+        Comparison {
+            source: "PCID (Linux, FreeBSD)",
+            published: "none quoted",
+            definition: format!(
+                "{build} on {CPUS} CPUs: shootdown IPIs per context switch, pcid vs fixed"
+            ),
+            id: TECH_BUILDKERNEL,
+            variant: "pcid",
+            figure: &ipis_switch,
+            unit: "",
+            kind: Kind::Count,
+            note: NOTE_NOT_BUILT,
+        },
+    ];
+    list.into_iter().map(|c| row(o, c)).collect()
+}
+
+/// The title and text of note `key`.
+pub fn note(_o: &Reproduction, key: &str) -> (&'static str, String) {
+    match key {
+        NOTE_AMIT => (
+            "Amit, Tai, Wei, \"Don't shoot down TLB shootdowns!\", EuroSys 2020",
+            "The paper's own figures are not in the lab's sources (only its abstract and the \
+             Linux patch threads are), so the published column quotes the Linux postings where \
+             they give one. Early acknowledgement and in-context flushes take the target's \
+             invalidation off the initiator's critical path; here that is a few INVLPGs (a \
+             range over 32 pages is one CR3 reload), which tcg-icount counts as instructions \
+             with no TLB-miss or pipeline cost, so the lab shows the direction and an \
+             instruction-cost size, where the paper's machines paid INVPCID and PTI's second \
+             flush (the -20 % of the RFC is such a cost). The copy-on-write shortcut is a count: \
+             every write upgrade of a frame no longer shared is a shootpage call fixed makes and \
+             no-flush-cow does not; it saves IPIs only where the faulting process has threads \
+             on other CPUs (buildkernel's link step), since a single-threaded pmap is on one CPU."
+                .into(),
+        ),
+        NOTE_LAZY => (
+            "Linux lazy TLB",
+            "What lazy TLB saves is the CR3 reload (a full TLB flush) of an idle round trip: \
+             CR3 loads per switch fall. IPIs do not: a lazy CPU stays in pm_cpus, and shootdowns \
+             that free page tables must still reach it (Linux since 4.19 skips lazy CPUs only \
+             for the others), where fixed's idle CPU had left pm_cpus altogether; the lab's \
+             IPIs per switch go up, which is the trade Linux made for the CR3 reload it saves \
+             on every switch to a kernel thread. Both are counts."
+                .into(),
+        ),
+        _ => (
+            "Not built yet",
+            "These variants do not exist in the tree yet, so their rows say so. PCID cannot be \
+             measured on this workplace's accelerator at all: QEMU 7.2's TCG offers no PCID \
+             (`-cpu qemu64,+pcid` warns \"TCG doesn't support requested feature\") and flushes its \
+             whole software TLB on every CR3 write, so neither its saving nor a stale-PCID bug \
+             can show under TCG; it wants KVM on a host with PCID."
+                .into(),
+        ),
+    }
+}
