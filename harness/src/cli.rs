@@ -307,7 +307,7 @@ pub struct ReproduceArgs {
     pub qemu: PathBuf,
     /// The techniques published since the seeds, each beside fixed, under
     /// tcg-icount on 4 CPUs, into results/TECHNIQUES.md (and
-    /// results/charts/techniques.*), instead of the seeds' table.
+    /// results/charts/reproduce-techniques.*), instead of the seeds' table.
     #[arg(long)]
     pub techniques: bool,
 }

@@ -161,7 +161,7 @@ pub fn render_sweep(o: &Reproduction, dir: &Path) -> Result<Vec<PathBuf>> {
     plot::render(&chart, dir)
 }
 
-/// The techniques' table as a chart (`techniques.svg`/`.png`): one bar per
+/// The techniques' table as a chart (`reproduce-techniques.svg`/`.png`, kept by `harness baseline` as the seeds' chart is): one bar per
 /// measured row, its median ratio against `fixed` (1 = no change), labelled
 /// with the row's number and source.
 pub struct TechniquesChart {
@@ -172,7 +172,7 @@ pub struct TechniquesChart {
 
 impl Chart for TechniquesChart {
     fn stem(&self) -> String {
-        "techniques".into()
+        "reproduce-techniques".into()
     }
 
     fn draw<DB: DrawingBackend>(
@@ -213,7 +213,8 @@ impl Chart for TechniquesChart {
         )))?;
         for (i, (row, label, median, lo, hi)) in self.bars.iter().enumerate() {
             let y = n - 1.0 - i as f64;
-            let color = plot::variant_color(label);
+            let variant = label.split(',').next().unwrap_or(label);
+            let color = plot::variant_color(variant);
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(0.0, y - 0.3), (median.min(top), y + 0.3)],
                 color.filled(),
@@ -241,8 +242,16 @@ pub fn render_techniques(o: &Reproduction, dir: &Path) -> Result<Vec<PathBuf>> {
         .enumerate()
         .filter_map(|(i, r)| {
             let m = r.measured.as_ref()?;
-            let variant = r.lab.split_whitespace().next()?.to_string();
-            Some((i + 1, variant, m.median()?, m.min()?, m.max()?))
+            let variant = r.lab.split_whitespace().next()?;
+            // The figure's name: the definition after "on N CPUs: ", up
+            // to its metric names in parentheses.
+            let what = r
+                .definition
+                .split_once(" CPUs: ")
+                .map(|(_, d)| d.split(" (").next().unwrap_or(d))
+                .unwrap_or("");
+            let label = format!("{variant}, {what}");
+            Some((i + 1, label, m.median()?, m.min()?, m.max()?))
         })
         .collect();
     if bars.is_empty() {

@@ -123,9 +123,12 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
     let mmap = label(o, TECH_MMAP);
     let fork = label(o, TECH_FORKEXIT);
     let build = label(o, TECH_BUILDKERNEL);
+    // forkexit, not mmap-storm: under tcg-icount mmap-storm's threads
+    // hardly overlap (3 IPI-sending shootdowns in 100 ops on 4 CPUs), while
+    // every forkexit exit is an all-CPU shoottlb.
     let wait_def = |what: &str| {
         format!(
-            "{mmap} on {CPUS} CPUs: the initiator's mean wait per IPI-sending shootdown \
+            "{fork} on {CPUS} CPUs: the initiator's mean wait per IPI-sending shootdown \
              ((shoot.wait.slot + shoot.wait.ack) / shootdowns with IPIs, us of virtual time), \
              {what} vs fixed, median of the per-rep ratio"
         )
@@ -142,7 +145,7 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
                         posted for Linux in RFC v2 11/12 (2019), which let the initiator go on \
                         once the IPI was delivered, and dropped in v1",
             definition: wait_def("early-ack"),
-            id: TECH_MMAP,
+            id: TECH_FORKEXIT,
             variant: "early-ack",
             figure: &wait,
             unit: " us",
@@ -155,7 +158,7 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
                         madvise(MADV_DONTNEED) of 1 page 2119 -> 1986 cycles (-6.7 %), of 10 \
                         pages 6791 -> 5417 (-20 %)",
             definition: wait_def("in-context-flush"),
-            id: TECH_MMAP,
+            id: TECH_FORKEXIT,
             variant: "in-context-flush",
             figure: &wait,
             unit: " us",
@@ -181,8 +184,8 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             source: "Amit 2020: copy-on-write",
             published: "the same",
             definition: format!(
-                "{build} on {CPUS} CPUs (a multi-threaded link step): shootdown IPIs sent \
-                 (ipi.sent.shoot*), no-flush-cow vs fixed"
+                "{build} on {CPUS} CPUs: shootdown IPIs sent (ipi.sent.shoot*), no-flush-cow \
+                 vs fixed (single-threaded jobs, then a multi-threaded link step)"
             ),
             id: TECH_BUILDKERNEL,
             variant: "no-flush-cow",
@@ -257,24 +260,32 @@ pub fn note(_o: &Reproduction, key: &str) -> (&'static str, String) {
             "The paper's own figures are not in the lab's sources (only its abstract and the \
              Linux patch threads are), so the published column quotes the Linux postings where \
              they give one. Early acknowledgement and in-context flushes take the target's \
-             invalidation off the initiator's critical path; here that is a few INVLPGs (a \
-             range over 32 pages is one CR3 reload), which tcg-icount counts as instructions \
-             with no TLB-miss or pipeline cost, so the lab shows the direction and an \
-             instruction-cost size, where the paper's machines paid INVPCID and PTI's second \
-             flush (the -20 % of the RFC is such a cost). The copy-on-write shortcut is a count: \
-             every write upgrade of a frame no longer shared is a shootpage call fixed makes and \
-             no-flush-cow does not; it saves IPIs only where the faulting process has threads \
-             on other CPUs (buildkernel's link step), since a single-threaded pmap is on one CPU."
+             invalidation off the initiator's critical path. On the paper's machines that was \
+             INVLPG or INVPCID at hundreds of cycles each, doubled by PTI, plus the refills; \
+             under tcg-icount an INVLPG is one instruction with no TLB or pipeline cost, and \
+             the initiator's wait is set by the round robin (which vCPU runs next, and for how \
+             long), not by the few instructions a target saves. The acknowledging target also \
+             first copies the request out of the global slot (it frees the slot for the next \
+             initiator), which costs more instructions than the INVLPG it goes before. So the \
+             lab's wait does not fall with either technique (rows 1-2), and the lab cannot \
+             speak for the published saving; KVM on real hardware could. The copy-on-write \
+             shortcut is a count: every write upgrade of a frame no longer shared is a \
+             shootpage call fixed makes and no-flush-cow does not; it saves IPIs only where \
+             the faulting process has threads on other CPUs (the coherence oracle's, in the \
+             default matrix), not in buildkernel, whose upgrades are in single-threaded jobs \
+             (its IPI count moves only with scheduling)."
                 .into(),
         ),
         NOTE_LAZY => (
             "Linux lazy TLB",
             "What lazy TLB saves is the CR3 reload (a full TLB flush) of an idle round trip: \
-             CR3 loads per switch fall. IPIs do not: a lazy CPU stays in pm_cpus, and shootdowns \
-             that free page tables must still reach it (Linux since 4.19 skips lazy CPUs only \
-             for the others), where fixed's idle CPU had left pm_cpus altogether; the lab's \
-             IPIs per switch go up, which is the trade Linux made for the CR3 reload it saves \
-             on every switch to a kernel thread. Both are counts."
+             CR3 loads per switch fall. IPIs move both ways. A lazy CPU stays in pm_cpus, so a \
+             shootdown that frees page tables still reaches it (Linux since 4.19 skips lazy \
+             CPUs only for the others), where fixed's idle CPU had left pm_cpus: forkexit and \
+             the coherence oracle send a few more IPIs (default matrix). But a lazy CPU is \
+             skipped by the shootdowns that free nothing, OpenBSD's all-CPU shoottlb included \
+             when it holds that very pmap: buildkernel, where make's CPU idles lazily while its \
+             jobs exit, sends fewer. Both are counts; no published IPI count to compare with."
                 .into(),
         ),
         _ => (
