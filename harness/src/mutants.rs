@@ -66,6 +66,7 @@ pub const DEFAULT_CONTROLS: &[&str] = &[
     "in-context-flush",
     "no-flush-cow",
     "lazy-tlb",
+    "lazy-latr",
 ];
 /// shoot-storm's `irqoff` in the oracle runs: 512 interrupts-off passes over
 /// the other CPUs' pages after each op. 32 and 128 missed `mutant-no-wait` on
@@ -526,6 +527,12 @@ fn run_one(
     match workload {
         "coherence" => {
             params.push(("mode".to_string(), "all".to_string()));
+            // A LATR kernel's munmap is lazy by design: the oracle allows
+            // the old value until the reader's CPU applies it, and only
+            // that (coherence.rs, lazy=on).
+            if t.kernel.features.iter().any(|f| f == "lazy-latr") {
+                params.push(("lazy".to_string(), "on".to_string()));
+            }
             if let Some(r) = opts.rounds {
                 params.push(("rounds".to_string(), r.to_string()));
             }

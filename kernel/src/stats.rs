@@ -137,10 +137,17 @@ pub enum Event {
     LazySkipped,
     LazyCatchups,
     LazyEvictions,
+    /// `lazy-latr`: records queued instead of an IPI, records applied by
+    /// their targets (tick, switch, cross-call), settle cross-calls made
+    /// because a quarantine was needed early, and munmaps quarantined.
+    LatrQueued,
+    LatrApplied,
+    LatrSettleIpis,
+    LatrQuarantines,
 }
 
 impl Event {
-    pub const COUNT: usize = 42;
+    pub const COUNT: usize = 46;
     pub const ALL: [Event; Self::COUNT] = [
         Event::ShootPageCalls,
         Event::ShootRangeCalls,
@@ -184,6 +191,10 @@ impl Event {
         Event::LazySkipped,
         Event::LazyCatchups,
         Event::LazyEvictions,
+        Event::LatrQueued,
+        Event::LatrApplied,
+        Event::LatrSettleIpis,
+        Event::LatrQuarantines,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -230,6 +241,10 @@ impl Event {
             Event::LazySkipped => "lazy.skipped",
             Event::LazyCatchups => "lazy.catchup_flushes",
             Event::LazyEvictions => "lazy.evictions",
+            Event::LatrQueued => "latr.queued",
+            Event::LatrApplied => "latr.applied",
+            Event::LatrSettleIpis => "latr.settle_ipis",
+            Event::LatrQuarantines => "latr.quarantines",
         }
     }
 

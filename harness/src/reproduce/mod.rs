@@ -288,11 +288,13 @@ impl Plan {
                 )
                 .cpus(&[4])
                 .accel(icount),
+                // 300 ops: under tcg-icount 100 hardly overlap (3
+                // IPI-sending shootdowns on 4 CPUs, no lazy munmap).
                 Experiment::new(
                     TECH_MMAP,
                     &["fixed", "lazy-latr"],
                     "mmap-storm",
-                    &[("ops", "100")],
+                    &[("ops", "300")],
                 )
                 .cpus(&[4])
                 .accel(icount),

@@ -139,7 +139,7 @@ impl FigureInfo {
 /// |---|---|
 /// | timing | `ops_per_s`, `ack_wait_*`, `shoot.wait.*`, metrics in ns/us/ms/s/cycles/hz |
 /// | scheduling-dependent count | `ipis_per_op[.kind]`, `shootdowns_per_op`, `noipi_share`, `stale_reads`, `kstorm.checks`, `kstorm.stale`, `ipi.*`, `shoot.*`, `coherence.*`, `sched.*` (switches, CR3 loads), `lazy.*`, `pmap.enter.*` (which writes find a frame no longer shared) |
-/// | exact count | `ops`, `run.outcome`, `ipi_unreceived`, `sent_eq_received`, `remove_early_share`, `pmap.*` and other counts |
+/// | exact count | `ops`, `run.outcome`, `ipi_unreceived`, `sent_eq_received`, `remove_early_share`, `latr_unapplied`, `pmap.*` and other counts |
 pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
     use FigureClass::{ExactCount, SchedCount, Timing};
     let info = |unit: &str, better, class| FigureInfo {
@@ -159,6 +159,9 @@ pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
         "ipi_unreceived" => info("IPIs", Better::Lower, ExactCount),
         "sent_eq_received" => info("bool", Better::Higher, ExactCount),
         "remove_early_share" => info("ratio", Better::Higher, ExactCount),
+        // LATR's records queued against applied at the end: every lazy
+        // munmap's quarantine is settled by the exit of its process.
+        "latr_unapplied" => info("records", Better::Lower, ExactCount),
         // The frame allocator's count at the end against the start: exact.
         "frames_unbalanced" => info("frames", Better::Lower, ExactCount),
         "ack_wait_mean" | "ack_wait_p50" | "ack_wait_p90" | "ack_wait_p99" => {
@@ -184,6 +187,7 @@ pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
                 "coherence.",
                 "sched.",
                 "lazy.",
+                "latr.",
                 "pmap.enter.",
             ]
             .iter()
@@ -304,6 +308,9 @@ impl RunFigures {
                         == self.total(&format!("ipi.received.{k}")).unwrap_or(0.0)
                 });
                 Some(if all_equal { 1.0 } else { 0.0 })
+            }
+            "latr_unapplied" => {
+                Some((self.total("latr.queued")? - self.total("latr.applied")?).abs())
             }
             "frames_unbalanced" => Some(
                 (self.total("mem.frames.free_start")? - self.total("mem.frames.free_end")?).abs(),

@@ -44,7 +44,7 @@ params = { touch = "on", loops = "100" }
 
 /// The variants of techniques published since the seeds, each with the
 /// rule that states its mechanism (variants/gates.toml).
-pub const TECHNIQUES: [(&str, &str); 4] = [
+pub const TECHNIQUES: [(&str, &str); 5] = [
     (
         "early-ack",
         "early-ack: targets acknowledge user requests before invalidating (forkexit)",
@@ -61,14 +61,18 @@ pub const TECHNIQUES: [(&str, &str); 4] = [
         "lazy-tlb",
         "lazy-tlb: idle CPUs keep the user pmap (buildkernel)",
     ),
+    (
+        "lazy-latr",
+        "lazy-latr: munmap leaves records instead of IPIs (buildkernel)",
+    ),
 ];
 
 /// The techniques' matrix: `fixed` and [`TECHNIQUES`], forkexit on 4 CPUs
 /// (on 2 under tcg-icount one vCPU does nearly all the work, README), and
-/// buildkernel for lazy-tlb, whose rule is stated there; one repetition
+/// buildkernel for lazy-tlb and lazy-latr, whose rules are stated there; one repetition
 /// (icount repeats bit for bit).
 pub const TECHNIQUES_MATRIX: &str = r#"# The gate self-test's techniques matrix (harness/src/verbs/selftest.rs).
-variants = ["fixed", "early-ack", "in-context-flush", "no-flush-cow", "lazy-tlb"]
+variants = ["fixed", "early-ack", "in-context-flush", "no-flush-cow", "lazy-tlb", "lazy-latr"]
 cpus = [4]
 reps = 1
 accel = "tcg-icount"
@@ -80,7 +84,7 @@ params = { touch = "on", loops = "100" }
 
 [[workloads]]
 name = "buildkernel"
-variants = ["lazy-tlb"]
+variants = ["lazy-tlb", "lazy-latr"]
 "#;
 
 /// Rules left out of the self-test: their bounds fail on the unmodified

@@ -132,6 +132,13 @@ pub const COHERENCE: UserWorkload = UserWorkload {
         u64p("remaps", 1, 100_000_000, "40", "mapping replacements in remap mode"),
         u64p("rounds", 1, 100_000, "8", "child processes per round mode (each makes one change)"),
         u64p("readers", 0, 63, "0", "reader threads (0: one per other CPU, at least 1)"),
+        ParamSpec {
+            key: "lazy",
+            kind: Kind::Bool,
+            default: "off",
+            help: "the kernel's munmap is lazy (LATR): after it returns, a read of the old value is \
+                   allowed until the reader's CPU applies it, anything else is stale",
+        },
     ],
 };
 

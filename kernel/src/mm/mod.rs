@@ -6,6 +6,7 @@
 //! - [`pool`]: fixed-size item pools with OpenBSD's 0xdeadbeef poisoning.
 //! - [`pmap`]: page tables per address space (OpenBSD 2010 amd64 pmap).
 //! - [`shootdown`]: TLB shootdowns and the protocol that delivers them.
+//! - `latr`: munmap's invalidations queued for the other CPUs' next tick (`lazy-latr`).
 //! - `lazy_tlb`: which CPUs keep a user pmap loaded while idle (`lazy-tlb`).
 //! - [`lock`]: the spin lock they share.
 
@@ -18,6 +19,8 @@ use crate::report;
 
 pub mod frame;
 pub mod heap;
+#[cfg(feature = "lazy-latr")]
+pub mod latr;
 #[cfg(feature = "lazy-tlb")]
 pub mod lazy_tlb;
 pub mod lock;

@@ -155,8 +155,8 @@ fn me() -> usize {
 /// on; this CPU's CR3 must hold the kernel's tables.
 pub fn init_cpu() {
     let cpu = cpu_id();
-    #[cfg(feature = "lazy-tlb")]
-    ipi::set_cross_call_hook(serve_evict);
+    #[cfg(any(feature = "lazy-tlb", feature = "lazy-latr"))]
+    ipi::set_cross_call_hook(cross_call);
     let idle = Arc::new(Thread::idle(cpu));
     IDLE[cpu as usize].store(Arc::into_raw(idle.clone()).cast_mut(), Ordering::Release);
     let raw = Arc::into_raw(idle).cast_mut();
@@ -167,6 +167,9 @@ pub fn init_cpu() {
 /// The timer tick hook: this CPU's time slice is used up.
 pub fn tick() {
     NEED_RESCHED[me()].store(true, Ordering::Relaxed);
+    // LATR: the records other CPUs' munmaps left here (mm::latr).
+    #[cfg(feature = "lazy-latr")]
+    crate::mm::latr::apply_here();
 }
 
 /// Clears and returns this CPU's "slice used" mark.
@@ -341,6 +344,17 @@ pub fn evict_lazy(pm: &Pmap) {
     let _ = pm;
 }
 
+/// What a cross-call (arch::ipi::sync) makes this CPU do before it
+/// acknowledges: drop a lazily held pmap that is being freed (`lazy-tlb`),
+/// apply its LATR queue (`lazy-latr`, mm::latr::settle).
+#[cfg(any(feature = "lazy-tlb", feature = "lazy-latr"))]
+fn cross_call() {
+    #[cfg(feature = "lazy-tlb")]
+    serve_evict();
+    #[cfg(feature = "lazy-latr")]
+    crate::mm::latr::apply_here();
+}
+
 /// The holder's side of [`evict_lazy`], from this CPU's Other vector
 /// (arch::ipi, interrupts off, before the sync is acknowledged): if asked
 /// to drop the pmap it holds lazily, load the kernel's tables and
@@ -391,6 +405,9 @@ unsafe fn switch_away() {
     next.cpu.store(cpu as i64, Ordering::Relaxed);
     next.place.store(-1, Ordering::Relaxed);
     switch_pmap(cpu, pmap_of(&next), true);
+    // LATR applies its queue at every context switch, too.
+    #[cfg(feature = "lazy-latr")]
+    crate::mm::latr::apply_here();
     if let Some(top) = next.kstack_top() {
         gdt::set_kernel_stack(VirtAddr::new(top));
     }

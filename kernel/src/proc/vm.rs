@@ -116,6 +116,21 @@ pub struct Vm {
     pub pmap: PmapHandle,
     regions: Vec<Region>,
     pages: BTreeMap<u64, PhysFrame>,
+    /// `lazy-latr` (mm::latr): ranges a munmap left to the other CPUs'
+    /// next tick, with their frames; neither the addresses nor the frames
+    /// are reused before every target has applied its record.
+    #[cfg(feature = "lazy-latr")]
+    quarantine: Vec<Quarantined>,
+}
+
+/// A munmapped range whose stale entries may live on in other CPUs' TLBs
+/// until they apply `marks` (`lazy-latr`).
+#[cfg(feature = "lazy-latr")]
+struct Quarantined {
+    start: u64,
+    end: u64,
+    frames: Vec<PhysFrame>,
+    marks: crate::mm::latr::Marks,
 }
 
 // ---- The shared page and the clock -----------------------------------------
@@ -207,7 +222,63 @@ impl Vm {
             pmap: pmap::pmap_create().map_err(|_| Errno::ENOMEM)?,
             regions: Vec::new(),
             pages: BTreeMap::new(),
+            #[cfg(feature = "lazy-latr")]
+            quarantine: Vec::new(),
         })
+    }
+
+    /// `lazy-latr`: gives back the frames of every quarantined range whose
+    /// targets have applied their records (with `force`, after making the
+    /// rest apply theirs now: cross-calls), and so its addresses.
+    #[cfg(feature = "lazy-latr")]
+    fn release_quarantine(&mut self, force: bool) {
+        self.quarantine.retain_mut(|q| {
+            if force {
+                crate::mm::latr::settle(&q.marks);
+            }
+            if !crate::mm::latr::settled(&q.marks) {
+                return true;
+            }
+            q.frames.drain(..).for_each(unref);
+            false
+        });
+    }
+
+    /// `lazy-latr`: settles and releases the quarantined ranges that
+    /// overlap `[s, e)`, which is about to be mapped again.
+    #[cfg(feature = "lazy-latr")]
+    fn settle_overlapping(&mut self, s: u64, e: u64) {
+        self.quarantine.retain_mut(|q| {
+            if q.end <= s || e <= q.start {
+                return true;
+            }
+            crate::mm::latr::settle(&q.marks);
+            q.frames.drain(..).for_each(unref);
+            false
+        });
+    }
+
+    /// `lazy-latr`: `start` of a new mapping of `len` bytes moved past the
+    /// quarantined ranges where there is room (LATR delays the reuse of
+    /// unmapped addresses), else those ranges settled.
+    #[cfg(feature = "lazy-latr")]
+    fn avoid_quarantine(&mut self, mut start: u64, len: u64) -> u64 {
+        for _ in 0..8 {
+            let Some(end) = self
+                .quarantine
+                .iter()
+                .find(|q| q.start < start + len && start < q.end)
+                .map(|q| q.end)
+            else {
+                return start;
+            };
+            match self.find_free(end, len) {
+                Some(next) => start = next,
+                None => break,
+            }
+        }
+        self.settle_overlapping(start, start + len);
+        start
     }
 
     fn region_at(&self, addr: u64) -> Option<Region> {
@@ -428,11 +499,15 @@ impl Vm {
             }
             // A split and the new region: nothing changes unless both fit.
             self.may_grow(2)?;
+            #[cfg(feature = "lazy-latr")]
+            self.settle_overlapping(addr, addr + len);
             let _cause = cause::set(ShootCause::MmapReplace);
             self.unmap(addr, addr + len);
             addr
         } else {
             let start = self.find_free(addr, len).ok_or(Errno::ENOMEM)?;
+            #[cfg(feature = "lazy-latr")]
+            let start = self.avoid_quarantine(start, len);
             self.may_grow(1)?;
             start
         };
@@ -485,6 +560,8 @@ impl Vm {
             return Err(Errno::EINVAL);
         }
         self.may_grow(1)?;
+        #[cfg(feature = "lazy-latr")]
+        self.release_quarantine(false);
         let _cause = cause::set(ShootCause::Munmap);
         self.unmap(addr, addr + len);
         Ok(())
@@ -527,6 +604,33 @@ impl Vm {
         let mut inside = self.pages.split_off(&s);
         let mut after = inside.split_off(&e);
         self.pages.append(&mut after);
+        // `lazy-latr`: if the removes left records instead of IPIs, other
+        // CPUs may still reach these frames until their next tick; they
+        // and the range wait in quarantine (mm::latr).
+        #[cfg(feature = "lazy-latr")]
+        {
+            let marks = crate::mm::latr::take_marks();
+            if !marks.is_empty() {
+                stats::count(Event::LatrQuarantines);
+                // Mutant `mutant-latr-early-free`: the range is kept out
+                // of reuse but the frames go back at once, so a frame is
+                // reused while another CPU still reads it through its
+                // stale entry.
+                let frames = if cfg!(feature = "mutant-latr-early-free") {
+                    inside.into_values().for_each(unref);
+                    Vec::new()
+                } else {
+                    inside.into_values().collect()
+                };
+                self.quarantine.push(Quarantined {
+                    start: s,
+                    end: e,
+                    frames,
+                    marks,
+                });
+                return;
+            }
+        }
         for (_, f) in inside {
             unref(f);
         }
@@ -692,11 +796,17 @@ impl Vm {
     /// pmap, which the caller unloads from this CPU and then drops (the
     /// last reference: pmap_destroy). Called by the last thread with the
     /// pmap loaded on this CPU only.
-    pub fn teardown(self, why: Teardown) -> PmapHandle {
+    #[cfg_attr(not(feature = "lazy-latr"), allow(unused_mut))]
+    pub fn teardown(mut self, why: Teardown) -> PmapHandle {
+        // `lazy-latr`: the frames go back now, so every record must be
+        // applied first.
+        #[cfg(feature = "lazy-latr")]
+        self.release_quarantine(true);
         let Vm {
             pmap,
             regions,
             pages,
+            ..
         } = self;
         let _cause = cause::set(match why {
             Teardown::Exit => ShootCause::Exit,

@@ -336,6 +336,16 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         Some(pm) if pm.is_dying() => dying_targets(pm, targets),
         _ => targets,
     };
+    // `lazy-latr`: a user pmap's munmap that frees no page table leaves
+    // each target a record for its next tick instead of an IPI (mm::latr);
+    // a target whose queue is full gets the IPI.
+    #[cfg(feature = "lazy-latr")]
+    let targets =
+        if why == lab_core::cause::ShootCause::Munmap && ack_rule(pm) == AckRule::MayPrecede {
+            super::latr::queue(req, targets)
+        } else {
+            targets
+        };
     // `lazy-tlb`: CPUs holding the pmap only lazily are left a note
     // instead of an IPI (mm::lazy_tlb), unless page tables are freed.
     #[cfg(feature = "lazy-tlb")]

@@ -88,6 +88,18 @@
 //! `cow` and `fork-protect` rounds pass when the readers made accesses
 //! after the change and none was stale.
 //!
+//! **lazy=on** (for a LATR kernel, `lazy-latr`): munmap may return
+//! before the other CPUs invalidate, which apply it at their next tick or
+//! context switch; what LATR promises instead is that until then a stale
+//! entry reaches only the old frame, unchanged (neither it nor the address
+//! is reused). So in the munmap modes (munmap, range, tlb) a read after the
+//! change that returns the page's old tag is allowed (counted,
+//! `coherence.lazy_reads`), any other value is stale, and the round must
+//! still end in the reader's fault; right after the munmap the writer maps
+//! and fills a decoy elsewhere, which would take a frame given back too
+//! early and show it to such a reader. Off (the default), that old tag is
+//! stale like any other access.
+//!
 //! Not observable from user space, so no mode: the teardown at exit and
 //! exec (the pmap is torn down only once every other thread is off every
 //! CPU, and leaving a CPU reloads CR3, which flushes its TLB), and the
@@ -198,6 +210,10 @@ static EXPECT: AtomicU64 = AtomicU64::new(0);
 static POST: AtomicU64 = AtomicU64::new(0);
 /// Readers that saw PHASE_ARMED (and so no longer access page 0).
 static ARMED: AtomicU64 = AtomicU64::new(0);
+/// `lazy=on`: munmap is LATR's (see the module comment).
+static LAZY: AtomicBool = AtomicBool::new(false);
+/// `lazy=on`: reads of the old tag after a munmap returned.
+static LAZY_READS: AtomicU64 = AtomicU64::new(0);
 
 /// How a round mode changes the mapping.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -292,6 +308,7 @@ fn main() -> i32 {
     let mode = mode.as_str();
     let remaps = param::u64("remaps");
     let rounds = param::u64("rounds");
+    LAZY.store(param::flag("lazy"), Ordering::Relaxed);
     let cpus = thread::ncpus();
     let readers = match param::u64("readers") {
         0 => (cpus as usize - 1).max(1),
@@ -333,6 +350,13 @@ fn main() -> i32 {
         modes += 1;
     }
     report::metric("coherence.readers", readers as u64, "count");
+    if LAZY.load(Ordering::Relaxed) {
+        report::metric(
+            "coherence.lazy_reads",
+            LAZY_READS.load(Ordering::Relaxed),
+            "count",
+        );
+    }
     report::metric("coherence.modes", modes, "count");
     total.report("");
     let elapsed = now_ns() - start;
@@ -627,6 +651,9 @@ fn round_child(m: &RoundMode, readers: usize) -> i32 {
             // SAFETY: from here on, a correct kernel kills any access to A.
             unsafe { mem::munmap(a, len) }.expect("munmap");
             EPOCH.store(PHASE_CHANGED, Ordering::Release);
+            if LAZY.load(Ordering::Relaxed) {
+                decoy(a + len, n);
+            }
             sleep_ns(GRACE_NS);
             INCONCLUSIVE_STATUS
         }
@@ -651,6 +678,19 @@ fn round_child(m: &RoundMode, readers: usize) -> i32 {
         }
         Change::Cow => cow_change(a, readers),
         Change::ForkProtect => fork_protect_change(a, readers),
+    }
+}
+
+/// `lazy=on`: maps `pages` pages near (not over) the range just unmapped
+/// and writes POISON in each, so that a frame the kernel gave back before
+/// the other CPUs applied the munmap is taken and changed while a reader
+/// may still reach it (the mapping is left to the round child's exit).
+fn decoy(hint: u64, pages: u64) {
+    let len = pages * PAGE_SIZE;
+    let d = mem::mmap(hint + 64 * PAGE_SIZE, len, Prot::RW, MapFlags::NONE).expect("mmap decoy");
+    for p in 0..pages {
+        // SAFETY: our fresh mapping, nobody else's.
+        unsafe { write_volatile((d + p * PAGE_SIZE) as *mut u64, POISON) };
     }
 }
 
@@ -738,6 +778,7 @@ fn round_reader(i: usize, a: u64) -> u64 {
     let n = PAGES.load(Ordering::Relaxed);
     let write = WRITE.load(Ordering::Relaxed);
     let expect = EXPECT.load(Ordering::Relaxed);
+    let lazy = LAZY.load(Ordering::Relaxed);
     let mut p = n - 1;
     let mut seen_change = false;
     let mut armed = false;
@@ -771,7 +812,12 @@ fn round_reader(i: usize, a: u64) -> u64 {
                 x = read_volatile(page as *const u64);
             }
         }
-        if changed {
+        // LATR (lazy=on): the old frame, unchanged, until this CPU applies
+        // the munmap at its next tick.
+        let lazy_read = changed && expect == 0 && !write && lazy && x == tag(1);
+        if lazy_read {
+            LAZY_READS.fetch_add(1, Ordering::Relaxed);
+        } else if changed {
             if expect == 0 {
                 println!(
                     "coherence: reader {i}'s access to page {p} of {n} completed after the change returned"
