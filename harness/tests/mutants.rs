@@ -13,40 +13,56 @@ use std::path::Path;
 
 use harness::accel::Accel;
 use harness::mutants::{self, MutantsOptions};
+
 use harness::qemu::DEFAULT_QEMU;
 use harness::workspace::Workspace;
 
-#[test]
-fn oracles_catch_mutants_and_pass_the_fixed_kernel() {
+/// Runs `harness mutants` on `cpus` CPUs under TCG for `only` and
+/// `controls` (4 rounds per coherence mode); returns the outcome and its
+/// table (for assertion messages).
+fn run_mutants(cpus: u32, only: &[&str], controls: &[&str]) -> (mutants::Outcome, String) {
     let ws = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let opts = MutantsOptions {
         jobs: Some(2),
         accels: vec![Accel::Tcg],
-        cpus: vec![2],
-        only: vec![
-            "lost-shootdown".into(),
-            "mutant-range-no-ipi".into(),
-            "mutant-cow-no-shoot".into(),
-            "mutant-dfly-truncate".into(),
-            "mutant-no-wait".into(),
-            "mutant-cow-skip-copy".into(),
-            "mutant-latr-early-free".into(),
-        ],
-        controls: vec!["fixed".into()],
+        cpus: vec![cpus],
+        only: only.iter().map(|s| s.to_string()).collect(),
+        controls: controls.iter().map(|s| s.to_string()).collect(),
         rounds: Some(4),
         out: Some(tmp.path().to_path_buf()),
         qemu: DEFAULT_QEMU.into(),
     };
     let outcome = mutants::run(&ws, &opts).unwrap();
     let table = mutants::text_table(&outcome);
-    let cell = |name: &str| {
-        outcome
-            .cells
-            .iter()
-            .find(|c| c.target == name)
-            .unwrap_or_else(|| panic!("no cell for {name}\n{table}"))
-    };
+    (outcome, table)
+}
+
+/// The cell of `name` in `outcome`.
+fn cell<'a>(outcome: &'a mutants::Outcome, table: &str, name: &str) -> &'a mutants::Cell {
+    outcome
+        .cells
+        .iter()
+        .find(|c| c.target == name)
+        .unwrap_or_else(|| panic!("no cell for {name}\n{table}"))
+}
+
+#[test]
+fn oracles_catch_mutants_and_pass_the_fixed_kernel() {
+    let (outcome, table) = run_mutants(
+        2,
+        &[
+            "lost-shootdown",
+            "mutant-range-no-ipi",
+            "mutant-cow-no-shoot",
+            "mutant-dfly-truncate",
+            "mutant-no-wait",
+            "mutant-cow-skip-copy",
+            "mutant-latr-early-free",
+        ],
+        &["fixed"],
+    );
+    let cell = |name: &str| cell(&outcome, &table, name);
     for (name, mode) in [
         ("lost-shootdown", "munmap"),
         ("mutant-range-no-ipi", "range"),
@@ -79,27 +95,8 @@ fn oracles_catch_mutants_and_pass_the_fixed_kernel() {
 
 #[test]
 fn deferring_a_kernel_flush_is_caught_and_in_context_flush_is_clean() {
-    let ws = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let opts = MutantsOptions {
-        jobs: Some(2),
-        accels: vec![Accel::Tcg],
-        cpus: vec![4],
-        only: vec!["mutant-defer-kernel-flush".into()],
-        controls: vec!["in-context-flush".into()],
-        rounds: Some(4),
-        out: Some(tmp.path().to_path_buf()),
-        qemu: DEFAULT_QEMU.into(),
-    };
-    let outcome = mutants::run(&ws, &opts).unwrap();
-    let table = mutants::text_table(&outcome);
-    let cell = |name: &str| {
-        outcome
-            .cells
-            .iter()
-            .find(|c| c.target == name)
-            .unwrap_or_else(|| panic!("no cell for {name}\n{table}"))
-    };
+    let (outcome, table) = run_mutants(4, &["mutant-defer-kernel-flush"], &["in-context-flush"]);
+    let cell = |name: &str| cell(&outcome, &table, name);
     let mutant = cell("mutant-defer-kernel-flush");
     assert!(
         mutant
