@@ -363,13 +363,13 @@ mod tests {
         assert_eq!(full.variants.len(), 17);
         // ipi-pingpong, busy-target and shoot-storm run on 2 and 4 CPUs
         // only.
-        // forkexit, buildkernel on 1, 2, 4 CPUs; mmap-storm, coherence
-        // (lazy=on for lazy-latr, off for the rest), busy-target on 2, 4;
-        // fuzz on 4; shoot-storm (7 variants) and ipi-pingpong (fixed) on
-        // 2, 4; two reps.
+        // forkexit, buildkernel, mmap-storm, busy-target (17 variants),
+        // coherence (12, and lazy-latr's lazy=on cells) on 2, 4 CPUs; fuzz
+        // on 4; shoot-storm (6 variants) and ipi-pingpong (fixed) on 2, 4;
+        // two reps.
         assert_eq!(
             full.cells().unwrap().len(),
-            (17 * (2 * 3 + 3 * 2 + 1) + 7 * 2 + 2) * 2
+            (17 * (4 * 2 + 1) + 13 * 2 + 6 * 2 + 2) * 2
         );
         // The negative control is expected to be caught on 2 and 4 CPUs.
         let expected_failures = full

@@ -37,6 +37,18 @@
 //! counters) or, beyond that, a full flush of the pmap's CPUs; a pmap no
 //! other CPU can cache is invalidated here without the machinery.
 //!
+//! # Shortcuts (the techniques published since the seeds)
+//!
+//! Each is a feature and a small block where it acts:
+//! - when a target may acknowledge: [`AckRule`], carried with every request
+//!   (`early-ack`, `in-context-flush` in global_slot.rs and [`in_context`]);
+//! - which targets get an IPI at all, in [`shoot`]: `lazy-latr` queues a
+//!   munmap's request for the target's next tick instead (mm::latr),
+//!   `lazy-tlb` leaves a CPU that holds the pmap only lazily a note to
+//!   flush on its return (mm::lazy_tlb);
+//! - whether a change needs a shootdown: `no-flush-cow` in mm::pmap's
+//!   enter.
+//!
 //! # Measurements
 //!
 //! Per CPU (mm and stats): calls and no-IPI calls per kind, cycles spent
