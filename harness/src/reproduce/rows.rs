@@ -185,14 +185,8 @@ pub(super) fn fmt_ratio(v: f64) -> String {
 
 /// Mean wait (slot + acks) per shootdown that sent IPIs, in us.
 pub(super) fn wait_us_per_ipi_shootdown(r: &RunFigures) -> Option<f64> {
-    let calls = SHOOT_KINDS
-        .iter()
-        .map(|k| r.total(&format!("shoot.calls.{k}")).unwrap_or(0.0))
-        .sum::<f64>();
-    let noipi = SHOOT_KINDS
-        .iter()
-        .map(|k| r.total(&format!("shoot.noipi.{k}")).unwrap_or(0.0))
-        .sum::<f64>();
+    let calls = r.sum_kinds("shoot.calls.", &SHOOT_KINDS).unwrap_or(0.0);
+    let noipi = r.sum_kinds("shoot.noipi.", &SHOOT_KINDS).unwrap_or(0.0);
     let cycles = r.total("shoot.wait.slot").unwrap_or(0.0) + r.total("shoot.wait.ack")?;
     let hz = r.total("tsc.hz")?;
     (calls - noipi > 0.0).then(|| cycles / (calls - noipi) / hz * 1e6)

@@ -168,11 +168,7 @@ fn general_notes(o: &Reproduction) -> String {
          (seed 001's 4-5 us, seed 004's Hz, seed 003's waits) want KVM on real hardware \
          (`--accel kvm` on a host with VT-x/AMD-V; never on this paravirtual host, where KVM \
          is ~1000x slower).\n",
-        accels = {
-            let set: std::collections::BTreeSet<&str> =
-                o.accels.values().map(|a| a.as_str()).collect();
-            set.into_iter().collect::<Vec<_>>().join(" and ")
-        }
+        accels = o.accel_of_all()
     )
 }
 

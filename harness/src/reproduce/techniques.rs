@@ -9,7 +9,7 @@
 
 use super::rows::{fmt_num, fmt_ratio, not_measured, wait_us_per_ipi_shootdown, Kind, Row};
 use super::{Reproduction, TECH_BUILDKERNEL, TECH_FORKEXIT};
-use crate::results::derive::RunFigures;
+use crate::results::derive::{RunFigures, SHOOT_KINDS};
 
 /// Note keys.
 const NOTE_AMIT: &str = "amit";
@@ -20,26 +20,15 @@ const NOTE_NOT_BUILT: &str = "not-built";
 /// The CPUs every techniques experiment runs on.
 const CPUS: u32 = 4;
 
-const SHOOT_KINDS: [&str; 3] = ["shootpage", "shootrange", "shoottlb"];
-
 /// Shootdown IPIs sent, all kinds.
 fn shoot_ipis(r: &RunFigures) -> Option<f64> {
-    Some(
-        SHOOT_KINDS
-            .iter()
-            .map(|k| r.total(&format!("ipi.sent.{k}")).unwrap_or(0.0))
-            .sum(),
-    )
+    r.sum_kinds("ipi.sent.", &SHOOT_KINDS)
 }
 
-fn per_switch(r: &RunFigures, metric: &str) -> Option<f64> {
-    let switches = r.total("sched.switches")?;
-    let v = if metric == "shoot_ipis" {
-        shoot_ipis(r)?
-    } else {
-        r.total(metric)?
-    };
-    (switches > 0.0).then(|| v / switches)
+/// `value` per context switch of run `r`.
+fn per_switch(r: &RunFigures, value: Option<f64>) -> Option<f64> {
+    let (value, switches) = (value?, r.total("sched.switches")?);
+    (switches > 0.0).then(|| value / switches)
 }
 
 /// One comparison: `figure` of `variant` against `fixed` in experiment
@@ -135,8 +124,8 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
     };
     let shootpage = |r: &RunFigures| r.total("shoot.calls.shootpage");
     let ipis = shoot_ipis;
-    let cr3 = |r: &RunFigures| per_switch(r, "sched.cr3_loads");
-    let ipis_switch = |r: &RunFigures| per_switch(r, "shoot_ipis");
+    let cr3 = |r: &RunFigures| per_switch(r, r.total("sched.cr3_loads"));
+    let ipis_switch = |r: &RunFigures| per_switch(r, shoot_ipis(r));
     let ops = |r: &RunFigures| r.figure("ops_per_s");
     let latr_ipis = |r: &RunFigures| {
         let settle = r.total("latr.settle_ipis").unwrap_or(0.0);

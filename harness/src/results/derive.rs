@@ -266,7 +266,8 @@ impl RunFigures {
     }
 
     /// Sum of `<prefix><kind>` over `kinds`; `None` if none was reported.
-    fn sum_kinds(&self, prefix: &str, kinds: &[&str]) -> Option<f64> {
+    /// The sum of `prefix` + each of `kinds` present, `None` if none is.
+    pub fn sum_kinds(&self, prefix: &str, kinds: &[&str]) -> Option<f64> {
         let values: Vec<f64> = kinds
             .iter()
             .filter_map(|k| self.total(&format!("{prefix}{k}")))

@@ -34,11 +34,9 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use lab_core::cpuset::CpuSet;
-use lab_core::shoot::{plan_range, Flush};
 use x86_64::instructions::interrupts;
-use x86_64::VirtAddr;
 
-use super::shootdown::{flush_all, Request};
+use super::shootdown::{invalidate_local, Request};
 use crate::arch;
 use crate::stats::{self, Event, MAX_CPUS};
 
@@ -46,8 +44,10 @@ use crate::stats::{self, Event, MAX_CPUS};
 pub const QUEUE: usize = 64;
 
 struct Queue {
-    /// `[start, end)` of each record; `end == 0`: flush everything.
-    ranges: [(u64, u64); QUEUE],
+    /// The requests, as mm::shootdown delivers them (a DragonFly list,
+    /// whose addresses live in its initiator's buffer only until its wait,
+    /// is kept as a full flush).
+    reqs: [Request; QUEUE],
     len: usize,
     /// Records ever queued here.
     pushed: u64,
@@ -55,7 +55,7 @@ struct Queue {
 
 static QUEUES: [spin::Mutex<Queue>; MAX_CPUS] = [const {
     spin::Mutex::new(Queue {
-        ranges: [(0, 0); QUEUE],
+        reqs: [Request::Tlb; QUEUE],
         len: 0,
         pushed: 0,
     })
@@ -71,10 +71,9 @@ pub type Marks = alloc::vec::Vec<(u32, u64)>;
 /// targets whose queue was full, which the caller shoots down at once.
 pub fn queue(req: Request, targets: CpuSet) -> CpuSet {
     let me = arch::cpu_id() as usize;
-    let range = match req {
-        Request::Page(va) => (va.as_u64(), va.as_u64() + lab_core::physmem::PAGE_SIZE),
-        Request::Range(s, e) => (s.as_u64(), e.as_u64()),
-        _ => (0, 0),
+    let req = match req {
+        Request::List { .. } => Request::Tlb,
+        req => req,
     };
     let mut full = CpuSet::EMPTY;
     for t in targets
@@ -86,7 +85,7 @@ pub fn queue(req: Request, targets: CpuSet) -> CpuSet {
             let mut q = QUEUES[t as usize].lock();
             (q.len < QUEUE).then(|| {
                 let n = q.len;
-                q.ranges[n] = range;
+                q.reqs[n] = req;
                 q.len += 1;
                 q.pushed += 1;
                 q.pushed
@@ -97,7 +96,7 @@ pub fn queue(req: Request, targets: CpuSet) -> CpuSet {
                 MARKS[me][t as usize].fetch_max(pos, Ordering::Relaxed);
                 stats::count(Event::LatrQueued);
             }
-            None => full = CpuSet(full.0 | 1 << t),
+            None => full = full.with(t),
         }
     }
     full
@@ -111,19 +110,9 @@ pub fn apply_here() {
     if q.len == 0 {
         return;
     }
-    let mut all = false;
-    for &(s, e) in &q.ranges[..q.len] {
-        match plan_range(s, e) {
-            _ if e == 0 => all = true,
-            Flush::All => all = true,
-            pages => pages
-                .pages()
-                .for_each(|va| x86_64::instructions::tlb::flush(VirtAddr::new(va))),
-        }
-    }
-    if all {
-        flush_all();
-    }
+    q.reqs[..q.len]
+        .iter()
+        .for_each(|&req| invalidate_local(req));
     stats::add(Event::LatrApplied, q.len as u64);
     q.len = 0;
     APPLIED[me].store(q.pushed, Ordering::Release);

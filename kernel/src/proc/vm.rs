@@ -133,6 +133,13 @@ struct Quarantined {
     marks: crate::mm::latr::Marks,
 }
 
+#[cfg(feature = "lazy-latr")]
+impl Quarantined {
+    fn overlaps(&self, s: u64, e: u64) -> bool {
+        self.start < e && s < self.end
+    }
+}
+
 // ---- The shared page and the clock -----------------------------------------
 
 #[repr(C, align(4096))]
@@ -227,32 +234,19 @@ impl Vm {
         })
     }
 
-    /// `lazy-latr`: gives back the frames of every quarantined range whose
-    /// targets have applied their records (with `force`, after making the
-    /// rest apply theirs now: cross-calls), and so its addresses.
+    /// `lazy-latr`: gives back the frames (and so the addresses) of every
+    /// quarantined range whose targets have applied their records, after
+    /// making those of the ranges `settle_now` picks apply theirs now
+    /// (cross-calls).
     #[cfg(feature = "lazy-latr")]
-    fn release_quarantine(&mut self, force: bool) {
+    fn release_quarantine(&mut self, settle_now: impl Fn(&Quarantined) -> bool) {
         self.quarantine.retain_mut(|q| {
-            if force {
+            if settle_now(q) {
                 crate::mm::latr::settle(&q.marks);
             }
             if !crate::mm::latr::settled(&q.marks) {
                 return true;
             }
-            q.frames.drain(..).for_each(unref);
-            false
-        });
-    }
-
-    /// `lazy-latr`: settles and releases the quarantined ranges that
-    /// overlap `[s, e)`, which is about to be mapped again.
-    #[cfg(feature = "lazy-latr")]
-    fn settle_overlapping(&mut self, s: u64, e: u64) {
-        self.quarantine.retain_mut(|q| {
-            if q.end <= s || e <= q.start {
-                return true;
-            }
-            crate::mm::latr::settle(&q.marks);
             q.frames.drain(..).for_each(unref);
             false
         });
@@ -267,7 +261,7 @@ impl Vm {
             let Some(end) = self
                 .quarantine
                 .iter()
-                .find(|q| q.start < start + len && start < q.end)
+                .find(|q| q.overlaps(start, start + len))
                 .map(|q| q.end)
             else {
                 return start;
@@ -277,7 +271,7 @@ impl Vm {
                 None => break,
             }
         }
-        self.settle_overlapping(start, start + len);
+        self.release_quarantine(|q| q.overlaps(start, start + len));
         start
     }
 
@@ -500,7 +494,7 @@ impl Vm {
             // A split and the new region: nothing changes unless both fit.
             self.may_grow(2)?;
             #[cfg(feature = "lazy-latr")]
-            self.settle_overlapping(addr, addr + len);
+            self.release_quarantine(|q| q.overlaps(addr, addr + len));
             let _cause = cause::set(ShootCause::MmapReplace);
             self.unmap(addr, addr + len);
             addr
@@ -561,7 +555,7 @@ impl Vm {
         }
         self.may_grow(1)?;
         #[cfg(feature = "lazy-latr")]
-        self.release_quarantine(false);
+        self.release_quarantine(|_| false);
         let _cause = cause::set(ShootCause::Munmap);
         self.unmap(addr, addr + len);
         Ok(())
@@ -801,7 +795,7 @@ impl Vm {
         // `lazy-latr`: the frames go back now, so every record must be
         // applied first.
         #[cfg(feature = "lazy-latr")]
-        self.release_quarantine(true);
+        self.release_quarantine(|_| true);
         let Vm {
             pmap,
             regions,
