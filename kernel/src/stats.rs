@@ -121,6 +121,14 @@ pub enum Event {
     /// user mode (`in-context-flush`), and the returns that applied some.
     ShootDeferred,
     ShootDeferredApplied,
+    /// Shootdowns that sent IPIs and also invalidated on this CPU: the
+    /// local invalidation done before the IPIs went out (`flush-first`),
+    /// or while they were in flight (every other variant); and the cycles
+    /// from such a shootdown's start to the end of its pmap_tlb_shootwait,
+    /// the initiator's whole cost (mm::shootdown::shoot).
+    ShootLocalFirst,
+    ShootLocalOverlapped,
+    ShootOpCycles,
     /// pmap_enter calls that only added write access to a valid entry of
     /// the same frame (a copy-on-write fault on a frame no longer shared),
     /// and of those the ones shot down nowhere (`no-flush-cow`).
@@ -147,7 +155,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub const COUNT: usize = 46;
+    pub const COUNT: usize = 49;
     pub const ALL: [Event; Self::COUNT] = [
         Event::ShootPageCalls,
         Event::ShootRangeCalls,
@@ -184,6 +192,9 @@ impl Event {
         Event::ShootEarlyAcks,
         Event::ShootDeferred,
         Event::ShootDeferredApplied,
+        Event::ShootLocalFirst,
+        Event::ShootLocalOverlapped,
+        Event::ShootOpCycles,
         Event::PmapUpgrades,
         Event::PmapUpgradesNoShoot,
         Event::SchedCr3Loads,
@@ -233,6 +244,9 @@ impl Event {
             Event::PmapDyingCpusOther => "pmap.dying.cpus_other",
             Event::ShootEarlyAcks => "shoot.early_acks",
             Event::ShootDeferred => "shoot.deferred",
+            Event::ShootLocalFirst => "shoot.local_first",
+            Event::ShootLocalOverlapped => "shoot.local_overlapped",
+            Event::ShootOpCycles => "shoot.op_cycles",
             Event::ShootDeferredApplied => "shoot.deferred_applied",
             Event::PmapUpgrades => "pmap.enter.upgrades",
             Event::PmapUpgradesNoShoot => "pmap.enter.upgrades_noshoot",
@@ -250,7 +264,7 @@ impl Event {
 
     pub const fn unit(self) -> &'static str {
         match self {
-            Event::SlotWaitCycles | Event::AckWaitCycles => "cycles",
+            Event::SlotWaitCycles | Event::AckWaitCycles | Event::ShootOpCycles => "cycles",
             _ => "count",
         }
     }

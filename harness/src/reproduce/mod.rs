@@ -283,6 +283,7 @@ impl Plan {
                         "in-context-flush",
                         "no-flush-cow",
                         "lazy-tlb",
+                        "flush-first",
                     ],
                     "forkexit",
                     &[("loops", "300"), ("touch", "on")],

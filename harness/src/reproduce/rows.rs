@@ -192,6 +192,17 @@ pub(super) fn wait_us_per_ipi_shootdown(r: &RunFigures) -> Option<f64> {
     (calls - noipi > 0.0).then(|| cycles / (calls - noipi) / hz * 1e6)
 }
 
+/// The initiator's whole cost per shootdown that sent IPIs, its own
+/// invalidation included (shoot.op_cycles: start to the end of its wait),
+/// in us.
+pub(super) fn op_us_per_ipi_shootdown(r: &RunFigures) -> Option<f64> {
+    let calls = r.sum_kinds("shoot.calls.", &SHOOT_KINDS).unwrap_or(0.0);
+    let noipi = r.sum_kinds("shoot.noipi.", &SHOOT_KINDS).unwrap_or(0.0);
+    let cycles = r.total("shoot.op_cycles")?;
+    let hz = r.total("tsc.hz")?;
+    (calls - noipi > 0.0).then(|| cycles / (calls - noipi) / hz * 1e6)
+}
+
 /// shootpage + shootrange IPIs sent.
 fn page_range_ipis(r: &RunFigures) -> f64 {
     r.total("ipi.sent.shootpage").unwrap_or(0.0) + r.total("ipi.sent.shootrange").unwrap_or(0.0)

@@ -44,7 +44,7 @@ params = { touch = "on", loops = "100" }
 
 /// The variants of techniques published since the seeds, each with the
 /// rule that states its mechanism (variants/gates.toml).
-pub const TECHNIQUES: [(&str, &str); 5] = [
+pub const TECHNIQUES: [(&str, &str); 6] = [
     (
         "early-ack",
         "early-ack: targets acknowledge user requests before invalidating (forkexit)",
@@ -65,6 +65,10 @@ pub const TECHNIQUES: [(&str, &str); 5] = [
         "lazy-latr",
         "lazy-latr: munmap leaves records instead of IPIs (buildkernel)",
     ),
+    (
+        "flush-first",
+        "flush-first: the initiator invalidates before sending (forkexit)",
+    ),
 ];
 
 /// The techniques' matrix: `fixed` and [`TECHNIQUES`], forkexit on 4 CPUs
@@ -72,7 +76,7 @@ pub const TECHNIQUES: [(&str, &str); 5] = [
 /// buildkernel for lazy-tlb and lazy-latr, whose rules are stated there; one repetition
 /// (icount repeats bit for bit).
 pub const TECHNIQUES_MATRIX: &str = r#"# The gate self-test's techniques matrix (harness/src/verbs/selftest.rs).
-variants = ["fixed", "early-ack", "in-context-flush", "no-flush-cow", "lazy-tlb", "lazy-latr"]
+variants = ["fixed", "early-ack", "in-context-flush", "no-flush-cow", "lazy-tlb", "lazy-latr", "flush-first"]
 cpus = [4]
 reps = 1
 accel = "tcg-icount"

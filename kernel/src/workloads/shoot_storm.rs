@@ -296,7 +296,12 @@ fn run(params: &Params<'_>) -> Status {
     report::metric("workload.ops", ops, "count", Scope::Global);
     report::metric("workload.elapsed_ns", elapsed_ns, "ns", Scope::Global);
     report::metric("kstorm.checks", checks, "count", Scope::Global);
-    report::metric("kstorm.irqoff_checks", irqoff_checks, "count", Scope::Global);
+    report::metric(
+        "kstorm.irqoff_checks",
+        irqoff_checks,
+        "count",
+        Scope::Global,
+    );
     report::metric("kstorm.stale", stale, "count", Scope::Global);
     if stale > 0 {
         report::error(

@@ -7,8 +7,9 @@
 //! [`pmap_tlb_shoottlb`] (everything), then [`pmap_tlb_shootwait`] before
 //! it reuses what the old entries pointed at. A shoot call invalidates this
 //! CPU's TLB itself (if the pmap is loaded here) after sending the IPIs,
-//! so the local work overlaps the remote; the wait returns when every
-//! target has invalidated. Callers must not migrate between the two calls
+//! so the local work overlaps the remote (`flush-first` does it before,
+//! as Linux and FreeBSD did until Amit 2020 and D25510); the wait returns
+//! when every target has invalidated. Callers must not migrate between the two calls
 //! nor call them from interrupt context.
 //!
 //! # Targets (`lab_core::shoot::shoot_targets`)
@@ -47,13 +48,17 @@
 //!   `lazy-tlb` leaves a CPU that holds the pmap only lazily a note to
 //!   flush on its return (mm::lazy_tlb);
 //! - whether a change needs a shootdown: `no-flush-cow` in mm::pmap's
-//!   enter.
+//!   enter;
+//! - when the initiator invalidates its own TLB: `flush-first` (the order
+//!   Amit 2020's concurrent flush replaced), in [`shoot`].
 //!
 //! # Measurements
 //!
 //! Per CPU (mm and stats): calls and no-IPI calls per kind, cycles spent
 //! waiting for the protocol's lock (`shoot.wait.slot`) and in
-//! pmap_tlb_shootwait (`shoot.wait.ack`), and the same waits as a log2
+//! pmap_tlb_shootwait (`shoot.wait.ack`), from the start of a shootdown that
+//! sent IPIs to the end of its wait (`shoot.op_cycles`, the initiator's whole
+//! cost, its own invalidation included), and the ack waits as a log2
 //! histogram (`shoot.wait.ack.log2.<b>`, stats.rs). Per kind, a sample of the
 //! acknowledgement latency of each shootdown that sent IPIs: cycles from
 //! the request going out (the protocol's lock held, before the first IPI)
@@ -280,6 +285,10 @@ pub trait Protocol {
 /// and when its request went out. Written only by that CPU.
 static OUTSTANDING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static SENT_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: when its outstanding shootdown began (before any local
+/// invalidation `flush-first` does ahead of the IPIs), for
+/// `shoot.op_cycles`. Written only by that CPU.
+static SHOOT_BEGAN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per CPU: the latency of its last waited-for shootdown, until
 /// [`take_last_ack`] (the `ack_last` syscall) takes it. Written only by
 /// that CPU.
@@ -382,20 +391,37 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     if targets.is_empty() {
         stats::count(no_ipi);
         stats::cause_add(why, kind, CauseField::NoIpi, 1);
-    } else {
-        let me = arch::cpu_id() as usize;
-        if OUTSTANDING[me].load(Ordering::Relaxed) != 0 {
-            pmap_tlb_shootwait();
+        if local {
+            invalidate_local(req);
         }
-        // The IPIs arch::ipi::send_set will send and count.
-        let ipis = targets.intersect(arch::smp::online()).without(me as u32);
-        stats::cause_add(why, kind, CauseField::Ipis, u64::from(ipis.len()));
-        let sent_at = Active::start(req, targets, ack_rule(pm));
-        SENT_AT[me].store(sent_at, Ordering::Relaxed);
-        OUTSTANDING[me].store(kind as u64 + 1 + ((why as u64) << 8), Ordering::Relaxed);
+        return;
     }
-    if local {
+    let me = arch::cpu_id() as usize;
+    if OUTSTANDING[me].load(Ordering::Relaxed) != 0 {
+        pmap_tlb_shootwait();
+    }
+    let began = arch::tsc::now();
+    // `flush-first`: this CPU's own invalidation before any IPI goes out,
+    // as Linux's flush_tlb_mm_range did (local flush_tlb_func, then
+    // flush_tlb_others) and FreeBSD's pmap_invalidate_page before D25510
+    // (invlpg, then smp_masked_invlpg): the targets wait for it. Without
+    // it (OpenBSD's pmap_tlb_shootpage, FreeBSD D25510's curcpu_cb, Linux
+    // after Amit's "x86/mm/tlb: Flush remote and local TLBs concurrently")
+    // the local invalidation runs while the IPIs are in flight, below.
+    if cfg!(feature = "flush-first") && local {
         invalidate_local(req);
+        stats::count(Event::ShootLocalFirst);
+    }
+    // The IPIs arch::ipi::send_set will send and count.
+    let ipis = targets.intersect(arch::smp::online()).without(me as u32);
+    stats::cause_add(why, kind, CauseField::Ipis, u64::from(ipis.len()));
+    let sent_at = Active::start(req, targets, ack_rule(pm));
+    SENT_AT[me].store(sent_at, Ordering::Relaxed);
+    SHOOT_BEGAN[me].store(began, Ordering::Relaxed);
+    OUTSTANDING[me].store(kind as u64 + 1 + ((why as u64) << 8), Ordering::Relaxed);
+    if !cfg!(feature = "flush-first") && local {
+        invalidate_local(req);
+        stats::count(Event::ShootLocalOverlapped);
     }
 }
 
@@ -540,6 +566,10 @@ pub fn pmap_tlb_shootwait() {
     }
     let t1 = arch::tsc::now();
     stats::add(Event::AckWaitCycles, t1 - t0);
+    stats::add(
+        Event::ShootOpCycles,
+        t1.saturating_sub(SHOOT_BEGAN[me].load(Ordering::Relaxed)),
+    );
     stats::record_ack_wait(t1 - t0);
     let k = (outstanding & 0xff) as usize - 1;
     let why = lab_core::cause::ShootCause::from_index((outstanding >> 8) as usize);
