@@ -326,6 +326,17 @@ fn latr_keeps_its_own_promise() {
     let (outcome, storm) = &results[0];
     assert_eq!(*outcome, Outcome::Ok);
     assert!(total(storm, "latr.queued") > 0.0, "no munmap was lazy");
+    // Each record is one IPI a munmap did not send, and the cause counters
+    // say so (what `harness explain` and the cause chart report).
+    let spared: f64 = ["shootpage", "shootrange", "shoottlb"]
+        .iter()
+        .map(|k| total(storm, &format!("shoot.cause.munmap.{k}.spared")))
+        .sum();
+    assert_eq!(
+        spared,
+        total(storm, "latr.queued"),
+        "spared IPIs vs records"
+    );
     assert_eq!(
         total(storm, "latr.queued"),
         total(storm, "latr.applied"),
@@ -348,6 +359,7 @@ fn techniques_move_their_own_counters() {
         "in-context-flush",
         "no-flush-cow",
         "lazy-tlb",
+        "flush-first",
     ];
     let jobs: Vec<Job<'_>> = names
         .iter()
@@ -367,9 +379,16 @@ fn techniques_move_their_own_counters() {
         "shoot.deferred",
         "pmap.enter.upgrades_noshoot",
         "lazy.enters",
+        "shoot.local_first",
     ] {
         assert_eq!(get("fixed", m), 0.0, "fixed: {m}");
     }
+    // flush-first: the same shootdowns, each local invalidation moved
+    // before the IPIs (fixed makes them while the IPIs are in flight).
+    let overlapped = get("fixed", "shoot.local_overlapped");
+    assert!(overlapped > 0.0, "fixed invalidates locally too");
+    assert_eq!(get("flush-first", "shoot.local_overlapped"), 0.0);
+    assert!(get("flush-first", "shoot.local_first") > 0.0);
     assert!(
         get("fixed", "pmap.enter.upgrades") > 0.0,
         "forkexit's parent upgrades"

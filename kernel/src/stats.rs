@@ -460,6 +460,9 @@ pub enum CauseField {
     /// TSC cycles pmap_tlb_shootwait waited for their acknowledgements
     /// (summed over kinds and causes: `shoot.wait.ack`).
     AckCycles,
+    /// IPIs a shortcut spared (lab_core::cause::CAUSE_FIELDS): what the
+    /// variant's base would have sent beyond `Ipis`.
+    Spared,
 }
 
 const SHOOT_KIND_COUNT: usize = 3;

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{variant_color, workload_title, PlotOptions, FONT};
-use crate::results::derive::{hist_quantile, CAUSE_FIGURE_PREFIX};
+use crate::results::derive::{hist_quantile, CAUSE_FIGURE_PREFIX, SPARED_FIGURE_PREFIX};
 use crate::results::stats::{median, range};
 use crate::results::summary::{fmt_num, variant_rank, GroupSummary};
 use lab_core::cause::ShootCause;
@@ -761,15 +761,18 @@ pub fn cause_color(cause: ShootCause) -> RGBColor {
     PALETTE[cause as usize]
 }
 
-/// The causes with a non-zero median `ipis_per_op.cause.<cause>` in any
-/// of `groups`, in lab_core::cause's order.
+/// The causes with a non-zero median `ipis_per_op.cause.<cause>` or
+/// `spared_per_op.cause.<cause>` in any of `groups`, in lab_core::cause's
+/// order.
 pub fn causes_present(groups: &[&GroupSummary]) -> Vec<ShootCause> {
     ShootCause::ALL
         .into_iter()
         .filter(|c| {
-            groups
-                .iter()
-                .any(|g| g.median(&cause_figure(*c)).is_some_and(|v| v > 0.0))
+            groups.iter().any(|g| {
+                [cause_figure(*c), spared_figure(*c)]
+                    .iter()
+                    .any(|f| g.median(f).is_some_and(|v| v > 0.0))
+            })
         })
         .collect()
 }
@@ -777,6 +780,17 @@ pub fn causes_present(groups: &[&GroupSummary]) -> Vec<ShootCause> {
 /// `ipis_per_op.cause.<cause>`.
 pub fn cause_figure(cause: ShootCause) -> String {
     format!("{CAUSE_FIGURE_PREFIX}{}", cause.name())
+}
+
+/// `spared_per_op.cause.<cause>`.
+pub fn spared_figure(cause: ShootCause) -> String {
+    format!("{SPARED_FIGURE_PREFIX}{}", cause.name())
+}
+
+/// `color` washed out towards white, for what a shortcut spared.
+fn pale(color: RGBColor) -> RGBColor {
+    let mix = |c: u8| (c as u16 + 2 * 255).div_ceil(3) as u8;
+    RGBColor(mix(color.0), mix(color.1), mix(color.2))
 }
 
 /// Stacked bars of shootdown IPIs per operation by cause (median over
@@ -789,8 +803,9 @@ pub struct CauseChart {
     accel: String,
     cpus: u32,
     causes: Vec<ShootCause>,
-    /// variant -> median IPIs/op per cause (in `causes` order).
-    bars: Vec<(String, Vec<f64>)>,
+    /// variant -> median IPIs/op sent, and spared by the variant's
+    /// shortcut, per cause (in `causes` order).
+    bars: Vec<(String, Vec<f64>, Vec<f64>)>,
 }
 
 impl CauseChart {
@@ -810,11 +825,10 @@ impl CauseChart {
             .filter_map(|v| {
                 let g = these.iter().find(|g| g.key.variant == v)?;
                 g.median(&cause_figure(ShootCause::Other))?;
-                let values = causes
-                    .iter()
-                    .map(|c| g.median(&cause_figure(*c)).unwrap_or(0.0))
-                    .collect();
-                Some((v, values))
+                let median = |f: String| g.median(&f).unwrap_or(0.0);
+                let sent = causes.iter().map(|c| median(cause_figure(*c))).collect();
+                let spared = causes.iter().map(|c| median(spared_figure(*c))).collect();
+                Some((v, sent, spared))
             })
             .collect();
         Some(CauseChart {
@@ -850,7 +864,8 @@ impl super::Chart for CauseChart {
                 cpus_label(self.cpus)
             ),
             &format!(
-                "stack = median over repetitions of each cause's IPIs/op; accel {}",
+                "stack = median over repetitions of each cause's IPIs/op; pale, above: IPIs \
+                 the variant's shortcut spared; accel {}",
                 self.accel
             ),
         )?;
@@ -859,7 +874,7 @@ impl super::Chart for CauseChart {
         let top = self
             .bars
             .iter()
-            .map(|(_, v)| v.iter().sum::<f64>())
+            .map(|(_, sent, spared)| sent.iter().chain(spared).sum::<f64>())
             .fold(0.0f64, f64::max);
         let ceil = if top > 0.0 { top * 1.15 } else { 1.0 };
         let n = self.bars.len().max(1) as f64;
@@ -878,22 +893,35 @@ impl super::Chart for CauseChart {
             .axis_desc_style((FONT, 18))
             .label_style((FONT, 15))
             .draw()?;
-        for (i, (variant, values)) in self.bars.iter().enumerate() {
+        for (i, (variant, sent, spared)) in self.bars.iter().enumerate() {
             let (x0, x1) = (i as f64 + 0.2, i as f64 + 0.8);
             let mut y = 0.0;
-            for (ci, &v) in values.iter().enumerate() {
+            for (ci, &v) in sent.iter().enumerate() {
                 if v > 0.0 {
                     let color = cause_color(self.causes[ci]);
                     chart.draw_series([Rectangle::new([(x0, y), (x1, y + v)], color.filled())])?;
                     y += v;
                 }
             }
-            let at = chart.backend_coord(&(i as f64 + 0.5, y));
+            // The label gives what was sent; the pale part above it is
+            // what the base pmap would have sent on top.
+            let label_y = y;
+            for (ci, &v) in spared.iter().enumerate() {
+                if v > 0.0 {
+                    let color = cause_color(self.causes[ci]);
+                    chart.draw_series([
+                        Rectangle::new([(x0, y), (x1, y + v)], pale(color).filled()),
+                        Rectangle::new([(x0, y), (x1, y + v)], color.stroke_width(1)),
+                    ])?;
+                    y += v;
+                }
+            }
+            let at = chart.backend_coord(&(i as f64 + 0.5, y.max(label_y)));
             let style = (FONT, 15)
                 .into_font()
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Bottom));
-            root.draw(&Text::new(fmt_num(y), (at.0, at.1 - 4), style))?;
+            root.draw(&Text::new(fmt_num(label_y), (at.0, at.1 - 4), style))?;
             // Names in three staggered rows: a dozen variants side by side
             // would overlap on one.
             let at = chart.backend_coord(&(i as f64 + 0.5, 0.0));

@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use lab_core::cause::ShootCause;
 
-use super::charts::{cause_figure, causes_present};
+use super::charts::{cause_figure, causes_present, spared_figure};
 use crate::results::csv::write_atomic;
 use crate::results::summary::{fmt_num, GroupKey, GroupSummary};
 
@@ -400,9 +400,16 @@ fn cause_table(groups: &[GroupSummary]) -> Option<(Vec<String>, Vec<Vec<String>>
                 g.key.accel.clone(),
             ];
             row.extend(causes.iter().map(|c| {
-                g.median(&cause_figure(*c))
+                let sent = g
+                    .median(&cause_figure(*c))
                     .map(fmt_num)
-                    .unwrap_or_else(|| "-".into())
+                    .unwrap_or_else(|| "-".into());
+                match g.median(&spared_figure(*c)) {
+                    Some(spared) if spared > 0.0 => {
+                        format!("{sent} (+{} spared)", fmt_num(spared))
+                    }
+                    _ => sent,
+                }
             }));
             row
         })
@@ -412,7 +419,10 @@ fn cause_table(groups: &[GroupSummary]) -> Option<(Vec<String>, Vec<Vec<String>>
 
 const CAUSES_NOTE: &str = "Shootdown IPIs per operation by the pmap operation that sent them \
     (median `ipis_per_op.cause.<cause>`; causes in lab_core::cause; columns only for causes \
-    that sent any).";
+    that sent or spared any). \"+x spared\" is what a variant's shortcut took out of that \
+    cause's shootdowns (median `spared_per_op.cause.<cause>`: targets LATR queued for, lazy \
+    CPUs lazy-tlb skipped, a dying pmap's CPUs dying-no-ipi skipped, the targets of the \
+    shootpages no-flush-cow did not make): what the variant's base pmap would have sent on top.";
 
 /// The cause table as a markdown section (empty if there is none).
 fn cause_section_md(groups: &[GroupSummary]) -> String {

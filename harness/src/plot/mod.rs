@@ -11,8 +11,10 @@
 //! - `heatmap-<variant>-<workload>-c<N>`: IPIs sent per (from, to) CPU
 //!   pair for one workload and CPU count, per variant, counts in the cells;
 //! - `causes-<workload>`: shootdown IPIs per operation by cause
-//!   (`ipis_per_op.cause.*`), stacked, one bar per variant, at the
-//!   workload's largest CPU count (charts only where causes were counted);
+//!   (`ipis_per_op.cause.*`), stacked, one bar per variant, with the IPIs
+//!   a variant's shortcut spared (`spared_per_op.cause.*`) stacked pale
+//!   above; at the workload's largest CPU count (charts only where causes
+//!   were counted);
 //! - when the results span several CPU counts, log-log scaling charts
 //!   ([`scale`]): IPIs per operation and wait per shootdown against CPUs,
 //!   and `boot-time-by-cpus`;

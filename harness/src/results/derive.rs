@@ -12,6 +12,7 @@
 //! | `ipis_per_op` | sum of ipi.sent.{shootpage,shootrange,shoottlb} / workload.ops | IPIs/op | sched |
 //! | `ipis_per_op.<kind>` | ipi.sent.<kind> / workload.ops (kind incl. `other`) | IPIs/op | sched |
 //! | `ipis_per_op.cause.<cause>` | sum over kinds of shoot.cause.<cause>.<kind>.ipis / workload.ops | IPIs/op | sched |
+//! | `spared_per_op.cause.<cause>` | sum over kinds of shoot.cause.<cause>.<kind>.spared / workload.ops: IPIs a shortcut took out | IPIs/op | sched |
 //! | `page_range_ipis_per_op` | (ipi.sent.shootpage + ipi.sent.shootrange) / workload.ops | IPIs/op | sched |
 //! | `shootdowns_per_op` | sum of shoot.calls.* / workload.ops | calls/op | sched |
 //! | `noipi_share` | sum of shoot.noipi.* / sum of shoot.calls.* | ratio | sched |
@@ -65,6 +66,9 @@ pub const PAGE_RANGE_KINDS: [&str; 2] = ["shootpage", "shootrange"];
 pub const IPI_KINDS: [&str; 4] = ["shootpage", "shootrange", "shoottlb", "other"];
 /// Prefix of the per-cause IPI figures (`ipis_per_op.cause.<cause>`).
 pub const CAUSE_FIGURE_PREFIX: &str = "ipis_per_op.cause.";
+/// Prefix of the per-cause figures of IPIs a shortcut spared
+/// (`spared_per_op.cause.<cause>`).
+pub const SPARED_FIGURE_PREFIX: &str = "spared_per_op.cause.";
 /// Prefix of the acknowledgement-wait histogram buckets.
 pub const ACK_HIST_PREFIX: &str = "shoot.wait.ack.log2.";
 
@@ -151,6 +155,7 @@ pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
         "ops_per_s" => info("ops/s", Better::Higher, Timing),
         "ipis_per_op" | "page_range_ipis_per_op" => info("IPIs/op", Better::Lower, SchedCount),
         n if n.starts_with("ipis_per_op.") => info("IPIs/op", Better::Lower, SchedCount),
+        n if n.starts_with(SPARED_FIGURE_PREFIX) => info("IPIs/op", Better::Neither, SchedCount),
         "shootdowns_per_op" => info("calls/op", Better::Lower, SchedCount),
         "noipi_share" => info("ratio", Better::Higher, SchedCount),
         // A ratio of two acknowledgement waits (busy-target): timing.
@@ -332,6 +337,10 @@ impl RunFigures {
                 let cause = ShootCause::from_name(&n[CAUSE_FIGURE_PREFIX.len()..])?;
                 ratio(self.cause_ipis(cause), ops())
             }
+            n if n.starts_with(SPARED_FIGURE_PREFIX) => {
+                let cause = ShootCause::from_name(&n[SPARED_FIGURE_PREFIX.len()..])?;
+                ratio(self.cause_field(cause, "spared"), ops())
+            }
             n => match n.strip_prefix("ipis_per_op.") {
                 Some(kind) => ratio(self.total(&format!("ipi.sent.{kind}")), ops()),
                 None => self.total(n),
@@ -342,12 +351,18 @@ impl RunFigures {
     /// Shootdown IPIs sent for `cause`, over kinds (absent metrics are 0);
     /// `None` if the run predates the cause counters (see the module doc).
     pub fn cause_ipis(&self, cause: ShootCause) -> Option<f64> {
+        self.cause_field(cause, "ipis")
+    }
+
+    /// `shoot.cause.<cause>.<kind>.<field>` summed over kinds (absent
+    /// metrics are 0); `None` if the run predates the cause counters.
+    pub fn cause_field(&self, cause: ShootCause, field: &str) -> Option<f64> {
         let counted = self.totals.keys().any(|k| k.starts_with("shoot.cause."))
             || self.sum_kinds("ipi.sent.", &SHOOT_KINDS) == Some(0.0);
         counted.then(|| {
             SHOOT_KINDS
                 .iter()
-                .filter_map(|k| self.total(&format!("shoot.cause.{}.{k}.ipis", cause.name())))
+                .filter_map(|k| self.total(&format!("shoot.cause.{}.{k}.{field}", cause.name())))
                 .sum()
         })
     }
@@ -540,7 +555,8 @@ mod tests {
 
     #[test]
     fn ipis_by_cause_take_absent_as_zero() {
-        // TEST FIXTURE: 1000 ops, 40 shootpage IPIs, 30 of them from exit.
+        // TEST FIXTURE: 1000 ops, 40 shootpage IPIs, 30 of them from exit;
+        // 20 munmap IPIs spared by a shortcut.
         let mut rec = run(cell("fixed", "forkexit", 4, 1), 1000.0, 500.0, 40.0);
         let old = RunFigures::from_rows(&rec.rows()).unwrap();
         assert_eq!(old.figure("ipis_per_op.cause.exit"), None, "before causes");
@@ -548,6 +564,7 @@ mod tests {
             ("shoot.cause.exit.shootpage.ipis", 30.0),
             ("shoot.cause.cow.shootpage.ipis", 10.0),
             ("shoot.cause.exit.shoottlb.ipis", 5.0),
+            ("shoot.cause.munmap.shootrange.spared", 20.0),
         ] {
             rec.metrics
                 .push(Metric::new(name, v, "count", Scope::Global));
@@ -557,6 +574,8 @@ mod tests {
         assert_eq!(f.figure("ipis_per_op.cause.cow"), Some(0.01));
         assert_eq!(f.figure("ipis_per_op.cause.munmap"), Some(0.0));
         assert_eq!(f.figure("ipis_per_op.cause.nonsense"), None);
+        assert_eq!(f.figure("spared_per_op.cause.munmap"), Some(0.02));
+        assert_eq!(f.figure("spared_per_op.cause.exit"), Some(0.0));
         assert_eq!(
             figure_info("ipis_per_op.cause.exit", None).class,
             FigureClass::SchedCount

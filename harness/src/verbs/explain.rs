@@ -2,7 +2,10 @@
 //! and the shootdown IPIs it sent, by cause, in sentences a reviewer can
 //! paste ("fixed sends 3.00 shootdown IPIs per loop, all from exit
 //! teardown ..."). The causes are lab_core::cause's; the counters are the
-//! kernel's `shoot.cause.<cause>.<kind>.{calls,noipi,ipis}` (absent = 0).
+//! kernel's `shoot.cause.<cause>.<kind>.{calls,noipi,ipis,spared}` (absent
+//! = 0). A variant that takes a shortcut (the techniques published since
+//! the seeds, dying-no-ipi) is also told by what it spared, per cause, and
+//! by the counters of its mechanism (`latr.queued`, `lazy.skipped`, ...).
 //! Runs go through [`crate::run::run_once`] like `harness run`.
 
 use std::collections::BTreeMap;
@@ -29,9 +32,48 @@ pub struct ExplainOptions {
 pub struct Explained {
     pub variant: String,
     pub ops: f64,
-    /// (cause, kind) -> (calls, noipi, ipis), totals over the run.
-    pub counts: BTreeMap<(ShootCause, &'static str), [f64; 3]>,
+    /// (cause, kind) -> (calls, noipi, ipis, spared), totals over the run.
+    pub counts: BTreeMap<(ShootCause, &'static str), [f64; 4]>,
+    /// The shortcut counters the run reported non-zero, per op, in words.
+    pub mechanisms: Vec<String>,
 }
+
+/// The counters of the shortcuts, and what each counts (per op). Only
+/// non-zero ones are told, so `fixed` has none.
+const MECHANISMS: [(&str, &str); 8] = [
+    (
+        "latr.queued",
+        "invalidations queued for the targets' next tick (lazy-latr)",
+    ),
+    (
+        "latr.settle_ipis",
+        "cross-calls to settle a LATR quarantine early",
+    ),
+    (
+        "lazy.skipped",
+        "lazy CPUs left a note instead of an IPI (lazy-tlb)",
+    ),
+    (
+        "lazy.catchup_flushes",
+        "catch-up flushes of a lazy CPU on its return",
+    ),
+    (
+        "pmap.enter.upgrades_noshoot",
+        "copy-on-write upgrades shot down nowhere (no-flush-cow)",
+    ),
+    (
+        "shoot.early_acks",
+        "requests acknowledged before their invalidation (early-ack)",
+    ),
+    (
+        "shoot.deferred",
+        "invalidations deferred to the return to user mode (in-context-flush)",
+    ),
+    (
+        "shoot.local_first",
+        "local invalidations made before the IPIs went out (flush-first)",
+    ),
+];
 
 impl Explained {
     /// From a run's figures; `None` if it has no operation count.
@@ -44,16 +86,24 @@ impl Explained {
                     f.total(&format!("shoot.cause.{}.{kind}.{field}", cause.name()))
                         .unwrap_or(0.0)
                 };
-                let v = [get("calls"), get("noipi"), get("ipis")];
+                let v = [get("calls"), get("noipi"), get("ipis"), get("spared")];
                 if v.iter().any(|&x| x != 0.0) {
                     counts.insert((cause, kind), v);
                 }
             }
         }
+        let mechanisms = MECHANISMS
+            .iter()
+            .filter_map(|(metric, words)| {
+                let n = f.total(metric).filter(|&n| n > 0.0)?;
+                Some(format!("{} {words}", num(n / ops)))
+            })
+            .collect();
         Some(Explained {
             variant: variant.to_string(),
             ops,
             counts,
+            mechanisms,
         })
     }
 
@@ -66,11 +116,20 @@ impl Explained {
             / self.ops
     }
 
-    fn get(&self, cause: ShootCause, kind: &str) -> [f64; 3] {
+    fn get(&self, cause: ShootCause, kind: &str) -> [f64; 4] {
         self.counts
             .iter()
             .find(|((c, k), _)| *c == cause && *k == kind)
-            .map_or([0.0; 3], |(_, v)| *v)
+            .map_or([0.0; 4], |(_, v)| *v)
+    }
+
+    /// IPIs per op a shortcut spared for `cause` (all kinds).
+    fn spared(&self, cause: ShootCause) -> f64 {
+        CAUSE_KINDS
+            .iter()
+            .map(|k| self.get(cause, k)[3])
+            .sum::<f64>()
+            / self.ops
     }
 
     fn total_ipis(&self) -> f64 {
@@ -117,8 +176,32 @@ fn num(v: f64) -> String {
 /// Below this, two per-op figures are the same (they print alike).
 const SAME: f64 = 0.005;
 
-/// The sentence for one variant: how many IPIs per op and where from.
+/// The sentences for one variant: how many IPIs per op and where from,
+/// what its shortcut spared and by which mechanism.
 fn summary_sentence(e: &Explained, op: &str) -> String {
+    let mut out = sent_sentence(e, op);
+    let spared: Vec<String> = ShootCause::ALL
+        .iter()
+        .map(|c| (*c, e.spared(*c)))
+        .filter(|(_, n)| *n >= SAME)
+        .map(|(c, n)| format!("{} from {}", num(n), c.words()))
+        .collect();
+    if !spared.is_empty() {
+        let _ = write!(
+            out,
+            " Its shortcut spared {} more per {op} that its base pmap would send: {}.",
+            num(ShootCause::ALL.iter().map(|c| e.spared(*c)).sum()),
+            spared.join(", ")
+        );
+    }
+    if !e.mechanisms.is_empty() {
+        let _ = write!(out, " Per {op}: {}.", e.mechanisms.join("; "));
+    }
+    out
+}
+
+/// How many IPIs per op `e` sent and where from.
+fn sent_sentence(e: &Explained, op: &str) -> String {
     let total = e.total_ipis();
     if total < SAME {
         return format!("{} sends no shootdown IPIs.", e.variant);
@@ -321,8 +404,46 @@ mod tests {
         Explained {
             variant: variant.into(),
             ops,
-            counts: counts.iter().map(|(c, k, v)| ((*c, *k), *v)).collect(),
+            counts: counts
+                .iter()
+                .map(|(c, k, [calls, noipi, ipis])| ((*c, *k), [*calls, *noipi, *ipis, 0.0]))
+                .collect(),
+            mechanisms: Vec::new(),
         }
+    }
+
+    #[test]
+    fn says_what_a_shortcut_spared_and_how() {
+        // TEST FIXTURE (made up): 10 jobs; lazy-latr's munmaps sent 20
+        // IPIs and spared 50, with 50 records queued.
+        let mut e = explained(
+            "lazy-latr",
+            10.0,
+            &[(ShootCause::Munmap, "shootpage", [30.0, 10.0, 20.0])],
+        );
+        e.counts
+            .get_mut(&(ShootCause::Munmap, "shootpage"))
+            .unwrap()[3] = 50.0;
+        e.mechanisms
+            .push("5.00 invalidations queued for the targets' next tick (lazy-latr)".into());
+        let text = explain_text(&e, None, "job");
+        assert!(
+            text.contains(
+                "Its shortcut spared 5.00 more per job that its base pmap would send: 5.00 from"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Per job: 5.00 invalidations queued"),
+            "{text}"
+        );
+        // Nothing spared, nothing said.
+        let plain = explained(
+            "fixed",
+            10.0,
+            &[(ShootCause::Munmap, "shootpage", [30.0, 10.0, 20.0])],
+        );
+        assert!(!explain_text(&plain, None, "job").contains("spared"));
     }
 
     #[test]

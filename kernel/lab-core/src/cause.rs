@@ -113,7 +113,11 @@ impl ShootCause {
 }
 
 /// What is counted per (cause, kind), in metric-name order.
-pub const CAUSE_FIELDS: [&str; 4] = ["calls", "noipi", "ipis", "ack_cycles"];
+/// `spared`: IPIs a shortcut took out of a shootdown of this cause
+/// (targets removed by lazy-latr, lazy-tlb, dying-no-ipi; the targets of a
+/// shootpage no-flush-cow did not make), so `ipis + spared` is what the
+/// variant's base would have sent for the same calls.
+pub const CAUSE_FIELDS: [&str; 5] = ["calls", "noipi", "ipis", "ack_cycles", "spared"];
 
 /// The shootdown kinds counted per cause.
 pub const CAUSE_KINDS: [&str; 3] = ["shootpage", "shootrange", "shoottlb"];

@@ -659,6 +659,7 @@ fn enter(pm: &Pmap, va: VirtAddr, pa: PhysAddr, flags: PageTableFlags) -> Result
         if upgrade {
             stats::count(Event::PmapUpgradesNoShoot);
         }
+        super::shootdown::spare_shootpage(pm);
         return Ok(());
     }
     pmap_tlb_shootpage(pm, VirtAddr::new(va));

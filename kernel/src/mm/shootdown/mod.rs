@@ -353,6 +353,10 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     let kind = req.kind();
     stats::count(calls);
     stats::cause_add(why, kind, CauseField::Calls, 1);
+    let me = arch::cpu_id();
+    // The IPIs the base pmap would send; what the shortcuts below take
+    // out of them is counted as spared, under this cause.
+    let asked = targets.intersect(arch::smp::online()).without(me).len();
     let targets = match pm {
         Some(pm) if pm.is_dying() => dying_targets(pm, targets),
         _ => targets,
@@ -388,6 +392,13 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     } else {
         targets
     };
+    let ipis = targets.intersect(arch::smp::online()).without(me);
+    stats::cause_add(
+        why,
+        kind,
+        CauseField::Spared,
+        u64::from(asked.saturating_sub(ipis.len())),
+    );
     if targets.is_empty() {
         stats::count(no_ipi);
         stats::cause_add(why, kind, CauseField::NoIpi, 1);
@@ -396,7 +407,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         }
         return;
     }
-    let me = arch::cpu_id() as usize;
+    let me = me as usize;
     if OUTSTANDING[me].load(Ordering::Relaxed) != 0 {
         pmap_tlb_shootwait();
     }
@@ -412,8 +423,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         invalidate_local(req);
         stats::count(Event::ShootLocalFirst);
     }
-    // The IPIs arch::ipi::send_set will send and count.
-    let ipis = targets.intersect(arch::smp::online()).without(me as u32);
+    // `ipis`: the IPIs arch::ipi::send_set will send and count.
     stats::cause_add(why, kind, CauseField::Ipis, u64::from(ipis.len()));
     let sent_at = Active::start(req, targets, ack_rule(pm));
     SENT_AT[me].store(sent_at, Ordering::Relaxed);
@@ -492,6 +502,19 @@ pub fn pmap_tlb_shootpage(pm: &Pmap, va: VirtAddr) {
         targets(pm),
         pm.is_loaded_here(),
         Some(pm),
+    );
+}
+
+/// Counts, as spared under the current cause, the IPIs a shootpage of `pm`
+/// would send now: for a shortcut that makes no shootdown at all
+/// (`no-flush-cow`'s copy-on-write upgrade in mm::pmap's enter).
+pub fn spare_shootpage(pm: &Pmap) {
+    let n = targets(pm).intersect(arch::smp::online()).len();
+    stats::cause_add(
+        cause::current(),
+        IpiKind::ShootPage,
+        CauseField::Spared,
+        u64::from(n),
     );
 }
 
