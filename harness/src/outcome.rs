@@ -47,10 +47,14 @@ pub enum Kind {
     QemuError,
     /// The report broke the protocol (bad line, missing `end`, count mismatch).
     ProtocolError,
+    /// The variant needs something this CPU or accelerator does not offer
+    /// (the kernel's `unsupported` error record, e.g. `pcid` under TCG):
+    /// not a result about the pmap, and not a failure of one.
+    Unsupported,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Ok,
         Kind::Failed,
         Kind::Panic,
@@ -58,6 +62,7 @@ impl Kind {
         Kind::Timeout,
         Kind::QemuError,
         Kind::ProtocolError,
+        Kind::Unsupported,
     ];
 
     /// The CSV spelling.
@@ -70,6 +75,7 @@ impl Kind {
             Kind::Timeout => "timeout",
             Kind::QemuError => "qemu-error",
             Kind::ProtocolError => "protocol-error",
+            Kind::Unsupported => "unsupported",
         }
     }
 
@@ -88,6 +94,7 @@ impl Kind {
             Kind::Timeout => 6,
             Kind::QemuError => 7,
             Kind::ProtocolError => 8,
+            Kind::Unsupported => 9,
         }
     }
 }
@@ -134,6 +141,9 @@ pub enum Outcome {
         problems: Vec<Problem>,
         status: Option<i32>,
     },
+    /// The kernel stopped before the workload because the variant needs
+    /// what the CPU does not offer; its `unsupported` error records.
+    Unsupported { errors: Vec<ErrorRecord> },
 }
 
 impl Outcome {
@@ -147,6 +157,7 @@ impl Outcome {
             Outcome::Timeout { .. } => Kind::Timeout,
             Outcome::QemuError { .. } => Kind::QemuError,
             Outcome::ProtocolError { .. } => Kind::ProtocolError,
+            Outcome::Unsupported { .. } => Kind::Unsupported,
         }
     }
 
@@ -173,6 +184,13 @@ impl fmt::Display for Outcome {
             Outcome::Ok => Ok(()),
             Outcome::Failed { errors } if errors.is_empty() => {
                 write!(f, ": the kernel reported failure without an error record")
+            }
+            Outcome::Unsupported { errors } => {
+                for (i, e) in errors.iter().enumerate() {
+                    let sep = if i == 0 { ": " } else { "; " };
+                    write!(f, "{sep}{}", e.msg)?;
+                }
+                Ok(())
             }
             Outcome::Failed { errors } => {
                 for (i, e) in errors.iter().enumerate() {
@@ -222,6 +240,10 @@ impl fmt::Display for Outcome {
         }
     }
 }
+
+/// The kind of the kernel's error record for a variant the CPU cannot run
+/// (kernel/src/workloads/mod.rs).
+pub const UNSUPPORTED: &str = "unsupported";
 
 /// Decides the outcome of `boot` whose serial log parsed as `report`.
 pub fn decide(boot: &Boot, report: &Report) -> Outcome {
@@ -278,6 +300,12 @@ pub fn decide(boot: &Boot, report: &Report) -> Outcome {
                 protocol_error(problems)
             } else if code == ExitCode::Ok {
                 Outcome::Ok
+            } else if !report.errors.is_empty()
+                && report.errors.iter().all(|e| e.kind == UNSUPPORTED)
+            {
+                Outcome::Unsupported {
+                    errors: report.errors.clone(),
+                }
             } else {
                 Outcome::Failed {
                     errors: report.errors.clone(),
@@ -349,6 +377,25 @@ mod tests {
         let o = decide_log(Exit::Status(ExitCode::Failed.qemu_status()), &log);
         assert_eq!(o.to_string(), "failed: cmdline: unknown workload 'bogus'");
         assert_eq!(o.exit_code(), 3);
+    }
+
+    #[test]
+    fn unsupported_only_when_every_error_says_so() {
+        let failed = |errors: &str| {
+            let log = OK_LOG
+                .replace("status=ok", "status=failed")
+                .replace("@pl end", &format!("{errors}@pl end"));
+            decide_log(Exit::Status(ExitCode::Failed.qemu_status()), &log)
+        };
+        let o = failed("@pl error kind=unsupported msg=variant needs PCID\n");
+        assert_eq!(o.kind(), Kind::Unsupported);
+        assert_eq!(o.to_string(), "unsupported: variant needs PCID");
+        assert_eq!(o.exit_code(), 9);
+        // Any other error makes it a failure.
+        let o = failed(
+            "@pl error kind=unsupported msg=variant needs PCID\n@pl error kind=proc msg=x\n",
+        );
+        assert_eq!(o.kind(), Kind::Failed);
     }
 
     #[test]

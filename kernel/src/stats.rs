@@ -129,6 +129,11 @@ pub enum Event {
     ShootLocalFirst,
     ShootLocalOverlapped,
     ShootOpCycles,
+    /// Under `pcid`, loads of a user pmap's tables that kept its PCID's
+    /// entries (no flush), and those that flushed them (a slot given anew,
+    /// or the pmap shot down since): mm::pcid::load.
+    PcidKeptLoads,
+    PcidFlushedLoads,
     /// pmap_enter calls that only added write access to a valid entry of
     /// the same frame (a copy-on-write fault on a frame no longer shared),
     /// and of those the ones shot down nowhere (`no-flush-cow`).
@@ -155,7 +160,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub const COUNT: usize = 49;
+    pub const COUNT: usize = 51;
     pub const ALL: [Event; Self::COUNT] = [
         Event::ShootPageCalls,
         Event::ShootRangeCalls,
@@ -195,6 +200,8 @@ impl Event {
         Event::ShootLocalFirst,
         Event::ShootLocalOverlapped,
         Event::ShootOpCycles,
+        Event::PcidKeptLoads,
+        Event::PcidFlushedLoads,
         Event::PmapUpgrades,
         Event::PmapUpgradesNoShoot,
         Event::SchedCr3Loads,
@@ -247,6 +254,8 @@ impl Event {
             Event::ShootLocalFirst => "shoot.local_first",
             Event::ShootLocalOverlapped => "shoot.local_overlapped",
             Event::ShootOpCycles => "shoot.op_cycles",
+            Event::PcidKeptLoads => "pcid.kept_loads",
+            Event::PcidFlushedLoads => "pcid.flushed_loads",
             Event::ShootDeferredApplied => "shoot.deferred_applied",
             Event::PmapUpgrades => "pmap.enter.upgrades",
             Event::PmapUpgradesNoShoot => "pmap.enter.upgrades_noshoot",

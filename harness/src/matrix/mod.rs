@@ -242,10 +242,17 @@ pub fn execute(ws: &Workspace, opts: &MatrixOptions) -> Result<i32> {
     let ok = stored.values().filter(|o| o.is_ok()).count();
     // A run counts against the matrix when it ends other than expected:
     // not ok, or, for a negative control, ok.
+    // A run the accelerator cannot give (`unsupported`: e.g. `pcid` under
+    // TCG) says so in its outcome and counts neither way.
     let (as_expected, unexpected): (Vec<_>, Vec<_>) = stored
         .iter()
         .filter(|(cell, outcome)| **outcome != Outcome::Ok || spec.expected(cell).0 != Outcome::Ok)
+        .filter(|(_, outcome)| **outcome != Outcome::Unsupported)
         .partition(|(cell, outcome)| spec.expected(cell).0 == **outcome);
+    let unsupported = stored
+        .values()
+        .filter(|o| **o == Outcome::Unsupported)
+        .count();
     println!(
         "matrix: {} run(s) this time in {:.1} s; {} of {} cells stored, {} ok{}{}",
         tally.ran,
@@ -262,8 +269,14 @@ pub fn execute(ws: &Workspace, opts: &MatrixOptions) -> Result<i32> {
             String::new()
         } else {
             format!(", {} not as expected", unexpected.len())
-        }
+        },
     );
+    if unsupported > 0 {
+        println!(
+            "  {unsupported} run(s) unsupported by this CPU or accelerator (their logs say what is \
+             missing)"
+        );
+    }
     for (cell, outcome) in &as_expected {
         let why = spec.expected(cell).1.unwrap_or_default();
         println!("  {outcome} as expected ({why}): {cell}");

@@ -338,6 +338,10 @@ extern "C" fn ap_entry(cpu: u32) -> ! {
     gdt::init();
     trap::init();
     apic::init();
+    // `pcid`: every CPU or none (the same CPU model; mm::pcid).
+    if cfg!(feature = "pcid") {
+        crate::mm::pcid::init_cpu();
+    }
     let apic_id = apic::id();
     assert_eq!(
         apic_id,

@@ -24,6 +24,7 @@ pub mod latr;
 #[cfg(feature = "lazy-tlb")]
 pub mod lazy_tlb;
 pub mod lock;
+pub mod pcid;
 pub mod pmap;
 pub mod pool;
 pub mod shootdown;

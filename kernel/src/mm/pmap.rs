@@ -142,6 +142,12 @@ pub struct Pmap {
     /// or exec); never cleared. Counts the shootdown IPIs sent for a dying
     /// pmap, and under `dying-no-ipi` makes its invalidations local.
     pm_dying: AtomicBool,
+    /// Under `pcid` (mm::pcid): an id no other pmap ever has (0 for the
+    /// kernel pmap), and the generation every shootdown of it bumps, which
+    /// a CPU coming back to it compares with the one its PCID's entries
+    /// are current to.
+    pub pm_id: u64,
+    pub pm_tlb_gen: AtomicU64,
 }
 
 impl Pmap {
@@ -472,6 +478,8 @@ pub fn init() {
         },
         refcount: AtomicU32::new(1),
         pm_dying: AtomicBool::new(false),
+        pm_id: 0,
+        pm_tlb_gen: AtomicU64::new(0),
     });
     PMAP_POOL.prime();
 }
@@ -508,6 +516,8 @@ pub fn pmap_create() -> Result<PmapHandle, PmapError> {
         });
         addr_of_mut!((*p).refcount).write(AtomicU32::new(1));
         addr_of_mut!((*p).pm_dying).write(AtomicBool::new(false));
+        addr_of_mut!((*p).pm_id).write(super::pcid::new_id());
+        addr_of_mut!((*p).pm_tlb_gen).write(AtomicU64::new(0));
         // Seed 000 (OpenBSD pmap.c 1.55 -> 1.56): 1.55 never set pm_cpus,
         // leaving the pool's 0xdeadbeef fill in it, so shootdowns hit CPUs
         // that never ran this pmap. The `uninit-bitmap` variant is 1.55.
@@ -996,6 +1006,16 @@ pub fn pmap_activate(pm: &Pmap, is_current: bool) {
         pm.pm_cpus.fetch_or(1u64 << me, Ordering::SeqCst);
     }
     if is_current {
+        // `pcid`: under the CPU's PCID for this pmap, flushed only if a
+        // shootdown marked it stale (mm::pcid).
+        if cfg!(feature = "pcid") && super::pcid::enabled() {
+            if pm.is_kernel() {
+                super::pcid::load_kernel(pm.pm_pml4);
+            } else {
+                super::pcid::load(pm);
+            }
+            return;
+        }
         // SAFETY: the PML4 maps the kernel half like every other pmap.
         unsafe { Cr3::write(pm.pm_pml4, Cr3Flags::empty()) };
     }

@@ -62,6 +62,18 @@ pub fn run(info: &StartInfo) -> Status {
         Ok((workload, Params::parse(line, workload.params)?))
     });
     match checked {
+        // `pcid` on a CPU without PCID (QEMU's TCG offers none): the
+        // variant cannot be what it says, so the run says so and stops.
+        Ok(_) if cfg!(feature = "pcid") && !crate::mm::pcid::enabled() => {
+            report::error(
+                "unsupported",
+                format_args!(
+                    "variant needs PCID and this CPU offers none (CPUID.01H:ECX bit 17 clear; \
+                     QEMU's TCG never offers it: use KVM on a host CPU with PCID)"
+                ),
+            );
+            Status::Failed
+        }
         Ok((workload, params)) => (workload.run)(&params, info),
         Err(err) => {
             report::error("cmdline", format_args!("{err}"));

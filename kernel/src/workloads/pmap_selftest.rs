@@ -617,6 +617,29 @@ fn user_pmap(t: &mut Checks) {
         pm.cpus().0
     );
 
+    // Loaded again after a remap made while it was loaded nowhere (no IPI,
+    // no local INVLPG): the load must not bring back the old translation.
+    // Under `pcid` the load keeps the PCID's entries unless the remap's
+    // stale mark is honoured (mm::pcid); `mutant-pcid-stale` fails here.
+    pmap::pmap_deactivate(pmap::pmap_kernel());
+    pmap::pmap_activate(&pm, true);
+    let old = read_va(vas[1]);
+    pmap::pmap_deactivate(&pm);
+    pmap::pmap_activate(pmap::pmap_kernel(), true);
+    pmap::pmap_enter(&pm, vas[1], frames[2].start_address(), Prot::RW, false).unwrap();
+    pmap::pmap_deactivate(pmap::pmap_kernel());
+    pmap::pmap_activate(&pm, true);
+    let new = read_va(vas[1]);
+    check!(
+        t,
+        new == read_phys(frames[2].start_address()),
+        "user read after a remap made while loaded nowhere saw {new:#x} (the old frame holds \
+         {old:#x})"
+    );
+    pmap::pmap_enter(&pm, vas[1], frames[1].start_address(), Prot::RW, false).unwrap();
+    pmap::pmap_deactivate(&pm);
+    pmap::pmap_activate(pmap::pmap_kernel(), true);
+
     // Not loaded anywhere now: a shootpage sends nothing and does nothing
     // locally.
     let before = shoots();

@@ -139,6 +139,18 @@ impl Request {
         }
     }
 
+    /// Whether it invalidates a kernel (upper-half) address.
+    fn has_kernel_address(self) -> bool {
+        const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;
+        match self {
+            Request::Page(va) => va.as_u64() >= KERNEL_HALF,
+            Request::Range(_, end) => end.as_u64() > KERNEL_HALF,
+            // A full flush flushes everything anyway; a List is DragonFly's
+            // (user pmaps only).
+            Request::Tlb | Request::List { .. } => false,
+        }
+    }
+
     /// The request as three words (kind, addr1, addr2), for protocols
     /// that publish it in shared memory.
     pub fn encode(self) -> (u64, u64, u64) {
@@ -315,6 +327,13 @@ pub fn poll() {
 /// Invalidates `req` in this CPU's TLB.
 pub fn invalidate_local(req: Request) {
     use x86_64::instructions::tlb;
+    // `pcid`: an INVLPG reaches the current PCID only, and kernel addresses
+    // are cached under every PCID (mm::pcid), so they go with a flush of
+    // everything.
+    if cfg!(feature = "pcid") && super::pcid::enabled() && req.has_kernel_address() {
+        flush_all();
+        return;
+    }
     match req {
         Request::Page(va) => tlb::flush(va),
         Request::Range(sva, eva) => match plan_range(sva.as_u64(), eva.as_u64()) {
@@ -328,11 +347,19 @@ pub fn invalidate_local(req: Request) {
 
 /// Flushes this CPU's whole TLB, global entries included: toggling
 /// CR4.PGE if global pages are on, else reloading CR3. (The boot code does
-/// not enable PGE and no mapping is made global, so today this is a CR3
-/// reload.)
+/// not enable PGE and no mapping is made global, so without `pcid` this is
+/// a CR3 reload.) Under `pcid` a CR3 reload would flush one PCID, so PGE is
+/// toggled on and off, which flushes every PCID (SDM 4.10.4.1).
 pub(crate) fn flush_all() {
     let cr4 = Cr4::read();
-    if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
+    if cr4.contains(Cr4Flags::PCID) {
+        // SAFETY: setting and clearing PGE only flushes the TLB; no
+        // mapping is global, so PGE on for a moment changes nothing else.
+        unsafe {
+            Cr4::write(cr4 | Cr4Flags::PAGE_GLOBAL);
+            Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+        }
+    } else if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
         // SAFETY: clearing and restoring PGE only flushes the TLB.
         unsafe {
             Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
@@ -478,6 +505,12 @@ pub static FORK_LOCAL_ONLY: [core::sync::atomic::AtomicBool; MAX_CPUS] =
 
 /// The CPUs other than this one that may cache `pm`'s entries.
 fn targets(pm: &Pmap) -> CpuSet {
+    // `pcid`: the CPUs this leaves out may still hold `pm`'s entries under
+    // its PCID; the bumped generation makes them flush when they load it
+    // again (mm::pcid). Before pm_cpus is read.
+    if cfg!(feature = "pcid") && !pm.is_kernel() {
+        super::pcid::note_shootdown(pm);
+    }
     let set = shoot_targets(
         pm.is_kernel(),
         pm.cpus(),
@@ -554,6 +587,11 @@ pub fn pmap_tlb_shootrange(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
     allow(dead_code)
 )] // only OpenBSD's range ops
 pub fn pmap_tlb_shoottlb_for(pm: &Pmap) {
+    // `pcid`: every CPU flushes its current PCID, which is not `pm`'s on
+    // the CPUs not running it: they flush when they load it (mm::pcid).
+    if cfg!(feature = "pcid") && !pm.is_kernel() {
+        super::pcid::note_shootdown(pm);
+    }
     // Mutant `mutant-tlb-no-ipi`: the all-CPU flush of a big range flushes
     // only this CPU.
     let all = if cfg!(feature = "mutant-tlb-no-ipi") {
