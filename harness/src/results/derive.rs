@@ -143,7 +143,7 @@ impl FigureInfo {
 /// |---|---|
 /// | timing | `ops_per_s`, `ack_wait_*`, `shoot.wait.*`, metrics in ns/us/ms/s/cycles/hz |
 /// | scheduling-dependent count | `ipis_per_op[.kind]`, `shootdowns_per_op`, `noipi_share`, `stale_reads`, `kstorm.checks`, `kstorm.stale`, `ipi.*`, `shoot.*`, `coherence.*`, `sched.*` (switches, CR3 loads), `lazy.*`, `pmap.enter.*` (which writes find a frame no longer shared) |
-/// | exact count | `ops`, `run.outcome`, `ipi_unreceived`, `sent_eq_received`, `remove_early_share`, `latr_unapplied`, `pmap.*` and other counts |
+/// | exact count | `ops`, `run.outcome`, `ipi_unreceived`, `sent_eq_received`, `remove_early_share`, `latr_unapplied`, `shoot.*_lines` (the protocol's cache-line footprint), `pmap.*` and other counts |
 pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
     use FigureClass::{ExactCount, SchedCount, Timing};
     let info = |unit: &str, better, class| FigureInfo {
@@ -180,6 +180,11 @@ pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
         // passes (`kstorm.irqoff_checks`) and `kstorm.ops` are fixed by
         // the parameters.
         "kstorm.checks" | "kstorm.stale" => info("count", Better::Neither, SchedCount),
+        // The protocol's cache-line footprint (mm::shootdown::report):
+        // computed from the layout, the same in every run of a kernel.
+        n if n.starts_with("shoot.") && n.ends_with("_lines") => {
+            info("lines", Better::Neither, ExactCount)
+        }
         _ => {
             let unit = raw_unit.unwrap_or("");
             let class = if matches!(unit, "ns" | "us" | "ms" | "s" | "cycles" | "hz")
@@ -622,6 +627,11 @@ mod tests {
             FigureClass::ExactCount
         );
         assert_eq!(class("ipi_unreceived", None), FigureClass::ExactCount);
+        // A protocol's cache-line footprint is its layout's.
+        assert_eq!(
+            class("shoot.target_lines", Some("lines")),
+            FigureClass::ExactCount
+        );
         // Which CPU idles, and which write finds a frame no longer
         // shared, depend on the interleaving.
         for n in [

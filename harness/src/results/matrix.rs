@@ -360,16 +360,16 @@ mod tests {
     #[test]
     fn shipped_matrices_parse() {
         let full = MatrixSpec::load(&Path::new(REPO).join("variants/matrix.toml")).unwrap();
-        assert_eq!(full.variants.len(), 17);
+        assert_eq!(full.variants.len(), 19);
         // ipi-pingpong, busy-target and shoot-storm run on 2 and 4 CPUs
         // only.
-        // forkexit, buildkernel, mmap-storm, busy-target (17 variants),
-        // coherence (12, and lazy-latr's lazy=on cells) on 2, 4 CPUs; fuzz
-        // on 4; shoot-storm (6 variants) and ipi-pingpong (fixed) on 2, 4;
+        // forkexit, buildkernel, mmap-storm, busy-target (19 variants),
+        // coherence (14, and lazy-latr's lazy=on cells) on 2, 4 CPUs; fuzz
+        // on 4; shoot-storm (8 variants) and ipi-pingpong (fixed) on 2, 4;
         // two reps.
         assert_eq!(
             full.cells().unwrap().len(),
-            (17 * (4 * 2 + 1) + 13 * 2 + 6 * 2 + 2) * 2
+            (19 * (4 * 2 + 1) + 15 * 2 + 8 * 2 + 2) * 2
         );
         // The negative control is expected to be caught on 2 and 4 CPUs.
         let expected_failures = full

@@ -74,7 +74,7 @@ use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use lab_core::cpuset::CpuSet;
 
-use super::{in_context, AckRule, Invalidation, Protocol, Request};
+use super::{in_context, AckRule, Footprint, Invalidation, Lines, Protocol, Request};
 use crate::arch;
 use crate::stats::{self, Event, IpiKind, MAX_CPUS};
 
@@ -190,5 +190,37 @@ impl Protocol for GlobalSlot {
 
     fn poll() {
         serve();
+    }
+
+    // One line, the same for every target and initiator: serve claims in
+    // `pending`, reads the request and acknowledges in `wait`; start takes
+    // `wait` and writes the rest.
+    fn footprint(_target: u32, _initiator: u32, fp: &mut Footprint) {
+        let s = &SLOT;
+        for f in [
+            &s.pending,
+            &s.kind,
+            &s.addr1,
+            &s.addr2,
+            &s.may_precede,
+            &s.wait,
+        ] {
+            fp.request.touch(f);
+        }
+        for f in [
+            &s.wait,
+            &s.kind,
+            &s.addr1,
+            &s.addr2,
+            &s.may_precede,
+            &s.seq,
+            &s.pending,
+        ] {
+            fp.post.touch(f);
+        }
+    }
+
+    fn scan_footprint(_target: u32, _ncpu: u32, lines: &mut Lines) {
+        lines.touch(&SLOT.pending);
     }
 }

@@ -29,6 +29,11 @@
 //! - `scoreboard` (feature `scoreboard`, and `scoreboard-padded`): FreeBSD
 //!   D25510 (seed 003), per-CPU records and a generation scoreboard, so
 //!   CPUs shoot down in parallel.
+//! - `consolidated` (feature `cacheline-consolidation`, which implies
+//!   `scoreboard`): the scoreboard's protocol with Amit 2020's cacheline
+//!   consolidation, one 64-byte mailbox per (target, initiator) holding
+//!   both the request and its acknowledgement word, so a target takes and
+//!   acknowledges a request in one cache line instead of two.
 //!
 //! # Batches (`dfly_batch`, used by the pmap in the `dfly-batch` variant)
 //!
@@ -66,6 +71,23 @@
 //! IPI round trip (reported as
 //! `shoot.ack.<kind>.{count,median,p99,max}` and the median in ns).
 //!
+//! Per run, from the protocol's layout rather than from any clock (TCG has
+//! no cache model, so no time could show it): the 64-byte cache lines a
+//! request goes through, from the addresses of the fields the protocol's
+//! serve and start paths use ([`Protocol::footprint`], [`report`]). Only
+//! lines of shared state some other CPU writes count (boot-time constants
+//! such as a CPU count stay cached everywhere; the APIC and arch::ipi's
+//! counters are the same for every protocol). Over every ordered pair
+//! (target, initiator) of the run's CPUs, the maximum of:
+//! `shoot.target_lines`, the lines a target reads or writes to take and
+//! acknowledge one Page, Range or Tlb request (a List's VAs may add the
+//! initiator's published array, see each protocol); `shoot.target_shared_lines`,
+//! those of them another pair's request also goes through (lines that
+//! bounce between targets, or between initiators); per target,
+//! `shoot.target_scan_lines`, the lines its search for posted requests
+//! reads; per initiator, `shoot.initiator_lines`, the lines it writes to
+//! post one request to every other CPU (an all-CPU shoottlb).
+//!
 //! # Causes
 //!
 //! Each call is also counted under the cause in force on this CPU
@@ -101,10 +123,17 @@ pub mod in_context;
 mod global_slot;
 #[cfg(not(feature = "scoreboard"))]
 type Active = global_slot::GlobalSlot;
-#[cfg(feature = "scoreboard")]
+#[cfg(all(feature = "scoreboard", not(feature = "cacheline-consolidation")))]
 mod scoreboard;
-#[cfg(feature = "scoreboard")]
+#[cfg(all(feature = "scoreboard", not(feature = "cacheline-consolidation")))]
 type Active = scoreboard::Scoreboard;
+// `cacheline-consolidation` (Amit 2020): the scoreboard's protocol with
+// each (target, initiator) pair's request and acknowledgement in one
+// 64-byte mailbox instead of a row word plus the initiator's record.
+#[cfg(feature = "cacheline-consolidation")]
+mod consolidated;
+#[cfg(feature = "cacheline-consolidation")]
+type Active = consolidated::Consolidated;
 
 /// One invalidation request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,6 +319,49 @@ pub trait Protocol {
     /// Serves any request pending for this CPU (from spin loops, so a CPU
     /// spinning with interrupts off does not hold up a shootdown).
     fn poll();
+    /// Adds to `fp` the shared fields a Page, Range or Tlb request from
+    /// `initiator` to `target` goes through: those the target's serve path
+    /// reads or writes for it (`fp.request`) and those the initiator's
+    /// start writes to post it to that target (`fp.post`), taken through
+    /// the same accessors serve and start use. For the `shoot.*_lines`
+    /// metrics ([`report`]).
+    fn footprint(target: u32, initiator: u32, fp: &mut Footprint);
+    /// Adds to `lines` the shared fields `target`'s serve path reads to
+    /// find the requests posted to it (`ncpu` CPUs online).
+    fn scan_footprint(target: u32, ncpu: u32, lines: &mut Lines);
+}
+
+/// Bytes in a cache line on every x86-64 the lab runs on.
+const LINE: usize = 64;
+
+/// A set of cache lines (address / [`LINE`]).
+#[derive(Default)]
+pub struct Lines(alloc::vec::Vec<usize>);
+
+impl Lines {
+    /// Adds the line(s) holding `field`.
+    pub fn touch<T>(&mut self, field: &T) {
+        let start = field as *const T as usize;
+        let end = start + core::mem::size_of::<T>();
+        for line in start / LINE..end.div_ceil(LINE) {
+            if !self.0.contains(&line) {
+                self.0.push(line);
+            }
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+}
+
+/// The lines one request goes through ([`Protocol::footprint`]).
+#[derive(Default)]
+pub struct Footprint {
+    /// Read or written by the target to take and acknowledge it.
+    pub request: Lines,
+    /// Written by the initiator to post it to this target.
+    pub post: Lines,
 }
 
 /// Per CPU: the kind of the shootdown awaiting pmap_tlb_shootwait (+1; 0
@@ -647,12 +719,84 @@ pub fn take_last_ack() -> u64 {
     LAST_ACK[arch::cpu_id() as usize].swap(0, Ordering::Relaxed)
 }
 
-/// Writes the acknowledgement latency distributions and the shootdowns
-/// by cause as metrics.
+/// Writes the `shoot.*_lines` metrics (see the module comment) for CPUs
+/// `0..cpus`; nothing on one CPU, where no request has a target.
+fn report_footprint(cpus: u32) {
+    use alloc::vec::Vec;
+    if cpus < 2 {
+        return;
+    }
+    let pairs: Vec<(u32, u32)> = (0..cpus)
+        .flat_map(|t| (0..cpus).filter(move |&i| i != t).map(move |i| (t, i)))
+        .collect();
+    let fps: Vec<Footprint> = pairs
+        .iter()
+        .map(|&(t, i)| {
+            let mut fp = Footprint::default();
+            Active::footprint(t, i, &mut fp);
+            fp
+        })
+        .collect();
+    // (line, pair) for every line a pair's request or posting goes
+    // through; a line two pairs use is shared.
+    let mut uses: Vec<(usize, usize)> = fps
+        .iter()
+        .enumerate()
+        .flat_map(|(p, fp)| fp.request.0.iter().chain(&fp.post.0).map(move |&l| (l, p)))
+        .collect();
+    uses.sort_unstable();
+    uses.dedup();
+    let mut shared: Vec<usize> = uses
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| w[0].0)
+        .collect();
+    shared.dedup();
+    let target = fps.iter().map(|fp| fp.request.len()).max();
+    let target_shared = fps
+        .iter()
+        .map(|fp| {
+            let n = fp.request.0.iter();
+            n.filter(|l| shared.binary_search(l).is_ok()).count() as u64
+        })
+        .max();
+    let scan = (0..cpus)
+        .map(|t| {
+            let mut lines = Lines::default();
+            Active::scan_footprint(t, cpus, &mut lines);
+            lines.len()
+        })
+        .max();
+    let initiator = (0..cpus)
+        .map(|i| {
+            let mut lines = Lines::default();
+            for (fp, _) in fps.iter().zip(&pairs).filter(|(_, &(_, pi))| pi == i) {
+                fp.post.0.iter().for_each(|&l| {
+                    if !lines.0.contains(&l) {
+                        lines.0.push(l);
+                    }
+                });
+            }
+            lines.len()
+        })
+        .max();
+    for (name, value) in [
+        ("shoot.target_lines", target),
+        ("shoot.target_shared_lines", target_shared),
+        ("shoot.target_scan_lines", scan),
+        ("shoot.initiator_lines", initiator),
+    ] {
+        report::metric(name, value.unwrap_or(0), "lines", Scope::Global);
+    }
+}
+
+/// Writes the acknowledgement latency distributions, the shootdowns by
+/// cause and the protocol's cache-line footprint as metrics.
 pub fn report(cpus: u32) {
     use alloc::format;
     use alloc::vec::Vec;
     stats::report_causes(cpus);
+    report_footprint(cpus);
     for (k, kind) in SHOOT_KINDS.iter().enumerate() {
         let mut samples = Vec::new();
         let (mut seen, mut max) = (0, 0);

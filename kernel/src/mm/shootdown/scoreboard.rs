@@ -86,7 +86,7 @@ use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use lab_core::cpuset::CpuSet;
 use x86_64::instructions::interrupts;
 
-use super::{AckRule, Invalidation, Protocol, Request};
+use super::{AckRule, Footprint, Invalidation, Lines, Protocol, Request};
 use crate::arch;
 use crate::stats::{IpiKind, MAX_CPUS};
 
@@ -231,5 +231,23 @@ impl Protocol for Scoreboard {
 
     fn poll() {
         interrupts::without_interrupts(serve);
+    }
+
+    // Two lines for the target: its row word (t, i) and initiator i's
+    // record, which every other target of the request reads too; dense
+    // rows also share the word's line with other targets' rows.
+    fn footprint(target: u32, initiator: u32, fp: &mut Footprint) {
+        let r = &RECORDS[initiator as usize];
+        for lines in [&mut fp.request, &mut fp.post] {
+            lines.touch(word(target, initiator));
+            lines.touch(&r.kind);
+            lines.touch(&r.addr1);
+            lines.touch(&r.addr2);
+            lines.touch(&r.generation);
+        }
+    }
+
+    fn scan_footprint(target: u32, ncpu: u32, lines: &mut Lines) {
+        (0..ncpu).for_each(|i| lines.touch(word(target, i)));
     }
 }
