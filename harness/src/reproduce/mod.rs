@@ -37,6 +37,7 @@ use crate::accel::AccelChoice;
 use crate::kernel_build;
 use crate::matrix::{self, probe, MatrixOptions};
 use crate::results::derive::{self, RunFigures};
+use crate::results::model::Outcome;
 use crate::results::{read_metadata, Cell, Store};
 use crate::variants;
 use crate::workspace::Workspace;
@@ -284,6 +285,8 @@ impl Plan {
                         "no-flush-cow",
                         "lazy-tlb",
                         "flush-first",
+                        "scoreboard",
+                        "cacheline-consolidation",
                     ],
                     "forkexit",
                     &[("loops", "300"), ("touch", "on")],
@@ -468,7 +471,7 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
         )),
     };
     fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let availability = check_availability(ws, plan, &opts.qemu)?;
+    let mut availability = check_availability(ws, plan, &opts.qemu)?;
     let mut accel = None;
     let mut accels = BTreeMap::new();
     let mut pool = Pool::default();
@@ -521,12 +524,25 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
         if accel.is_none() && exp.accel.is_none() {
             accel = Some(measured_under.clone());
         }
-        accels.insert(exp.id.clone(), measured_under);
+        accels.insert(exp.id.clone(), measured_under.clone());
         let rows = Store::open(&dir)?.rows()?;
-        let runs: Vec<RunFigures> = derive::runs(&rows)
-            .into_iter()
-            .filter(|r| r.outcome.is_ok())
-            .collect();
+        let all = derive::runs(&rows);
+        // A variant whose every run was unsupported here (`pcid` under
+        // TCG) is not measured, and its rows say why.
+        for v in &exp.variants {
+            let mine: Vec<&RunFigures> = all.iter().filter(|r| &r.cell.variant == v).collect();
+            if !mine.is_empty() && mine.iter().all(|r| r.outcome == Outcome::Unsupported) {
+                availability.variants.insert(
+                    (exp.id.clone(), v.clone()),
+                    format!(
+                        "every run of {v} ended unsupported under {measured_under}: its CPU \
+                         lacks what the variant needs (the runs' logs in {} say what)",
+                        dir.display()
+                    ),
+                );
+            }
+        }
+        let runs: Vec<RunFigures> = all.into_iter().filter(|r| r.outcome.is_ok()).collect();
         pool.runs.insert(exp.id.clone(), runs);
     }
     let accel = accel.unwrap_or_else(|| accel_name(opts.accel).to_string());

@@ -132,6 +132,7 @@ static INTERRUPTED_USER: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false
 /// True while this CPU runs an IPI handler that interrupted user mode;
 /// false in the kernel's own code (a spin loop's poll included). For the
 /// shootdown handlers (mm::shootdown::in_context).
+#[cfg_attr(feature = "scoreboard", allow(dead_code))] // the global slot's only
 pub fn interrupted_user_mode() -> bool {
     INTERRUPTED_USER[percpu::cpu_id() as usize].load(Ordering::Relaxed)
 }

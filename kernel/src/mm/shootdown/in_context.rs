@@ -53,6 +53,7 @@ static ALL: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS
 
 /// Records `inv` (already acknowledged) for this CPU's next return to user
 /// mode. Interrupts off.
+#[cfg_attr(feature = "scoreboard", allow(dead_code))] // the global slot's only
 pub fn defer(inv: &Invalidation) {
     let me = arch::cpu_id() as usize;
     stats::count(Event::ShootDeferred);
