@@ -301,6 +301,10 @@ fn coherence_catches_only_the_lost_shootdown() {
         })
         .collect();
     for ((v, ..), (outcome, report)) in jobs.iter().zip(run_all(&jobs)) {
+        // No PCID under TCG (pcid_says_it_is_unsupported_under_tcg).
+        if *v == "pcid" && outcome.kind() == Kind::Unsupported {
+            continue;
+        }
         let stale = total(&report, "coherence.stale");
         assert!(total(&report, "coherence.checks") > 0.0, "{v}: no checks");
         assert_ipis_balanced(&report);
