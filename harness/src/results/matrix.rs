@@ -18,6 +18,8 @@
 //! name = "ipi-pingpong"
 //! cpus = [2, 4]               # optional; replaces the matrix's `cpus` for
 //!                             # this workload (ping-pong needs two CPUs)
+//! reps = 1                    # optional; at most this many of the matrix's
+//!                             # repetitions (an oracle's verdict)
 //! ```
 //!
 //! [`MatrixSpec::cells`] expands it in a fixed order: rep, then workload
@@ -89,6 +91,10 @@ pub struct WorkloadSpec {
     /// all of them).
     #[serde(default)]
     pub variants: Option<Vec<String>>,
+    /// At most this many of the matrix's repetitions (default: all): for
+    /// an oracle whose verdict is the point, not a figure to spread.
+    #[serde(default)]
+    pub reps: Option<u32>,
 }
 
 impl MatrixSpec {
@@ -180,6 +186,9 @@ impl MatrixSpec {
         if self.reps == 0 {
             bail!("'reps' must be at least 1");
         }
+        if let Some(w) = self.workloads.iter().find(|w| w.reps == Some(0)) {
+            bail!("workload '{}': 'reps' must be at least 1", w.name);
+        }
         let mut seen = std::collections::BTreeSet::new();
         for w in &self.workloads {
             let params = Cell::params_text(&w.params_text()?);
@@ -217,7 +226,7 @@ impl MatrixSpec {
 
     /// Every cell of the matrix, in the order documented in the module doc.
     pub fn cells(&self) -> Result<Vec<Cell>> {
-        type Entry<'a> = (String, String, &'a [u32], &'a [String]);
+        type Entry<'a> = (String, String, &'a [u32], &'a [String], u32);
         let workloads: Vec<Entry> = self
             .workloads
             .iter()
@@ -225,12 +234,21 @@ impl MatrixSpec {
                 let cpus = w.cpus.as_deref().unwrap_or(&self.cpus);
                 let variants = w.variants.as_deref().unwrap_or(&self.variants);
                 let params = Cell::params_text(&w.params_text()?);
-                Ok((w.name.clone(), params, cpus, variants))
+                Ok((
+                    w.name.clone(),
+                    params,
+                    cpus,
+                    variants,
+                    w.reps.unwrap_or(u32::MAX),
+                ))
             })
             .collect::<Result<_>>()?;
         let mut cells = Vec::new();
         for rep in 1..=self.reps {
-            for (workload, params, cpu_list, variants) in &workloads {
+            for (workload, params, cpu_list, variants, reps) in &workloads {
+                if rep > *reps {
+                    continue;
+                }
                 for &cpus in *cpu_list {
                     for variant in self.variants.iter().filter(|v| variants.contains(v)) {
                         cells.push(Cell {
@@ -255,6 +273,24 @@ mod tests {
     use super::*;
 
     const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+    #[test]
+    fn a_workload_can_cap_its_repetitions() {
+        let spec = MatrixSpec::parse(
+            "variants = [\"a\"]\ncpus = [2]\nreps = 3\naccel = \"tcg\"\n\
+             [[workloads]]\nname = \"forkexit\"\n\
+             [[workloads]]\nname = \"coherence\"\nreps = 1\n",
+        )
+        .unwrap();
+        let cells = spec.cells().unwrap();
+        let count = |w: &str| cells.iter().filter(|c| c.workload == w).count();
+        assert_eq!((count("forkexit"), count("coherence")), (3, 1));
+        let zero = MatrixSpec::parse(
+            "variants = [\"a\"]\ncpus = [2]\nreps = 3\naccel = \"tcg\"\n\
+             [[workloads]]\nname = \"coherence\"\nreps = 0\n",
+        );
+        assert!(zero.unwrap_err().to_string().contains("'reps'"));
+    }
 
     #[test]
     fn a_workload_can_run_on_some_variants_only() {
@@ -363,13 +399,13 @@ mod tests {
         assert_eq!(full.variants.len(), 19);
         // ipi-pingpong, busy-target and shoot-storm run on 2 and 4 CPUs
         // only.
-        // forkexit, buildkernel, mmap-storm, busy-target (19 variants),
-        // coherence (14, and lazy-latr's lazy=on cells) on 2, 4 CPUs; fuzz
-        // on 4; shoot-storm (8 variants) and ipi-pingpong (fixed) on 2, 4;
-        // two reps.
+        // Two reps of forkexit, buildkernel, mmap-storm, busy-target (19
+        // variants) on 2, 4 CPUs and ipi-pingpong (fixed) on 2, 4; one of
+        // the oracles: coherence (14, and lazy-latr's lazy=on cells) and
+        // shoot-storm (8 variants) on 2, 4, fuzz (19) on 4.
         assert_eq!(
             full.cells().unwrap().len(),
-            (19 * (4 * 2 + 1) + 15 * 2 + 8 * 2 + 2) * 2
+            (19 * 4 * 2 + 2) * 2 + 15 * 2 + 8 * 2 + 19
         );
         // The negative control is expected to be caught on 2 and 4 CPUs.
         let expected_failures = full
@@ -378,8 +414,9 @@ mod tests {
             .iter()
             .filter(|c| full.expected(c).0 == Outcome::Failed)
             .count();
-        // lost-shootdown: coherence and busy-target on 2 and 4 CPUs.
-        assert_eq!(expected_failures, 2 * 2 * 2);
+        // lost-shootdown: coherence (one rep) and busy-target (two) on 2
+        // and 4 CPUs.
+        assert_eq!(expected_failures, 2 + 2 * 2);
         let quick = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-quick.toml")).unwrap();
         // 5 variants x (forkexit and ipi-pingpong on 2 and 4 CPUs, busy-target
         // on 2) x 2 reps.
