@@ -28,8 +28,11 @@
 //! CPUs run (4 by default) caught it, under any accelerator, and
 //! *survives* otherwise (cells with fewer CPUs are reported, as `missed`
 //! when they did not catch it, but do not decide). A control fails when it shows a stale access, does not end
-//! ok, or some oracle mode made no check or completed no round. Exit 3 if
-//! any mutant survives or any control fails.
+//! ok, or some oracle mode made no check or completed no round. A run that
+//! ends `unsupported` (the CPU lacks what the kernel needs: `pcid` under
+//! TCG) is neither: its cell says so, and a mutant no cell could run is
+//! *unsupported here*, counted apart, never as caught. Exit 3 if any
+//! mutant survives or any control fails.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -227,6 +230,8 @@ pub struct Cell {
     pub failed_runs: Vec<String>,
     /// Modes with no check or no completed round (controls).
     pub empty_modes: Vec<String>,
+    /// Workloads whose run ended `unsupported` (nothing was tested).
+    pub unsupported: Vec<String>,
     pub stale: u64,
     pub checks: u64,
     pub wall: Duration,
@@ -235,6 +240,11 @@ pub struct Cell {
 impl Cell {
     pub fn caught(&self) -> bool {
         !self.caught_by.is_empty() || !self.failed_runs.is_empty()
+    }
+
+    /// Every run of the cell ended `unsupported`: it tested nothing.
+    pub fn untested(&self) -> bool {
+        !self.unsupported.is_empty() && self.checks == 0 && !self.caught()
     }
 
     /// A control cell that shows nothing wrong.
@@ -246,6 +256,9 @@ impl Cell {
     }
 
     fn verdict(&self) -> &'static str {
+        if self.untested() {
+            return "unsupported";
+        }
         match (self.mutant, self.caught(), self.clean()) {
             (true, true, _) => "caught",
             (true, false, _) => "missed",
@@ -257,6 +270,7 @@ impl Cell {
     fn by(&self) -> String {
         let mut by = self.caught_by.clone();
         by.extend(self.failed_runs.iter().cloned());
+        by.extend(self.unsupported.iter().map(|w| format!("{w}: unsupported")));
         if !self.mutant {
             by.extend(self.empty_modes.iter().map(|m| format!("{m}: no checks")));
         }
@@ -294,20 +308,44 @@ impl Outcome {
             .any(|c| c.mutant && c.target == name && c.cpus == cpus && c.caught())
     }
 
-    /// Mutants not caught (see [`Outcome::caught`]).
+    /// Mutants not caught (see [`Outcome::caught`]), but for those no cell
+    /// could run ([`Outcome::unsupported`]).
     pub fn survivors(&self) -> BTreeSet<String> {
+        let unsupported = self.unsupported();
         self.cells
             .iter()
             .filter(|c| c.mutant && !self.caught(&c.target))
             .map(|c| c.target.clone())
+            .filter(|t| !unsupported.contains(t))
             .collect()
     }
 
-    /// Controls that failed in some cell.
+    /// Mutants every cell of which ended `unsupported`: untested here.
+    pub fn unsupported(&self) -> BTreeSet<String> {
+        let targets: BTreeSet<&String> = self
+            .cells
+            .iter()
+            .filter(|c| c.mutant)
+            .map(|c| &c.target)
+            .collect();
+        targets
+            .into_iter()
+            .filter(|t| {
+                self.cells
+                    .iter()
+                    .filter(|c| &c.target == *t)
+                    .all(Cell::untested)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Controls that failed in some cell (a cell that could not run is
+    /// not a failure of the control).
     pub fn failed_controls(&self) -> BTreeSet<String> {
         self.cells
             .iter()
-            .filter(|c| !c.mutant && !c.clean())
+            .filter(|c| !c.mutant && !c.untested() && !c.clean())
             .map(|c| c.target.clone())
             .collect()
     }
@@ -329,6 +367,13 @@ pub fn execute(ws: &Workspace, opts: &MutantsOptions) -> Result<i32> {
     println!("written: {}", file.display());
     let survivors = outcome.survivors();
     let failed = outcome.failed_controls();
+    let untestable = outcome.unsupported();
+    if !untestable.is_empty() {
+        println!(
+            "mutants not testable on this CPU or accelerator (every run unsupported): {}",
+            untestable.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
     if !survivors.is_empty() {
         println!(
             "mutants survived: {}",
@@ -596,6 +641,10 @@ fn judge(
 ) {
     let m = |name: &str| report.metric(name).unwrap_or(0.0) as u64;
     cell.wall += wall;
+    if outcome == crate::outcome::Kind::Unsupported.as_str() {
+        cell.unsupported.push(workload.to_string());
+        return;
+    }
     let run_stale = if workload == "coherence" {
         m("coherence.stale")
     } else {
@@ -670,12 +719,21 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
         .map(|c| c.target.as_str())
         .collect();
     let survivors = o.survivors();
+    let unsupported = o.unsupported();
     let _ = writeln!(
         out,
-        "`{command}`: {} of {} mutants caught (on {} CPUs, under at least one accelerator); controls {}; wall {:.0} s.\n",
-        mutants.len() - survivors.len(),
-        mutants.len(),
+        "`{command}`: {} of {} mutants caught (on {} CPUs, under at least one accelerator){}; controls {}; wall {:.0} s.\n",
+        mutants.len() - survivors.len() - unsupported.len(),
+        mutants.len() - unsupported.len(),
         o.decisive_cpus(),
+        if unsupported.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; not testable on this CPU or accelerator: {}",
+                unsupported.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        },
         if o.failed_controls().is_empty() {
             "clean".to_string()
         } else {
@@ -703,7 +761,13 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
             out,
             "| {m} | {} | {} | {} |",
             path.replace('|', "\\|"),
-            if o.caught(m) { "caught" } else { "SURVIVED" },
+            if o.caught(m) {
+                "caught"
+            } else if unsupported.contains(*m) {
+                "unsupported here"
+            } else {
+                "SURVIVED"
+            },
             if r#in.is_empty() {
                 "-".to_string()
             } else {
@@ -813,5 +877,64 @@ catch = ["munmap", "remap"]
         assert!(o.survivors().is_empty());
         assert_eq!(o.failed_controls().len(), 1);
         assert!(markdown(&o, "harness mutants").contains("| kernel | path |"));
+    }
+
+    #[test]
+    fn an_unsupported_run_is_neither_caught_nor_survived() {
+        // A mutant whose every run ended `unsupported` (its kernel needs
+        // PCID, TCG has none): not caught, not a survivor, said apart.
+        let mut m = Cell {
+            target: "mutant-pcid-stale".into(),
+            mutant: true,
+            cpus: 4,
+            ..Cell::default()
+        };
+        let report = Report::default();
+        judge(
+            &mut m,
+            "coherence",
+            &report,
+            false,
+            "unsupported",
+            Duration::ZERO,
+        );
+        judge(
+            &mut m,
+            "shoot-storm",
+            &report,
+            false,
+            "unsupported",
+            Duration::ZERO,
+        );
+        assert!(!m.caught(), "an unsupported run is no catch");
+        assert_eq!(m.verdict(), "unsupported");
+        // A control that could not run did not fail.
+        let mut k = Cell {
+            target: "pcid".into(),
+            cpus: 4,
+            ..Cell::default()
+        };
+        judge(
+            &mut k,
+            "coherence",
+            &report,
+            false,
+            "unsupported",
+            Duration::ZERO,
+        );
+        let o = Outcome {
+            cells: vec![m, k],
+            ..Outcome::default()
+        };
+        assert!(o.survivors().is_empty());
+        assert!(o.failed_controls().is_empty());
+        assert_eq!(o.unsupported().len(), 1);
+        let md = markdown(&o, "harness mutants");
+        assert!(md.contains("0 of 0 mutants caught"), "{md}");
+        assert!(
+            md.contains("not testable on this CPU or accelerator: mutant-pcid-stale"),
+            "{md}"
+        );
+        assert!(md.contains("| unsupported here |"), "{md}");
     }
 }
