@@ -9,8 +9,8 @@
 //! CPU's TLB itself (if the pmap is loaded here) after sending the IPIs,
 //! so the local work overlaps the remote (`flush-first` does it before,
 //! as Linux and FreeBSD did until Amit 2020 and D25510); the wait returns
-//! when every target has invalidated. Callers must not migrate between the two calls
-//! nor call them from interrupt context.
+//! when every target has invalidated. Callers must not migrate between
+//! the two calls nor call them from interrupt context.
 //!
 //! # Targets (`lab_core::shoot::shoot_targets`)
 //!
