@@ -58,7 +58,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use x86_64::instructions::tlb::Pcid;
 use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
-use x86_64::structures::paging::PhysFrame;
 
 use super::pmap::Pmap;
 use crate::arch;
@@ -121,25 +120,32 @@ pub fn new_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Marks every CPU's entries of `pm` stale: called by a shootdown of a
-/// user pmap before it reads `pm_cpus` (see the module doc).
+/// Under `pcid`, marks every CPU's entries of user pmap `pm` stale: called
+/// by a shootdown before it reads `pm_cpus` (see the module doc). A no-op
+/// otherwise and for the kernel pmap (PCID 0, flushed everywhere).
 pub fn note_shootdown(pm: &Pmap) {
-    pm.pm_tlb_gen.fetch_add(1, Ordering::SeqCst);
+    if cfg!(feature = "pcid") && !pm.is_kernel() {
+        pm.pm_tlb_gen.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
-/// Loads the kernel pmap's tables under PCID 0, keeping every PCID's
-/// entries: kernel-address changes flush every PCID (module doc), and the
-/// kernel pmap maps nothing below the kernel half that ever changes.
-pub fn load_kernel(pml4: PhysFrame) {
-    // SAFETY: the kernel tables map everything kernel code uses; PCID 0 is
-    // valid.
-    unsafe { Cr3::write_pcid_no_flush(pml4, Pcid::new(0).unwrap()) };
-}
-
-/// Loads `pm`'s tables on this CPU under its slot's PCID, flushing that
-/// PCID unless its entries are current (module doc). The caller has set
-/// this CPU's bit in `pm_cpus` (SeqCst) and has interrupts off.
-pub fn load(pm: &Pmap) {
+/// Under `pcid` with PCIDs on, loads `pm`'s tables on this CPU and returns
+/// true; otherwise returns false and the caller loads CR3 the plain way.
+/// The kernel pmap runs under PCID 0, keeping every PCID's entries:
+/// kernel-address changes flush every PCID (module doc), and it maps
+/// nothing below the kernel half that ever changes. A user pmap runs under
+/// its slot's PCID, flushed unless its entries are current (module doc);
+/// the caller has set this CPU's bit in `pm_cpus` (SeqCst). Interrupts off.
+pub fn load(pm: &Pmap) -> bool {
+    if !(cfg!(feature = "pcid") && enabled()) {
+        return false;
+    }
+    if pm.is_kernel() {
+        // SAFETY: the kernel tables map everything kernel code uses; PCID
+        // 0 is valid.
+        unsafe { Cr3::write_pcid_no_flush(pm.pm_pml4, Pcid::new(0).unwrap()) };
+        return true;
+    }
     let me = arch::cpu_id() as usize;
     let slots = &CPU_SLOTS[me];
     // After the pm_cpus bit (SeqCst on both sides, module doc).
@@ -169,4 +175,5 @@ pub fn load(pm: &Pmap) {
         // SAFETY: as above; bit 63 clear drops the PCID's old entries.
         unsafe { Cr3::write_pcid(pm.pm_pml4, pcid) };
     }
+    true
 }

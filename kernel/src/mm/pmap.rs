@@ -1008,12 +1008,7 @@ pub fn pmap_activate(pm: &Pmap, is_current: bool) {
     if is_current {
         // `pcid`: under the CPU's PCID for this pmap, flushed only if a
         // shootdown marked it stale (mm::pcid).
-        if cfg!(feature = "pcid") && super::pcid::enabled() {
-            if pm.is_kernel() {
-                super::pcid::load_kernel(pm.pm_pml4);
-            } else {
-                super::pcid::load(pm);
-            }
+        if super::pcid::load(pm) {
             return;
         }
         // SAFETY: the PML4 maps the kernel half like every other pmap.

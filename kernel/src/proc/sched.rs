@@ -294,9 +294,8 @@ fn switch_pmap(cpu: usize, want: *const Pmap, lazy_ok: bool) {
         // The kernel pmap: the boot tables. Its pm_cpus is never a
         // shootdown target set (kernel shootdowns go to every CPU), so
         // it is not kept.
-        if cfg!(feature = "pcid") && crate::mm::pcid::enabled() {
-            crate::mm::pcid::load_kernel(pmap::pmap_kernel().pm_pml4);
-        } else {
+        // `pcid`: PCID 0, keeping the TLB (mm::pcid).
+        if !crate::mm::pcid::load(pmap::pmap_kernel()) {
             // SAFETY: the kernel tables map everything kernel code uses.
             unsafe { Cr3::write(pmap::pmap_kernel().pm_pml4, Cr3Flags::empty()) };
         }

@@ -28,8 +28,8 @@
 //!   no request of its own is posted in it (its previous shootdown was
 //!   waited for), then `ack` by t only. Target t's row `MAILBOXES[t]` is the
 //!   mailboxes it scans.
-//! - `GEN[cpu]`, `TARGETS[cpu]`: as in the scoreboard (a generation is
-//!   31 bits, never 0).
+//! - `GEN`: as in the scoreboard (mm::shootdown's `Generations`; a
+//!   generation is 31 bits, never 0).
 //!
 //! The trade (the paper's): the target reads and writes one line per
 //! request instead of two, and that line is its pair's alone; the
@@ -94,7 +94,7 @@ use lab_core::cpuset::CpuSet;
 use x86_64::instructions::interrupts;
 
 use super::dfly_batch::MAXPIR;
-use super::{AckRule, Footprint, Invalidation, Lines, Protocol, Request};
+use super::{AckRule, Footprint, Generations, Invalidation, Lines, Protocol, Request};
 use crate::arch;
 use crate::stats::{IpiKind, MAX_CPUS};
 
@@ -138,8 +138,7 @@ static MAILBOXES: [[Mailbox; MAX_CPUS]; MAX_CPUS] = [const {
 /// CPUs there are: the mailboxes a row scan reads.
 static NCPU: AtomicUsize = AtomicUsize::new(1);
 
-static GEN: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
-static TARGETS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static GEN: Generations = Generations::new();
 
 /// Mailbox (target, initiator).
 fn mailbox(target: u32, initiator: u32) -> &'static Mailbox {
@@ -229,11 +228,7 @@ impl Protocol for Consolidated {
     // scoreboard does (D25510's note 1).
     fn start(req: Request, targets: CpuSet, _rule: AckRule) -> u64 {
         let me = arch::cpu_id();
-        let mut generation = GEN[me as usize].load(Ordering::Relaxed).wrapping_add(1) & !POSTED;
-        if generation == 0 {
-            generation = 1;
-        }
-        GEN[me as usize].store(generation, Ordering::Relaxed);
+        let generation = GEN.next(me, !POSTED);
         // A List's VAs, read once from this CPU's published array.
         let inv = Invalidation::read(req);
         let sent_at = arch::tsc::now();
@@ -245,22 +240,18 @@ impl Protocol for Consolidated {
             m.ack.store(generation | POSTED, Ordering::Release);
         }
         fence(Ordering::SeqCst);
-        TARGETS[me as usize].store(targets.0, Ordering::Relaxed);
+        GEN.posted(me, targets);
         arch::ipi::send_set(req.kind(), targets);
         sent_at
     }
 
     fn wait() {
         let me = arch::cpu_id();
-        let generation = GEN[me as usize].load(Ordering::Relaxed);
-        let targets = CpuSet(TARGETS[me as usize].load(Ordering::Relaxed));
-        for t in targets.iter() {
-            let m = mailbox(t, me);
-            while m.ack.load(Ordering::Acquire) != generation {
-                Self::poll();
-                core::hint::spin_loop();
-            }
-        }
+        GEN.wait(
+            me,
+            |t, generation| mailbox(t, me).ack.load(Ordering::Acquire) == generation,
+            Self::poll,
+        );
     }
 
     fn poll() {

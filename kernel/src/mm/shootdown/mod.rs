@@ -331,6 +331,58 @@ pub trait Protocol {
     fn scan_footprint(target: u32, ncpu: u32, lines: &mut Lines);
 }
 
+/// The initiators' side of the generation protocols (the scoreboard and
+/// its consolidated form): per CPU, the generation of its last request
+/// (never 0, the value a word holds before any acknowledgement) and the
+/// targets it waits for. Written only by that CPU.
+#[cfg(feature = "scoreboard")]
+struct Generations {
+    last: [core::sync::atomic::AtomicU32; MAX_CPUS],
+    targets: [AtomicU64; MAX_CPUS],
+}
+
+#[cfg(feature = "scoreboard")]
+impl Generations {
+    const fn new() -> Generations {
+        Generations {
+            last: [const { core::sync::atomic::AtomicU32::new(0) }; MAX_CPUS],
+            targets: [const { AtomicU64::new(0) }; MAX_CPUS],
+        }
+    }
+
+    /// Takes CPU `me`'s next generation, within `mask` and never 0.
+    fn next(&self, me: u32, mask: u32) -> u32 {
+        let mut generation = self.last[me as usize]
+            .load(Ordering::Relaxed)
+            .wrapping_add(1)
+            & mask;
+        if generation == 0 {
+            generation = 1;
+        }
+        self.last[me as usize].store(generation, Ordering::Relaxed);
+        generation
+    }
+
+    /// Records the targets CPU `me`'s request went to.
+    fn posted(&self, me: u32, targets: CpuSet) {
+        self.targets[me as usize].store(targets.0, Ordering::Relaxed);
+    }
+
+    /// Spins until `acked(target, generation)` holds for every target of
+    /// CPU `me`'s last request, calling `poll` (which serves this CPU's
+    /// own requests) meanwhile.
+    fn wait(&self, me: u32, acked: impl Fn(u32, u32) -> bool, poll: fn()) {
+        let generation = self.last[me as usize].load(Ordering::Relaxed);
+        let targets = CpuSet(self.targets[me as usize].load(Ordering::Relaxed));
+        for t in targets.iter() {
+            while !acked(t, generation) {
+                poll();
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
 /// Bytes in a cache line on every x86-64 the lab runs on.
 const LINE: usize = 64;
 
@@ -343,10 +395,12 @@ impl Lines {
     pub fn touch<T>(&mut self, field: &T) {
         let start = field as *const T as usize;
         let end = start + core::mem::size_of::<T>();
-        for line in start / LINE..end.div_ceil(LINE) {
-            if !self.0.contains(&line) {
-                self.0.push(line);
-            }
+        (start / LINE..end.div_ceil(LINE)).for_each(|line| self.insert(line));
+    }
+
+    fn insert(&mut self, line: usize) {
+        if !self.0.contains(&line) {
+            self.0.push(line);
         }
     }
 
@@ -580,9 +634,7 @@ fn targets(pm: &Pmap) -> CpuSet {
     // `pcid`: the CPUs this leaves out may still hold `pm`'s entries under
     // its PCID; the bumped generation makes them flush when they load it
     // again (mm::pcid). Before pm_cpus is read.
-    if cfg!(feature = "pcid") && !pm.is_kernel() {
-        super::pcid::note_shootdown(pm);
-    }
+    super::pcid::note_shootdown(pm);
     let set = shoot_targets(
         pm.is_kernel(),
         pm.cpus(),
@@ -661,9 +713,7 @@ pub fn pmap_tlb_shootrange(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
 pub fn pmap_tlb_shoottlb_for(pm: &Pmap) {
     // `pcid`: every CPU flushes its current PCID, which is not `pm`'s on
     // the CPUs not running it: they flush when they load it (mm::pcid).
-    if cfg!(feature = "pcid") && !pm.is_kernel() {
-        super::pcid::note_shootdown(pm);
-    }
+    super::pcid::note_shootdown(pm);
     // Mutant `mutant-tlb-no-ipi`: the all-CPU flush of a big range flushes
     // only this CPU.
     let all = if cfg!(feature = "mutant-tlb-no-ipi") {
@@ -771,11 +821,7 @@ fn report_footprint(cpus: u32) {
         .map(|i| {
             let mut lines = Lines::default();
             for (fp, _) in fps.iter().zip(&pairs).filter(|(_, &(_, pi))| pi == i) {
-                fp.post.0.iter().for_each(|&l| {
-                    if !lines.0.contains(&l) {
-                        lines.0.push(l);
-                    }
-                });
+                fp.post.0.iter().for_each(|&l| lines.insert(l));
             }
             lines.len()
         })

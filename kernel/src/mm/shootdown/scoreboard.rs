@@ -24,8 +24,9 @@
 //!   note 3: "Scoreboard lines owned by given target CPU can be padded to
 //!   the cache line, to reduce ping-pong. This is not done in the
 //!   prototype.").
-//! - `GEN[cpu]`, `TARGETS[cpu]`: the initiator's last generation (never 0:
-//!   incremented, skipping 0) and the targets it still waits for.
+//! - `GEN` (mm::shootdown's `Generations`): per initiator, its last
+//!   generation (never 0: incremented, skipping 0) and the targets it
+//!   still waits for.
 //!
 //! There is no global lock: `shoot.wait.slot` stays 0, and every CPU can
 //! have a shootdown in flight at once.
@@ -86,7 +87,7 @@ use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use lab_core::cpuset::CpuSet;
 use x86_64::instructions::interrupts;
 
-use super::{AckRule, Footprint, Invalidation, Lines, Protocol, Request};
+use super::{AckRule, Footprint, Generations, Invalidation, Lines, Protocol, Request};
 use crate::arch;
 use crate::stats::{IpiKind, MAX_CPUS};
 
@@ -130,8 +131,7 @@ static STRIDE: AtomicUsize = AtomicUsize::new(MAX_CPUS);
 /// CPUs there are (FreeBSD's mp_maxid + 1): the words a row scan reads.
 static NCPU: AtomicUsize = AtomicUsize::new(1);
 
-static GEN: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
-static TARGETS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static GEN: Generations = Generations::new();
 
 /// The row stride for `ncpu` CPUs: FreeBSD's dense `mp_maxid + 1`, or a
 /// whole cache line with `scoreboard-padded`.
@@ -195,11 +195,7 @@ impl Protocol for Scoreboard {
     // Acknowledges before invalidating whatever the rule (D25510's note 1).
     fn start(req: Request, targets: CpuSet, _rule: AckRule) -> u64 {
         let me = arch::cpu_id();
-        let mut generation = GEN[me as usize].load(Ordering::Relaxed).wrapping_add(1);
-        if generation == 0 {
-            generation = 1;
-        }
-        GEN[me as usize].store(generation, Ordering::Relaxed);
+        let generation = GEN.next(me, u32::MAX);
         let r = &RECORDS[me as usize];
         let (kind, a1, a2) = req.encode();
         r.kind.store(kind, Ordering::Relaxed);
@@ -211,22 +207,18 @@ impl Protocol for Scoreboard {
             word(t, me).store(0, Ordering::Release);
         }
         fence(Ordering::SeqCst);
-        TARGETS[me as usize].store(targets.0, Ordering::Relaxed);
+        GEN.posted(me, targets);
         arch::ipi::send_set(req.kind(), targets);
         sent_at
     }
 
     fn wait() {
         let me = arch::cpu_id();
-        let generation = GEN[me as usize].load(Ordering::Relaxed);
-        let targets = CpuSet(TARGETS[me as usize].load(Ordering::Relaxed));
-        for t in targets.iter() {
-            let w = word(t, me);
-            while w.load(Ordering::Acquire) != generation {
-                Self::poll();
-                core::hint::spin_loop();
-            }
-        }
+        GEN.wait(
+            me,
+            |t, generation| word(t, me).load(Ordering::Acquire) == generation,
+            Self::poll,
+        );
     }
 
     fn poll() {
