@@ -183,24 +183,27 @@ pub(super) fn fmt_ratio(v: f64) -> String {
     }
 }
 
-/// Mean wait (slot + acks) per shootdown that sent IPIs, in us.
-pub(super) fn wait_us_per_ipi_shootdown(r: &RunFigures) -> Option<f64> {
+/// `cycles` of run `r` per shootdown that sent IPIs, in us.
+fn us_per_ipi_shootdown(r: &RunFigures, cycles: Option<f64>) -> Option<f64> {
     let calls = r.sum_kinds("shoot.calls.", &SHOOT_KINDS).unwrap_or(0.0);
     let noipi = r.sum_kinds("shoot.noipi.", &SHOOT_KINDS).unwrap_or(0.0);
-    let cycles = r.total("shoot.wait.slot").unwrap_or(0.0) + r.total("shoot.wait.ack")?;
-    let hz = r.total("tsc.hz")?;
+    let (cycles, hz) = (cycles?, r.total("tsc.hz")?);
     (calls - noipi > 0.0).then(|| cycles / (calls - noipi) / hz * 1e6)
+}
+
+/// Mean wait (slot + acks) per shootdown that sent IPIs, in us.
+pub(super) fn wait_us_per_ipi_shootdown(r: &RunFigures) -> Option<f64> {
+    let wait = r
+        .total("shoot.wait.ack")
+        .map(|ack| r.total("shoot.wait.slot").unwrap_or(0.0) + ack);
+    us_per_ipi_shootdown(r, wait)
 }
 
 /// The initiator's whole cost per shootdown that sent IPIs, its own
 /// invalidation included (shoot.op_cycles: start to the end of its wait),
 /// in us.
 pub(super) fn op_us_per_ipi_shootdown(r: &RunFigures) -> Option<f64> {
-    let calls = r.sum_kinds("shoot.calls.", &SHOOT_KINDS).unwrap_or(0.0);
-    let noipi = r.sum_kinds("shoot.noipi.", &SHOOT_KINDS).unwrap_or(0.0);
-    let cycles = r.total("shoot.op_cycles")?;
-    let hz = r.total("tsc.hz")?;
-    (calls - noipi > 0.0).then(|| cycles / (calls - noipi) / hz * 1e6)
+    us_per_ipi_shootdown(r, r.total("shoot.op_cycles"))
 }
 
 /// shootpage + shootrange IPIs sent.

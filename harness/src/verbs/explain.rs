@@ -38,6 +38,10 @@ pub struct Explained {
     pub mechanisms: Vec<String>,
 }
 
+/// Where IPIs sent and IPIs spared stand in `Explained::counts`' values.
+const IPIS: usize = 2;
+const SPARED: usize = 3;
+
 /// The counters of the shortcuts, and what each counts (per op). Only
 /// non-zero ones are told, so `fixed` has none.
 const MECHANISMS: [(&str, &str); 8] = [
@@ -109,9 +113,14 @@ impl Explained {
 
     /// IPIs per op for `cause` (all kinds).
     fn ipis(&self, cause: ShootCause) -> f64 {
+        self.per_op(cause, IPIS)
+    }
+
+    /// Field `field` of `counts` for `cause`, summed over kinds, per op.
+    fn per_op(&self, cause: ShootCause, field: usize) -> f64 {
         CAUSE_KINDS
             .iter()
-            .map(|k| self.get(cause, k)[2])
+            .map(|k| self.get(cause, k)[field])
             .sum::<f64>()
             / self.ops
     }
@@ -125,11 +134,7 @@ impl Explained {
 
     /// IPIs per op a shortcut spared for `cause` (all kinds).
     fn spared(&self, cause: ShootCause) -> f64 {
-        CAUSE_KINDS
-            .iter()
-            .map(|k| self.get(cause, k)[3])
-            .sum::<f64>()
-            / self.ops
+        self.per_op(cause, SPARED)
     }
 
     fn total_ipis(&self) -> f64 {
@@ -151,8 +156,8 @@ impl Explained {
     fn kinds_text(&self, cause: ShootCause) -> String {
         let parts: Vec<String> = CAUSE_KINDS
             .iter()
-            .filter(|k| self.get(cause, k)[2] > 0.0)
-            .map(|k| format!("{} {k}", num(self.get(cause, k)[2] / self.ops)))
+            .filter(|k| self.get(cause, k)[IPIS] > 0.0)
+            .map(|k| format!("{} {k}", num(self.get(cause, k)[IPIS] / self.ops)))
             .collect();
         parts.join(" and ")
     }
@@ -294,7 +299,7 @@ pub fn explain_text(a: &Explained, b: Option<&Explained>, op: &str) -> String {
         };
         writeln!(out, "{head}.").unwrap();
         for kind in CAUSE_KINDS {
-            let (p, q) = (more.get(cause, kind)[2], less.get(cause, kind)[2]);
+            let (p, q) = (more.get(cause, kind)[IPIS], less.get(cause, kind)[IPIS]);
             if (p / more.ops - q / less.ops).abs() >= SAME {
                 writeln!(
                     out,
