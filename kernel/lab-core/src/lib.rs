@@ -21,6 +21,8 @@
 //! - [`shoot`]: shootdown targets and range invalidation plans.
 //! - [`sample`]: bounded samples and percentiles of measured values.
 //! - [`cause`]: why a shootdown was sent (the list of causes).
+//! - [`model_hint`]: what the kernel tells the memory-system model
+//!   (`tcg-model`) that QEMU's plugin API cannot show it.
 #![cfg_attr(not(test), no_std)]
 
 pub mod apic;
@@ -29,6 +31,7 @@ pub mod cmdline;
 pub mod cpuset;
 pub mod elf;
 pub mod limits;
+pub mod model_hint;
 pub mod physmem;
 pub mod poison;
 pub mod ptmath;
