@@ -4,7 +4,8 @@
 //! in `hvm_start_info`. Each workload declares its parameters as a slice of
 //! [`ParamSpec`]; [`Params::parse`] checks a command line against it, so an
 //! unknown key, a malformed token or a bad value is reported by name before
-//! the workload starts.
+//! the workload starts. A few keys configure the kernel rather than the
+//! workload ([`KERNEL_KEYS`]); every workload accepts them.
 
 use core::fmt;
 
@@ -28,6 +29,30 @@ pub struct ParamSpec {
     /// be valid for `kind`.
     pub default: &'static str,
     pub help: &'static str,
+}
+
+/// Keys every workload accepts, because they configure the kernel, not the
+/// workload; read with [`kernel_flag`].
+pub const KERNEL_KEYS: &[ParamSpec] = &[ParamSpec {
+    key: "model",
+    kind: Kind::Bool,
+    default: "off",
+    help: "give the memory-system model its hints (set by the harness under tcg-model; \
+           lab_core::model_hint)",
+}];
+
+/// The value of the kernel-wide flag `key` (one of [`KERNEL_KEYS`]) on a
+/// command line [`Params::parse`] accepted; its default when not given.
+pub fn kernel_flag(line: &str, key: &str) -> bool {
+    let spec = KERNEL_KEYS
+        .iter()
+        .find(|p| p.key == key)
+        .unwrap_or_else(|| panic!("'{key}' is not a kernel-wide key"));
+    let value = tokens(line)
+        .flatten()
+        .find(|(k, _)| *k == key)
+        .map_or(spec.default, |(_, v)| v);
+    parse_bool(value).unwrap_or(false)
 }
 
 /// A command line that does not fit the rules.
@@ -133,7 +158,7 @@ impl<'a> Params<'a> {
             if key == "workload" {
                 continue;
             }
-            let Some(param) = spec.iter().find(|p| p.key == key) else {
+            let Some(param) = spec.iter().chain(KERNEL_KEYS).find(|p| p.key == key) else {
                 return Err(CmdlineError::UnknownKey { workload, key });
             };
             if !accepts(param.kind, value) {
@@ -265,6 +290,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "bad value 'c' for 'mode': expected one of a, b");
+    }
+
+    #[test]
+    fn kernel_keys_are_accepted_by_every_workload() {
+        let line = "workload=w loops=2 model=on";
+        let p = Params::parse(line, SPEC).unwrap();
+        assert_eq!(p.u64("loops"), 2);
+        assert!(kernel_flag(line, "model"));
+        assert!(!kernel_flag("workload=w", "model"));
+        assert!(matches!(
+            Params::parse("workload=w model=maybe", SPEC).unwrap_err(),
+            CmdlineError::BadValue { key: "model", .. }
+        ));
     }
 
     #[test]

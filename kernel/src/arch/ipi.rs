@@ -29,6 +29,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use lab_core::apic::Icr;
 use lab_core::cpuset::CpuSet;
+use lab_core::model_hint::Hint;
 
 use super::{apic, percpu, smp, trap, tsc};
 use crate::stats::{self, Event, IpiKind, MAX_CPUS};
@@ -77,6 +78,7 @@ pub fn send(kind: IpiKind, to: u32) {
     );
     MAILBOXES[to as usize].pending[kind as usize][me as usize].fetch_add(1, Ordering::Release);
     stats::ipi_sent(kind, to);
+    super::model_hint::give(Hint::IpiSend { target: to as u16 });
     apic::send(Icr::fixed(trap::ipi_vector(kind), smp::apic_id_of(to)));
 }
 
@@ -141,6 +143,7 @@ pub fn interrupted_user_mode() -> bool {
 /// interrupted user mode. Interrupts stay off throughout, so handlers do
 /// not nest.
 pub(super) fn handle(kind: IpiKind, from_user: bool) {
+    super::model_hint::give(Hint::IpiEnter);
     let me = percpu::cpu_id() as usize;
     INTERRUPTED_USER[me].store(from_user, Ordering::Relaxed);
     stats::count(interrupt_event(kind));

@@ -8,6 +8,8 @@
 //! - [`tsc`]: the TSC and its calibration.
 //! - [`smp`]: AP start-up, the online set, idle loop, cross-CPU jobs.
 //! - [`ipi`]: sending, receiving and counting IPIs.
+//! - [`model_hint`]: hints for the memory-system model (`tcg-model`), and
+//!   the one INVLPG every invalidation goes through.
 //!
 //! Bring-up order on the boot CPU: [`init_bsp`] (traps, APIC, per-CPU,
 //! GDT) as early as possible, then [`start_cpus`] (ACPI, TSC, LAPIC timer,
@@ -18,6 +20,7 @@ pub mod acpi;
 pub mod apic;
 pub mod gdt;
 pub mod ipi;
+pub mod model_hint;
 pub mod percpu;
 pub mod smp;
 pub mod trap;

@@ -4,6 +4,7 @@
 //! before anything runs, and reports its own figures as metric lines.
 
 use lab_core::cmdline::{self, CmdlineError, ParamSpec, Params};
+use lab_core::model_hint::Mark;
 use lab_core::report::Status;
 
 use crate::boot::start_info::StartInfo;
@@ -13,6 +14,7 @@ mod diagnostics;
 mod fault;
 mod hello;
 mod ipi_pingpong;
+mod model_selftest;
 mod pmap_inspect;
 mod pmap_selftest;
 mod programs;
@@ -37,6 +39,7 @@ pub static WORKLOADS: &[&Workload] = &[
     &diagnostics::SPIN,
     &fault::FAULT,
     &ipi_pingpong::IPI_PINGPONG,
+    &model_selftest::MODEL_SELFTEST,
     &pmap_selftest::PMAP_SELFTEST,
     &user::FORKEXIT_W,
     &user::BUILDKERNEL_W,
@@ -74,7 +77,16 @@ pub fn run(info: &StartInfo) -> Status {
             );
             Status::Failed
         }
-        Ok((workload, params)) => (workload.run)(&params, info),
+        Ok((workload, params)) => {
+            // Under `model=on` the model times the workload on its clocks
+            // from here to its return (set-up of its first process
+            // included; the workload's own elapsed_ns is guest time).
+            crate::arch::model_hint::init(line);
+            crate::arch::model_hint::mark(Mark::WorkloadBegin);
+            let status = (workload.run)(&params, info);
+            crate::arch::model_hint::mark(Mark::WorkloadEnd);
+            status
+        }
         Err(err) => {
             report::error("cmdline", format_args!("{err}"));
             if matches!(

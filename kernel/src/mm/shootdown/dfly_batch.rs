@@ -123,7 +123,7 @@ impl PmapInval {
                 } else {
                     self.vas[..n]
                         .iter()
-                        .for_each(|&va| x86_64::instructions::tlb::flush(VirtAddr::new(va)));
+                        .for_each(|&va| crate::arch::model_hint::invlpg(VirtAddr::new(va)));
                 }
             }
             return;

@@ -94,7 +94,7 @@ pub fn apply() {
         flush_all();
     } else {
         for slot in &VAS[me][..n] {
-            x86_64::instructions::tlb::flush(VirtAddr::new(slot.load(Ordering::Relaxed)));
+            crate::arch::model_hint::invlpg(VirtAddr::new(slot.load(Ordering::Relaxed)));
         }
     }
     COUNT[me].store(0, Ordering::Relaxed);

@@ -102,6 +102,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use lab_core::cpuset::CpuSet;
+use lab_core::model_hint::Mark;
 use lab_core::sample::Reservoir;
 use lab_core::shoot::{plan_range, shoot_targets, Flush};
 use lab_core::summary::summarize;
@@ -291,7 +292,7 @@ impl Invalidation {
         match self.req {
             Request::List { n, .. } => self.vas[..n as usize]
                 .iter()
-                .for_each(|&va| x86_64::instructions::tlb::flush(VirtAddr::new(va))),
+                .for_each(|&va| crate::arch::model_hint::invlpg(VirtAddr::new(va))),
             req => invalidate_local(req),
         }
     }
@@ -452,7 +453,7 @@ pub fn poll() {
 
 /// Invalidates `req` in this CPU's TLB.
 pub fn invalidate_local(req: Request) {
-    use x86_64::instructions::tlb;
+    use crate::arch::model_hint::invlpg;
     // `pcid`: an INVLPG reaches the current PCID only, and kernel addresses
     // are cached under every PCID (mm::pcid), so they go with a flush of
     // everything.
@@ -461,10 +462,10 @@ pub fn invalidate_local(req: Request) {
         return;
     }
     match req {
-        Request::Page(va) => tlb::flush(va),
+        Request::Page(va) => invlpg(va),
         Request::Range(sva, eva) => match plan_range(sva.as_u64(), eva.as_u64()) {
             Flush::All => flush_all(),
-            pages => pages.pages().for_each(|va| tlb::flush(VirtAddr::new(va))),
+            pages => pages.pages().for_each(|va| invlpg(VirtAddr::new(va))),
         },
         Request::Tlb => flush_all(),
         Request::List { .. } => Invalidation::read(req).invalidate(),
@@ -565,6 +566,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         pmap_tlb_shootwait();
     }
     let began = arch::tsc::now();
+    arch::model_hint::mark(Mark::ShootBegin);
     // `flush-first`: this CPU's own invalidation before any IPI goes out,
     // as Linux's flush_tlb_mm_range did (local flush_tlb_func, then
     // flush_tlb_others) and FreeBSD's pmap_invalidate_page before D25510
@@ -741,6 +743,7 @@ pub fn pmap_tlb_shootwait() {
         return;
     }
     let t0 = arch::tsc::now();
+    arch::model_hint::mark(Mark::WaitBegin);
     // Mutant `mutant-no-wait`: the initiator does not wait for the
     // acknowledgements, so the caller frees and reuses what the old entries
     // pointed at while targets may not have invalidated yet.
@@ -748,6 +751,8 @@ pub fn pmap_tlb_shootwait() {
         Active::wait();
     }
     let t1 = arch::tsc::now();
+    arch::model_hint::mark(Mark::WaitEnd);
+    arch::model_hint::mark(Mark::ShootEnd);
     stats::add(Event::AckWaitCycles, t1 - t0);
     stats::add(
         Event::ShootOpCycles,
