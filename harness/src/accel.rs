@@ -30,6 +30,9 @@ pub enum AccelChoice {
     Tcg,
     /// TCG with `-icount shift=0,sleep=off`: deterministic virtual time.
     TcgIcount,
+    /// tcg-icount plus the memory-system model (model/): modeled cache-line
+    /// transfers, TLB misses and per-CPU clocks, beside the guest's counts.
+    TcgModel,
 }
 
 /// The accelerator a boot uses.
@@ -39,6 +42,7 @@ pub enum Accel {
     Kvm,
     Tcg,
     TcgIcount,
+    TcgModel,
 }
 
 impl Accel {
@@ -47,8 +51,22 @@ impl Accel {
             Accel::Kvm => "kvm",
             Accel::Tcg => "tcg",
             Accel::TcgIcount => "tcg-icount",
+            Accel::TcgModel => "tcg-model",
         }
     }
+
+    /// Whether QEMU runs under `-icount` (one host thread, virtual time
+    /// that repeats bit for bit).
+    pub fn is_icount(self) -> bool {
+        matches!(self, Accel::TcgIcount | Accel::TcgModel)
+    }
+}
+
+/// Whether figures under the accelerator named `accel` repeat bit for bit
+/// (QEMU `-icount`; the model is deterministic on top of it), so that a
+/// difference is exact and one repetition speaks for all.
+pub fn is_repeatable(accel: &str) -> bool {
+    accel == Accel::TcgIcount.as_str() || accel == Accel::TcgModel.as_str()
 }
 
 /// The spin loop's length for the probe: about 0.1-0.2 s under TCG.
@@ -100,6 +118,7 @@ pub fn resolve_explained(
         AccelChoice::Kvm => asked(Accel::Kvm),
         AccelChoice::Tcg => asked(Accel::Tcg),
         AccelChoice::TcgIcount => asked(Accel::TcgIcount),
+        AccelChoice::TcgModel => asked(Accel::TcgModel),
         AccelChoice::Auto => {
             if !kvm_opens() {
                 return Ok((Accel::Tcg, "auto: /dev/kvm does not open".into()));
@@ -194,6 +213,7 @@ fn time_spin(
         kernel: kernel.to_path_buf(),
         append: format!("workload=spin iters={PROBE_ITERS}"),
         serial_log: dir.join(format!("{}.serial.log", accel.as_str())),
+        plugin: None,
     };
     let boot = qemu::boot(
         &cfg,

@@ -7,6 +7,8 @@
 //! - [`kernel_build`]: the `build` verb; one kernel ELF per variant.
 //! - [`qemu`]: the only module that builds a QEMU command line or starts QEMU.
 //! - [`accel`]: the accelerator choice, and the probe behind `--accel auto`.
+//! - [`model`]: the memory-system model (`--accel tcg-model`): its plugin,
+//!   the kernel's doorbell, the plugin's figures.
 //! - [`report`]: reads a run's serial log with the report protocol
 //!   (`lab_core::report`).
 //! - [`outcome`]: QEMU's exit plus the report, decoded into what happened.
@@ -31,6 +33,7 @@ pub mod compare;
 pub mod gate;
 pub mod kernel_build;
 pub mod matrix;
+pub mod model;
 pub mod mutants;
 pub mod outcome;
 pub mod plot;

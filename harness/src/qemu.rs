@@ -63,6 +63,21 @@ pub struct Config {
     pub append: String,
     /// Where COM1's output is written.
     pub serial_log: PathBuf,
+    /// The memory-system model's plugin, under [`Accel::TcgModel`] only.
+    pub plugin: Option<Plugin>,
+}
+
+/// The memory-system model's TCG plugin and its arguments (model/plugin).
+#[derive(Clone, Debug)]
+pub struct Plugin {
+    /// The plugin's shared library.
+    pub lib: PathBuf,
+    /// Cost profiles (model/profiles/*.toml): one model each.
+    pub profiles: Vec<PathBuf>,
+    /// Where the plugin writes its metrics when QEMU exits.
+    pub out: PathBuf,
+    /// The kernel's doorbell page (`lab_core::model_hint`), virtual.
+    pub doorbell: u64,
 }
 
 /// The arguments after the QEMU binary for `cfg`.
@@ -82,7 +97,7 @@ pub fn args(cfg: &Config) -> Vec<OsString> {
         // both `host` and `max` abort QEMU setting MSR 0x10a
         // (IA32_ARCH_CAPABILITIES); the kernel never reads it, so hide it.
         Accel::Kvm => push("max,arch-capabilities=off"),
-        Accel::Tcg | Accel::TcgIcount => push("max"),
+        Accel::Tcg | Accel::TcgIcount | Accel::TcgModel => push("max"),
     }
     push("-m");
     push(&format!("{}M", cfg.mem_mib));
@@ -99,8 +114,9 @@ pub fn args(cfg: &Config) -> Vec<OsString> {
             push("tcg,thread=multi");
         }
         // Deterministic virtual time: one instruction = 1 ns, vCPUs run
-        // round robin on one thread, no sleeping when idle.
-        Accel::TcgIcount => {
+        // round robin on one thread, no sleeping when idle. The model's
+        // plugin leaves that virtual time unchanged (it only observes).
+        Accel::TcgIcount | Accel::TcgModel => {
             push("-accel");
             push("tcg");
             push("-icount");
@@ -112,6 +128,18 @@ pub fn args(cfg: &Config) -> Vec<OsString> {
     }
     push("-device");
     push("isa-debug-exit,iobase=0xf4,iosize=4");
+    if let (Accel::TcgModel, Some(plugin)) = (cfg.accel, &cfg.plugin) {
+        let mut arg = OsString::from(&plugin.lib);
+        for profile in &plugin.profiles {
+            arg.push(",profile=");
+            arg.push(profile);
+        }
+        arg.push(",out=");
+        arg.push(&plugin.out);
+        arg.push(format!(",doorbell={:#x}", plugin.doorbell));
+        args.push("-plugin".into());
+        args.push(arg);
+    }
     let mut serial = OsString::from("file:");
     serial.push(&cfg.serial_log);
     args.push("-serial".into());
@@ -316,6 +344,12 @@ mod tests {
             kernel: "/k/fixed.elf".into(),
             append: "workload=hello n=1".into(),
             serial_log: "/r/serial.log".into(),
+            plugin: Some(Plugin {
+                lib: "/t/libpmaplab_model.so".into(),
+                profiles: vec!["/m/a.toml".into(), "/m/b.toml".into()],
+                out: "/r/model.out".into(),
+                doorbell: 0xffff_ffff_8010_0000,
+            }),
         }
     }
 
@@ -349,6 +383,16 @@ mod tests {
         assert!(!kvm.contains("host"));
         let icount = line(Machine::Microvm, Accel::TcgIcount);
         assert!(icount.contains("-accel tcg -icount shift=0,sleep=off"));
+        assert!(
+            !icount.contains("-plugin"),
+            "the plugin only under tcg-model"
+        );
+        let model = line(Machine::Microvm, Accel::TcgModel);
+        assert!(model.contains("-accel tcg -icount shift=0,sleep=off "));
+        assert!(model.contains(
+            " -plugin /t/libpmaplab_model.so,\
+             profile=/m/a.toml,profile=/m/b.toml,out=/r/model.out,doorbell=0xffffffff80100000 "
+        ));
     }
 
     #[test]

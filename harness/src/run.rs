@@ -10,6 +10,7 @@
 //!     qemu.stderr    QEMU's own messages
 //!     command.txt    the QEMU command line, ready to paste into a shell
 //!     outcome.txt    the decoded outcome and the wall time
+//!     model.metrics  under tcg-model: the model plugin's figures
 //! ```
 
 use std::fmt::Write as _;
@@ -21,6 +22,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::accel::{self, Accel, AccelChoice};
 use crate::kernel_build::{self, KernelImage};
+use crate::model;
 use crate::outcome::{self, Outcome};
 use crate::qemu::{self, Machine};
 use crate::report::{self, Report};
@@ -93,6 +95,8 @@ pub struct RunFiles {
     pub command: PathBuf,
     /// The decoded outcome and the wall time.
     pub outcome: PathBuf,
+    /// Under tcg-model: the model plugin's figures (crate::model).
+    pub model: PathBuf,
     /// The folder holding them (what [`RunResult::run_dir`] reports).
     pub dir: PathBuf,
 }
@@ -106,18 +110,20 @@ impl RunFiles {
             qemu_stderr: dir.join("qemu.stderr"),
             command: dir.join("command.txt"),
             outcome: dir.join("outcome.txt"),
+            model: dir.join("model.metrics"),
             dir: dir.to_path_buf(),
         }
     }
 
     /// `dir/<id>.log`, `dir/<id>.qemu.stderr`, `dir/<id>.cmd`,
-    /// `dir/<id>.outcome`: many runs side by side (a matrix's `logs/`).
+    /// `dir/<id>.outcome`, `dir/<id>.model`: many runs side by side (a matrix's `logs/`).
     pub fn named(dir: &Path, id: &str) -> RunFiles {
         RunFiles {
             serial_log: dir.join(format!("{id}.log")),
             qemu_stderr: dir.join(format!("{id}.qemu.stderr")),
             command: dir.join(format!("{id}.cmd")),
             outcome: dir.join(format!("{id}.outcome")),
+            model: dir.join(format!("{id}.model")),
             dir: dir.to_path_buf(),
         }
     }
@@ -144,7 +150,28 @@ pub fn run_once(spec: &RunSpec) -> Result<RunResult> {
 /// Boots `spec` once, writing its files where `files` says (their folder
 /// must exist; `spec.runs_dir` is not used). Errors as [`run_once`].
 pub fn run_into(spec: &RunSpec, files: &RunFiles) -> Result<RunResult> {
-    let kernel_cmdline = kernel_cmdline(&spec.workload, &spec.params)?;
+    let mut kernel_cmdline = kernel_cmdline(&spec.workload, &spec.params)?;
+    // tcg-model: the kernel gives the model its hints (lab_core::model_hint).
+    let plugin = if spec.accel == Accel::TcgModel {
+        kernel_cmdline.push_str(" model=on");
+        match fs::remove_file(&files.model) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot remove {}", files.model.display()))
+            }
+        }
+        Some(
+            model::plugin_for(&spec.kernel.path, &files.model).with_context(|| {
+                format!(
+                    "cannot set up tcg-model for variant '{}'",
+                    spec.kernel.variant
+                )
+            })?,
+        )
+    } else {
+        None
+    };
     let cfg = qemu::Config {
         qemu: spec.qemu.clone(),
         machine: spec.machine,
@@ -154,6 +181,7 @@ pub fn run_into(spec: &RunSpec, files: &RunFiles) -> Result<RunResult> {
         kernel: spec.kernel.path.clone(),
         append: kernel_cmdline.clone(),
         serial_log: files.serial_log.clone(),
+        plugin,
     };
     let command_line = qemu::shell_command(&cfg);
     let write = |path: &Path, text: &str| {
@@ -168,8 +196,34 @@ pub fn run_into(spec: &RunSpec, files: &RunFiles) -> Result<RunResult> {
             return Err(e).with_context(|| format!("cannot read {}", cfg.serial_log.display()))
         }
     };
-    let report = report::parse(&log);
-    let outcome = outcome::decide(&boot, &report);
+    let mut report = report::parse(&log);
+    let mut outcome = outcome::decide(&boot, &report);
+    // The model's figures join the guest's report under `model.`; a run
+    // the guest finished whose model output is missing or broken says so
+    // (the guest's own figures stay in the report either way).
+    if cfg.plugin.is_some() {
+        match model::read_metrics(&files.model) {
+            Ok(Some(metrics)) => report.metrics.extend(metrics),
+            Ok(None) if !outcome.is_ok() => {}
+            Ok(None) => {
+                outcome = Outcome::QemuError {
+                    reason: format!(
+                        "the model plugin wrote no figures ({} missing)",
+                        files.model.display()
+                    ),
+                    status: None,
+                    stderr: boot.stderr.clone(),
+                }
+            }
+            Err(e) => {
+                outcome = Outcome::QemuError {
+                    reason: format!("the model plugin's figures: {e:#}"),
+                    status: None,
+                    stderr: boot.stderr.clone(),
+                }
+            }
+        }
+    }
     write(
         &files.outcome,
         &format!("{outcome}\nwall: {:.3} s\n", boot.wall.as_secs_f64()),

@@ -254,9 +254,9 @@ fn judge(
         return Some(line);
     };
     let class = info.class.on_cpus(key.cpus);
-    let both_icount = sa
-        .zip(sb)
-        .is_some_and(|(x, y)| x.key.accel == REPEATABLE_ACCEL && y.key.accel == REPEATABLE_ACCEL);
+    let both_icount = sa.zip(sb).is_some_and(|(x, y)| {
+        crate::accel::is_repeatable(&x.key.accel) && crate::accel::is_repeatable(&y.key.accel)
+    });
     let moved = bad_move(a, b, better);
     if class == FigureClass::ExactCount || both_icount {
         let regime = if both_icount {

@@ -69,7 +69,8 @@ use crate::results::summary::{fmt_num, summarize, GroupKey, GroupSummary};
 pub use report::{GateLine, GateReport, Verdict};
 pub use rules::{BaselineRule, BoundRule, RatioRule, Rules, Selection, Stat};
 
-/// The accelerator whose virtual time repeats (QEMU `-icount`).
+/// The accelerator whose virtual time repeats (QEMU `-icount`); tcg-model
+/// runs on it and repeats too ([`crate::accel::is_repeatable`]).
 pub const REPEATABLE_ACCEL: &str = "tcg-icount";
 
 /// Repetitions a statistical (non-icount timing) comparison needs on each
@@ -251,7 +252,7 @@ fn same_run_regime(figure: &str, g: &GroupSummary, any_accel: bool) -> Regime {
     let class = figure_info(figure, g.unit_of(figure))
         .class
         .on_cpus(g.key.cpus);
-    let icount = g.key.accel == REPEATABLE_ACCEL;
+    let icount = crate::accel::is_repeatable(&g.key.accel);
     match class {
         // The run's own outcome differs across reps when a run fails;
         // "every run completes" says that better than non-determinism.
@@ -663,7 +664,8 @@ fn compare(
         let class = figure_info(&rule.figure, new.unit_of(&rule.figure))
             .class
             .on_cpus(new.key.cpus);
-        let both_icount = new.key.accel == REPEATABLE_ACCEL && old.key.accel == REPEATABLE_ACCEL;
+        let both_icount = crate::accel::is_repeatable(&new.key.accel)
+            && crate::accel::is_repeatable(&old.key.accel);
         let (old_v, new_v) = (old.values(&rule.figure), new.values(&rule.figure));
         let (Some(old_med), Some(new_med)) = (stats::median(&old_v), stats::median(&new_v)) else {
             let (which, side) = if old_v.is_empty() {

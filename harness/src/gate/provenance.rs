@@ -16,7 +16,6 @@
 //! A baseline without metadata has unknown provenance: its timing lines
 //! are refused the same way.
 
-use super::REPEATABLE_ACCEL;
 use crate::results::metadata::Metadata;
 use crate::results::summary::GroupKey;
 
@@ -67,7 +66,7 @@ pub fn timing_refusal(
             base.rustc_version, now.rustc_version
         ));
     }
-    if new.accel != REPEATABLE_ACCEL && base.host_cpu != now.host_cpu {
+    if !crate::accel::is_repeatable(&new.accel) && base.host_cpu != now.host_cpu {
         differs.push(format!(
             "host CPU under {}: baseline '{}', results '{}'",
             new.accel, base.host_cpu, now.host_cpu
@@ -100,6 +99,7 @@ pub fn describe(m: &Metadata) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::REPEATABLE_ACCEL;
 
     fn meta(accel: &str, qemu: &str, cpu: &str) -> Metadata {
         Metadata {

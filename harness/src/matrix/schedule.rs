@@ -24,7 +24,7 @@ use crate::qemu;
 /// the host still runs, alone).
 pub fn cost(cpus: u32, accel: Accel, total: usize) -> usize {
     let threads = match accel {
-        Accel::TcgIcount => 1,
+        Accel::TcgIcount | Accel::TcgModel => 1,
         Accel::Tcg | Accel::Kvm => cpus as usize,
     };
     threads.clamp(1, total.max(1))

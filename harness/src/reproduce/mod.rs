@@ -577,6 +577,7 @@ pub(crate) fn accel_name(choice: AccelChoice) -> &'static str {
         AccelChoice::Kvm => "kvm",
         AccelChoice::Tcg => "tcg",
         AccelChoice::TcgIcount => "tcg-icount",
+        AccelChoice::TcgModel => "tcg-model",
     }
 }
 

@@ -23,6 +23,15 @@
 //! | `ack_wait_mean` | shoot.wait.ack / (shootdown calls that sent IPIs) | cycles | timing |
 //! | `ack_wait_p50`, `_p90`, `_p99` | quantile of the shoot.wait.ack.log2 histogram (bucket's upper edge) | cycles | timing |
 //! | `stale_reads` | coherence.stale_reads (or coherence.stale) | count | sched |
+//! | `model.<p>.ops_per_s` | ops / (model.<p>.workload.ns / 1e9): the rate on profile p's modeled clocks | ops/s | timing |
+//! | `model.<p>.per_op.<m>` | model.<p>.<m> / ops (e.g. `coh.misses`, `coh.false_sharing`, `tlb.misses`) | per op | sched |
+//! | `model.<p>.wait_per_shootdown` | model.<p>.wait.cycles / model.<p>.wait.count: the initiator's modeled wait | cycles | timing |
+//! | `model.<p>.shoot_per_shootdown` | model.<p>.shoot.cycles / model.<p>.shoot.count: a shootdown, start to acks | cycles | timing |
+//! | `model.<p>.ipi_latency` | model.<p>.ipi.latency_cycles / model.<p>.ipi.entered: send to handler | cycles | timing |
+//!
+//! Every `model.` figure is *modeled* (the memory-system model under
+//! `tcg-model`, model/README.md), never measured: computed from the
+//! guest's own accesses with a cost profile's costs, and named apart.
 //!
 //! The class ([`FigureClass`], from [`figure_info`]) says how the gate may
 //! compare a figure: *timing* depends on time (repeatable only under
@@ -69,6 +78,12 @@ pub const CAUSE_FIGURE_PREFIX: &str = "ipis_per_op.cause.";
 /// Prefix of the per-cause figures of IPIs a shortcut spared
 /// (`spared_per_op.cause.<cause>`).
 pub const SPARED_FIGURE_PREFIX: &str = "spared_per_op.cause.";
+/// Prefix of everything the memory-system model reports (`tcg-model`):
+/// its metrics are `model.<profile>.<name>`, its derived figures too.
+pub const MODEL_PREFIX: &str = "model.";
+/// `model.<profile>.per_op.<metric>`: a model metric per workload op.
+pub const MODEL_PER_OP: &str = "per_op.";
+
 /// Prefix of the acknowledgement-wait histogram buckets.
 pub const ACK_HIST_PREFIX: &str = "shoot.wait.ack.log2.";
 
@@ -180,6 +195,22 @@ pub fn figure_info(name: &str, raw_unit: Option<&str>) -> FigureInfo {
         // passes (`kstorm.irqoff_checks`) and `kstorm.ops` are fixed by
         // the parameters.
         "kstorm.checks" | "kstorm.stale" => info("count", Better::Neither, SchedCount),
+        // The model's figures: deterministic under tcg-model, but they
+        // follow the guest's interleaving as its own counts do.
+        n if n.starts_with(MODEL_PREFIX) => {
+            let unit = raw_unit.unwrap_or("");
+            if n.ends_with(".ops_per_s") {
+                info("ops/s", Better::Higher, Timing)
+            } else if n.ends_with("_per_shootdown") || n.ends_with(".ipi_latency") {
+                info("cycles", Better::Lower, Timing)
+            } else if n.contains(".per_op.") {
+                info("per op", Better::Lower, SchedCount)
+            } else if matches!(unit, "cycles" | "ns") {
+                info(unit, Better::Neither, Timing)
+            } else {
+                info(unit, Better::Neither, SchedCount)
+            }
+        }
         // The protocol's cache-line footprint (mm::shootdown::report):
         // computed from the layout, the same in every run of a kernel.
         n if n.starts_with("shoot.") && n.ends_with("_lines") => {
@@ -346,10 +377,34 @@ impl RunFigures {
                 let cause = ShootCause::from_name(&n[SPARED_FIGURE_PREFIX.len()..])?;
                 ratio(self.cause_field(cause, "spared"), ops())
             }
+            n if n.starts_with(MODEL_PREFIX) => self.modeled(n),
             n => match n.strip_prefix("ipis_per_op.") {
                 Some(kind) => ratio(self.total(&format!("ipi.sent.{kind}")), ops()),
                 None => self.total(n),
             },
+        }
+    }
+
+    /// A modeled figure (`model.<profile>.<what>`, see the module doc):
+    /// derived from the model's metrics and the guest's op count, else the
+    /// model's metric of that name.
+    fn modeled(&self, name: &str) -> Option<f64> {
+        let ratio = |num: Option<f64>, den: Option<f64>| match (num, den) {
+            (Some(n), Some(d)) if d != 0.0 => Some(n / d),
+            _ => None,
+        };
+        let rest = &name[MODEL_PREFIX.len()..];
+        let (profile, what) = rest.split_once('.')?;
+        let metric = |m: &str| self.total(&format!("{MODEL_PREFIX}{profile}.{m}"));
+        if let Some(m) = what.strip_prefix(MODEL_PER_OP) {
+            return ratio(metric(m), self.ops());
+        }
+        match what {
+            "ops_per_s" => ratio(self.ops(), metric("workload.ns").map(|ns| ns / 1e9)),
+            "wait_per_shootdown" => ratio(metric("wait.cycles"), metric("wait.count")),
+            "shoot_per_shootdown" => ratio(metric("shoot.cycles"), metric("shoot.count")),
+            "ipi_latency" => ratio(metric("ipi.latency_cycles"), metric("ipi.entered")),
+            _ => self.total(name),
         }
     }
 
