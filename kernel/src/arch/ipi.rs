@@ -172,7 +172,7 @@ pub(super) fn handle(kind: IpiKind, from_user: bool) {
     }
     INTERRUPTED_USER[me].store(false, Ordering::Relaxed);
     apic::eoi();
-    if kind != IpiKind::Other {
+    if kind != IpiKind::Other && !smp::interrupted_ap_idle() {
         // A shootdown was served: PAUSE, which QEMU's TCG turns into "let
         // another vCPU run". Under `-icount` one host thread runs the vCPUs
         // round robin, and a target that kept its turn after acknowledging
@@ -181,6 +181,16 @@ pub(super) fn handle(kind: IpiKind, from_user: bool) {
         // cycles, against 1.3k with this; IPI round trips are 0.7k). On
         // hardware and under MTTCG the initiator sees the ack at once and
         // PAUSE costs a spin-loop hint.
+        //
+        // Not when this IPI woke the AP idle loop (smp::idle, where an AP
+        // waits for its first job): that loop halts again a few
+        // instructions on, which ends the turn anyway. Under QEMU 7.2's
+        // icount round robin a vCPU that ends its turn here only gets the
+        // next one when an earlier vCPU stops; with 2 vCPUs that is CPU 0
+        // waiting for the next ack, whose IPI is then already pending and
+        // is taken before the interrupted code's first instruction. So an
+        // AP that PAUSEd here never got past its idle HLT, never ran its
+        // scheduler job, and served shootdowns only (forkexit, 2 CPUs).
         core::hint::spin_loop();
     }
 }

@@ -22,7 +22,7 @@
 //! AP starts only.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use lab_core::apic::Icr;
 use lab_core::cpuset::CpuSet;
 use x86_64::instructions::interrupts;
@@ -362,6 +362,17 @@ static JOB_ARG: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Who posted the job, woken by an Other IPI when it is done.
 static JOB_OWNER: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 
+/// Per CPU: halted in [`idle`] (set before its `sti; hlt`, cleared once
+/// the loop runs again), so an interrupt taken meanwhile interrupted this
+/// loop. For the IPI handler's yield (ipi.rs).
+static IN_AP_IDLE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// True if this CPU's interrupted context is the HLT of [`idle`] (or the
+/// few instructions after it). Interrupt context.
+pub fn interrupted_ap_idle() -> bool {
+    IN_AP_IDLE[percpu::cpu_id() as usize].load(Ordering::Relaxed)
+}
+
 /// The idle loop of an AP: run a job if there is one, else sleep until an
 /// interrupt. `sti; hlt` back to back, so a wake-up IPI that arrives after
 /// the job check is not lost (STI's interrupt shadow covers HLT).
@@ -371,7 +382,9 @@ pub fn idle() -> ! {
         interrupts::disable();
         let job = JOB_FN[me].load(Ordering::Acquire);
         if job == 0 {
+            IN_AP_IDLE[me].store(true, Ordering::Relaxed);
             interrupts::enable_and_hlt();
+            IN_AP_IDLE[me].store(false, Ordering::Relaxed);
             continue;
         }
         interrupts::enable();
