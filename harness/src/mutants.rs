@@ -93,7 +93,7 @@ pub struct Mutant {
 
 impl Mutant {
     /// The mutant as a variant, to build it.
-    fn as_variant(&self) -> Variant {
+    pub fn as_variant(&self) -> Variant {
         Variant {
             name: self.name.clone(),
             description: self.description.clone(),

@@ -49,6 +49,11 @@ pub enum Op {
     IpiEnter = 3,
     /// An interval boundary (1 chunk: a [`Mark`]).
     Mark = 4,
+    /// The shootdown about to be marked settled (`ShootEnd` or `Settled`)
+    /// covered these pages (3 chunks of virtual page number, 1 of page
+    /// count; count 0 = every page, a full flush). Given once per range,
+    /// right before the mark.
+    Covers = 5,
 }
 
 impl Op {
@@ -58,6 +63,7 @@ impl Op {
             2 => Op::IpiSend,
             3 => Op::IpiEnter,
             4 => Op::Mark,
+            5 => Op::Covers,
             _ => return None,
         })
     }
@@ -66,6 +72,7 @@ impl Op {
     fn args(self) -> usize {
         match self {
             Op::Invlpg => 3,
+            Op::Covers => 4,
             Op::IpiSend | Op::Mark => 1,
             Op::IpiEnter => 0,
         }
@@ -81,9 +88,15 @@ pub enum Mark {
     /// A shootdown's initiator starts and stops waiting for its targets.
     WaitBegin,
     WaitEnd,
-    /// A shootdown call starts (before its targets are chosen) and returns.
+    /// A shootdown that sent IPIs starts (its targets chosen) and returns
+    /// (every target acknowledged).
     ShootBegin,
     ShootEnd,
+    /// A shootdown that needed no IPI returned, its local invalidation
+    /// done: like ShootEnd, a point where the kernel holds that no CPU
+    /// keeps a translation the change replaced (the model's stale-TLB
+    /// oracle judges there).
+    Settled,
     /// A numbered phase of a model self-test (0..=255): the model reports
     /// its counters per phase.
     PhaseBegin(u8),
@@ -99,6 +112,7 @@ impl Mark {
             Mark::WaitEnd => 4,
             Mark::ShootBegin => 5,
             Mark::ShootEnd => 6,
+            Mark::Settled => 7,
             Mark::PhaseBegin(n) => 0x100 | n as u16,
             Mark::PhaseEnd(n) => 0x200 | n as u16,
         }
@@ -112,6 +126,7 @@ impl Mark {
             4 => Mark::WaitEnd,
             5 => Mark::ShootBegin,
             6 => Mark::ShootEnd,
+            7 => Mark::Settled,
             0x100..=0x1ff => Mark::PhaseBegin(code as u8),
             0x200..=0x2ff => Mark::PhaseEnd(code as u8),
             _ => return None,
@@ -122,33 +137,60 @@ impl Mark {
 /// One hint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hint {
-    Invlpg { va: u64 },
-    IpiSend { target: u16 },
+    Invlpg {
+        va: u64,
+    },
+    /// `pages` pages from `va` (0: every page; at most [`MAX_COVER_PAGES`]).
+    Covers {
+        va: u64,
+        pages: u16,
+    },
+    IpiSend {
+        target: u16,
+    },
     IpiEnter,
     Mark(Mark),
 }
 
 /// The most loads one hint takes.
-pub const MAX_LOADS: usize = 4;
+pub const MAX_LOADS: usize = 5;
+
+/// The most pages one `Covers` hint names; a longer range is given as
+/// every page (0).
+pub const MAX_COVER_PAGES: u64 = CHUNK_MASK;
+
+/// The three 12-bit chunks of `va`'s 36-bit virtual page number.
+fn vpn_chunks(va: u64) -> [u64; 3] {
+    let vpn = (va >> 12) & ((1 << 36) - 1);
+    [
+        vpn & CHUNK_MASK,
+        (vpn >> CHUNK_BITS) & CHUNK_MASK,
+        (vpn >> (2 * CHUNK_BITS)) & CHUNK_MASK,
+    ]
+}
+
+/// The canonical address of the page whose vpn chunks are `a`, `b`, `c`.
+fn vpn_address(a: u64, b: u64, c: u64) -> u64 {
+    let vpn = a | (b << CHUNK_BITS) | (c << (2 * CHUNK_BITS));
+    // Sign-extend bit 47: the address is canonical.
+    (((vpn << 12) << 16) as i64 >> 16) as u64
+}
 
 /// The doorbell offsets to load, in order, to give `hint`: `(offsets, n)`.
 pub fn encode(hint: Hint) -> ([u16; MAX_LOADS], usize) {
     let mut out = [0u16; MAX_LOADS];
-    let (op, args): (Op, [u64; 3]) = match hint {
+    let (op, args): (Op, [u64; 4]) = match hint {
         Hint::Invlpg { va } => {
-            let vpn = (va >> 12) & ((1 << 36) - 1);
-            (
-                Op::Invlpg,
-                [
-                    vpn & CHUNK_MASK,
-                    (vpn >> CHUNK_BITS) & CHUNK_MASK,
-                    (vpn >> (2 * CHUNK_BITS)) & CHUNK_MASK,
-                ],
-            )
+            let [a, b, c] = vpn_chunks(va);
+            (Op::Invlpg, [a, b, c, 0])
         }
-        Hint::IpiSend { target } => (Op::IpiSend, [target as u64 & CHUNK_MASK, 0, 0]),
-        Hint::IpiEnter => (Op::IpiEnter, [0; 3]),
-        Hint::Mark(mark) => (Op::Mark, [mark.code() as u64, 0, 0]),
+        Hint::Covers { va, pages } => {
+            let [a, b, c] = vpn_chunks(va);
+            (Op::Covers, [a, b, c, pages as u64 & CHUNK_MASK])
+        }
+        Hint::IpiSend { target } => (Op::IpiSend, [target as u64 & CHUNK_MASK, 0, 0, 0]),
+        Hint::IpiEnter => (Op::IpiEnter, [0; 4]),
+        Hint::Mark(mark) => (Op::Mark, [mark.code() as u64, 0, 0, 0]),
     };
     out[0] = op as u16;
     for (slot, arg) in out[1..].iter_mut().zip(args).take(op.args()) {
@@ -161,7 +203,7 @@ pub fn encode(hint: Hint) -> ([u16; MAX_LOADS], usize) {
 #[derive(Clone, Debug, Default)]
 pub struct Decoder {
     op: Option<Op>,
-    args: [u64; 3],
+    args: [u64; 4],
     have: usize,
 }
 
@@ -178,7 +220,7 @@ impl Decoder {
     pub const fn new() -> Self {
         Decoder {
             op: None,
-            args: [0; 3],
+            args: [0; 4],
             have: 0,
         }
     }
@@ -207,14 +249,15 @@ impl Decoder {
             return None;
         }
         self.op = None;
-        let [a, b, c] = self.args;
+        let [a, b, c, d] = self.args;
         Some(match op {
-            Op::Invlpg => {
-                let vpn = a | (b << CHUNK_BITS) | (c << (2 * CHUNK_BITS));
-                // Sign-extend bit 47: the address is canonical.
-                let va = ((vpn << 12) << 16) as i64 >> 16;
-                Hint::Invlpg { va: va as u64 }
-            }
+            Op::Invlpg => Hint::Invlpg {
+                va: vpn_address(a, b, c),
+            },
+            Op::Covers => Hint::Covers {
+                va: vpn_address(a, b, c),
+                pages: d as u16,
+            },
             Op::IpiSend => Hint::IpiSend { target: a as u16 },
             Op::IpiEnter => Hint::IpiEnter,
             // `feed` refused an unknown mark code before it got here.
@@ -260,6 +303,12 @@ mod tests {
         ] {
             assert_eq!(round_trip(Hint::Invlpg { va }), Hint::Invlpg { va });
         }
+        for (va, pages) in [(0x7000u64, 1u16), (0xffff_ff00_c000_0000, 4095), (0, 0)] {
+            assert_eq!(
+                round_trip(Hint::Covers { va, pages }),
+                Hint::Covers { va, pages }
+            );
+        }
         assert_eq!(
             round_trip(Hint::IpiSend { target: 63 }),
             Hint::IpiSend { target: 63 }
@@ -272,6 +321,7 @@ mod tests {
             Mark::WaitEnd,
             Mark::ShootBegin,
             Mark::ShootEnd,
+            Mark::Settled,
             Mark::PhaseBegin(0),
             Mark::PhaseEnd(255),
         ] {

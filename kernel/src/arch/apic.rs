@@ -23,7 +23,7 @@ use x86_64::registers::model_specific::Msr;
 use super::{trap, tsc};
 use crate::memlayout::phys_to_virt;
 use crate::println;
-use crate::stats::{self, Event};
+use crate::stats::{self, Event, MAX_CPUS};
 
 /// LAPIC timer interrupts per second on every CPU.
 pub const TIMER_HZ: u64 = 100;
@@ -206,15 +206,24 @@ pub fn calibrate_timer() -> u32 {
     elapsed
 }
 
-/// Starts this CPU's timer, periodic at TIMER_HZ (after calibrate_timer).
+/// Starts this CPU's timer, periodic at TIMER_HZ (after calibrate_timer);
+/// [`super::model_hint::TURN_TICKS`] times faster under `model=on`, every
+/// other interrupt a turn boundary only (see [`timer_interrupt`]).
 pub fn start_timer() {
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
     write(
         REG_LVT_TIMER,
         LVT_TIMER_PERIODIC | trap::TIMER_VECTOR as u32,
     );
-    write(REG_TIMER_INIT, TIMER_PERIOD.load(Ordering::Relaxed));
+    let period = TIMER_PERIOD.load(Ordering::Relaxed);
+    write(
+        REG_TIMER_INIT,
+        (period / super::model_hint::turn_ticks()).max(1),
+    );
 }
+
+/// Per CPU: timer interrupts since the last scheduler tick (`model=on`).
+static TURN_COUNT: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 
 #[allow(dead_code)] // for the scheduler
 /// Installs the function every timer tick calls on its CPU, in interrupt
@@ -224,7 +233,18 @@ pub fn set_tick_hook(hook: fn()) {
 }
 
 /// The timer vector's handler: count the tick, EOI, then the tick hook.
+/// Under `model=on` only every TURN_TICKS-th interrupt is a tick; the
+/// others only end the vCPU's icount turn (model_hint::TURN_TICKS).
 pub(super) fn timer_interrupt() {
+    let every = super::model_hint::turn_ticks();
+    if every > 1 {
+        let n = &TURN_COUNT[super::cpu_id() as usize];
+        if n.fetch_add(1, Ordering::Relaxed) + 1 < every {
+            eoi();
+            return;
+        }
+        n.store(0, Ordering::Relaxed);
+    }
     stats::count(Event::TimerTicks);
     eoi();
     if let Some(hook) = TICK_HOOK.get() {

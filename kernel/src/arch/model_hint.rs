@@ -23,22 +23,56 @@ pub struct Doorbell([u8; DOORBELL_SIZE as usize]);
 #[used]
 pub static MODEL_DOORBELL: Doorbell = Doorbell([0; DOORBELL_SIZE as usize]);
 
-/// Whether the command line asked for hints (`model=on`).
-static ON: AtomicBool = AtomicBool::new(false);
+/// Whether the command line asked for hints (`model=on`). On a cache line
+/// of its own: every hint reads it, and a line shared with data other
+/// CPUs write would add transfers (false sharing) of the hints' own to
+/// what the model measures.
+#[repr(C, align(64))]
+struct OnFlag(AtomicBool);
+static ON: OnFlag = OnFlag(AtomicBool::new(false));
 
-/// Turns hints on for the rest of the run when `cmdline` says `model=on`
-/// (set once at boot, before the workload).
+/// Under `model=on`, each CPU's LAPIC timer interrupts this many times per
+/// scheduler tick, and the extra interrupts only return.
+///
+/// Why: under `-icount` QEMU 7.2 runs the vCPUs in turns on one thread,
+/// and a turn ends at the next timer deadline, a HLT or a PAUSE. At the
+/// kernel's 100 Hz tick a busy vCPU's turn is up to 10 ms of virtual time,
+/// 10 M instructions, and the model sees CPUs interleave only at that
+/// grain (4-CPU coherence remap: 35 turns in a whole run). A deadline
+/// every 100 us caps a turn at about 100 k instructions, for a handler of
+/// a few dozen instructions per interrupt (below 0.1 % of the run). The
+/// model reports the turns it saw (`model.turns`).
+pub const TURN_TICKS: u32 = 100;
+
+/// Turns hints on for the rest of the run when `cmdline` says `model=on`.
+/// Called once on the boot CPU before any timer starts.
 pub fn init(cmdline: &str) {
-    ON.store(
+    ON.0.store(
         lab_core::cmdline::kernel_flag(cmdline, "model"),
         Ordering::Relaxed,
     );
 }
 
+/// Whether hints are on (`model=on`): for callers that must work out a
+/// hint's arguments first.
+pub fn enabled() -> bool {
+    ON.0.load(Ordering::Relaxed)
+}
+
+/// Timer interrupts per scheduler tick: [`TURN_TICKS`] under `model=on`,
+/// else 1.
+pub fn turn_ticks() -> u32 {
+    if enabled() {
+        TURN_TICKS
+    } else {
+        1
+    }
+}
+
 /// Gives `hint` to the model: its loads, with interrupts off so that an
 /// interrupt handler's hint cannot land between them.
 pub fn give(hint: Hint) {
-    if !ON.load(Ordering::Relaxed) {
+    if !enabled() {
         return;
     }
     let (offsets, n) = model_hint::encode(hint);

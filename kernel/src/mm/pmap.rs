@@ -670,6 +670,9 @@ fn enter(pm: &Pmap, va: VirtAddr, pa: PhysAddr, flags: PageTableFlags) -> Result
             stats::count(Event::PmapUpgradesNoShoot);
         }
         super::shootdown::spare_shootpage(pm);
+        // The memory-system model holds the change settled here, as if
+        // shot down: a CPU left with another frame's entry is stale.
+        super::shootdown::model_settled(super::shootdown::Request::Page(VirtAddr::new(va)));
         return Ok(());
     }
     pmap_tlb_shootpage(pm, VirtAddr::new(va));
@@ -723,9 +726,14 @@ pub fn pmap_kenter_pa(va: VirtAddr, pa: PhysAddr, prot: Prot) -> Result<(), Pmap
     let new = Pte::new(pa, leaf_flags(pm, prot, false));
     // Mutant `mutant-kernel-no-shoot`: a kernel remap is not shot down.
     let shoot = !cfg!(feature = "mutant-kernel-no-shoot");
-    if shoot && old.present() && Pte(old.0 & !HW_SET.bits()) != new {
-        pmap_tlb_shootpage(pm, VirtAddr::new(va));
-        pmap_tlb_shootwait();
+    if old.present() && Pte(old.0 & !HW_SET.bits()) != new {
+        if shoot {
+            pmap_tlb_shootpage(pm, VirtAddr::new(va));
+            pmap_tlb_shootwait();
+        } else {
+            // The model holds the remap settled on return (see pmap_enter).
+            super::shootdown::model_settled(super::shootdown::Request::Page(VirtAddr::new(va)));
+        }
     }
     Ok(())
 }

@@ -81,7 +81,6 @@ pub fn run(info: &StartInfo) -> Status {
             // Under `model=on` the model times the workload on its clocks
             // from here to its return (set-up of its first process
             // included; the workload's own elapsed_ns is guest time).
-            crate::arch::model_hint::init(line);
             crate::arch::model_hint::mark(Mark::WorkloadBegin);
             let status = (workload.run)(&params, info);
             crate::arch::model_hint::mark(Mark::WorkloadEnd);

@@ -9,7 +9,8 @@
 //!
 //! 1. ping-pong: CPUs 0 and 1 take turns writing one line, `rounds` writes
 //!    each; every hand-over is one coherence miss (the waiting CPU's first
-//!    read after the other's write), never false sharing.
+//!    read after the other's write), never false sharing: 2 x rounds - 1,
+//!    and one more at each edge if the interleaving puts a read there.
 //! 2. packed: CPUs 0 and 1 each increment their own counter, both counters
 //!    in one line, `rounds` times at once: every miss is false sharing
 //!    (how many there are depends on how often the round robin switches

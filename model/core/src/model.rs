@@ -27,8 +27,11 @@
 //! `WorkloadEnd`), and numbered phases, during which a CPU's coherence, TLB
 //! and stale counters are also summed into `phase.<n>.*`. A Begin while the
 //! same interval is open on that CPU, or an End with none open, is ignored
-//! and counted `marks.unpaired`. A `ShootEnd` on any CPU also judges every
-//! CPU's outstanding TLB suspects (see [`crate::tlb`]).
+//! and counted `marks.unpaired`. A `ShootEnd` (or `Settled`, a shootdown
+//! that needed no IPI) settles the pages the kernel said it covered
+//! ([`Model::covers`]): every CPU's TLB entry of them filled before the
+//! shootdown began is condemned, and a later hit on it with a changed
+//! frame is a stale access (see [`crate::tlb`]).
 //!
 //! Events naming a CPU >= ncpus are ignored (an IPI to such a target is
 //! counted `ipi.bad_target`); the model holds at most 64 CPUs. An access is
@@ -148,6 +151,10 @@ struct Cpu {
     workload: Option<u64>,
     /// IPIs sent to this CPU not yet entered: (arrival, sender's clock).
     ipis: VecDeque<(u64, u64)>,
+    /// The event sequence number at this CPU's open `ShootBegin`.
+    shoot_began: Option<u64>,
+    /// The pages the shootdown about to settle covers: (va, pages).
+    covers: Vec<(u64, u64)>,
 }
 
 /// One phase's sums over CPUs.
@@ -172,6 +179,8 @@ pub struct Model {
     workload_begin: Option<u64>,
     workload_span: u64,
     workload_spans: u64,
+    /// Event sequence number: orders TLB fills against shootdowns.
+    seq: u64,
 }
 
 impl Model {
@@ -209,6 +218,8 @@ impl Model {
                     shoot: None,
                     workload: None,
                     ipis: VecDeque::new(),
+                    shoot_began: None,
+                    covers: Vec::new(),
                 })
                 .collect(),
             profile,
@@ -221,6 +232,7 @@ impl Model {
             workload_begin: None,
             workload_span: 0,
             workload_spans: 0,
+            seq: 0,
         }
     }
 
@@ -282,11 +294,19 @@ impl Model {
         }
         self.clocks.start(cpu);
         let (psize, global) = self.layout.page_of(vaddr);
-        match self.tlbs[cpu].access(vaddr, paddr, psize, global) {
+        self.seq += 1;
+        match self.tlbs[cpu].access(vaddr, paddr, psize, global, self.seq) {
             Lookup::Hit => {}
-            Lookup::HitOld { new_suspect, stale } => {
+            Lookup::HitOld {
+                new_suspect,
+                stale,
+                new_verdict,
+            } => {
                 if new_suspect {
                     self.bump(cpu, Ctr::StaleSuspects, 1);
+                }
+                if new_verdict {
+                    self.bump(cpu, Ctr::StaleVerdicts, 1);
                 }
                 if stale {
                     let ctr = if store {
@@ -422,6 +442,28 @@ impl Model {
         }
     }
 
+    /// The shootdown `cpu` is about to mark settled covered `pages` pages
+    /// from `va` (0: every page).
+    pub fn covers(&mut self, cpu: usize, va: u64, pages: u64) {
+        if cpu < self.ncpus {
+            self.cpus[cpu].covers.push((va, pages));
+        }
+    }
+
+    /// `cpu`'s shootdown, begun at sequence number `began`, is settled:
+    /// every CPU's entries of the pages it covered, filled before it began,
+    /// are condemned.
+    fn settle(&mut self, cpu: usize, began: u64) {
+        let covers = std::mem::take(&mut self.cpus[cpu].covers);
+        for &(va, pages) in &covers {
+            for tlb in &mut self.tlbs {
+                tlb.condemn(va, pages, began);
+            }
+        }
+        self.cpus[cpu].covers = covers;
+        self.cpus[cpu].covers.clear();
+    }
+
     /// `cpu` halted (`true`) or resumed (`false`). Only affects skew.
     pub fn idle(&mut self, cpu: usize, idle: bool) {
         if cpu < self.ncpus {
@@ -435,19 +477,20 @@ impl Model {
             return;
         }
         let now = self.clocks.now(cpu);
+        self.seq += 1;
         match mark {
             Mark::WaitBegin => self.open(cpu, |c| &mut c.wait),
             Mark::WaitEnd => self.close(cpu, |c| &mut c.wait, Ctr::WaitCycles, Ctr::WaitCount),
-            Mark::ShootBegin => self.open(cpu, |c| &mut c.shoot),
+            Mark::ShootBegin => {
+                self.open(cpu, |c| &mut c.shoot);
+                self.cpus[cpu].shoot_began = Some(self.seq);
+            }
             Mark::ShootEnd => {
                 self.close(cpu, |c| &mut c.shoot, Ctr::ShootCycles, Ctr::ShootCount);
-                for i in 0..self.ncpus {
-                    let n = self.tlbs[i].judge();
-                    if n > 0 {
-                        self.bump(i, Ctr::StaleVerdicts, n);
-                    }
-                }
+                let began = self.cpus[cpu].shoot_began.take().unwrap_or(self.seq);
+                self.settle(cpu, began);
             }
+            Mark::Settled => self.settle(cpu, self.seq),
             Mark::WorkloadBegin => {
                 self.open(cpu, |c| &mut c.workload);
                 if self.workload_begin.is_none() {

@@ -13,13 +13,19 @@
 //!   **refill**.
 //! - A **hit** whose cached frame differs from the frame QEMU translated
 //!   the access to means real hardware would still have used the *old*
-//!   frame: the old entry is kept and the page becomes a **suspect** on
-//!   this CPU. INVLPG of the page, a flush, or the entry's eviction clears
-//!   it (the CPU dropped the old translation). When a shootdown returns
-//!   (a `ShootEnd` mark on any CPU, [`Tlb::judge`]) every outstanding
-//!   suspect becomes a **verdict**: from then on every access that still
-//!   hits the old entry with a different frame counts as a stale load or
-//!   store.
+//!   frame (QEMU's own TLB dropped the entry and walked the new page
+//!   table): the old entry is kept. Whether that is a bug depends on when:
+//!   - while the change's shootdown is in flight it is allowed (every pmap
+//!     has that window): the entry is a **suspect**;
+//!   - once a shootdown covering the page has been marked settled (its
+//!     initiator saw every acknowledgement, `ShootEnd`, or it needed no
+//!     IPI, `Settled`), and that shootdown began after this CPU filled the
+//!     entry, the kernel has promised the entry gone ([`Tlb::condemn`]).
+//!     A hit on a condemned entry with a changed frame is a **stale
+//!     access** (the first per entry also a **verdict**): real hardware
+//!     would have read the old frame after the kernel said it could not.
+//!   The rule reads only the guest's own order of events: the fill, the
+//!   shootdown's begin and settle marks and the accesses, as emulated.
 //! - INVLPG of `va` removes the 4 KiB entry of `va` and any 2 MiB entry
 //!   covering it, global or not. A flush removes every entry, or every
 //!   non-global one (a CR3 write).
@@ -27,13 +33,15 @@
 //! Assumptions: one unified data TLB per page size (no L1/L2 split, no
 //! separate instruction TLB: instruction fetches are not modeled), no
 //! PCIDs, no paging-structure caches (a walk costs a flat page_walk), and
-//! an access spanning two pages looks up only its first page. The
-//! verdict rule is deliberately coarse: a `ShootEnd` of *any* shootdown
-//! judges every outstanding suspect, so a remap whose own shootdown is
-//! still in flight can be judged early by a concurrent unrelated one.
+//! an access spanning two pages looks up only its first page. Pages are
+//! named by virtual address only (no address-space tag, as without PCID
+//! a CR3 load empties the TLB): a shootdown of one process's page also
+//! condemns another process's entry for the same address on a CPU running
+//! it, which can only matter if that process's own mapping there changes
+//! meanwhile.
 
 use crate::profile::TlbShape;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 /// A page size the TLB caches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -125,6 +133,14 @@ struct Entry {
     /// LRU stamp; 0 = invalid.
     stamp: u64,
     global: bool,
+    /// The model's event sequence number when the entry was filled.
+    filled: u64,
+    /// A settled shootdown that began after the fill covered the page.
+    condemned: bool,
+    /// A hit found the frame changed while not condemned (counted once).
+    suspected: bool,
+    /// A hit found the frame changed while condemned (counted once).
+    judged: bool,
 }
 
 /// One set-associative array.
@@ -151,24 +167,20 @@ impl Array {
     }
 }
 
-/// State of a suspect page on one CPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Suspect {
-    /// Hit with a changed frame; not judged yet.
-    Outstanding,
-    /// A shootdown returned while it was outstanding.
-    Verdict,
-}
-
 /// What one lookup found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lookup {
     /// A hit on a current entry.
     Hit,
     /// A hit on an entry whose frame differs from the access's frame.
-    /// `new_suspect`: the page just became a suspect; `stale`: it is under
-    /// a verdict (count a stale access).
-    HitOld { new_suspect: bool, stale: bool },
+    /// `new_suspect`: first such hit on an entry not condemned; `stale`:
+    /// the entry is condemned (a stale access), `new_verdict`: the first
+    /// stale access through this entry.
+    HitOld {
+        new_suspect: bool,
+        stale: bool,
+        new_verdict: bool,
+    },
     /// A miss (the entry is now filled); `refill`: a flush or INVLPG
     /// removed this page since its last fill.
     Miss { refill: bool },
@@ -182,7 +194,6 @@ pub struct Tlb {
     tick: u64,
     /// Pages removed by INVLPG or a flush and not filled since.
     removed: FxHashSet<Page>,
-    suspects: FxHashMap<Page, Suspect>,
 }
 
 impl Tlb {
@@ -192,19 +203,24 @@ impl Tlb {
             a2m: Array::new(shape.entries_2m, shape.ways_2m, PageSize::Size2M),
             tick: 0,
             removed: FxHashSet::default(),
-            suspects: FxHashMap::default(),
         }
     }
 
     /// Looks up `va` (mapped with `size`, `global`) translated to `paddr`,
-    /// filling on a miss.
-    pub fn access(&mut self, va: u64, paddr: u64, size: PageSize, global: bool) -> Lookup {
+    /// filling on a miss; `seq` is the model's event sequence number now.
+    pub fn access(
+        &mut self,
+        va: u64,
+        paddr: u64,
+        size: PageSize,
+        global: bool,
+        seq: u64,
+    ) -> Lookup {
         self.tick += 1;
         let tick = self.tick;
         let shift = size.shift();
         let (vpn, frame) = (va >> shift, paddr >> shift);
         let page = Page::new(size, va);
-        // Field by field, so the set and the suspect map borrow apart.
         let array = match size {
             PageSize::Size4K => &mut self.a4k,
             PageSize::Size2M => &mut self.a2m,
@@ -215,18 +231,21 @@ impl Tlb {
             if e.frame == frame {
                 return Lookup::Hit;
             }
-            return match self.suspects.get(&page) {
-                None => {
-                    self.suspects.insert(page, Suspect::Outstanding);
-                    Lookup::HitOld {
-                        new_suspect: true,
-                        stale: false,
-                    }
-                }
-                Some(s) => Lookup::HitOld {
+            if e.condemned {
+                let new_verdict = !e.judged;
+                e.judged = true;
+                return Lookup::HitOld {
                     new_suspect: false,
-                    stale: *s == Suspect::Verdict,
-                },
+                    stale: true,
+                    new_verdict,
+                };
+            }
+            let new_suspect = !e.suspected;
+            e.suspected = true;
+            return Lookup::HitOld {
+                new_suspect,
+                stale: false,
+                new_verdict: false,
             };
         }
         // Miss: the victim is an invalid way, else the least recently used.
@@ -234,19 +253,57 @@ impl Tlb {
             .iter_mut()
             .min_by_key(|e| e.stamp)
             .expect("a set has at least one way");
-        let evicted = (victim.stamp != 0).then_some(victim.vpn);
         *victim = Entry {
             vpn,
             frame,
             stamp: tick,
             global,
+            filled: seq,
+            ..Entry::default()
         };
-        if let Some(old) = evicted {
-            // The evicted translation is gone: so is any suspicion on it.
-            self.suspects.remove(&Page::new(size, old << shift));
-        }
         Lookup::Miss {
             refill: self.removed.remove(&page),
+        }
+    }
+
+    /// A shootdown that began at sequence number `began` and covered
+    /// `pages` pages from `va` (0: every page) is settled: every entry of
+    /// those pages filled before `began` must be gone, and is condemned if
+    /// it is not.
+    pub fn condemn(&mut self, va: u64, pages: u64, began: u64) {
+        let mark = |e: &mut Entry| {
+            if e.stamp != 0 && e.filled < began {
+                e.condemned = true;
+            }
+        };
+        if pages == 0 || pages > 512 {
+            // A flush, or a range long enough that walking the arrays is
+            // cheaper than looking each page up.
+            let (start, end) = if pages == 0 {
+                (0, u64::MAX)
+            } else {
+                (va, va.saturating_add(pages << 12))
+            };
+            for a in [&mut self.a4k, &mut self.a2m] {
+                let shift = a.size.shift();
+                for e in a.entries.iter_mut() {
+                    let lo = e.vpn << shift;
+                    let hi = lo.saturating_add(1 << shift);
+                    if lo < end && start < hi {
+                        mark(e);
+                    }
+                }
+            }
+            return;
+        }
+        for i in 0..pages {
+            let page = va.wrapping_add(i << 12);
+            for a in [&mut self.a4k, &mut self.a2m] {
+                let vpn = page >> a.size.shift();
+                if let Some(e) = a.set(vpn).iter_mut().find(|e| e.stamp != 0 && e.vpn == vpn) {
+                    mark(e);
+                }
+            }
         }
     }
 
@@ -260,9 +317,7 @@ impl Tlb {
         let set = array.set(vpn);
         if let Some(e) = set.iter_mut().find(|e| e.stamp != 0 && e.vpn == vpn) {
             e.stamp = 0;
-            let page = Page::new(size, va);
-            self.suspects.remove(&page);
-            self.removed.insert(page);
+            self.removed.insert(Page::new(size, va));
         }
     }
 
@@ -279,25 +334,10 @@ impl Tlb {
             for e in a.entries.iter_mut() {
                 if e.stamp != 0 && (global_too || !e.global) {
                     e.stamp = 0;
-                    let page = Page::new(a.size, e.vpn << shift);
-                    self.suspects.remove(&page);
-                    self.removed.insert(page);
+                    self.removed.insert(Page::new(a.size, e.vpn << shift));
                 }
             }
         }
-    }
-
-    /// A shootdown returned: every outstanding suspect becomes a verdict.
-    /// Returns how many did.
-    pub fn judge(&mut self) -> u64 {
-        let mut n = 0;
-        for s in self.suspects.values_mut() {
-            if *s == Suspect::Outstanding {
-                *s = Suspect::Verdict;
-                n += 1;
-            }
-        }
-        n
     }
 
     /// Valid entries (both sizes).
@@ -340,17 +380,17 @@ mod tests {
         // 2 MiB pages: invlpg of any address inside removes the entry.
         let va = 0xffff_8000_0040_0000;
         assert_eq!(
-            t.access(va, 0x40_0000, PageSize::Size2M, false),
+            t.access(va, 0x40_0000, PageSize::Size2M, false, 0),
             Lookup::Miss { refill: false }
         );
         assert_eq!(
-            t.access(va + 0x1234, 0x40_1234, PageSize::Size2M, false),
+            t.access(va + 0x1234, 0x40_1234, PageSize::Size2M, false, 0),
             Lookup::Hit
         );
         t.invlpg(va + 0x5000);
         assert_eq!(t.occupancy(), 0);
         assert_eq!(
-            t.access(va, 0x40_0000, PageSize::Size2M, false),
+            t.access(va, 0x40_0000, PageSize::Size2M, false, 0),
             Lookup::Miss { refill: true }
         );
     }

@@ -209,32 +209,41 @@ fn tlb_capacity_evicts_lru() {
     assert_eq!(total(&m, "tlb.refills"), 0, "eviction is no refill");
 }
 
-/// A page remapped (frame A -> B) with no INVLPG on CPU 1: suspect; a
-/// shootdown returning on CPU 0 makes it a verdict; CPU 1's later accesses
-/// through the old entry are stale. Its INVLPG then ends it.
+/// CPU 1 caches page 0 -> frame A; the page is remapped to B and CPU 0's
+/// shootdown of it begins and settles while CPU 1 still has A: from then
+/// on each hit on A is a stale access (the first one a verdict). Before
+/// the settle a changed frame is only a suspect (the shootdown's window).
 #[test]
 fn stale_translation_verdict() {
     let mut m = Model::new(profile(), 2);
     let (a, b) = (0x10_0000, 0x20_0000);
     m.access(1, uva(0), a, 8, false);
+    m.mark(0, Mark::ShootBegin);
     m.access(1, uva(0), b, 8, false);
     assert_eq!(on(&m, "stale.suspects", 1), 1);
-    assert_eq!(total(&m, "stale.verdicts"), 0);
-    // Hits through the old entry before the verdict are not stale yet.
+    // Hits through the old entry before the settle are not stale.
     m.access(1, uva(0), b, 8, true);
     assert_eq!(total(&m, "stale.stores"), 0);
-    m.mark(0, Mark::ShootBegin);
+    // A settle of another page condemns nothing.
+    m.covers(0, uva(1), 1);
     m.mark(0, Mark::ShootEnd);
-    assert_eq!(on(&m, "stale.verdicts", 1), 1);
+    m.access(1, uva(0), b, 8, false);
+    assert_eq!(total(&m, "stale.verdicts"), 0);
+    // The covering one does.
+    m.mark(0, Mark::ShootBegin);
+    m.covers(0, uva(0), 1);
+    m.mark(0, Mark::ShootEnd);
+    assert_eq!(
+        total(&m, "stale.verdicts"),
+        0,
+        "judged on access, not at the settle"
+    );
     m.access(1, uva(0), b, 8, false);
     m.access(1, uva(0), b, 4, true);
     m.access(1, uva(0), b, 4, true);
+    assert_eq!(on(&m, "stale.verdicts", 1), 1);
     assert_eq!(on(&m, "stale.loads", 1), 1);
     assert_eq!(on(&m, "stale.stores", 1), 2);
-    // A second ShootEnd does not count the verdict again.
-    m.mark(0, Mark::ShootBegin);
-    m.mark(0, Mark::ShootEnd);
-    assert_eq!(total(&m, "stale.verdicts"), 1);
     m.invlpg(1, uva(0));
     m.access(1, uva(0), b, 8, false);
     assert_eq!(total(&m, "stale.loads"), 1);
@@ -242,26 +251,42 @@ fn stale_translation_verdict() {
     assert_eq!(total(&m, "stale.suspects"), 1);
 }
 
-/// The same remap, but CPU 1 invalidates before the shootdown returns:
-/// suspect, no verdict, nothing stale.
+/// What a settle does not condemn: an entry filled after the shootdown
+/// began (it may hold the new mapping), an entry invalidated before the
+/// settle, and an entry that a range or a full-flush request covers is
+/// condemned like a page's. `Settled` (no IPI) condemns what is there now.
 #[test]
-fn stale_suspect_cleared_by_invlpg() {
+fn what_a_settle_condemns() {
     let mut m = Model::new(profile(), 2);
-    m.access(1, uva(0), 0x10_0000, 8, false);
-    m.access(1, uva(0), 0x20_0000, 8, false);
-    m.invlpg(1, uva(0));
+    // Filled after the begin: not condemned.
     m.mark(0, Mark::ShootBegin);
+    m.access(1, uva(0), 0x10_0000, 8, false);
+    m.covers(0, uva(0), 1);
     m.mark(0, Mark::ShootEnd);
     m.access(1, uva(0), 0x20_0000, 8, false);
+    assert_eq!(total(&m, "stale.verdicts"), 0);
     assert_eq!(total(&m, "stale.suspects"), 1);
-    assert_eq!(total(&m, "stale.verdicts"), 0);
-    assert_eq!(total(&m, "stale.loads"), 0);
-    // A flush clears a suspect too.
-    m.access(1, uva(0), 0x30_0000, 8, false);
-    m.flush(1, false);
+    // Invalidated before the settle: gone, nothing stale.
+    m.access(1, uva(2), 0x30_0000, 8, false);
+    m.mark(0, Mark::ShootBegin);
+    m.invlpg(1, uva(2));
+    m.covers(0, uva(2), 1);
     m.mark(0, Mark::ShootEnd);
-    assert_eq!(total(&m, "stale.suspects"), 2);
+    m.access(1, uva(2), 0x40_0000, 8, false);
     assert_eq!(total(&m, "stale.verdicts"), 0);
+    // A range covering it, settled without IPI.
+    m.access(1, uva(5), 0x50_0000, 8, false);
+    m.covers(0, uva(4), 3);
+    m.mark(0, Mark::Settled);
+    m.access(1, uva(5), 0x60_0000, 8, false);
+    assert_eq!(total(&m, "stale.verdicts"), 1);
+    // A full-flush request (0 pages) covers everything.
+    m.access(1, uva(9), 0x70_0000, 8, false);
+    m.covers(0, 0, 0);
+    m.mark(0, Mark::Settled);
+    m.access(1, uva(9), 0x80_0000, 8, true);
+    assert_eq!(total(&m, "stale.verdicts"), 2);
+    assert_eq!(total(&m, "stale.stores"), 1);
 }
 
 /// CPU 1 (clock 10) reads a line CPU 0 wrote at clock 1000: CPU 1's clock
@@ -414,7 +439,10 @@ fn deterministic() {
                 2 => m.flush(cpu, r & 128 != 0),
                 3 => m.ipi_send(cpu, ((r >> 8) % 4) as usize),
                 4 => m.ipi_enter(cpu),
-                5 => m.mark(cpu, Mark::ShootEnd),
+                5 => {
+                    m.covers(cpu, uva((r >> 8) % 32), 1 + (r >> 16) % 4);
+                    m.mark(cpu, Mark::Settled);
+                }
                 _ => {
                     let page = (r >> 8) % 32;
                     let frame = page + ((r >> 20) % 2) * 64;

@@ -451,6 +451,10 @@ fn hint_load(s: &mut State, cpu: usize, off: u16) {
         }
         Hint::IpiEnter => s.models.iter_mut().for_each(|m| m.ipi_enter(cpu)),
         Hint::Mark(mark) => s.models.iter_mut().for_each(|m| m.mark(cpu, mark)),
+        Hint::Covers { va, pages } => s
+            .models
+            .iter_mut()
+            .for_each(|m| m.covers(cpu, va, pages as u64)),
     }
 }
 

@@ -64,6 +64,16 @@ pub const MAXPIR: usize = 16;
 static PUBLISHED: [[AtomicU64; MAXPIR]; MAX_CPUS] =
     [const { [const { AtomicU64::new(0) }; MAXPIR] }; MAX_CPUS];
 
+/// How many VAs CPU `cpu` last published: what its batch recorded, even
+/// where its request names fewer (the memory-system model's claim of what
+/// the shootdown covers; mm::shootdown::tell_model_settled).
+static PUBLISHED_LEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// How many VAs CPU `cpu` last published (at most MAXPIR).
+pub fn published_len(cpu: u32) -> usize {
+    PUBLISHED_LEN[cpu as usize].load(Ordering::Acquire) as usize
+}
+
 /// Copies the first `out.len()` VAs CPU `cpu` published into `out`.
 pub fn read_published(cpu: u32, out: &mut [u64]) {
     for (o, w) in out.iter_mut().zip(&PUBLISHED[cpu as usize]) {
@@ -138,6 +148,7 @@ impl PmapInval {
                 for (w, &va) in PUBLISHED[me as usize].iter().zip(&self.vas[..n]) {
                     w.store(va, Ordering::Release);
                 }
+                PUBLISHED_LEN[me as usize].store(n as u64, Ordering::Release);
                 // Mutant `mutant-dfly-truncate`: the list reaches the targets
                 // truncated to its first address (a count lost on the way);
                 // the others stay cached there.

@@ -559,6 +559,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         if local {
             invalidate_local(req);
         }
+        tell_model_settled(req, Mark::Settled);
         return;
     }
     let me = me as usize;
@@ -584,10 +585,63 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     SENT_AT[me].store(sent_at, Ordering::Relaxed);
     SHOOT_BEGAN[me].store(began, Ordering::Relaxed);
     OUTSTANDING[me].store(kind as u64 + 1 + ((why as u64) << 8), Ordering::Relaxed);
+    if arch::model_hint::enabled() {
+        *MODEL_REQ[me].lock() = Some(req);
+    }
     if !cfg!(feature = "flush-first") && local {
         invalidate_local(req);
         stats::count(Event::ShootLocalOverlapped);
     }
+}
+
+/// Under `model=on`, each CPU's outstanding shootdown request, for
+/// [`tell_model_settled`] at its shootwait (arch::model_hint).
+static MODEL_REQ: [spin::Mutex<Option<Request>>; MAX_CPUS] =
+    [const { spin::Mutex::new(None) }; MAX_CPUS];
+
+/// Tells the memory-system model that a change of `req`'s pages is settled
+/// although no shootdown was made for it (a shortcut's or a mutant's
+/// skip): the pmap operation returning is the promise.
+pub fn model_settled(req: Request) {
+    tell_model_settled(req, Mark::Settled);
+}
+
+/// Tells the memory-system model that the shootdown of `req` is settled
+/// (`mark`: ShootEnd after its acknowledgements, Settled when it needed no
+/// IPI), and which pages it covered: the model's TLB then holds any CPU
+/// that still has a translation of them, filled before the shootdown
+/// began, to hardware's rules (model/README.md, the stale-TLB oracle).
+/// Nothing without `model=on`.
+fn tell_model_settled(req: Request, mark: Mark) {
+    use lab_core::model_hint::{Hint, MAX_COVER_PAGES};
+    if !arch::model_hint::enabled() {
+        return;
+    }
+    let cover = |va: u64, pages: u64| {
+        let pages = if pages > MAX_COVER_PAGES {
+            0
+        } else {
+            pages as u16
+        };
+        arch::model_hint::give(Hint::Covers { va, pages });
+    };
+    match req {
+        Request::Page(va) => cover(va.as_u64(), 1),
+        Request::Range(sva, eva) => cover(
+            sva.as_u64(),
+            (eva - sva).div_ceil(lab_core::physmem::PAGE_SIZE).max(1),
+        ),
+        Request::Tlb => cover(0, 0),
+        // What the batch recorded, not what the request names: a request
+        // that lost addresses on the way must not shrink the claim.
+        Request::List { cpu, .. } => {
+            let mut vas = [0; dfly_batch::MAXPIR];
+            let n = dfly_batch::published_len(cpu).min(vas.len());
+            dfly_batch::read_published(cpu, &mut vas[..n]);
+            vas[..n].iter().for_each(|&va| cover(va, 1));
+        }
+    }
+    arch::model_hint::mark(mark);
 }
 
 /// The targets of a shootdown of the dying pmap `pm` (mm::pmap's
@@ -752,7 +806,9 @@ pub fn pmap_tlb_shootwait() {
     }
     let t1 = arch::tsc::now();
     arch::model_hint::mark(Mark::WaitEnd);
-    arch::model_hint::mark(Mark::ShootEnd);
+    if let Some(req) = MODEL_REQ[me].lock().take() {
+        tell_model_settled(req, Mark::ShootEnd);
+    }
     stats::add(Event::AckWaitCycles, t1 - t0);
     stats::add(
         Event::ShootOpCycles,
