@@ -9,6 +9,8 @@
 //! - [`accel`]: the accelerator choice, and the probe behind `--accel auto`.
 //! - [`model`]: the memory-system model (`--accel tcg-model`): its plugin,
 //!   the kernel's doorbell, the plugin's figures.
+//! - [`symbols`]: the kernel ELF's symbols, and which one holds a guest
+//!   physical address (the model's hot lines, the doorbell).
 //! - [`report`]: reads a run's serial log with the report protocol
 //!   (`lab_core::report`).
 //! - [`outcome`]: QEMU's exit plus the report, decoded into what happened.
@@ -42,6 +44,7 @@ pub mod report;
 pub mod reproduce;
 pub mod results;
 pub mod run;
+pub mod symbols;
 pub mod variants;
 pub mod verbs;
 pub mod workspace;

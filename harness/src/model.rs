@@ -114,22 +114,15 @@ pub fn profiles(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The virtual address of the kernel's doorbell page
-/// (`lab_core::model_hint::DOORBELL_SYMBOL`), from the ELF's symbol table.
+/// (`lab_core::model_hint::DOORBELL_SYMBOL`, unmangled), from the ELF's
+/// symbol table.
 pub fn doorbell(kernel: &Path) -> Result<u64> {
-    use elf::endian::AnyEndian;
-    let data =
-        std::fs::read(kernel).with_context(|| format!("cannot read {}", kernel.display()))?;
-    let file = elf::ElfBytes::<AnyEndian>::minimal_parse(&data)
-        .with_context(|| format!("{} is not an ELF file", kernel.display()))?;
-    let (symbols, names) = file
-        .symbol_table()
-        .with_context(|| format!("cannot read the symbol table of {}", kernel.display()))?
-        .with_context(|| format!("{} has no symbol table", kernel.display()))?;
     let want = lab_core::model_hint::DOORBELL_SYMBOL;
-    symbols
+    crate::symbols::Symbolizer::from_elf(kernel)?
+        .symbols()
         .iter()
-        .find(|s| names.get(s.st_name as usize).is_ok_and(|n| n == want))
-        .map(|s| s.st_value)
+        .find(|s| s.name == want)
+        .map(|s| s.addr)
         .with_context(|| {
             format!(
                 "{} has no symbol {want}: a kernel without the model's doorbell (built before it?)",

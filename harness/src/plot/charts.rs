@@ -20,8 +20,8 @@ use lab_core::cause::ShootCause;
 
 type DrawResult<T, DB> = Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-const GREY: RGBColor = RGBColor(90, 90, 90);
-const LEGEND_WIDTH: u32 = 200;
+pub(super) const GREY: RGBColor = RGBColor(90, 90, 90);
+pub(super) const LEGEND_WIDTH: u32 = 200;
 
 /// Draws the title and subtitle strip; returns the area below it.
 pub(super) fn header<DB: DrawingBackend>(
@@ -93,14 +93,14 @@ pub(super) fn label_below<DB: DrawingBackend>(
 }
 
 /// Variants present in `groups`, in display order.
-fn variants_of(groups: &[&GroupSummary]) -> Vec<String> {
+pub(super) fn variants_of(groups: &[&GroupSummary]) -> Vec<String> {
     let mut v: Vec<String> = groups.iter().map(|g| g.key.variant.clone()).collect();
     v.sort_by_key(|v| variant_rank(v));
     v.dedup();
     v
 }
 
-fn cpus_of(groups: &[&GroupSummary]) -> Vec<u32> {
+pub(super) fn cpus_of(groups: &[&GroupSummary]) -> Vec<u32> {
     let mut c: Vec<u32> = groups.iter().map(|g| g.key.cpus).collect();
     c.sort();
     c.dedup();
@@ -116,14 +116,14 @@ pub(super) fn accels_of(groups: &[&GroupSummary]) -> String {
 }
 
 /// (median, min, max) of a figure over a group's ok runs.
-fn spread(g: &GroupSummary, figure: &str) -> Option<(f64, f64, f64)> {
+pub(super) fn spread(g: &GroupSummary, figure: &str) -> Option<(f64, f64, f64)> {
     let values = g.values(figure);
     let (lo, hi) = range(&values)?;
     Some((median(&values)?, lo, hi))
 }
 
 /// `1 CPU`, `4 CPUs`.
-fn cpus_label(cpus: u32) -> String {
+pub(super) fn cpus_label(cpus: u32) -> String {
     if cpus == 1 {
         "1 CPU".into()
     } else {
@@ -133,7 +133,7 @@ fn cpus_label(cpus: u32) -> String {
 
 /// A number with an SI suffix and at most three significant digits:
 /// `512`, `4.1k`, `1.5M`.
-fn fmt_si(v: f64) -> String {
+pub(super) fn fmt_si(v: f64) -> String {
     let (scaled, suffix) = [(1e9, "G"), (1e6, "M"), (1e3, "k")]
         .into_iter()
         .find(|(unit, _)| v.abs() >= *unit)
@@ -788,7 +788,7 @@ pub fn spared_figure(cause: ShootCause) -> String {
 }
 
 /// `color` washed out towards white, for what a shortcut spared.
-fn pale(color: RGBColor) -> RGBColor {
+pub(super) fn pale(color: RGBColor) -> RGBColor {
     let mix = |c: u8| (c as u16 + 2 * 255).div_ceil(3) as u8;
     RGBColor(mix(color.0), mix(color.1), mix(color.2))
 }

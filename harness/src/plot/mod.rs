@@ -18,6 +18,12 @@
 //! - when the results span several CPU counts, log-log scaling charts
 //!   ([`scale`]): IPIs per operation and wait per shootdown against CPUs,
 //!   and `boot-time-by-cpus`;
+//! - when runs carry the memory-system model's figures (`model.<profile>.*`,
+//!   `--accel tcg-model`), per profile and workload the MODELED charts of
+//!   [`modeled`]: `model-<profile>-transfers-`, `-tlb-`, `-wait-<workload>`
+//!   and `model-<profile>-hot-lines-<workload>-c<N>` (hot lines named by
+//!   kernel symbol, [`symbols`], when `<results>/logs/<run>.cmd` names the
+//!   ELF), in a section per profile;
 //! - `index.md` (embeds the PNGs) and `index.html` (embeds the SVGs), with
 //!   the key figures in a table.
 //!
@@ -27,6 +33,7 @@
 
 mod charts;
 mod index;
+pub mod modeled;
 mod scale;
 
 use std::fs;
@@ -50,6 +57,11 @@ pub struct PlotOptions {
     pub heatmap_workload: Option<String>,
     /// Their CPU count (default: the largest with pair data).
     pub heatmap_cpus: Option<u32>,
+    /// The results folder the rows came from, whose `logs/<run>.cmd` name
+    /// each run's kernel ELF (symbol names on the model's hot-line
+    /// charts). Default: the output folder's parent when it has `logs/`
+    /// (`harness plot` writes to `<results>/charts`).
+    pub results_dir: Option<PathBuf>,
 }
 
 /// Font family name every chart uses; registered by [`font`].
@@ -73,10 +85,29 @@ pub fn font() {
     });
 }
 
+/// Colours of the variants published since the seeds (not in
+/// `VARIANT_ORDER`), so that two of them side by side (the model's matrix
+/// puts cacheline-consolidation beside flush-first) never share a colour.
+const LATER_VARIANTS: [(&str, RGBColor); 9] = [
+    ("cacheline-consolidation", RGBColor(0x17, 0xa2, 0xb8)), // cyan
+    ("flush-first", RGBColor(0xa6, 0xa8, 0x1c)),             // olive
+    ("early-ack", RGBColor(0x94, 0x67, 0xbd)),               // violet
+    ("in-context-flush", RGBColor(0x8c, 0x3b, 0x2b)),        // brick
+    ("lazy-latr", RGBColor(0x39, 0x3b, 0x79)),               // indigo
+    ("lazy-tlb", RGBColor(0x63, 0x79, 0x39)),                // dark olive
+    ("no-flush-cow", RGBColor(0xc2, 0x4e, 0x8a)),            // magenta
+    ("pcid", RGBColor(0x5a, 0x8f, 0xd6)),                    // sky blue
+    ("freebsd-before", RGBColor(0xbd, 0x9e, 0x39)),          // mustard
+];
+
 /// The colour of a variant: fixed per variant across charts (Tableau 10
-/// and two darker tones, one per variant of `VARIANT_ORDER`; a variant not
-/// listed there takes one of the last two, by name).
+/// and two darker tones, one per variant of `VARIANT_ORDER`; the later
+/// variants of [`LATER_VARIANTS`] their own; any other takes one of the
+/// last two, by name).
 pub fn variant_color(variant: &str) -> RGBColor {
+    if let Some((_, c)) = LATER_VARIANTS.iter().find(|(v, _)| *v == variant) {
+        return *c;
+    }
     const PALETTE: [RGBColor; 13] = [
         RGBColor(0xe1, 0x57, 0x59), // red: openbsd-2010
         RGBColor(0xf2, 0x8e, 0x2b), // orange: uninit-bitmap
@@ -251,8 +282,86 @@ pub fn render_all_with(
             charts,
         });
     }
+    let results_dir = opts.results_dir.clone().or_else(|| {
+        out_dir
+            .parent()
+            .filter(|p| p.join("logs").is_dir())
+            .map(Path::to_path_buf)
+    });
+    for section in model_sections(rows, &groups, results_dir.as_deref(), out_dir, &mut written)? {
+        sections.push(section);
+    }
     written.extend(index::write(&groups, &sections, out_dir)?);
     Ok(written)
+}
+
+/// The memory-system model's charts ([`modeled`]), one section per cost
+/// profile; none when no run has `model.` figures.
+fn model_sections(
+    rows: &[ResultRow],
+    groups: &[GroupSummary],
+    results_dir: Option<&Path>,
+    out_dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<Vec<index::Section>> {
+    let profiles = modeled::profiles_in(groups);
+    if profiles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kernels = modeled::Kernels::find(rows, results_dir);
+    let mut per_profile: Vec<Vec<(String, String)>> = vec![Vec::new(); profiles.len()];
+    for (workload, params) in workloads(groups) {
+        let these: Vec<&GroupSummary> = groups
+            .iter()
+            .filter(|g| g.key.workload == workload && g.key.params == params)
+            .collect();
+        let name = slug(&format!("{workload}-{params}"));
+        let title = workload_title(&workload, &params);
+        // The lines are the model's, not the profile's: drawn once when
+        // every profile lists the same.
+        let runs: Vec<&crate::results::derive::RunFigures> =
+            these.iter().flat_map(|g| g.runs.iter()).collect();
+        let same = modeled::same_lines(&runs, &profiles);
+        for (i, profile) in profiles.iter().enumerate() {
+            let others: Vec<String> = profiles[1..].to_vec();
+            let hot_same_in: Option<&[String]> = match (same, i) {
+                (true, 0) => Some(&others),
+                (true, _) => None,
+                (false, _) => Some(&[]),
+            };
+            let c =
+                modeled::WorkloadCharts::new(&these, profile, hot_same_in, &kernels, &name, &title);
+            let charts = &mut per_profile[i];
+            if let Some(c) = &c.transfers {
+                charts.push((c.stem(), c.caption()));
+                written.extend(render(c, out_dir)?);
+            }
+            if let Some(c) = &c.tlb {
+                charts.push((c.stem(), c.caption()));
+                written.extend(render(c, out_dir)?);
+            }
+            if let Some(c) = &c.wait {
+                charts.push((c.stem(), c.caption()));
+                written.extend(render(c, out_dir)?);
+            }
+            if let Some(c) = &c.hot {
+                charts.push((c.stem(), c.caption()));
+                written.extend(render(c, out_dir)?);
+            }
+        }
+    }
+    Ok(profiles
+        .into_iter()
+        .zip(per_profile)
+        .filter(|(_, charts)| !charts.is_empty())
+        .map(|(profile, charts)| index::Section {
+            title: format!(
+                "Modeled ({profile}): the memory-system model under tcg-model, {}",
+                modeled::README
+            ),
+            charts,
+        })
+        .collect())
 }
 
 #[cfg(test)]

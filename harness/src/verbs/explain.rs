@@ -7,6 +7,17 @@
 //! the seeds, dying-no-ipi) is also told by what it spared, per cause, and
 //! by the counters of its mechanism (`latr.queued`, `lazy.skipped`, ...).
 //! Runs go through [`crate::run::run_once`] like `harness run`.
+//!
+//! Under `--accel tcg-model` a second block follows, apart from the
+//! measured sentences and marked MODELED (the memory-system model,
+//! model/README.md): per variant and cost profile, the modeled cache-line
+//! transfers, false sharing, TLB misses and refills per op and the
+//! initiator's modeled wait per shootdown; then the hottest cache lines
+//! (`model.<profile>.hot.*`) by physical address, named by the kernel
+//! symbol that holds them ([`crate::plot::symbols`], from the ELF the run
+//! booted). The lines are the model's, the same under every profile
+//! (only costs differ), so they are listed once when they agree. Under
+//! any other accelerator the output is the measured sentences alone.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,10 +26,13 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use lab_core::cause::{ShootCause, CAUSE_KINDS};
 
+use crate::accel::Accel;
 use crate::outcome::Kind;
-use crate::results::derive::RunFigures;
+use crate::plot::modeled::{hot_lines, profiles_of, HotLine, README};
+use crate::results::derive::{RunFigures, MODEL_PREFIX};
 use crate::results::model::{Cell, RunRecord};
 use crate::run::{run_once, spec_for, RunOptions};
+use crate::symbols::Symbolizer;
 use crate::workspace::Workspace;
 
 /// The `explain` verb's options: a run's, and the variant to compare.
@@ -316,8 +330,289 @@ pub fn explain_text(a: &Explained, b: Option<&Explained>, op: &str) -> String {
     out
 }
 
-/// Runs `variant` once with the options' workload, CPUs and parameters.
-fn run_variant(ws: &Workspace, opts: &RunOptions, variant: &str) -> Result<(Explained, String)> {
+// ---- The memory-system model's figures (tcg-model) -----------------------
+
+/// How many hot lines the modeled block lists per variant.
+const HOT_LISTED: usize = 8;
+
+/// One profile's modeled figures per op for one run (`None`: not reported).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PerOp {
+    pub transfers: Option<f64>,
+    pub false_sharing: Option<f64>,
+    pub tlb_misses: Option<f64>,
+    pub tlb_refills: Option<f64>,
+    /// The initiator's modeled wait per shootdown, cycles.
+    pub wait_per_shootdown: Option<f64>,
+}
+
+/// What the memory-system model says of one variant's run.
+pub struct Modeled {
+    pub variant: String,
+    pub ops: f64,
+    /// (profile, its figures per op), profiles sorted.
+    pub per_op: Vec<(String, PerOp)>,
+    /// (profile, its hot lines, hottest first).
+    pub hot: Vec<(String, Vec<HotLine>)>,
+    /// The kernel's symbols (the ELF the run booted), or why there are none.
+    pub symbols: std::result::Result<Symbolizer, String>,
+    /// The ELF's path, for the text.
+    pub kernel: String,
+}
+
+impl Modeled {
+    /// From a run's figures; `None` if the run has no `model.` figures or
+    /// no operation count.
+    pub fn from_figures(
+        variant: &str,
+        f: &RunFigures,
+        symbols: std::result::Result<Symbolizer, String>,
+        kernel: &str,
+    ) -> Option<Modeled> {
+        let ops = f.ops().filter(|&o| o > 0.0)?;
+        let profiles = profiles_of(f);
+        if profiles.is_empty() {
+            return None;
+        }
+        let fig = |p: &str, what: &str| f.figure(&format!("{MODEL_PREFIX}{p}.{what}"));
+        let per_op = profiles
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    PerOp {
+                        transfers: fig(p, "per_op.coh.misses"),
+                        false_sharing: fig(p, "per_op.coh.false_sharing"),
+                        tlb_misses: fig(p, "per_op.tlb.misses"),
+                        tlb_refills: fig(p, "per_op.tlb.refills"),
+                        wait_per_shootdown: fig(p, "wait_per_shootdown"),
+                    },
+                )
+            })
+            .collect();
+        let hot = profiles
+            .iter()
+            .map(|p| (p.clone(), hot_lines(f, p)))
+            .collect();
+        Some(Modeled {
+            variant: variant.to_string(),
+            ops,
+            per_op,
+            hot,
+            symbols,
+            kernel: kernel.to_string(),
+        })
+    }
+
+    fn per_op(&self, profile: &str) -> Option<&PerOp> {
+        self.per_op
+            .iter()
+            .find(|(p, _)| p == profile)
+            .map(|(_, f)| f)
+    }
+}
+
+/// `12.25` or `-` for a missing figure.
+fn opt_num(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), num)
+}
+
+/// `2140` cycles as `2.14k`; `-` when missing.
+fn cycles(v: Option<f64>) -> String {
+    match v {
+        Some(c) if c.abs() >= 1000.0 => format!("{:.2}k", c / 1000.0),
+        Some(c) => format!("{c:.0}"),
+        None => "-".into(),
+    }
+}
+
+/// One variant's modeled per-op sentence under `profile`.
+fn modeled_sentence(m: &Modeled, profile: &str, op: &str) -> String {
+    let Some(f) = m.per_op(profile) else {
+        return format!("{}: no modeled figures under {profile}.", m.variant);
+    };
+    format!(
+        "{}: {} cache-line transfers per {op} ({} of them false sharing), {} TLB misses per {op} \
+         ({} refills of an entry an INVLPG or flush removed); the initiator waits {} cycles per \
+         shootdown.",
+        m.variant,
+        opt_num(f.transfers),
+        opt_num(f.false_sharing),
+        opt_num(f.tlb_misses),
+        opt_num(f.tlb_refills),
+        cycles(f.wait_per_shootdown)
+    )
+}
+
+/// How `b` differs from `a` under `profile`, in one sentence.
+fn modeled_difference(a: &Modeled, b: &Modeled, profile: &str, op: &str) -> Option<String> {
+    let (fa, fb) = (a.per_op(profile)?, b.per_op(profile)?);
+    let diff = |x: Option<f64>, y: Option<f64>, what: &str, unit: &str| -> Option<String> {
+        let (x, y) = (x?, y?);
+        let d = y - x;
+        if d.abs() < SAME {
+            return Some(format!("the same {what}"));
+        }
+        let pct = if x != 0.0 {
+            format!(" ({:+.0}%)", 100.0 * d / x)
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "{} {} {what}{unit}{pct}",
+            num(d.abs()),
+            if d < 0.0 { "fewer" } else { "more" }
+        ))
+    };
+    let parts: Vec<String> = [
+        diff(fa.transfers, fb.transfers, "cache-line transfers", ""),
+        diff(
+            fa.false_sharing,
+            fb.false_sharing,
+            "false-sharing transfers",
+            "",
+        ),
+        diff(fa.tlb_misses, fb.tlb_misses, "TLB misses", ""),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let wait = match (fa.wait_per_shootdown, fb.wait_per_shootdown) {
+        (Some(x), Some(y)) if x > 0.0 => format!(
+            "; its initiator waits {} cycles per shootdown against {} ({:+.0}%)",
+            cycles(Some(y)),
+            cycles(Some(x)),
+            100.0 * (y - x) / x
+        ),
+        _ => String::new(),
+    };
+    Some(format!(
+        "{} against {}: {} per {op}{wait}.",
+        b.variant,
+        a.variant,
+        parts.join(", ")
+    ))
+}
+
+/// The hot-line table of one variant under one profile.
+fn hot_table(m: &Modeled, lines: &[HotLine], out: &mut String) {
+    let shown = lines.len().min(HOT_LISTED);
+    let named = match &m.symbols {
+        Ok(_) => format!("symbols from {}", m.kernel),
+        Err(e) => format!("no symbols: {e}"),
+    };
+    writeln!(
+        out,
+        "  {} (the {} hottest of the {} lines the model lists; {named}):",
+        m.variant,
+        shown,
+        lines.len()
+    )
+    .unwrap();
+    if lines.is_empty() {
+        writeln!(out, "    no line changed hands.").unwrap();
+        return;
+    }
+    writeln!(
+        out,
+        "    {:>4}  {:>10}  {:>9}  {:>6}  {:>7}  symbol+offset",
+        "rank", "paddr", "transfers", "false", "per op"
+    )
+    .unwrap();
+    for h in lines.iter().take(HOT_LISTED) {
+        let place = match &m.symbols {
+            Ok(s) => s.place_line(h.paddr).label(),
+            Err(_) => "-".into(),
+        };
+        writeln!(
+            out,
+            "    {:>4}  {:>#10x}  {:>9}  {:>6}  {:>7}  {place}",
+            h.rank,
+            h.paddr,
+            h.transfers,
+            h.false_sharing,
+            num(h.transfers / m.ops)
+        )
+        .unwrap();
+    }
+}
+
+/// The MODELED block: per-op figures per profile and variant, how the two
+/// differ, and the hottest lines by symbol. Kept apart from the measured
+/// sentences.
+pub fn modeled_text(a: &Modeled, b: Option<&Modeled>, op: &str) -> String {
+    let mut out = String::new();
+    let all: Vec<&Modeled> = std::iter::once(a).chain(b).collect();
+    let mut profiles: Vec<String> = all
+        .iter()
+        .flat_map(|m| m.per_op.iter().map(|(p, _)| p.clone()))
+        .collect();
+    profiles.sort();
+    profiles.dedup();
+    writeln!(
+        out,
+        "MODELED, not measured: the memory-system model (accel tcg-model, {README}) on the \
+         guest's own accesses, with each cost profile's costs ({}). None of these figures is in \
+         the sentences above.",
+        profiles.join(", ")
+    )
+    .unwrap();
+    for p in &profiles {
+        writeln!(out, "Per {op}, modeled ({p}):").unwrap();
+        for m in &all {
+            writeln!(out, "  {}", modeled_sentence(m, p, op)).unwrap();
+        }
+        if let Some(b) = b {
+            if let Some(s) = modeled_difference(a, b, p, op) {
+                writeln!(out, "  {s}").unwrap();
+            }
+        }
+    }
+    // The lines are where the guest's accesses went, not what they cost:
+    // the same under every profile unless the model says otherwise.
+    let same = all.iter().all(|m| {
+        let runs_lines: Vec<&Vec<HotLine>> = m.hot.iter().map(|(_, l)| l).collect();
+        runs_lines.windows(2).all(|w| w[0] == w[1])
+    });
+    let hot_profiles: Vec<&String> = if same {
+        profiles.iter().take(1).collect()
+    } else {
+        profiles.iter().collect()
+    };
+    for p in hot_profiles {
+        if same && profiles.len() > 1 {
+            writeln!(
+                out,
+                "Hottest cache lines, modeled ({p}; the very same lines and counts under {}: \
+                 profiles differ in costs, not in lines):",
+                profiles[1..].join(", ")
+            )
+            .unwrap();
+        } else {
+            writeln!(out, "Hottest cache lines, modeled ({p}):").unwrap();
+        }
+        for m in &all {
+            let lines = m
+                .hot
+                .iter()
+                .find(|(q, _)| q == p)
+                .map_or(&[][..], |(_, l)| &l[..]);
+            hot_table(m, lines, &mut out);
+        }
+    }
+    out
+}
+
+/// Runs `variant` once with the options' workload, CPUs and parameters;
+/// under tcg-model, also what the model says of it.
+fn run_variant(
+    ws: &Workspace,
+    opts: &RunOptions,
+    variant: &str,
+) -> Result<(Explained, String, Option<Modeled>)> {
     let spec = spec_for(ws, opts, variant)?;
     let (kernel, accel) = (&spec.kernel, spec.accel);
     let result = run_once(&spec)?;
@@ -362,13 +657,24 @@ fn run_variant(ws: &Workspace, opts: &RunOptions, variant: &str) -> Result<(Expl
         accel.as_str(),
         result.run_dir.display()
     );
-    Ok((explained, header))
+    let modeled = if accel == Accel::TcgModel {
+        let symbols = Symbolizer::from_elf(&kernel.path).map_err(|e| format!("{e:#}"));
+        Modeled::from_figures(
+            variant,
+            &figures,
+            symbols,
+            &kernel.path.display().to_string(),
+        )
+    } else {
+        None
+    };
+    Ok((explained, header, modeled))
 }
 
 /// Runs the verb: prints the explanation. Exit status 0.
 pub fn execute(ws: &Workspace, opts: &ExplainOptions) -> Result<i32> {
     let run = &opts.run;
-    let (a, ha) = run_variant(ws, run, &run.variant)?;
+    let (a, ha, ma) = run_variant(ws, run, &run.variant)?;
     let b = match &opts.vs {
         Some(w) => Some(run_variant(ws, run, w)?),
         None => None,
@@ -386,14 +692,20 @@ pub fn execute(ws: &Workspace, opts: &ExplainOptions) -> Result<i32> {
         if run.cpus == 1 { "" } else { "s" }
     );
     println!("  {ha}");
-    if let Some((_, hb)) = &b {
+    if let Some((_, hb, _)) = &b {
         println!("  {hb}");
     }
     println!();
     print!(
         "{}",
-        explain_text(&a, b.as_ref().map(|(e, _)| e), op_word(&run.workload))
+        explain_text(&a, b.as_ref().map(|(e, _, _)| e), op_word(&run.workload))
     );
+    // Under tcg-model only, and apart: what the model says.
+    if let Some(ma) = &ma {
+        let mb = b.as_ref().and_then(|(_, _, m)| m.as_ref());
+        println!();
+        print!("{}", modeled_text(ma, mb, op_word(&run.workload)));
+    }
     Ok(0)
 }
 
@@ -415,6 +727,125 @@ mod tests {
                 .collect(),
             mechanisms: Vec::new(),
         }
+    }
+
+    /// TEST FIXTURE (made up): a tcg-model run of `variant`, 1200 ops,
+    /// with `transfers` cache-line transfers and hot lines at `hot`, the
+    /// same under both profiles but for the wait (costs differ).
+    fn modeled_run(variant: &str, transfers: f64, hot: &[(u64, f64, f64)]) -> RunFigures {
+        use crate::results::model::fixtures::{cell, run};
+        use crate::results::model::Metric;
+        use lab_core::report::Scope;
+        let mut rec = run(cell(variant, "shoot-storm", 4, 1), 1200.0, 10.0, 0.0);
+        for (i, p) in ["skylake-sp", "zen3"].iter().enumerate() {
+            let mut add = |n: &str, v: f64| {
+                rec.metrics.push(Metric::new(
+                    &format!("model.{p}.{n}"),
+                    v,
+                    "count",
+                    Scope::Global,
+                ))
+            };
+            add("coh.misses", transfers);
+            add("coh.false_sharing", transfers / 4.0);
+            add("tlb.misses", 150.0);
+            add("tlb.refills", 90.0);
+            add("wait.cycles", 1204.0 * (2500.0 - 300.0 * i as f64));
+            add("wait.count", 1204.0);
+            for (r, &(paddr, t, f)) in hot.iter().enumerate() {
+                add(&format!("hot.{r}.paddr"), paddr as f64);
+                add(&format!("hot.{r}.transfers"), t);
+                add(&format!("hot.{r}.false_sharing"), f);
+            }
+        }
+        rec.metrics.push(Metric::new(
+            "model.hint.errors",
+            0.0,
+            "count",
+            Scope::Global,
+        ));
+        RunFigures::from_rows(&rec.rows()).unwrap()
+    }
+
+    #[test]
+    fn the_modeled_block_names_lines_and_stays_apart() {
+        use crate::symbols::{Segment, Symbol, KERNEL_VMA};
+        // TEST FIXTURE (made up): one data segment at physical 2 MiB
+        // holding a 512-byte BOARD; frames above it.
+        let syms = || {
+            Ok(Symbolizer::new(
+                vec![Segment {
+                    paddr: 0x20_0000,
+                    memsz: 0x1000,
+                    vaddr: KERNEL_VMA + 0x20_0000,
+                }],
+                vec![Symbol {
+                    addr: KERNEL_VMA + 0x20_0000,
+                    size: 0x200,
+                    name: "_ZN6kernel2mm9shootdown10scoreboard5BOARD17h0123456789abcdefE".into(),
+                }],
+            ))
+        };
+        let a = Modeled::from_figures(
+            "scoreboard",
+            &modeled_run("scoreboard", 14_700.0, &[(0x20_0040, 4820.0, 4216.0)]),
+            syms(),
+            "k.elf",
+        )
+        .unwrap();
+        let b = Modeled::from_figures(
+            "scoreboard-padded",
+            &modeled_run("scoreboard-padded", 17_400.0, &[(0x80_0000, 1811.0, 603.0)]),
+            syms(),
+            "k.elf",
+        )
+        .unwrap();
+        assert_eq!(
+            a.per_op.len(),
+            2,
+            "the plugin's own model.hint.* is no profile"
+        );
+        let text = modeled_text(&a, Some(&b), "operation");
+        assert!(text.starts_with("MODELED, not measured"), "{text}");
+        assert!(text.contains("model/README.md"), "{text}");
+        assert!(
+            text.contains("Per operation, modeled (skylake-sp):"),
+            "{text}"
+        );
+        assert!(text.contains("Per operation, modeled (zen3):"), "{text}");
+        assert!(
+            text.contains(
+                "scoreboard: 12.25 cache-line transfers per operation (3.06 of them false sharing)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("waits 2.50k cycles per shootdown"), "{text}");
+        assert!(text.contains("waits 2.20k cycles per shootdown"), "{text}");
+        assert!(
+            text.contains("scoreboard-padded against scoreboard: 2.25 more cache-line transfers"),
+            "{text}"
+        );
+        // Listed once: the lines agree under both profiles.
+        assert_eq!(text.matches("Hottest cache lines").count(), 1, "{text}");
+        assert!(
+            text.contains("the very same lines and counts under zen3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kernel::mm::shootdown::scoreboard::BOARD+0x40"),
+            "{text}"
+        );
+        assert!(
+            text.contains("not in the kernel image (heap or frame)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("4.02"),
+            "transfers per op of the hottest: {text}"
+        );
+        // The measured sentences never carry a modeled word.
+        let e = explained("scoreboard", 1200.0, &[]);
+        assert!(!explain_text(&e, None, "operation").contains("model"));
     }
 
     #[test]
