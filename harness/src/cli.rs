@@ -219,12 +219,33 @@ impl MatrixArgs {
     }
 }
 
-/// `--accel` of the mutants verb.
+/// `--accel` of the mutants verb (a comma-separated list of these).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum MutantAccel {
+    /// Plain TCG (MTTCG): the guest's oracles.
     Tcg,
+    /// TCG with -icount: the guest's oracles, coherence in the modes that
+    /// decide there (remap; fork-protect on 4+ CPUs).
     TcgIcount,
+    /// tcg-icount plus the memory-system model: the guest's oracles and the
+    /// model's TLB, whose stale verdicts are a second oracle.
+    TcgModel,
+    /// tcg and tcg-icount (as before the model; add tcg-model to the list
+    /// for it).
     Both,
+}
+
+impl MutantAccel {
+    /// The accelerators this value stands for.
+    pub fn accels(self) -> &'static [crate::accel::Accel] {
+        use crate::accel::Accel;
+        match self {
+            MutantAccel::Tcg => &[Accel::Tcg],
+            MutantAccel::TcgIcount => &[Accel::TcgIcount],
+            MutantAccel::TcgModel => &[Accel::TcgModel],
+            MutantAccel::Both => &[Accel::Tcg, Accel::TcgIcount],
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -232,9 +253,11 @@ pub struct MutantsArgs {
     /// Host cores to keep busy (default: all).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: Option<u32>,
-    /// Accelerator: plain TCG, tcg-icount, or both.
-    #[arg(long, value_enum, default_value_t = MutantAccel::Tcg)]
-    pub accel: MutantAccel,
+    /// Accelerators, comma-separated (e.g. tcg,tcg-model): plain TCG,
+    /// tcg-icount, tcg-model (adds the model's TLB as a second oracle), or
+    /// both (tcg and tcg-icount).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [MutantAccel::Tcg])]
+    pub accel: Vec<MutantAccel>,
     /// vCPU counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4], value_parser = clap::value_parser!(u32).range(2..=MAX_CPUS))]
     pub cpus: Vec<u32>,
@@ -257,14 +280,15 @@ pub struct MutantsArgs {
 
 impl MutantsArgs {
     pub fn into_options(self) -> MutantsOptions {
-        use crate::accel::Accel;
+        let mut accels = Vec::new();
+        for a in self.accel.iter().flat_map(|a| a.accels()) {
+            if !accels.contains(a) {
+                accels.push(*a);
+            }
+        }
         MutantsOptions {
             jobs: self.jobs.map(|j| j as usize),
-            accels: match self.accel {
-                MutantAccel::Tcg => vec![Accel::Tcg],
-                MutantAccel::TcgIcount => vec![Accel::TcgIcount],
-                MutantAccel::Both => vec![Accel::Tcg, Accel::TcgIcount],
-            },
+            accels,
             cpus: self.cpus,
             only: self.only,
             controls: self.controls,

@@ -18,17 +18,34 @@
 //!
 //! The verb builds every mutant and the correct controls, boots each under
 //! the oracles (`coherence` with mode=all, and `shoot-storm` for the kernel
-//! pmap, with readers in interrupts-off sections: [`SHOOT_STORM_IRQOFF`])
+//! pmap, with readers in interrupts-off sections: [`SHOOT_STORM_IRQOFF`];
+//! under the icount accelerators coherence runs only the modes that decide
+//! there, [`ICOUNT_COHERENCE_MODES`], see [`oracles`])
 //! on every CPU count and accelerator asked for (tcg-icount on 2 vCPUs is
 //! skipped, see [`unusable`]), scheduled within a
 //! host-core budget as a matrix is ([`crate::matrix::schedule`]) through
 //! [`crate::run::run_into`], and prints (and writes as Markdown) a table.
-//! A mutant is *caught* in a cell when an oracle reports a stale access
+//!
+//! There are two oracles. The *guest's*: the workloads' own checks, a read
+//! through a stale translation (`coherence.<mode>.stale`, `kstorm.stale`).
+//! The *model's* (`--accel tcg-model` only): the memory-system model's
+//! per-CPU TLB keeps exactly what hardware may keep, and when a shootdown
+//! returns, every CPU that still holds a translation to a frame the page
+//! table no longer maps is a stale verdict (`model.<profile>.stale.verdicts`,
+//! any profile). It sees what QEMU's own TLB hides from the guest (QEMU may
+//! drop more than the guest invalidated, e.g. a whole MMU index on a
+//! kernel-address INVLPG), so a kernel-pmap mutant the guest's readers
+//! cannot see can still be caught; see [`model_verdicts`].
+//!
+//! A mutant is *caught* in a cell when either oracle reports a stale access
 //! (or the run does not end ok); it is caught when some cell on the most
 //! CPUs run (4 by default) caught it, under any accelerator, and
 //! *survives* otherwise (cells with fewer CPUs are reported, as `missed`
-//! when they did not catch it, but do not decide). A control fails when it shows a stale access, does not end
-//! ok, or some oracle mode made no check or completed no round. A run that
+//! when they did not catch it, but do not decide). The tables say which
+//! oracle caught each mutant where, and how long its cells took. A control
+//! fails when it shows a stale access or a model verdict, does not end
+//! ok, or some oracle mode made no check or completed no round (or, under
+//! tcg-model, the model gave no verdict count). A run that
 //! ends `unsupported` (the CPU lacks what the kernel needs: `pcid` under
 //! TCG) is neither: its cell says so, and a mutant no cell could run is
 //! *unsupported here*, counted apart, never as caught. Exit 3 if any
@@ -71,6 +88,20 @@ pub const DEFAULT_CONTROLS: &[&str] = &[
     "lazy-tlb",
     "lazy-latr",
 ];
+/// The coherence modes run under the icount accelerators (tcg-icount,
+/// tcg-model) instead of `all`, each with the fewest CPUs it decides on.
+/// There QEMU runs the vCPUs in turns on one host thread, and the munmap
+/// and mprotect round modes (munmap, range, tlb, mprotect, mprotect-range)
+/// end every round inconclusive: a reader whose access should fault gets
+/// no turn before the round's grace period is over (8 of 8 rounds
+/// inconclusive, 0 checks; `mode=all` takes over a minute). `remap` checks
+/// continuously, not once per round, and decides (tcg-model, `fixed`: 256
+/// checks on 2 CPUs, 1792 on 4). `fork-protect` decides on 4 CPUs (4 of 4
+/// rounds, 44 s under tcg-model) but not on 2 (8 of 8 inconclusive).
+/// `cow` decides on 4 CPUs too (4 of 4 rounds) but took 270 s for 4
+/// rounds under tcg-model: too slow for a cell, left out.
+pub const ICOUNT_COHERENCE_MODES: &[(&str, u32)] = &[("remap", 2), ("fork-protect", 4)];
+
 /// shoot-storm's `irqoff` in the oracle runs: 512 interrupts-off passes over
 /// the other CPUs' pages after each op. 32 and 128 missed `mutant-no-wait` on
 /// 2 CPUs under TCG (the section is too short to overlap a remap); 512
@@ -216,6 +247,121 @@ struct Target {
     kernel: KernelImage,
 }
 
+/// One oracle run of a cell: a workload and its mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Oracle {
+    /// `coherence` with `mode=` this (`all`: every mode in turn).
+    Coherence(&'static str),
+    /// `shoot-storm`, mode=mixed (the kernel pmap).
+    ShootStorm,
+}
+
+impl Oracle {
+    pub fn workload(self) -> &'static str {
+        match self {
+            Oracle::Coherence(_) => "coherence",
+            Oracle::ShootStorm => "shoot-storm",
+        }
+    }
+
+    /// The coherence modes the run reports on (none for shoot-storm).
+    pub fn modes(self) -> &'static [&'static str] {
+        match self {
+            Oracle::Coherence("all") => COHERENCE_MODES,
+            Oracle::Coherence(mode) => COHERENCE_MODES
+                .iter()
+                .position(|m| *m == mode)
+                .map_or(&[], |i| &COHERENCE_MODES[i..=i]),
+            Oracle::ShootStorm => &[],
+        }
+    }
+
+    /// How the tables and logs name it: `coherence` (mode=all),
+    /// `coherence/remap`, `shoot-storm`.
+    pub fn label(self) -> String {
+        match self {
+            Oracle::Coherence("all") => "coherence".into(),
+            Oracle::Coherence(mode) => format!("coherence/{mode}"),
+            Oracle::ShootStorm => "shoot-storm".into(),
+        }
+    }
+}
+
+/// The oracle runs of a cell under `accel` on `cpus` vCPUs: coherence with
+/// mode=all and shoot-storm; under the icount accelerators coherence in
+/// those [`ICOUNT_COHERENCE_MODES`] that decide on `cpus`, one run each.
+pub fn oracles(accel: Accel, cpus: u32) -> Vec<Oracle> {
+    let mut v: Vec<Oracle> = if accel.is_icount() {
+        ICOUNT_COHERENCE_MODES
+            .iter()
+            .filter(|(_, min)| cpus >= *min)
+            .map(|(m, _)| Oracle::Coherence(m))
+            .collect()
+    } else {
+        vec![Oracle::Coherence("all")]
+    };
+    v.push(Oracle::ShootStorm);
+    v
+}
+
+/// How long one oracle run may take under `accel` before it is killed (a
+/// timeout is a run that did not end ok). Measured on a 2-core host with
+/// `fixed` under tcg-model, boot included: coherence remap 6 s (2 CPUs)
+/// and 14 s (4), fork-protect about 60 s (4 CPUs, 8 rounds), shoot-storm
+/// 5 s and 9 s; tcg-model runs 1.5-2.5x slower than tcg-icount. The
+/// margin is for a loaded host and a slower kernel.
+pub fn timeout(accel: Accel) -> Duration {
+    Duration::from_secs(match accel {
+        Accel::Tcg | Accel::Kvm => 120,
+        Accel::TcgIcount => 180,
+        Accel::TcgModel => 360,
+    })
+}
+
+/// The model's stale verdicts in `report`, per profile
+/// (`model.<profile>.stale.verdicts`, machine-wide), sorted by profile; empty
+/// when the run had no model (any accelerator but tcg-model) or the model's
+/// figures are missing.
+pub fn model_verdicts(report: &Report) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = report
+        .metrics
+        .iter()
+        .filter(|m| m.scope == lab_core::report::Scope::Global)
+        .filter_map(|m| {
+            let profile = m
+                .name
+                .strip_prefix(crate::model::PREFIX)?
+                .strip_suffix(".stale.verdicts")?;
+            (!profile.is_empty() && !profile.contains('.'))
+                .then(|| (profile.to_string(), m.value as u64))
+        })
+        .collect();
+    v.sort();
+    v.dedup_by(|a, b| a.0 == b.0);
+    v
+}
+
+/// A model catch as the tables say it: `model TLB (N verdicts, workload)`,
+/// N the most any profile gave; when the profiles disagree, each is named.
+fn model_catch(oracle: Oracle, verdicts: &[(String, u64)]) -> Option<String> {
+    let most = verdicts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    if most == 0 {
+        return None;
+    }
+    let agree = verdicts.iter().all(|(_, n)| *n == most);
+    let each = if agree {
+        String::new()
+    } else {
+        let per: Vec<String> = verdicts.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        format!(": {}", per.join(", "))
+    };
+    Some(format!(
+        "model TLB ({most} verdict{}{each}, {})",
+        if most == 1 { "" } else { "s" },
+        oracle.label()
+    ))
+}
+
 /// One cell: a target on one accelerator and CPU count, both oracles.
 #[derive(Clone, Debug, Default)]
 pub struct Cell {
@@ -224,8 +370,15 @@ pub struct Cell {
     pub mutant: bool,
     pub accel: String,
     pub cpus: u32,
-    /// Modes (and `shoot-storm`) that reported a stale access.
+    /// The guest's oracle: modes (and `shoot-storm`) that reported a stale
+    /// access, with the count: `remap (256)`.
     pub caught_by: Vec<String>,
+    /// The model's oracle (tcg-model): runs with a stale verdict, as
+    /// `model TLB (69 verdicts, shoot-storm)`.
+    pub model_caught_by: Vec<String>,
+    /// Stale verdicts over the cell's runs (the most of any profile, per
+    /// run, summed).
+    pub verdicts: u64,
     /// Runs that did not end ok: `workload: outcome`.
     pub failed_runs: Vec<String>,
     /// Modes with no check or no completed round (controls).
@@ -239,7 +392,25 @@ pub struct Cell {
 
 impl Cell {
     pub fn caught(&self) -> bool {
-        !self.caught_by.is_empty() || !self.failed_runs.is_empty()
+        !self.caught_by.is_empty()
+            || !self.model_caught_by.is_empty()
+            || !self.failed_runs.is_empty()
+    }
+
+    /// Which methods caught it (or, for a control, showed it wrong):
+    /// `guest`, `model`, `run not ok`.
+    pub fn methods(&self) -> Vec<&'static str> {
+        let mut m = Vec::new();
+        if !self.caught_by.is_empty() {
+            m.push("guest");
+        }
+        if !self.model_caught_by.is_empty() {
+            m.push("model");
+        }
+        if !self.failed_runs.is_empty() {
+            m.push("run not ok");
+        }
+        m
     }
 
     /// Every run of the cell ended `unsupported`: it tested nothing.
@@ -250,6 +421,8 @@ impl Cell {
     /// A control cell that shows nothing wrong.
     pub fn clean(&self) -> bool {
         self.stale == 0
+            && self.verdicts == 0
+            && self.model_caught_by.is_empty()
             && self.failed_runs.is_empty()
             && self.empty_modes.is_empty()
             && self.checks > 0
@@ -269,6 +442,7 @@ impl Cell {
 
     fn by(&self) -> String {
         let mut by = self.caught_by.clone();
+        by.extend(self.model_caught_by.iter().cloned());
         by.extend(self.failed_runs.iter().cloned());
         by.extend(self.unsupported.iter().map(|w| format!("{w}: unsupported")));
         if !self.mutant {
@@ -306,6 +480,24 @@ impl Outcome {
         self.cells
             .iter()
             .any(|c| c.mutant && c.target == name && c.cpus == cpus && c.caught())
+    }
+
+    /// Whether `method` ([`Cell::methods`]: `guest`, `model`) caught
+    /// mutant `name` in some cell on the decisive CPU count.
+    pub fn caught_with(&self, name: &str, method: &str) -> bool {
+        let cpus = self.decisive_cpus();
+        self.cells.iter().any(|c| {
+            c.mutant && c.target == name && c.cpus == cpus && c.methods().contains(&method)
+        })
+    }
+
+    /// The mutants run, by name.
+    pub fn mutants(&self) -> BTreeSet<&str> {
+        self.cells
+            .iter()
+            .filter(|c| c.mutant)
+            .map(|c| c.target.as_str())
+            .collect()
     }
 
     /// Mutants not caught (see [`Outcome::caught`]), but for those no cell
@@ -467,8 +659,8 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
     for t in &targets {
         for &accel in &opts.accels {
             for &cpus in opts.cpus.iter().filter(|&&c| unusable(accel, c).is_none()) {
-                for workload in ["coherence", "shoot-storm"] {
-                    jobs.push((t, accel, cpus, workload));
+                for oracle in oracles(accel, cpus) {
+                    jobs.push((t, accel, cpus, oracle));
                 }
             }
         }
@@ -480,23 +672,29 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
     let total = jobs.len();
     let results: Vec<Result<(Report, bool, String, Duration)>> = std::thread::scope(|s| {
         let mut handles = Vec::new();
-        for (i, &(t, accel, cpus, workload)) in jobs.iter().enumerate() {
+        for (i, &(t, accel, cpus, oracle)) in jobs.iter().enumerate() {
             let c = cost(cpus, accel, budget.total());
             if !budget.acquire(c) {
                 break;
             }
             let (budget, logs, opts) = (&budget, &logs, opts);
             handles.push(s.spawn(move || {
-                let r = run_one(t, accel, cpus, workload, logs, opts);
+                let r = run_one(t, accel, cpus, oracle, logs, opts);
                 budget.release(c);
-                if let Ok((_, ok, outcome, wall)) = &r {
+                if let Ok((report, ok, outcome, wall)) = &r {
+                    let verdicts = model_verdicts(report);
                     eprintln!(
-                        "[{:>3}/{total}] {:<24} {workload:<11} {cpus} cpu {:<10} {outcome:<10} {:.1} s{}",
+                        "[{:>3}/{total}] {:<26} {:<22} {cpus} cpu {:<10} {outcome:<10} {:.1} s{}{}",
                         i + 1,
                         t.name,
+                        oracle.label(),
                         accel.as_str(),
                         wall.as_secs_f64(),
-                        if *ok { "" } else { " (not ok)" }
+                        if *ok { "" } else { " (not ok)" },
+                        match verdicts.iter().map(|(_, n)| *n).max() {
+                            Some(n) => format!(" model verdicts {n}"),
+                            None => String::new(),
+                        }
                     );
                 }
                 r
@@ -512,7 +710,7 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
     );
 
     let mut cells: Vec<Cell> = Vec::new();
-    for ((t, accel, cpus, workload), r) in jobs.iter().zip(results) {
+    for ((t, accel, cpus, oracle), r) in jobs.iter().zip(results) {
         let (report, ok, outcome, wall) = r?;
         let idx = match cells
             .iter()
@@ -531,7 +729,7 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
                 cells.len() - 1
             }
         };
-        judge(&mut cells[idx], workload, &report, ok, &outcome, wall);
+        judge(&mut cells[idx], *oracle, &report, ok, &outcome, wall);
     }
     Ok(Outcome {
         cells,
@@ -558,20 +756,20 @@ fn unusable(accel: Accel, cpus: u32) -> Option<&'static str> {
     )
 }
 
-/// Boots `t` once under `workload`: its report, whether it ended ok, the
+/// Boots `t` once under `oracle`: its report, whether it ended ok, the
 /// outcome's name and the wall time.
 fn run_one(
     t: &Target,
     accel: Accel,
     cpus: u32,
-    workload: &str,
+    oracle: Oracle,
     logs: &Path,
     opts: &MutantsOptions,
 ) -> Result<(Report, bool, String, Duration)> {
     let mut params = Vec::new();
-    match workload {
-        "coherence" => {
-            params.push(("mode".to_string(), "all".to_string()));
+    match oracle {
+        Oracle::Coherence(mode) => {
+            params.push(("mode".to_string(), mode.to_string()));
             // A LATR kernel's munmap is lazy by design: the oracle allows
             // the old value until the reader's CPU applies it, and only
             // that (coherence.rs, lazy=on).
@@ -582,7 +780,7 @@ fn run_one(
                 params.push(("rounds".to_string(), r.to_string()));
             }
         }
-        _ => {
+        Oracle::ShootStorm => {
             // Mixed ops. (mode=page was tried: it caught
             // mutant-kernel-no-shoot on 2 CPUs, 547 stale reads, but not on
             // 4, 0 of 6000 checks, while mixed caught it on 4 CPUs in every
@@ -609,17 +807,23 @@ fn run_one(
     }
     let spec = RunSpec {
         kernel: t.kernel.clone(),
-        workload: workload.to_string(),
+        workload: oracle.workload().to_string(),
         params,
         cpus,
         mem_mib: 256,
         machine: Machine::Microvm,
         accel,
-        timeout: Duration::from_secs(120),
+        timeout: timeout(accel),
         qemu: opts.qemu.clone(),
         runs_dir: logs.to_path_buf(),
     };
-    let id = format!("{}-{}-{}-{}cpu", t.name, workload, accel.as_str(), cpus);
+    let id = format!(
+        "{}-{}-{}-{}cpu",
+        t.name,
+        oracle.label().replace('/', "-"),
+        accel.as_str(),
+        cpus
+    );
     let r =
         run_into(&spec, &RunFiles::named(logs, &id)).with_context(|| format!("mutants: {id}"))?;
     Ok((
@@ -630,28 +834,40 @@ fn run_one(
     ))
 }
 
-/// Adds what one run of `workload` showed to `cell`.
+/// Adds what one run of `oracle` showed to `cell`: the guest's stale
+/// accesses and, under tcg-model, the model's stale verdicts.
 fn judge(
     cell: &mut Cell,
-    workload: &str,
+    oracle: Oracle,
     report: &Report,
     ok: bool,
     outcome: &str,
     wall: Duration,
 ) {
     let m = |name: &str| report.metric(name).unwrap_or(0.0) as u64;
+    let workload = oracle.label();
     cell.wall += wall;
     if outcome == crate::outcome::Kind::Unsupported.as_str() {
-        cell.unsupported.push(workload.to_string());
+        cell.unsupported.push(workload);
         return;
     }
-    let run_stale = if workload == "coherence" {
-        m("coherence.stale")
-    } else {
+    let run_stale = if oracle == Oracle::ShootStorm {
         m("kstorm.stale")
+    } else {
+        m("coherence.stale")
     };
-    if workload == "coherence" {
-        for mode in COHERENCE_MODES {
+    let verdicts = model_verdicts(report);
+    if let Some(catch) = model_catch(oracle, &verdicts) {
+        cell.model_caught_by.push(catch);
+    }
+    cell.verdicts += verdicts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    // Under tcg-model a run that ended ok but carries no verdict count
+    // was not judged by the model (a plugin without the TLB oracle).
+    if cell.accel == Accel::TcgModel.as_str() && ok && verdicts.is_empty() {
+        cell.empty_modes.push(format!("{workload}: model TLB"));
+    }
+    if let Oracle::Coherence(_) = oracle {
+        for mode in oracle.modes() {
             let stale = m(&format!("coherence.{mode}.stale"));
             if stale > 0 {
                 cell.caught_by.push(format!("{mode} ({stale})"));
@@ -683,11 +899,10 @@ fn judge(
     }
 }
 
-/// The table as plain text.
-pub fn text_table(o: &Outcome) -> String {
-    let rows = rows(o);
-    let mut widths = [0usize; 8];
-    for r in &rows {
+/// Pads `rows` into aligned plain-text columns, a rule under the first.
+fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.len());
         }
@@ -701,8 +916,37 @@ pub fn text_table(o: &Outcome) -> String {
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
         if i == 0 {
-            let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 14));
+            let _ = writeln!(
+                out,
+                "{}",
+                "-".repeat(widths.iter().sum::<usize>() + 2 * (N - 1))
+            );
         }
+    }
+    out
+}
+
+/// `rows` as a Markdown table.
+fn markdown_table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut out = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+        if i == 0 {
+            let _ = writeln!(out, "|{}", "---|".repeat(N));
+        }
+    }
+    out
+}
+
+/// The table as plain text: every cell, then one line per kernel (which
+/// oracle caught it where, and how long its cells took).
+pub fn text_table(o: &Outcome) -> String {
+    let mut out = aligned(&rows(o));
+    out.push('\n');
+    out.push_str(&aligned(&summary_rows(o)));
+    for why in &o.skipped {
+        let _ = writeln!(out, "not run: {why}");
     }
     let _ = writeln!(out, "wall: {:.0} s", o.wall.as_secs_f64());
     out
@@ -710,22 +954,38 @@ pub fn text_table(o: &Outcome) -> String {
 
 /// The table as Markdown, with the command that made it.
 pub fn markdown(o: &Outcome, command: &str) -> String {
-    let rows = rows(o);
     let mut out = String::from("# Mutation score of the stale-TLB oracles\n\n");
-    let mutants: BTreeSet<&str> = o
-        .cells
-        .iter()
-        .filter(|c| c.mutant)
-        .map(|c| c.target.as_str())
-        .collect();
+    let mutants = o.mutants();
     let survivors = o.survivors();
     let unsupported = o.unsupported();
+    let caught: Vec<&str> = mutants.iter().copied().filter(|m| o.caught(m)).collect();
+    let by = |method: &str| caught.iter().filter(|m| o.caught_with(m, method)).count();
+    let model_only: Vec<&str> = caught
+        .iter()
+        .copied()
+        .filter(|m| o.caught_with(m, "model") && !o.caught_with(m, "guest"))
+        .collect();
+    let model_run = o.cells.iter().any(|c| c.accel == Accel::TcgModel.as_str());
     let _ = writeln!(
         out,
-        "`{command}`: {} of {} mutants caught (on {} CPUs, under at least one accelerator){}; controls {}; wall {:.0} s.\n",
+        "`{command}`: {} of {} mutants caught (on {} CPUs, under at least one accelerator{}){}; controls {}; wall {:.0} s.\n",
         mutants.len() - survivors.len() - unsupported.len(),
         mutants.len() - unsupported.len(),
         o.decisive_cpus(),
+        if model_run {
+            format!(
+                "; by the guest's oracles: {}, by the model's TLB: {}{}",
+                by("guest"),
+                by("model"),
+                if model_only.is_empty() {
+                    String::new()
+                } else {
+                    format!(", by the model only: {}", model_only.join(", "))
+                }
+            )
+        } else {
+            String::new()
+        },
         if unsupported.is_empty() {
             String::new()
         } else {
@@ -747,51 +1007,140 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
         },
         o.wall.as_secs_f64()
     );
-    out.push_str("| mutant | path | verdict | caught in |\n|---|---|---|---|\n");
-    for m in &mutants {
-        let cell = o.cells.iter().find(|c| c.target == *m);
-        let path = cell.map_or("", |c| c.path.as_str());
-        let r#in: Vec<String> = o
-            .cells
-            .iter()
-            .filter(|c| c.target == *m && c.caught())
-            .map(|c| format!("{} cpu {}", c.cpus, c.accel))
-            .collect();
-        let _ = writeln!(
-            out,
-            "| {m} | {} | {} | {} |",
-            path.replace('|', "\\|"),
-            if o.caught(m) {
-                "caught"
-            } else if unsupported.contains(*m) {
-                "unsupported here"
-            } else {
-                "SURVIVED"
-            },
-            if r#in.is_empty() {
-                "-".to_string()
-            } else {
-                r#in.join(", ")
-            }
-        );
-    }
+    out.push_str(
+        "Per kernel: where the guest's oracles saw stale reads (their count), where the \
+         model's TLB gave stale verdicts (the most of any profile, summed over runs), runs \
+         that did not end ok, and the wall time of its cells (QEMU's, summed).\n\n",
+    );
+    out.push_str(&markdown_table(&summary_rows(o)));
     for why in &o.skipped {
         let _ = writeln!(out, "\nNot run: {why}.");
     }
     out.push_str("\nEvery cell (a mutant *missed* in a cell is caught if some cell on the most CPUs caught it):\n\n");
-    for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
-        if i == 0 {
-            let _ = writeln!(out, "|{}", "---|".repeat(r.len()));
-        }
-    }
+    out.push_str(&markdown_table(&rows(o)));
     out
 }
 
-fn rows(o: &Outcome) -> Vec<[String; 8]> {
+/// Where the cells of `target` that `f` picks are, by accelerator:
+/// `tcg: 2 cpu, 4 cpu; tcg-model: 4 cpu (69)`; `f` gives each picked cell's
+/// note (empty for none).
+fn cells_where(o: &Outcome, target: &str, f: impl Fn(&Cell) -> Option<String>) -> String {
+    let mut accels: Vec<&str> = Vec::new();
+    for c in o.cells.iter().filter(|c| c.target == target) {
+        if !accels.contains(&c.accel.as_str()) {
+            accels.push(&c.accel);
+        }
+    }
+    let mut parts = Vec::new();
+    for accel in accels {
+        let picked: Vec<String> = o
+            .cells
+            .iter()
+            .filter(|c| c.target == target && c.accel == accel)
+            .filter_map(|c| {
+                f(c).map(|note| {
+                    if note.is_empty() {
+                        format!("{} cpu", c.cpus)
+                    } else {
+                        format!("{} cpu ({note})", c.cpus)
+                    }
+                })
+            })
+            .collect();
+        if !picked.is_empty() {
+            parts.push(format!("{accel}: {}", picked.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// One line per kernel, mutants first: its verdict, where each method
+/// caught it, its cells' wall time.
+fn summary_rows(o: &Outcome) -> Vec<[String; 7]> {
     let mut rows = vec![[
-        "kernel", "path", "cpus", "accel", "verdict", "by", "stale", "time",
+        "kernel",
+        "path",
+        "verdict",
+        "guest oracle (stale)",
+        "model TLB (verdicts)",
+        "runs not ok",
+        "time",
+    ]
+    .map(String::from)];
+    let unsupported = o.unsupported();
+    let failed = o.failed_controls();
+    let mut targets: Vec<&Cell> = Vec::new();
+    for c in &o.cells {
+        if !targets.iter().any(|t| t.target == c.target) {
+            targets.push(c);
+        }
+    }
+    targets.sort_by_key(|c| !c.mutant);
+    let model_run = o.cells.iter().any(|c| c.accel == Accel::TcgModel.as_str());
+    for t in targets {
+        let name = t.target.as_str();
+        let verdict = if unsupported.contains(name) {
+            "unsupported here"
+        } else if t.mutant {
+            if o.caught(name) {
+                "caught"
+            } else {
+                "SURVIVED"
+            }
+        } else if failed.contains(name) {
+            "FAILED"
+        } else {
+            "clean"
+        };
+        let guest = cells_where(o, name, |c| {
+            (!c.caught_by.is_empty()).then(|| c.stale.to_string())
+        });
+        let model = if !model_run {
+            "not run".to_string()
+        } else {
+            cells_where(o, name, |c| {
+                (!c.model_caught_by.is_empty()).then(|| c.verdicts.to_string())
+            })
+        };
+        let not_ok = cells_where(o, name, |c| {
+            (!c.failed_runs.is_empty()).then(|| c.failed_runs.join(", "))
+        });
+        let mut time: Vec<(String, Duration)> = Vec::new();
+        for c in o.cells.iter().filter(|c| c.target == name) {
+            match time.iter_mut().find(|(a, _)| *a == c.accel) {
+                Some((_, d)) => *d += c.wall,
+                None => time.push((c.accel.clone(), c.wall)),
+            }
+        }
+        let time = if time.len() == 1 {
+            format!("{:.0} s", time[0].1.as_secs_f64())
+        } else {
+            time.iter()
+                .map(|(a, d)| format!("{a} {:.0} s", d.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        rows.push([
+            name.to_string(),
+            t.path.clone(),
+            verdict.to_string(),
+            guest,
+            model,
+            not_ok,
+            time,
+        ]);
+    }
+    rows
+}
+
+/// Every cell.
+fn rows(o: &Outcome) -> Vec<[String; 9]> {
+    let mut rows = vec![[
+        "kernel", "path", "cpus", "accel", "verdict", "by", "stale", "model", "time",
     ]
     .map(String::from)];
     for c in &o.cells {
@@ -803,6 +1152,11 @@ fn rows(o: &Outcome) -> Vec<[String; 8]> {
             c.verdict().to_string(),
             c.by(),
             c.stale.to_string(),
+            if c.accel == Accel::TcgModel.as_str() {
+                c.verdicts.to_string()
+            } else {
+                "-".into()
+            },
             format!("{:.1} s", c.wall.as_secs_f64()),
         ]);
     }
@@ -892,7 +1246,7 @@ catch = ["munmap", "remap"]
         let report = Report::default();
         judge(
             &mut m,
-            "coherence",
+            Oracle::Coherence("all"),
             &report,
             false,
             "unsupported",
@@ -900,7 +1254,7 @@ catch = ["munmap", "remap"]
         );
         judge(
             &mut m,
-            "shoot-storm",
+            Oracle::ShootStorm,
             &report,
             false,
             "unsupported",
@@ -916,7 +1270,7 @@ catch = ["munmap", "remap"]
         };
         judge(
             &mut k,
-            "coherence",
+            Oracle::Coherence("all"),
             &report,
             false,
             "unsupported",
@@ -936,5 +1290,371 @@ catch = ["munmap", "remap"]
             "{md}"
         );
         assert!(md.contains("| unsupported here |"), "{md}");
+    }
+
+    /// A report with `metrics` (machine-wide unless named `@cpuN`).
+    fn report(metrics: &[(&str, f64)]) -> Report {
+        use lab_core::report::Scope;
+        let mut r = Report::default();
+        for (name, value) in metrics {
+            let (name, scope) = match name.split_once('@') {
+                Some((n, cpu)) => (
+                    n,
+                    Scope::Cpu(cpu.trim_start_matches("cpu").parse().unwrap()),
+                ),
+                None => (*name, Scope::Global),
+            };
+            r.metrics
+                .push(crate::report::Metric::new(name, *value, "count", scope));
+        }
+        r
+    }
+
+    /// What a tcg-model shoot-storm run of a kernel that reads nothing
+    /// stale writes, with these verdicts per profile.
+    fn storm(verdicts: &[(&str, f64)]) -> Report {
+        let mut m: Vec<(String, f64)> = vec![
+            ("kstorm.checks".into(), 2_556_674.0),
+            ("kstorm.stale".into(), 0.0),
+        ];
+        for (p, n) in verdicts {
+            m.push((format!("model.{p}.stale.verdicts"), *n));
+            // Per-CPU and per-phase rows are not the machine-wide count.
+            m.push((format!("model.{p}.stale.verdicts@cpu1"), 1000.0));
+            m.push((format!("model.{p}.phase.1.stale.verdicts"), 1000.0));
+            m.push((format!("model.{p}.stale.suspects"), 1000.0));
+        }
+        let m: Vec<(&str, f64)> = m.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        report(&m)
+    }
+
+    fn model_cell(target: &str, mutant: bool, cpus: u32) -> Cell {
+        Cell {
+            target: target.into(),
+            path: "p".into(),
+            mutant,
+            accel: Accel::TcgModel.as_str().into(),
+            cpus,
+            ..Cell::default()
+        }
+    }
+
+    #[test]
+    fn reads_the_models_machine_wide_verdicts_per_profile() {
+        let r = storm(&[("zen3", 11.0), ("skylake-sp", 69.0)]);
+        assert_eq!(
+            model_verdicts(&r),
+            vec![("skylake-sp".to_string(), 69), ("zen3".to_string(), 11)]
+        );
+        assert!(model_verdicts(&report(&[("kstorm.stale", 3.0)])).is_empty());
+        // A catch names the most any profile gave, and each when they
+        // disagree; none when every profile says 0.
+        let v = model_verdicts(&r);
+        assert_eq!(
+            model_catch(Oracle::ShootStorm, &v).unwrap(),
+            "model TLB (69 verdicts: skylake-sp 69, zen3 11, shoot-storm)"
+        );
+        let same = [("skylake-sp".to_string(), 1), ("zen3".to_string(), 1)];
+        assert_eq!(
+            model_catch(Oracle::Coherence("remap"), &same).unwrap(),
+            "model TLB (1 verdict, coherence/remap)"
+        );
+        let one = [("skylake-sp".to_string(), 0), ("zen3".to_string(), 2)];
+        assert!(
+            model_catch(Oracle::ShootStorm, &one).is_some(),
+            "any profile"
+        );
+        let none = [("skylake-sp".to_string(), 0), ("zen3".to_string(), 0)];
+        assert!(model_catch(Oracle::ShootStorm, &none).is_none());
+    }
+
+    #[test]
+    fn the_model_catches_what_the_guest_cannot_see() {
+        // mutant-dfly-truncate under tcg-model: the guest's readers read
+        // nothing stale (QEMU flushed more than the guest asked), the
+        // model's TLB gives verdicts.
+        let mut c = model_cell("mutant-dfly-truncate", true, 4);
+        let r = storm(&[("skylake-sp", 69.0), ("zen3", 69.0)]);
+        judge(
+            &mut c,
+            Oracle::ShootStorm,
+            &r,
+            true,
+            "ok",
+            Duration::from_secs(9),
+        );
+        assert!(c.caught_by.is_empty(), "the guest saw nothing");
+        assert_eq!(
+            c.model_caught_by,
+            vec!["model TLB (69 verdicts, shoot-storm)"]
+        );
+        assert_eq!(c.verdicts, 69);
+        assert!(c.caught());
+        assert_eq!(c.verdict(), "caught");
+        assert_eq!(c.methods(), vec!["model"]);
+        assert!(c.by().contains("model TLB (69 verdicts"), "{}", c.by());
+        // Without verdicts the same run misses.
+        let mut m = model_cell("mutant-dfly-truncate", true, 4);
+        let r = storm(&[("skylake-sp", 0.0), ("zen3", 0.0)]);
+        judge(&mut m, Oracle::ShootStorm, &r, true, "ok", Duration::ZERO);
+        assert!(!m.caught());
+        assert_eq!(m.verdict(), "missed");
+    }
+
+    #[test]
+    fn a_control_with_a_model_verdict_fails() {
+        let mut k = model_cell("dfly-batch", false, 4);
+        judge(
+            &mut k,
+            Oracle::ShootStorm,
+            &storm(&[("skylake-sp", 0.0), ("zen3", 3.0)]),
+            true,
+            "ok",
+            Duration::ZERO,
+        );
+        assert_eq!(k.stale, 0, "no stale read");
+        assert!(!k.clean());
+        assert_eq!(k.verdict(), "FAILED");
+        assert!(k.by().contains("zen3 3"), "{}", k.by());
+        let o = Outcome {
+            cells: vec![k],
+            ..Outcome::default()
+        };
+        assert!(o.failed_controls().contains("dfly-batch"));
+        assert!(!o.passed());
+        // The same control with no verdict is clean.
+        let mut k = model_cell("dfly-batch", false, 4);
+        let r = storm(&[("skylake-sp", 0.0), ("zen3", 0.0)]);
+        judge(&mut k, Oracle::ShootStorm, &r, true, "ok", Duration::ZERO);
+        assert_eq!(k.verdict(), "clean");
+    }
+
+    #[test]
+    fn a_model_run_without_verdicts_is_not_clean_but_other_accels_need_none() {
+        // Under tcg-model a run that ended ok with no verdict count was
+        // not judged by the model: a control is not clean then.
+        let mut k = model_cell("fixed", false, 4);
+        let r = storm(&[]);
+        judge(&mut k, Oracle::ShootStorm, &r, true, "ok", Duration::ZERO);
+        assert!(!k.clean(), "{:?}", k);
+        assert!(k.by().contains("model TLB"), "{}", k.by());
+        // Under tcg there is no model: the guest's checks suffice.
+        let mut k = Cell {
+            accel: Accel::Tcg.as_str().into(),
+            ..model_cell("fixed", false, 4)
+        };
+        judge(&mut k, Oracle::ShootStorm, &r, true, "ok", Duration::ZERO);
+        assert_eq!(k.verdict(), "clean");
+        assert_eq!(k.verdicts, 0);
+    }
+
+    #[test]
+    fn a_coherence_run_of_one_mode_is_judged_on_that_mode_only() {
+        // mode=remap reports remap alone: the round modes it did not run
+        // are no empty modes; the model's verdicts count there too.
+        let r = report(&[
+            ("coherence.remap.checks", 256.0),
+            ("coherence.remap.rounds", 40.0),
+            ("coherence.remap.stale", 0.0),
+            ("coherence.checks", 256.0),
+            ("coherence.stale", 0.0),
+            ("model.skylake-sp.stale.verdicts", 0.0),
+            ("model.zen3.stale.verdicts", 0.0),
+        ]);
+        let mut k = model_cell("fixed", false, 2);
+        judge(
+            &mut k,
+            Oracle::Coherence("remap"),
+            &r,
+            true,
+            "ok",
+            Duration::ZERO,
+        );
+        assert!(k.empty_modes.is_empty(), "{:?}", k.empty_modes);
+        assert_eq!(k.verdict(), "clean");
+        // Under mode=all the same report lacks every round mode.
+        let mut all = Cell {
+            accel: Accel::Tcg.as_str().into(),
+            ..model_cell("fixed", false, 2)
+        };
+        judge(
+            &mut all,
+            Oracle::Coherence("all"),
+            &r,
+            true,
+            "ok",
+            Duration::ZERO,
+        );
+        assert_eq!(all.empty_modes.len(), COHERENCE_MODES.len() - 1);
+        // A guest catch in remap, with a model verdict beside it.
+        let r = report(&[
+            ("coherence.remap.checks", 256.0),
+            ("coherence.remap.rounds", 40.0),
+            ("coherence.remap.stale", 256.0),
+            ("coherence.checks", 256.0),
+            ("coherence.stale", 256.0),
+            ("model.skylake-sp.stale.verdicts", 5.0),
+            ("model.zen3.stale.verdicts", 5.0),
+        ]);
+        let mut m = model_cell("lost-shootdown", true, 4);
+        // The guest's oracle fails the run: that is the oracle working.
+        judge(
+            &mut m,
+            Oracle::Coherence("remap"),
+            &r,
+            false,
+            "failed",
+            Duration::ZERO,
+        );
+        assert_eq!(m.caught_by, vec!["remap (256)"]);
+        assert!(m.failed_runs.is_empty());
+        assert_eq!(m.methods(), vec!["guest", "model"]);
+    }
+
+    #[test]
+    fn oracles_per_accelerator() {
+        for cpus in [2, 4] {
+            assert_eq!(
+                oracles(Accel::Tcg, cpus),
+                vec![Oracle::Coherence("all"), Oracle::ShootStorm]
+            );
+        }
+        for accel in [Accel::TcgIcount, Accel::TcgModel] {
+            assert_eq!(
+                oracles(accel, 2),
+                vec![Oracle::Coherence("remap"), Oracle::ShootStorm],
+                "fork-protect is inconclusive on 2 icount vCPUs"
+            );
+            assert_eq!(
+                oracles(accel, 4),
+                vec![
+                    Oracle::Coherence("remap"),
+                    Oracle::Coherence("fork-protect"),
+                    Oracle::ShootStorm
+                ]
+            );
+        }
+        for (mode, _) in ICOUNT_COHERENCE_MODES {
+            assert!(COHERENCE_MODES.contains(mode), "{mode}");
+        }
+        assert_eq!(Oracle::Coherence("remap").modes(), &["remap"]);
+        assert_eq!(Oracle::Coherence("all").modes(), COHERENCE_MODES);
+        assert!(Oracle::ShootStorm.modes().is_empty());
+        assert_eq!(Oracle::Coherence("remap").label(), "coherence/remap");
+        assert!(timeout(Accel::TcgModel) > timeout(Accel::TcgIcount));
+        assert!(timeout(Accel::TcgIcount) > timeout(Accel::Tcg));
+    }
+
+    #[test]
+    fn accel_takes_a_list() {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let accels = |argv: &[&str]| {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let Command::Mutants(args) = cli.command else {
+                panic!("not mutants")
+            };
+            args.into_options().accels
+        };
+        assert_eq!(accels(&["harness", "mutants"]), vec![Accel::Tcg]);
+        assert_eq!(
+            accels(&["harness", "mutants", "--accel", "tcg-model"]),
+            vec![Accel::TcgModel]
+        );
+        assert_eq!(
+            accels(&["harness", "mutants", "--accel", "tcg,tcg-model"]),
+            vec![Accel::Tcg, Accel::TcgModel]
+        );
+        assert_eq!(
+            accels(&["harness", "mutants", "--accel", "both,tcg-model,tcg"]),
+            vec![Accel::Tcg, Accel::TcgIcount, Accel::TcgModel]
+        );
+        assert!(Cli::try_parse_from(["harness", "mutants", "--accel", "kvm"]).is_err());
+    }
+
+    #[test]
+    fn the_tables_say_which_method_caught_each_mutant() {
+        let secs = Duration::from_secs;
+        let mut dfly_tcg = Cell {
+            accel: "tcg".into(),
+            wall: secs(30),
+            ..model_cell("mutant-dfly-truncate", true, 4)
+        };
+        dfly_tcg.caught_by.push("range (8)".into());
+        dfly_tcg.stale = 8;
+        let mut dfly_model = model_cell("mutant-dfly-truncate", true, 4);
+        judge(
+            &mut dfly_model,
+            Oracle::ShootStorm,
+            &storm(&[("skylake-sp", 69.0), ("zen3", 69.0)]),
+            true,
+            "ok",
+            secs(100),
+        );
+        let mut kns = model_cell("mutant-kernel-no-shoot", true, 4);
+        judge(
+            &mut kns,
+            Oracle::ShootStorm,
+            &storm(&[("skylake-sp", 11.0), ("zen3", 11.0)]),
+            true,
+            "ok",
+            secs(50),
+        );
+        let mut kns2 = model_cell("mutant-kernel-no-shoot", true, 2);
+        judge(
+            &mut kns2,
+            Oracle::ShootStorm,
+            &storm(&[("skylake-sp", 0.0), ("zen3", 0.0)]),
+            false,
+            "timeout",
+            secs(600),
+        );
+        let mut control = model_cell("dfly-batch", false, 4);
+        judge(
+            &mut control,
+            Oracle::ShootStorm,
+            &storm(&[("skylake-sp", 0.0), ("zen3", 0.0)]),
+            true,
+            "ok",
+            secs(40),
+        );
+        let o = Outcome {
+            cells: vec![dfly_tcg, dfly_model, kns, kns2, control],
+            ..Outcome::default()
+        };
+        assert!(o.passed());
+        assert!(o.caught_with("mutant-kernel-no-shoot", "model"));
+        assert!(!o.caught_with("mutant-kernel-no-shoot", "guest"));
+        let md = markdown(&o, "harness mutants --accel tcg,tcg-model");
+        assert!(
+            md.contains("2 of 2 mutants caught (on 4 CPUs, under at least one accelerator; by the guest's oracles: 1, by the model's TLB: 2, by the model only: mutant-kernel-no-shoot); controls clean"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| mutant-dfly-truncate | p | caught | tcg: 4 cpu (8) | tcg-model: 4 cpu (69) | - | tcg 30 s, tcg-model 100 s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| mutant-kernel-no-shoot | p | caught | - | tcg-model: 4 cpu (11) | tcg-model: 2 cpu (shoot-storm: timeout) | 650 s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| dfly-batch | p | clean | - | - | - | 40 s |"),
+            "{md}"
+        );
+        let text = text_table(&o);
+        assert!(text.contains("model TLB (verdicts)"), "{text}");
+        assert!(
+            text.contains("model TLB (69 verdicts, shoot-storm)"),
+            "{text}"
+        );
+        // Without a tcg-model cell the model column says it did not run.
+        let o = Outcome {
+            cells: vec![o.cells[0].clone()],
+            ..Outcome::default()
+        };
+        let md = markdown(&o, "harness mutants");
+        assert!(md.contains("| tcg: 4 cpu (8) | not run |"), "{md}");
+        assert!(!md.contains("by the model"), "{md}");
     }
 }
