@@ -8,7 +8,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::rows::{fmt_num, SweepPoint};
+use super::rows::{fmt_num, Kind, SweepPoint};
 use super::Reproduction;
 use crate::plot::{self, Chart, FONT};
 
@@ -240,6 +240,9 @@ pub fn render_techniques(o: &Reproduction, dir: &Path) -> Result<Vec<PathBuf>> {
         .rows
         .iter()
         .enumerate()
+        // Measured rows only: a modeled figure never shares a measured
+        // axis (the table gives it its own rows).
+        .filter(|(_, r)| r.kind != Kind::Modeled)
         .filter_map(|(i, r)| {
             let m = r.measured.as_ref()?;
             let variant = r.lab.split_whitespace().next()?;
@@ -262,7 +265,7 @@ pub fn render_techniques(o: &Reproduction, dir: &Path) -> Result<Vec<PathBuf>> {
     plot::render(
         &TechniquesChart {
             bars,
-            accel: o.accel_of_all(),
+            accel: o.accel_measured(),
         },
         dir,
     )

@@ -23,6 +23,8 @@
 //! `.svg` and `.png` ([`chart`]).
 
 pub mod chart;
+pub mod modeled;
+pub mod modeled_seeds;
 pub mod rows;
 pub mod table;
 pub mod techniques;
@@ -65,6 +67,24 @@ pub const D25510_SHOOT: &str = "d25510-shoot-storm";
 /// CPU and an IPI responder, README).
 pub const TECH_FORKEXIT: &str = "techniques-forkexit";
 pub const TECH_BUILDKERNEL: &str = "techniques-buildkernel";
+/// The modeled twins (tcg-model, one repetition: the model's runs repeat
+/// bit for bit): the techniques' forkexit and buildkernel, and
+/// shoot-storm, where concurrent kernel shootdowns make the shootdown
+/// structures' cache lines the bulk of the transfers.
+pub const TECH_FORKEXIT_MODEL: &str = "techniques-forkexit-model";
+pub const TECH_BUILDKERNEL_MODEL: &str = "techniques-buildkernel-model";
+pub const TECH_SHOOTSTORM_MODEL: &str = "techniques-shoot-storm-model";
+/// The seeds' modeled experiments (tcg-model, one repetition): D32569's
+/// touch loop, DragonFly's IPI and shootpage, D25510's padding.
+pub const D32569_TOUCH_MODEL: &str = "d32569-touch-model";
+pub const DFLY_PINGPONG_MODEL: &str = "dfly-pingpong-model";
+pub const DFLY_SHOOTPAGE_MODEL: &str = "dfly-shootpage-model";
+pub const D25510_MODEL: &str = "d25510-shoot-storm-model";
+
+/// Per-run timeout of the seeds' modeled experiments, seconds: the
+/// plugin makes a run 1.5-2.5x slower than tcg-icount, more on a loaded
+/// host, and the fork loop is long.
+pub const MODEL_TIMEOUT_S: u64 = 600;
 
 /// The variants of seed 004 (D32569), all on the FreeBSD base: as landed,
 /// its nullified state (the review's "optimisation disabled"), and the
@@ -87,6 +107,8 @@ pub struct Experiment {
     pub timeout_s: u64,
     /// The accelerator this experiment always runs under; None: `--accel`.
     pub accel: Option<AccelChoice>,
+    /// Repetitions of this experiment whatever the plan's; None: the plan's.
+    pub reps: Option<u32>,
 }
 
 impl Experiment {
@@ -102,7 +124,23 @@ impl Experiment {
             cpus: vec![],
             timeout_s: 180,
             accel: None,
+            reps: None,
         }
+    }
+
+    /// Under tcg-model (the memory-system model, both cost profiles) with
+    /// one repetition: its runs repeat bit for bit, so a second would
+    /// only double the wall time.
+    pub fn modeled(mut self) -> Self {
+        self.accel = Some(AccelChoice::TcgModel);
+        self.reps = Some(1);
+        self
+    }
+
+    /// A per-run timeout of `s` seconds (default 180).
+    pub fn timeout(mut self, s: u64) -> Self {
+        self.timeout_s = s;
+        self
     }
 
     /// Always run under `accel`, whatever `--accel` says.
@@ -249,14 +287,50 @@ impl Plan {
                     &[("jobs", "16")],
                 )
                 .cpus(&[4]),
-                // Seed 001: the IPI floor and a real shootpage.
+                // Seed 004's touch loop on the model's clocks (the rate
+                // the review measured in Hz): a quarter of the loops, the
+                // same loop (a rate per loop; the model's cells are slow).
+                Experiment::new(
+                    D32569_TOUCH_MODEL,
+                    &d32569,
+                    "forkexit",
+                    &[
+                        ("loops", "500"),
+                        ("touch", "on"),
+                        ("entries", D32569_ENTRIES),
+                    ],
+                )
+                .cpus(&[2])
+                .modeled()
+                .timeout(MODEL_TIMEOUT_S),
+                // Seed 001: the IPI floor and a real shootpage, measured
+                // and modeled.
                 Experiment::new(DFLY_PINGPONG, &["fixed"], "ipi-pingpong", &[]).cpus(&[2]),
                 Experiment::new(DFLY_SHOOTPAGE, &["fixed"], "pmap-selftest", &[]).cpus(&[2]),
+                Experiment::new(DFLY_PINGPONG_MODEL, &["fixed"], "ipi-pingpong", &[])
+                    .cpus(&[2])
+                    .modeled()
+                    .timeout(MODEL_TIMEOUT_S),
+                Experiment::new(DFLY_SHOOTPAGE_MODEL, &["fixed"], "pmap-selftest", &[])
+                    .cpus(&[2])
+                    .modeled()
+                    .timeout(MODEL_TIMEOUT_S),
                 // Seed 003: concurrent shootdowns from every CPU.
                 Experiment::new(D25510_MMAP, &d25510, "mmap-storm", &[("ops", "100")])
                     .cpus(&[2, 4, 8]),
                 Experiment::new(D25510_SHOOT, &d25510, "shoot-storm", &[("ops", "300")])
                     .cpus(&[2, 4, 8]),
+                // ... and the padding D25510 left undone, on the model's
+                // cache lines.
+                Experiment::new(
+                    D25510_MODEL,
+                    &["fixed", "scoreboard", "scoreboard-padded"],
+                    "shoot-storm",
+                    &[("ops", "300")],
+                )
+                .cpus(&[4])
+                .modeled()
+                .timeout(MODEL_TIMEOUT_S),
             ])
             .collect(),
             reps,
@@ -301,6 +375,38 @@ impl Plan {
                 )
                 .cpus(&[4])
                 .accel(icount),
+                // The modeled twins: what a technique saves in cache-line
+                // transfers, TLB refills and modeled cycles.
+                Experiment::new(
+                    TECH_FORKEXIT_MODEL,
+                    &[
+                        "fixed",
+                        "early-ack",
+                        "in-context-flush",
+                        "flush-first",
+                        "lazy-tlb",
+                    ],
+                    "forkexit",
+                    &[("loops", "300"), ("touch", "on")],
+                )
+                .cpus(&[4])
+                .modeled(),
+                Experiment::new(
+                    TECH_SHOOTSTORM_MODEL,
+                    &["scoreboard", "cacheline-consolidation"],
+                    "shoot-storm",
+                    &[("ops", "300")],
+                )
+                .cpus(&[4])
+                .modeled(),
+                Experiment::new(
+                    TECH_BUILDKERNEL_MODEL,
+                    &["fixed", "lazy-latr"],
+                    "buildkernel",
+                    &[("jobs", "8")],
+                )
+                .cpus(&[4])
+                .modeled(),
             ],
             reps,
             factor_cpus: 4,
@@ -394,6 +500,9 @@ pub struct Reproduction {
     /// Experiment id -> the accelerator its runs were measured under.
     pub accels: BTreeMap<String, String>,
     pub out: PathBuf,
+    /// The model's cost profiles (model/profiles/): one modeled row per
+    /// profile per modeled comparison.
+    pub profiles: Vec<modeled::Profile>,
     pub rows: Vec<Row>,
     /// Why the figures differ: each note once, rows point at it.
     pub notes: Vec<Note>,
@@ -488,7 +597,7 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
             .collect();
         let matrix_file = out.join(format!("{}.toml", exp.id));
         let choice = exp.accel.unwrap_or(opts.accel);
-        let text = exp.matrix_toml(&variants, plan.reps, accel_name(choice));
+        let text = exp.matrix_toml(&variants, exp.reps.unwrap_or(plan.reps), accel_name(choice));
         fs::write(&matrix_file, text)
             .with_context(|| format!("cannot write {}", matrix_file.display()))?;
         let dir = out.join(&exp.id);
@@ -553,6 +662,7 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
         accel,
         accels,
         out,
+        profiles: modeled::profiles(&ws.root.join("model").join("profiles"))?,
         rows: vec![],
         notes: vec![],
         sweep: vec![],
@@ -568,6 +678,25 @@ impl Reproduction {
     pub fn accel_of_all(&self) -> String {
         let set: BTreeSet<&str> = self.accels.values().map(|a| a.as_str()).collect();
         set.into_iter().collect::<Vec<_>>().join(" and ")
+    }
+
+    /// The accelerators of the measured experiments (not tcg-model's).
+    pub fn accel_measured(&self) -> String {
+        let set: BTreeSet<&str> = self
+            .accels
+            .values()
+            .map(|a| a.as_str())
+            .filter(|a| *a != accel_name(AccelChoice::TcgModel))
+            .collect();
+        set.into_iter().collect::<Vec<_>>().join(" and ")
+    }
+
+    /// Whether any experiment of the plan runs under tcg-model.
+    pub fn has_modeled(&self) -> bool {
+        self.plan
+            .experiments
+            .iter()
+            .any(|e| e.accel == Some(AccelChoice::TcgModel))
     }
 }
 

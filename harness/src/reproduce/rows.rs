@@ -87,8 +87,11 @@ pub struct Row {
     pub measured: Option<Measured>,
     /// The accelerator the figure was measured under.
     pub accel: String,
-    /// A count or a time: what the accelerator can speak for.
+    /// A count or a time: what the accelerator can speak for; or a
+    /// modeled figure.
     pub kind: Kind,
+    /// The cost profile of a modeled figure (None for a measured one).
+    pub profile: Option<String>,
     /// The key of the [`Note`] that says why the figure differs.
     pub note: &'static str,
 }
@@ -102,17 +105,25 @@ pub enum Kind {
     Count,
     /// A rate or a latency: only as good as the accelerator's clock.
     Time,
+    /// Computed by the memory-system model (tcg-model) from the guest's
+    /// accesses and a cost profile: never a measurement (modeled.rs).
+    Modeled,
 }
 
 impl Row {
     /// The accel column: the accelerator and what it speaks for here.
     pub fn accel_cell(&self) -> String {
+        if self.kind == Kind::Modeled {
+            let profile = self.profile.as_deref().unwrap_or("?");
+            return format!("{} ({profile}): modeled", self.accel);
+        }
         let what = match (self.kind, self.accel.as_str()) {
             (Kind::Count, _) => "count: same under any accel",
             (Kind::Time, "tcg-icount") => "virtual time: instruction cost, repeatable",
             (Kind::Time, "tcg") => "emulated time: host-noisy",
             (Kind::Time, "kvm") => "host time",
             (Kind::Time, _) => "time",
+            (Kind::Modeled, _) => unreachable!("said above"),
         };
         format!("{} ({what})", self.accel)
     }
@@ -361,11 +372,17 @@ impl Reproduction {
 
     /// The 1-based numbers of the rows citing note `key`: `rows 3-8`.
     pub(super) fn rows_citing(&self, key: &str) -> String {
+        self.rows_where(|r| r.note == key)
+    }
+
+    /// The 1-based numbers of the rows `pred` picks: `rows 3-8`, `row 2`,
+    /// `rows 1, 4`.
+    pub(super) fn rows_where(&self, pred: impl Fn(&Row) -> bool) -> String {
         let n: Vec<usize> = self
             .rows
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.note == key)
+            .filter(|(_, r)| pred(r))
             .map(|(i, _)| i + 1)
             .collect();
         match n.as_slice() {
@@ -450,6 +467,10 @@ pub fn all(o: &Reproduction) -> Vec<Row> {
                 rows.push(d32569_rate(o, id, what, published));
             }
         }
+        // The touch loop on the model's clocks, beside its measured rows.
+        if tcg == D32569_TOUCH {
+            rows.extend(super::modeled_seeds::d32569(o));
+        }
     }
     if o.has(D32569_BUILDKERNEL) {
         rows.push(d32569_exit_early(o));
@@ -464,6 +485,7 @@ pub fn all(o: &Reproduction) -> Vec<Row> {
             }
         }
     }
+    rows.extend(super::modeled_seeds::d25510(o));
     rows
 }
 
@@ -483,7 +505,8 @@ pub fn notes(o: &Reproduction) -> Vec<Note> {
                 NOTE_004_EXIT => ("004 FreeBSD D32569, buildkernel", note_004_exit(o)),
                 NOTE_001 => ("001 DragonFly 2004", note_001()),
                 NOTE_003 => ("003 FreeBSD D25510", note_003(o)),
-                other => super::techniques::note(o, other),
+                other => super::modeled_seeds::note(o, other)
+                    .unwrap_or_else(|| super::techniques::note(o, other)),
             };
             Note {
                 key,
@@ -529,6 +552,7 @@ fn openbsd(o: &Reproduction) -> Vec<Row> {
             measured,
             accel: o.accel_of(OBSD_FORKEXIT),
             kind: Kind::Count,
+            profile: None,
             note: NOTE_000,
         }
     };
@@ -683,8 +707,16 @@ fn d32569_rate(o: &Reproduction, id: &str, what: &str, published: &str) -> Row {
         measured,
         accel: o.accel_of(id),
         kind: Kind::Time,
+        profile: None,
         note: NOTE_004_RATE,
     }
+}
+
+/// The touch loop's ratio without/with under tcg-icount, for the notes.
+pub(super) fn d32569_icount_ratio(o: &Reproduction) -> String {
+    o.median_of(d32569_ratio(o, D32569_TOUCH_ICOUNT))
+        .map(fmt_ratio)
+        .unwrap_or_else(|| "not measured".into())
 }
 
 /// Per rep: shared-page-counted's loops/s over shared-page-opt's.
@@ -816,6 +848,7 @@ fn d32569_exit_early(o: &Reproduction) -> Row {
         measured,
         accel: o.accel_of(id),
         kind: Kind::Count,
+        profile: None,
         note: NOTE_004_EXIT,
     }
 }
@@ -889,6 +922,7 @@ fn dfly(o: &Reproduction) -> Vec<Row> {
                 Some(m),
             ),
         };
+        let modeled = super::modeled_seeds::dfly(o, id == DFLY_SHOOTPAGE);
         rows.push(Row {
             seed: "001 DragonFly 2004".into(),
             published: published.into(),
@@ -898,8 +932,10 @@ fn dfly(o: &Reproduction) -> Vec<Row> {
             measured,
             accel: o.accel_of(id),
             kind: Kind::Time,
+            profile: None,
             note: NOTE_001,
         });
+        rows.extend(modeled);
     }
     rows
 }
@@ -978,6 +1014,7 @@ fn d25510(o: &Reproduction, id: &str, cpus: u32) -> Row {
         measured,
         accel: o.accel_of(id),
         kind: Kind::Time,
+        profile: None,
         note: NOTE_003,
     }
 }
@@ -1079,6 +1116,7 @@ mod tests {
             measured: None,
             accel: accel.into(),
             kind,
+            profile: None,
             note: NOTE_000,
         };
         assert_eq!(

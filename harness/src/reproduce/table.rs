@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::rows::{fmt_num, Note};
+use super::modeled::fill;
+use super::rows::{fmt_num, Kind, Note};
 use super::{Reproduction, Table};
 
 /// A table cell: pipes escaped, no line breaks.
@@ -98,8 +99,8 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
         s += "# Techniques published since the seeds, on the lab's workloads\n\n";
         let _ = writeln!(
             s,
-            "Made by `{command}` (`./lab reproduce --techniques`), every experiment under \
-             **tcg-icount** on 4 CPUs with {} repetitions per cell (icount repeats them bit \
+            "Made by `{command}` (`./lab reproduce --techniques`), every measured experiment \
+             under **tcg-icount** on 4 CPUs with {} repetitions per cell (icount repeats them bit \
              for bit); the runs are in `{}`. Each row compares a technique's variant with \
              `fixed` on one of the lab's workloads: the lab figure is the variant's median \
              beside fixed's and the median of the per-repetition ratio. The published column \
@@ -109,6 +110,7 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
             o.plan.reps,
             o.out.display()
         );
+        s += &modeled_intro(o);
         s += &main_table(o);
         s += "\n## Why the figures differ\n\n";
         s += &notes(&o.notes);
@@ -131,6 +133,7 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
         o.plan.reps,
         o.out.display()
     );
+    s += &modeled_intro(o);
     s += &main_table(o);
     s += "\n## Why the figures differ\n\n";
     s += "Each note is said once; the table's last column points at it.\n\n";
@@ -153,7 +156,85 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
     s
 }
 
+/// The paragraph that introduces the modeled rows (none without them).
+const MODELED_INTRO: &str = "Rows whose accel cell says `tcg-model (<profile>): modeled` \
+are not measurements: they are the memory-system model's figures (model/README.md) from \
+tcg-model runs of the same kernels and workloads, one row per cost profile ({profiles}), \
+one run per cell (the model repeats bit for bit), placed after the measured row they stand \
+beside and never in its columns. Their notes say where the model agrees with the source's \
+direction, where it does not and why, and where the costs its profiles label assumptions \
+decide the figure.\n";
+
+fn modeled_intro(o: &Reproduction) -> String {
+    if !o.rows.iter().any(|r| r.kind == Kind::Modeled) {
+        return String::new();
+    }
+    let profiles = o
+        .profiles
+        .iter()
+        .map(|p| format!("{} at {} GHz", p.name, p.ghz))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{}\n", fill(MODELED_INTRO, &[("profiles", profiles)]))
+}
+
+/// What the model's figures can speak for (after the accelerators').
+const MODELED_GENERAL: &str = "**What the model can speak for.** A *modeled* figure \
+(tcg-model) replays the guest's own memory accesses, INVLPGs and IPIs, taken from the same \
+icount round robin, through per-CPU caches (MESI-style, 64-byte lines, false sharing \
+detected), a per-CPU set-associative TLB and causal per-CPU clocks, and charges each event \
+a cost profile's cycles; spin-wait loops (blocks holding PAUSE) are not charged, and vCPUs \
+run in icount turns of about 100k instructions. Its counts of transfers, misses and \
+refills follow from the guest's accesses and the profile's cache and TLB shapes; its \
+cycles are only as good as the costs, and the profiles label these costs assumptions \
+(no published figure found): {assumed}. So a modeled difference made of line transfers \
+(measured core-to-core latencies) is the model's to give; one made of IPI, interrupt and \
+TLB-maintenance cycles shows a direction and a mechanism, with a size the assumption sets. \
+One cycle per instruction, no capacity misses and no DRAM make modeled rates (Hz, ops/s) \
+comparable between variants, not with a real machine's.\n";
+
+fn modeled_general(o: &Reproduction) -> String {
+    if !o.rows.iter().any(|r| r.kind == Kind::Modeled) {
+        return String::new();
+    }
+    // Each assumption-labelled cost once, with its cycles per profile.
+    let names: std::collections::BTreeSet<&String> = o
+        .profiles
+        .iter()
+        .flat_map(|p| p.costs.iter().filter(|c| c.1 .1).map(|c| c.0))
+        .collect();
+    let order = o
+        .profiles
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join("/");
+    let assumed = names
+        .iter()
+        .map(|n| {
+            let cycles: Vec<String> = o
+                .profiles
+                .iter()
+                .map(|p| format!("{:.0}", p.cycles(n)))
+                .collect();
+            format!("{n} {}", cycles.join("/"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "\n{}",
+        fill(
+            MODELED_GENERAL,
+            &[("assumed", format!("{assumed} (cycles, {order})"))]
+        )
+    )
+}
+
 fn general_notes(o: &Reproduction) -> String {
+    general_notes_measured(o) + &modeled_general(o)
+}
+
+fn general_notes_measured(o: &Reproduction) -> String {
     format!(
         "**What each accelerator can speak for.** These runs used {accels}. A *count* (IPIs, \
          shootdown calls, early returns) is a property of the kernel's code and the workload \
@@ -168,7 +249,7 @@ fn general_notes(o: &Reproduction) -> String {
          (seed 001's 4-5 us, seed 004's Hz, seed 003's waits) want KVM on real hardware \
          (`--accel kvm` on a host with VT-x/AMD-V; never on this paravirtual host, where KVM \
          is ~1000x slower).\n",
-        accels = o.accel_of_all()
+        accels = o.accel_measured()
     )
 }
 
