@@ -26,6 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -332,6 +333,34 @@ impl StackChart {
     }
 }
 
+/// The axes of a modeled bar chart by CPU count: `slots` groups along x
+/// (unlabelled: each group's bars are labelled where they are drawn),
+/// 0..`ceil` on y, described `y_desc` and formatted by `fmt`.
+fn cpu_axes<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    slots: f64,
+    ceil: f64,
+    y_desc: &str,
+    fmt: &dyn Fn(&f64) -> String,
+) -> DrawResult<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, DB> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(16)
+        .x_label_area_size(60)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0f64..slots, 0f64..ceil)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_label_formatter(fmt)
+        .y_desc(y_desc)
+        .x_desc("CPUs")
+        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 15))
+        .draw()?;
+    Ok(chart)
+}
+
 impl super::Chart for StackChart {
     fn stem(&self) -> String {
         format!(
@@ -361,21 +390,8 @@ impl super::Chart for StackChart {
         let top = self.values.values().map(|v| v.0).fold(0.0f64, f64::max);
         let ceil = if top > 0.0 { top * 1.15 } else { 1.0 };
         let n = self.cpus.len() as f64;
-        let mut chart = ChartBuilder::on(&main)
-            .margin(16)
-            .x_label_area_size(60)
-            .y_label_area_size(90)
-            .build_cartesian_2d(0f64..n, 0f64..ceil)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_label_formatter(&|v| fmt_num(*v))
-            .y_desc(format!("{}, modeled ({})", self.kind.what(), self.profile))
-            .x_desc("CPUs")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 15))
-            .draw()?;
+        let y_desc = format!("{}, modeled ({})", self.kind.what(), self.profile);
+        let mut chart = cpu_axes(&main, n, ceil, &y_desc, &|v| fmt_num(*v))?;
         let slot = 0.8 / self.variants.len().max(1) as f64;
         for (&(ci, vi), &(total, part)) in &self.values {
             let x0 = ci as f64 + 0.1 + vi as f64 * slot;
@@ -483,24 +499,8 @@ impl super::Chart for WaitChart {
         let top = self.values.values().map(|v| v.2).fold(0.0f64, f64::max);
         let ceil = if top > 0.0 { top * 1.15 } else { 1.0 };
         let n = self.cpus.len() as f64;
-        let mut chart = ChartBuilder::on(&main)
-            .margin(16)
-            .x_label_area_size(60)
-            .y_label_area_size(90)
-            .build_cartesian_2d(0f64..n, 0f64..ceil)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_label_formatter(&|v| fmt_si(*v))
-            .y_desc(format!(
-                "wait per shootdown (cycles), modeled ({})",
-                self.profile
-            ))
-            .x_desc("CPUs")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 15))
-            .draw()?;
+        let y_desc = format!("wait per shootdown (cycles), modeled ({})", self.profile);
+        let mut chart = cpu_axes(&main, n, ceil, &y_desc, &|v| fmt_si(*v))?;
         let slot = 0.8 / self.variants.len().max(1) as f64;
         for (&(ci, vi), &(med, lo, hi)) in &self.values {
             let x0 = ci as f64 + 0.1 + vi as f64 * slot;
