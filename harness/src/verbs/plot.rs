@@ -13,7 +13,13 @@ pub fn plot(ws: &Workspace, input: Option<&Path>, out: Option<&Path>) -> Result<
     let input = input_dir(ws, input);
     let rows = rows_of(&input)?;
     let out = out.map_or_else(|| input.join("charts"), Path::to_path_buf);
-    let files = plot::render_all(&rows, &out)?;
+    // The input folder's logs name each run's kernel (the model's hot
+    // lines by symbol), wherever the charts are written.
+    let opts = plot::PlotOptions {
+        results_dir: Some(input.clone()),
+        ..plot::PlotOptions::default()
+    };
+    let files = plot::render_all_with(&rows, &out, &opts)?;
     println!(
         "{} files in {}; open {}",
         files.len(),

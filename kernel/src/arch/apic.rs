@@ -20,6 +20,7 @@ use lab_core::apic::{Icr, DELIVERY_PENDING};
 use x86_64::instructions::interrupts;
 use x86_64::registers::model_specific::Msr;
 
+use super::percpu::CacheLine;
 use super::{trap, tsc};
 use crate::memlayout::phys_to_virt;
 use crate::println;
@@ -223,7 +224,8 @@ pub fn start_timer() {
 }
 
 /// Per CPU: timer interrupts since the last scheduler tick (`model=on`).
-static TURN_COUNT: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static TURN_COUNT: [CacheLine<AtomicU32>; MAX_CPUS] =
+    [const { CacheLine(AtomicU32::new(0)) }; MAX_CPUS];
 
 #[allow(dead_code)] // for the scheduler
 /// Installs the function every timer tick calls on its CPU, in interrupt
@@ -238,7 +240,7 @@ pub fn set_tick_hook(hook: fn()) {
 pub(super) fn timer_interrupt() {
     let every = super::model_hint::turn_ticks();
     if every > 1 {
-        let n = &TURN_COUNT[super::cpu_id() as usize];
+        let n = &TURN_COUNT[super::cpu_id() as usize].0;
         if n.fetch_add(1, Ordering::Relaxed) + 1 < every {
             eoi();
             return;

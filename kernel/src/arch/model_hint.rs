@@ -11,6 +11,8 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use lab_core::model_hint::{self, Hint, Mark, DOORBELL_SIZE};
+
+use super::percpu::CacheLine;
 use x86_64::instructions::{interrupts, tlb};
 use x86_64::VirtAddr;
 
@@ -27,9 +29,7 @@ pub static MODEL_DOORBELL: Doorbell = Doorbell([0; DOORBELL_SIZE as usize]);
 /// of its own: every hint reads it, and a line shared with data other
 /// CPUs write would add transfers (false sharing) of the hints' own to
 /// what the model measures.
-#[repr(C, align(64))]
-struct OnFlag(AtomicBool);
-static ON: OnFlag = OnFlag(AtomicBool::new(false));
+static ON: CacheLine<AtomicBool> = CacheLine(AtomicBool::new(false));
 
 /// Under `model=on`, each CPU's LAPIC timer interrupts this many times per
 /// scheduler tick, and the extra interrupts only return.

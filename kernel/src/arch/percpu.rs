@@ -19,6 +19,14 @@ use x86_64::VirtAddr;
 
 use crate::stats::MAX_CPUS;
 
+/// A value alone on its 64-byte cache line, for per-CPU arrays of small
+/// atomics that each CPU writes: packed, they would share lines and every
+/// write would move the line between CPUs (false sharing, which the
+/// memory-system model counts and charges; hand-written, as crossbeam's
+/// CachePadded pads x86-64 to 128 bytes).
+#[repr(C, align(64))]
+pub struct CacheLine<T>(pub T);
+
 /// One CPU's area. `repr(C)`: assembly uses the `GS_*` offsets.
 #[repr(C, align(64))]
 pub struct PerCpu {

@@ -28,6 +28,7 @@ use lab_core::cpuset::CpuSet;
 use x86_64::instructions::interrupts;
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
+use super::percpu::CacheLine;
 use super::{apic, gdt, ipi, percpu, trap, tsc};
 use crate::boot::start_info::StartInfo;
 use crate::memlayout::{phys_to_virt, virt_to_phys};
@@ -365,12 +366,15 @@ static JOB_OWNER: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS
 /// Per CPU: halted in [`idle`] (set before its `sti; hlt`, cleared once
 /// the loop runs again), so an interrupt taken meanwhile interrupted this
 /// loop. For the IPI handler's yield (ipi.rs).
-static IN_AP_IDLE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static IN_AP_IDLE: [CacheLine<AtomicBool>; MAX_CPUS] =
+    [const { CacheLine(AtomicBool::new(false)) }; MAX_CPUS];
 
 /// True if this CPU's interrupted context is the HLT of [`idle`] (or the
 /// few instructions after it). Interrupt context.
 pub fn interrupted_ap_idle() -> bool {
-    IN_AP_IDLE[percpu::cpu_id() as usize].load(Ordering::Relaxed)
+    IN_AP_IDLE[percpu::cpu_id() as usize]
+        .0
+        .load(Ordering::Relaxed)
 }
 
 /// The idle loop of an AP: run a job if there is one, else sleep until an
@@ -382,9 +386,9 @@ pub fn idle() -> ! {
         interrupts::disable();
         let job = JOB_FN[me].load(Ordering::Acquire);
         if job == 0 {
-            IN_AP_IDLE[me].store(true, Ordering::Relaxed);
+            IN_AP_IDLE[me].0.store(true, Ordering::Relaxed);
             interrupts::enable_and_hlt();
-            IN_AP_IDLE[me].store(false, Ordering::Relaxed);
+            IN_AP_IDLE[me].0.store(false, Ordering::Relaxed);
             continue;
         }
         interrupts::enable();
