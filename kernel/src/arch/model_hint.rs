@@ -93,8 +93,17 @@ pub fn mark(mark: Mark) {
 }
 
 /// INVLPG of the page holding `va`, its operand told to the model first.
-/// Every INVLPG the kernel makes goes through here.
+/// Every INVLPG the kernel makes goes through here. Under `model=on` the
+/// hint and the INVLPG run with interrupts off together: an interrupt
+/// between them whose handler invalidates too would take the pending
+/// operand, and this INVLPG would reach the model without one.
 pub fn invlpg(va: VirtAddr) {
-    give(Hint::Invlpg { va: va.as_u64() });
-    tlb::flush(va);
+    if !enabled() {
+        tlb::flush(va);
+        return;
+    }
+    interrupts::without_interrupts(|| {
+        give(Hint::Invlpg { va: va.as_u64() });
+        tlb::flush(va);
+    });
 }
