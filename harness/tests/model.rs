@@ -43,7 +43,12 @@ fn model_boot(variant: &str, workload: &str, cpus: u32, params: &[(&str, &str)])
 /// The answers of kernel/src/workloads/model_selftest.rs, for every profile.
 #[test]
 fn model_selftest_gives_the_answers_known_in_advance() {
-    let b = model_boot("fixed", "model-selftest", 2, &[("rounds", "200"), ("pages", "32")]);
+    let b = model_boot(
+        "fixed",
+        "model-selftest",
+        2,
+        &[("rounds", "200"), ("pages", "32")],
+    );
     let r = &b.result.report;
     assert_eq!(b.result.outcome, Outcome::Ok, "{}", b.result.outcome);
     assert!(b.result.kernel_cmdline.ends_with(" model=on"));
@@ -61,9 +66,16 @@ fn model_selftest_gives_the_answers_known_in_advance() {
             (399.0..=401.0).contains(&pingpong),
             "{p}: ping-pong misses {pingpong}, not 399..=401"
         );
-        assert_eq!(phase(1, "coh.false_sharing"), 0.0, "{p}: ping-pong is true sharing");
+        assert_eq!(
+            phase(1, "coh.false_sharing"),
+            0.0,
+            "{p}: ping-pong is true sharing"
+        );
         // 2: two counters in one line: every miss is false sharing.
-        assert!(phase(2, "coh.misses") >= 1.0, "{p}: packed counters never moved");
+        assert!(
+            phase(2, "coh.misses") >= 1.0,
+            "{p}: packed counters never moved"
+        );
         assert_eq!(
             phase(2, "coh.false_sharing"),
             phase(2, "coh.misses"),
@@ -156,6 +168,10 @@ fn the_models_tlb_judges_stale_translations() {
             verdicts(&truncated) > 0.0,
             "{p}: the model missed mutant-dfly-truncate"
         );
-        assert_eq!(verdicts(&batch), 0.0, "{p}: a stale verdict against dfly-batch");
+        assert_eq!(
+            verdicts(&batch),
+            0.0,
+            "{p}: a stale verdict against dfly-batch"
+        );
     }
 }
