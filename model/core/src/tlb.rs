@@ -24,6 +24,7 @@
 //!     A hit on a condemned entry with a changed frame is a **stale
 //!     access** (the first per entry also a **verdict**): real hardware
 //!     would have read the old frame after the kernel said it could not.
+//!
 //!   The rule reads only the guest's own order of events: the fill, the
 //!   shootdown's begin and settle marks and the accesses, as emulated.
 //! - INVLPG of `va` removes the 4 KiB entry of `va` and any 2 MiB entry
