@@ -77,6 +77,18 @@ pub(super) fn legend<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The legend of `variants`, each in its colour.
+pub(super) fn variant_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    variants: &[String],
+) -> DrawResult<(), DB> {
+    let entries: Vec<(String, RGBColor)> = variants
+        .iter()
+        .map(|v| (v.clone(), variant_color(v)))
+        .collect();
+    legend(area, "variant", &entries)
+}
+
 /// Draws `text` centred under the data point `at` of a chart, `dy` pixels
 /// below it, on `root` (absolute pixels).
 pub(super) fn label_below<DB: DrawingBackend>(
@@ -293,12 +305,7 @@ impl super::Chart for IpiBarChart {
             let at = chart.backend_coord(&(ci as f64 + 0.5, floor));
             label_below(root, at, 8, &cpus_label(cpus))?;
         }
-        let entries: Vec<(String, RGBColor)> = self
-            .variants
-            .iter()
-            .map(|v| (v.clone(), variant_color(v)))
-            .collect();
-        legend(&side, "variant", &entries)
+        variant_legend(&side, &self.variants)
     }
 }
 

@@ -32,8 +32,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::charts::{
-    cpus_label, cpus_of, fmt_si, header, label_below, legend, pale, spread, variants_of, GREY,
-    LEGEND_WIDTH,
+    cpus_label, cpus_of, fmt_si, header, label_below, legend, pale, spread, variant_legend,
+    variants_of, GREY, LEGEND_WIDTH,
 };
 use super::{variant_color, FONT};
 use crate::results::derive::{RunFigures, MODEL_PREFIX};
@@ -528,12 +528,7 @@ impl super::Chart for WaitChart {
             let at = chart.backend_coord(&(ci as f64 + 0.5, 0.0));
             label_below(root, at, 8, &cpus_label(cpus))?;
         }
-        let entries: Vec<(String, RGBColor)> = self
-            .variants
-            .iter()
-            .map(|v| (v.clone(), variant_color(v)))
-            .collect();
-        legend(&side, "variant", &entries)
+        variant_legend(&side, &self.variants)
     }
 }
 

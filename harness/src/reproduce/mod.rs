@@ -674,6 +674,15 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
 }
 
 impl Reproduction {
+    /// The label of experiment `id` (its workload, parameters and CPUs),
+    /// or the id itself if the plan has no such experiment.
+    pub fn label(&self, id: &str) -> String {
+        self.plan
+            .experiment(id)
+            .map(|e| e.label())
+            .unwrap_or_else(|| id.into())
+    }
+
     /// Every accelerator the experiments ran under, joined: `tcg-icount`.
     pub fn accel_of_all(&self) -> String {
         let set: BTreeSet<&str> = self.accels.values().map(|a| a.as_str()).collect();

@@ -27,13 +27,6 @@ fn cpus(o: &Reproduction, id: &str) -> u32 {
         .unwrap_or(2)
 }
 
-fn label(o: &Reproduction, id: &str) -> String {
-    o.plan
-        .experiment(id)
-        .map(|e| e.label())
-        .unwrap_or_else(|| id.into())
-}
-
 /// D32569's touch loop, modeled: without/with on the model's clocks.
 pub fn d32569(o: &Reproduction) -> Vec<Row> {
     if o.plan.experiment(D32569_TOUCH_MODEL).is_none() {
@@ -56,7 +49,7 @@ pub fn d32569(o: &Reproduction) -> Vec<Row> {
                  ({{profile}}): loops per second of the model's clocks \
                  (model.{{profile}}.ops_per_s), shared-page-counted (without) vs \
                  shared-page-opt (with): the ratio is without/with",
-                label(o, D32569_TOUCH_MODEL),
+                o.label(D32569_TOUCH_MODEL),
                 cpus(o, D32569_TOUCH_MODEL)
             ),
             id: D32569_TOUCH_MODEL,
@@ -103,7 +96,7 @@ pub fn dfly(o: &Reproduction, shootpage: bool) -> Vec<Row> {
                  its last ack on the initiator's modeled clock \
                  (model.{{profile}}.shoot_per_shootdown = shoot.cycles / shoot.count; ns at \
                  the profile's clock)",
-                label(o, id),
+                o.label(id),
                 cpus(o, id)
             ),
             "the same 4-5 us: a synchronous shootdown waits for the target's acknowledgement",
@@ -117,7 +110,7 @@ pub fn dfly(o: &Reproduction, shootpage: bool) -> Vec<Row> {
                  handler's first instruction on the target's modeled clock \
                  (model.{{profile}}.ipi_latency = ipi.latency_cycles / ipi.entered); one way, \
                  where the seed's figure is a call to completion",
-                label(o, id),
+                o.label(id),
                 cpus(o, id)
             ),
             "synchronous IPI, call to completion: 4-5 us (2-CPU P3 1.1 GHz; includes a dummy syscall)",
@@ -212,7 +205,7 @@ pub fn d25510(o: &Reproduction) -> Vec<Row> {
                  moved for a word the receiver does not touch), then all transfers per \
                  shootdown (coh.misses / shoot.count) and the initiator's wait \
                  (wait_per_shootdown); scoreboard-padded vs scoreboard",
-                label(o, id),
+                o.label(id),
                 cpus(o, id)
             ),
             id,

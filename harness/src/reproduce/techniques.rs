@@ -135,18 +135,10 @@ fn row(o: &Reproduction, c: Comparison<'_>) -> Row {
     }
 }
 
-/// The experiment's label, for a definition.
-fn label(o: &Reproduction, id: &str) -> String {
-    o.plan
-        .experiment(id)
-        .map(|e| e.label())
-        .unwrap_or_else(|| id.into())
-}
-
 pub fn rows(o: &Reproduction) -> Vec<Row> {
     let wait = wait_us_per_ipi_shootdown;
-    let fork = label(o, TECH_FORKEXIT);
-    let build = label(o, TECH_BUILDKERNEL);
+    let fork = o.label(TECH_FORKEXIT);
+    let build = o.label(TECH_BUILDKERNEL);
     // forkexit, not mmap-storm: under tcg-icount mmap-storm's threads
     // hardly overlap (3 IPI-sending shootdowns in 100 ops on 4 CPUs), while
     // every forkexit exit is an all-CPU shoottlb.
@@ -173,9 +165,9 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
     };
     // The modeled twins (tcg-model): figures on the model's clocks and
     // caches, one row per cost profile.
-    let mfork = label(o, TECH_FORKEXIT_MODEL);
-    let mstorm = label(o, TECH_SHOOTSTORM_MODEL);
-    let mbuild = label(o, TECH_BUILDKERNEL_MODEL);
+    let mfork = o.label(TECH_FORKEXIT_MODEL);
+    let mstorm = o.label(TECH_SHOOTSTORM_MODEL);
+    let mbuild = o.label(TECH_BUILDKERNEL_MODEL);
     let m_wait = |r: &RunFigures, p: &Profile| modeled::fig(r, &p.name, "wait_per_shootdown");
     let m_shoot = |r: &RunFigures, p: &Profile| modeled::fig(r, &p.name, "shoot_per_shootdown");
     let m_transfers =
