@@ -341,8 +341,9 @@ impl Plan {
 
     /// The techniques published since the seeds, each beside `fixed`, all
     /// under tcg-icount on 4 CPUs: counts and instruction-cost times both
-    /// repeatable. Variants the tree does not have yet (PCID) are left out
-    /// and their rows say so. No mmap-storm: under tcg-icount its threads
+    /// repeatable. A variant whose runs end `unsupported` on this CPU or
+    /// accelerator (pcid, without PCID) is still run, and its row says why
+    /// it is not measured. No mmap-storm: under tcg-icount its threads
     /// hardly overlap (3 IPI-sending shootdowns in 100 ops on 4 CPUs), so
     /// it has no shootdown for a technique to save.
     pub fn techniques(reps: u32) -> Plan {

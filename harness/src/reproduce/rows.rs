@@ -55,9 +55,17 @@ impl Measured {
     pub fn max(&self) -> Option<f64> {
         self.per_rep.iter().copied().max_by(|a, b| a.total_cmp(b))
     }
-    /// `min..max over N reps`, each value written by `fmt`.
+    /// `min..max over N reps`, each value written by `fmt`; when every
+    /// rep gave the same value (always, under tcg-icount, which repeats a
+    /// run bit for bit, and for exact counts), it says so: that is one
+    /// sample repeated, not a spread.
     pub fn spread(&self, fmt: impl Fn(f64) -> String) -> String {
         match (self.min(), self.max()) {
+            (Some(lo), Some(hi)) if self.per_rep.len() > 1 && lo == hi => format!(
+                "{} in each of {} reps: one sample, repeated exactly",
+                fmt(lo),
+                self.per_rep.len()
+            ),
             (Some(lo), Some(hi)) => format!(
                 "{}..{} over {} rep{}",
                 fmt(lo),
@@ -790,8 +798,9 @@ fn note_004_rate(o: &Reproduction) -> String {
          come back (ratio {notouch} under tcg-icount), while freebsd-before, whose early \
          return works because the child never faulted the shared page in, runs as fast as \
          shared-page-opt ({before_nt} vs {opt_nt} Hz): the lab's stand-in for \"without\" is \
-         harsher than the review's there. NCPU instances (ratio {ncpu} under tcg-icount): NCPU is the \
-         guest's 2 CPUs, since the host has 2 cores; FreeBSD's limit was pv list lock contention \
+         harsher than the review's there. NCPU instances (ratio {ncpu} under tcg-icount): NCPU is 2 \
+         guest CPUs, the experiment's setting: its plain-TCG twin on more vCPUs than the \
+         host has cores would measure the host's scheduling; FreeBSD's limit was pv list lock contention \
          in pmap_remove_pages, which the lab has no counterpart for, and under tcg-icount the \
          vCPUs run round robin on one host thread, so that row measures instruction cost, not \
          contention. Neither accelerator has caches or TLB misses: the ratios say the saved \
@@ -1100,7 +1109,7 @@ mod tests {
             ": a figure set by the mix",
         );
         assert_eq!(lab, "3.00 (270 vs 90.0 IPIs): a figure set by the mix");
-        assert_eq!(spread, "3.00..3.00 over 3 reps");
+        assert_eq!(spread, "3.00 in each of 3 reps: one sample, repeated exactly");
         assert_eq!(factor_of(0.0, 0.0), None);
         assert_eq!(factor_of(5.0, 0.0), Some(f64::INFINITY));
     }

@@ -8,6 +8,8 @@
 //! - [`shootdown`]: TLB shootdowns and the protocol that delivers them.
 //! - `latr`: munmap's invalidations queued for the other CPUs' next tick (`lazy-latr`).
 //! - `lazy_tlb`: which CPUs keep a user pmap loaded while idle (`lazy-tlb`).
+//! - [`pcid`]: process-context identifiers, so a context switch keeps a pmap's
+//!   TLB entries (`pcid`; does nothing when the feature is off).
 //! - [`lock`]: the spin lock they share.
 
 use core::sync::atomic::{AtomicU64, Ordering};
