@@ -1109,7 +1109,10 @@ mod tests {
             ": a figure set by the mix",
         );
         assert_eq!(lab, "3.00 (270 vs 90.0 IPIs): a figure set by the mix");
-        assert_eq!(spread, "3.00 in each of 3 reps: one sample, repeated exactly");
+        assert_eq!(
+            spread,
+            "3.00 in each of 3 reps: one sample, repeated exactly"
+        );
         assert_eq!(factor_of(0.0, 0.0), None);
         assert_eq!(factor_of(5.0, 0.0), Some(f64::INFINITY));
     }
