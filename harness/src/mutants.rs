@@ -751,8 +751,8 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
 /// change. On 4 vCPUs the turns go round and the runs decide.
 fn unusable(accel: Accel, cpus: u32) -> Option<&'static str> {
     (accel == Accel::TcgIcount && cpus == 2).then_some(
-        "under icount on 2 CPUs no coherence mode caught lost-shootdown (see tcg-model's \
-         2-CPU rows, the same modes with the model's TLB besides); use 4 CPUs, or tcg-model",
+        "under icount on 2 CPUs the one coherence mode that decides (remap) did not catch \
+         lost-shootdown (tcg-model's 2-CPU rows); use 4 CPUs, or tcg-model for its TLB",
     )
 }
 
