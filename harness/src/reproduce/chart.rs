@@ -146,12 +146,7 @@ pub fn render_sweep(o: &Reproduction, dir: &Path) -> Result<Vec<PathBuf>> {
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    let mix = [super::OBSD_FORKEXIT, super::OBSD_BUILDKERNEL]
-        .iter()
-        .filter_map(|id| o.plan.experiment(id))
-        .map(|e| e.label())
-        .collect::<Vec<_>>()
-        .join(" + ");
+    let mix = o.mix_label();
     let chart = FactorChart {
         points: o.sweep.clone(),
         accel: o.accel.clone(),

@@ -323,7 +323,7 @@ impl Reproduction {
     }
 
     /// The mix's label: `forkexit[loops=100] + buildkernel[jobs=8]`.
-    fn mix_label(&self) -> String {
+    pub(super) fn mix_label(&self) -> String {
         [OBSD_FORKEXIT, OBSD_BUILDKERNEL]
             .iter()
             .filter_map(|id| self.plan.experiment(id))
