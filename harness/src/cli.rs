@@ -270,6 +270,10 @@ pub struct MutantsArgs {
     /// Coherence rounds per round mode (default: the workload's).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub rounds: Option<u32>,
+    /// The seed of each cell's chaos run (the kernel's `chaos=SEED`:
+    /// seeded delays inside the shootdown protocols); 0: no chaos runs.
+    #[arg(long, value_name = "SEED", default_value_t = crate::mutants::CHAOS_SEED)]
+    pub chaos: u64,
     /// Results directory (default: runs/mutants-<UTC stamp>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -293,6 +297,7 @@ impl MutantsArgs {
             only: self.only,
             controls: self.controls,
             rounds: self.rounds,
+            chaos: self.chaos,
             out: self.out,
             qemu: self.qemu,
         }

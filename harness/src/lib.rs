@@ -19,6 +19,8 @@
 //!   parallel within a core budget, into a results directory.
 //! - [`mutants`]: the `mutants` verb: every shootdown path broken on
 //!   purpose, and whether the stale-TLB oracles catch it.
+//! - [`exhaustive`]: the host's exhaustive (loom) checks a mutant names,
+//!   run by `mutants`.
 //! - [`verbs`]: `merge`, `plot`, `gate`, `baseline`, `export` over a
 //!   results directory, one module each.
 //! - [`reproduce`]: the `reproduce` verb: the seeds' published figures
@@ -32,6 +34,7 @@
 pub mod accel;
 pub mod cli;
 pub mod compare;
+pub mod exhaustive;
 pub mod gate;
 pub mod kernel_build;
 pub mod matrix;

@@ -14,12 +14,22 @@
 //! features = ["mutant-range-no-ipi"] # kernel Cargo features, checked
 //! path = "shootrange: ..."           # the shootdown path it breaks
 //! catch = ["range"]                  # oracle modes expected to catch it
+//! exhaustive = "test_name"           # optional: a host exhaustive check
 //! ```
+//!
+//! `catch` is informational but for one entry: `pmap-selftest` adds a
+//! run of that workload to each of the mutant's cells (its aimed checks,
+//! e.g. a PCID load after a remap the CPU did not see), judged by its
+//! failed checks. `exhaustive` names a model-checking test in
+//! `kernel/lab-core` ([`crate::exhaustive`]) that passes when it finds the
+//! mutant's violation; the verb runs it once per mutant, before the
+//! boots, and the tables give its verdict and time in their own column.
 //!
 //! The verb builds every mutant and the correct controls, boots each under
 //! the oracles (`coherence` with mode=all, and `shoot-storm` for the kernel
 //! pmap, with readers in interrupts-off sections: [`SHOOT_STORM_IRQOFF`];
-//! under the icount accelerators coherence runs only the modes that decide
+//! on fewer than 4 CPUs a second shoot-storm run with one CPU that only
+//! reads, [`Oracle::ShootStormReader`]; under the icount accelerators coherence runs only the modes that decide
 //! there, [`ICOUNT_COHERENCE_MODES`], see [`oracles`])
 //! on every CPU count and accelerator asked for (tcg-icount on 2 vCPUs is
 //! skipped, see [`unusable`]), scheduled within a
@@ -48,8 +58,11 @@
 //! tcg-model, the model gave no verdict count). A run that
 //! ends `unsupported` (the CPU lacks what the kernel needs: `pcid` under
 //! TCG) is neither: its cell says so, and a mutant no cell could run is
-//! *unsupported here*, counted apart, never as caught. Exit 3 if any
-//! mutant survives or any control fails.
+//! *unsupported here*, counted apart, never as caught. An exhaustive
+//! check is a method of its own: it neither makes a mutant the oracles
+//! missed caught nor one they caught missed, and the tables show both.
+//! Exit 3 if any mutant survives, any control fails, or any exhaustive
+//! check misses.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -117,13 +130,26 @@ pub struct Mutant {
     pub features: Vec<String>,
     /// The shootdown path it breaks.
     pub path: String,
-    /// The oracle modes expected to catch it (informational).
+    /// The oracle modes expected to catch it (informational, but for
+    /// `pmap-selftest`, which adds that workload's run: [`SELFTEST`]).
     #[serde(default)]
     pub catch: Vec<String>,
+    /// A host exhaustive check that catches it: a test of lab-core's
+    /// `protocols` target ([`crate::exhaustive`]).
+    #[serde(default)]
+    pub exhaustive: Option<String>,
 }
+
+/// The `catch` entry that adds a `pmap-selftest` run to a mutant's cells.
+pub const SELFTEST: &str = "pmap-selftest";
 
 impl Mutant {
     /// The mutant as a variant, to build it.
+    /// Whether its cells run `pmap-selftest` beside the oracles.
+    pub fn runs_selftest(&self) -> bool {
+        self.catch.iter().any(|c| c == SELFTEST)
+    }
+
     pub fn as_variant(&self) -> Variant {
         Variant {
             name: self.name.clone(),
@@ -167,9 +193,20 @@ pub fn parse(file: &Path, text: &str, known: &BTreeSet<String>) -> Result<Mutant
             file.display()
         );
     }
+    if let Some(test) = &m.exhaustive {
+        // One test name, as `--exact` takes it: a Rust path, no spaces.
+        anyhow::ensure!(
+            !test.is_empty()
+                && test
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{}: field `exhaustive`: '{test}' is not a test name (letters, digits, `_`, `::`)",
+            file.display()
+        );
+    }
     for mode in &m.catch {
         anyhow::ensure!(
-            COHERENCE_MODES.contains(&mode.as_str()) || mode == "shoot-storm",
+            COHERENCE_MODES.contains(&mode.as_str()) || mode == "shoot-storm" || mode == SELFTEST,
             "{}: field `catch`: unknown oracle mode '{mode}'",
             file.display()
         );
@@ -216,6 +253,9 @@ pub fn listing(all: &[Mutant]) -> String {
         if !m.catch.is_empty() {
             let _ = writeln!(out, "    caught by: {}", m.catch.join(", "));
         }
+        if let Some(test) = &m.exhaustive {
+            let _ = writeln!(out, "    exhaustive check: {test}");
+        }
     }
     out
 }
@@ -233,6 +273,8 @@ pub struct MutantsOptions {
     pub controls: Vec<String>,
     /// Coherence rounds per round mode, if not the workload's default.
     pub rounds: Option<u32>,
+    /// The seed of the chaos runs ([`chaos_oracles`]); 0: none.
+    pub chaos: u64,
     /// Results directory (default: runs/mutants-<UTC stamp>).
     pub out: Option<PathBuf>,
     pub qemu: PathBuf,
@@ -244,6 +286,8 @@ struct Target {
     name: String,
     path: String,
     mutant: bool,
+    /// Its cells run `pmap-selftest` too ([`Mutant::runs_selftest`]).
+    selftest: bool,
     kernel: KernelImage,
 }
 
@@ -254,42 +298,77 @@ pub enum Oracle {
     Coherence(&'static str),
     /// `shoot-storm`, mode=mixed (the kernel pmap).
     ShootStorm,
+    /// `shoot-storm` with one CPU that only reads, interrupts on (run on
+    /// fewer than 4 CPUs, where [`Oracle::ShootStorm`] has no such CPU;
+    /// see [`run_one`]).
+    ShootStormReader,
+    /// `pmap-selftest`: the pmap's aimed checks, for a mutant that lists
+    /// it in `catch` ([`SELFTEST`]).
+    Selftest,
+    /// `coherence` mode=all in chaos mode ([`chaos_oracles`]).
+    CoherenceChaos,
+    /// [`Oracle::ShootStorm`] in chaos mode ([`chaos_oracles`]).
+    ShootStormChaos,
 }
 
 impl Oracle {
     pub fn workload(self) -> &'static str {
         match self {
-            Oracle::Coherence(_) => "coherence",
-            Oracle::ShootStorm => "shoot-storm",
+            Oracle::Coherence(_) | Oracle::CoherenceChaos => "coherence",
+            Oracle::ShootStorm | Oracle::ShootStormReader | Oracle::ShootStormChaos => {
+                "shoot-storm"
+            }
+            Oracle::Selftest => SELFTEST,
         }
     }
 
     /// The coherence modes the run reports on (none for shoot-storm).
     pub fn modes(self) -> &'static [&'static str] {
         match self {
-            Oracle::Coherence("all") => COHERENCE_MODES,
+            Oracle::Coherence("all") | Oracle::CoherenceChaos => COHERENCE_MODES,
             Oracle::Coherence(mode) => COHERENCE_MODES
                 .iter()
                 .position(|m| *m == mode)
                 .map_or(&[], |i| &COHERENCE_MODES[i..=i]),
-            Oracle::ShootStorm => &[],
+            Oracle::ShootStorm
+            | Oracle::ShootStormReader
+            | Oracle::ShootStormChaos
+            | Oracle::Selftest => &[],
         }
     }
 
     /// How the tables and logs name it: `coherence` (mode=all),
-    /// `coherence/remap`, `shoot-storm`.
+    /// `coherence/remap`, `shoot-storm`, `shoot-storm/reader`,
+    /// `coherence+chaos`, `shoot-storm+chaos`, `pmap-selftest`.
     pub fn label(self) -> String {
         match self {
             Oracle::Coherence("all") => "coherence".into(),
             Oracle::Coherence(mode) => format!("coherence/{mode}"),
             Oracle::ShootStorm => "shoot-storm".into(),
+            Oracle::ShootStormReader => "shoot-storm/reader".into(),
+            Oracle::Selftest => SELFTEST.into(),
+            Oracle::CoherenceChaos => "coherence+chaos".into(),
+            Oracle::ShootStormChaos => "shoot-storm+chaos".into(),
         }
+    }
+
+    /// A run in chaos mode (`chaos=SEED`).
+    pub fn chaos(self) -> bool {
+        matches!(self, Oracle::CoherenceChaos | Oracle::ShootStormChaos)
     }
 }
 
 /// The oracle runs of a cell under `accel` on `cpus` vCPUs: coherence with
 /// mode=all and shoot-storm; under the icount accelerators coherence in
 /// those [`ICOUNT_COHERENCE_MODES`] that decide on `cpus`, one run each.
+/// On fewer than 4 CPUs under plain TCG (or KVM) a second shoot-storm run
+/// whose second CPU only reads ([`Oracle::ShootStormReader`]): there every
+/// CPU of the first run makes ops, and each op's own kernel INVLPG flushes
+/// its CPU's whole kernel TLB under TCG (QEMU's merged large-page region),
+/// so an invalidation a target acknowledged and put off
+/// (`mutant-defer-kernel-flush`) is flushed before that CPU reads again
+/// (0 stale reads on 2 CPUs); a CPU with no ops keeps the old entry. Under
+/// the icount accelerators the model's TLB sees it without that run.
 pub fn oracles(accel: Accel, cpus: u32) -> Vec<Oracle> {
     let mut v: Vec<Oracle> = if accel.is_icount() {
         ICOUNT_COHERENCE_MODES
@@ -301,8 +380,46 @@ pub fn oracles(accel: Accel, cpus: u32) -> Vec<Oracle> {
         vec![Oracle::Coherence("all")]
     };
     v.push(Oracle::ShootStorm);
+    if cpus < STORM_READER_CPUS && !accel.is_icount() {
+        v.push(Oracle::ShootStormReader);
+    }
     v
 }
+
+/// The chaos runs of a cell under `accel` (with `--chaos SEED`, on by
+/// default with [`CHAOS_SEED`]): the kernel's chaos mode delays at the
+/// protocols' annotated points (kernel/src/arch/chaos.rs), for races
+/// whose window is a few instructions with interrupts off, which chance
+/// alone does not open (`mutant-consolidation-ack-before-copy`: 0 stale
+/// reads and 0 model verdicts in every plain run, 2 and 4 CPUs, tcg and
+/// tcg-model). Under plain TCG (and KVM) coherence with mode=all: user
+/// pages, whose INVLPG QEMU carries out exactly; a kernel page left stale
+/// is hidden there by the target's next INVLPG of any kernel page, which
+/// flushes all its kernel entries. It caught that mutant in about half the
+/// runs (4 CPUs, seed 1: remap 67184 and 38273 stale reads, fork-protect 2,
+/// one miss; seeds 2 and 3 missed, 4 caught; 2 CPUs: 1 of 2), more remaps
+/// did not help (400: seeds 2 and 3 missed again); once mode=all ran the
+/// crossfire mode too, its one run caught it on 2 and 4 CPUs (crossfire
+/// 10 and 9 stale reads, remap 30762 on 2). Under the icount
+/// accelerators shoot-storm: a delay's PAUSE ends the vCPU's turn, so the
+/// others run right inside the window, and the model's TLB judges kernel
+/// pages exactly: tcg-model caught it in every run (71 and 96 verdicts on
+/// 2 CPUs, 214 and 296 on 4; the control 0).
+pub fn chaos_oracles(accel: Accel) -> Vec<Oracle> {
+    if accel.is_icount() {
+        vec![Oracle::ShootStormChaos]
+    } else {
+        vec![Oracle::CoherenceChaos]
+    }
+}
+
+/// The default seed of the chaos runs (`--chaos`).
+pub const CHAOS_SEED: u64 = 1;
+
+/// From this many CPUs on, the shoot-storm oracle run has a CPU that only
+/// reads (`readers=1`) and still CPUs that make ops and read with
+/// interrupts off; below it, the reader is a run of its own.
+pub const STORM_READER_CPUS: u32 = 4;
 
 /// How long one oracle run may take under `accel` before it is killed (a
 /// timeout is a run that did not end ok). Measured on a 2-core host with
@@ -460,6 +577,8 @@ impl Cell {
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
     pub cells: Vec<Cell>,
+    /// Each exhaustive check run, by mutant name.
+    pub exhaustive: Vec<(String, crate::exhaustive::Check)>,
     /// Accelerator and CPU-count pairs not run, each with its reason.
     pub skipped: Vec<String>,
     pub wall: Duration,
@@ -542,8 +661,34 @@ impl Outcome {
             .collect()
     }
 
+    /// Mutant `name`'s exhaustive check, if its file names one.
+    pub fn exhaustive_check(&self, name: &str) -> Option<&crate::exhaustive::Check> {
+        self.exhaustive
+            .iter()
+            .find(|(m, _)| m == name)
+            .map(|(_, c)| c)
+    }
+
+    /// Mutants whose exhaustive check did not catch them.
+    pub fn exhaustive_missed(&self) -> BTreeSet<String> {
+        self.exhaustive
+            .iter()
+            .filter(|(_, c)| !c.caught)
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+
+    /// The exhaustive column's cell for `name`: its check's verdict and
+    /// time, `-` for a mutant that names none (or a control).
+    fn exhaustive_cell(&self, name: &str) -> String {
+        self.exhaustive_check(name)
+            .map_or_else(|| "-".to_string(), crate::exhaustive::Check::cell)
+    }
+
     pub fn passed(&self) -> bool {
-        self.survivors().is_empty() && self.failed_controls().is_empty()
+        self.survivors().is_empty()
+            && self.failed_controls().is_empty()
+            && self.exhaustive_missed().is_empty()
     }
 }
 
@@ -572,6 +717,11 @@ pub fn execute(ws: &Workspace, opts: &MutantsOptions) -> Result<i32> {
             survivors.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
+    for (name, check) in &outcome.exhaustive {
+        if !check.caught {
+            println!("exhaustive check missed {name}: {check}");
+        }
+    }
     if !failed.is_empty() {
         println!(
             "controls failed: {}",
@@ -592,6 +742,9 @@ fn command_line(opts: &MutantsOptions) -> String {
     }
     if !opts.only.is_empty() {
         let _ = write!(c, " --only {}", opts.only.join(","));
+    }
+    if opts.chaos != CHAOS_SEED {
+        let _ = write!(c, " --chaos {}", opts.chaos);
     }
     c
 }
@@ -628,6 +781,7 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
             name: m.name.clone(),
             path: m.path.clone(),
             mutant: true,
+            selftest: m.runs_selftest(),
             kernel,
         });
     }
@@ -639,8 +793,30 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
             name: name.clone(),
             path: "(control: correct)".into(),
             mutant: false,
+            selftest: false,
             kernel,
         });
+    }
+
+    // The exhaustive checks first, one at a time: they build and run on
+    // the host, and would take cores from the boots' budget.
+    let mut exhaustive = Vec::new();
+    for m in mutants.iter().filter(|m| m.exhaustive.is_some()) {
+        let test = m.exhaustive.as_deref().unwrap_or_default();
+        eprintln!(
+            "harness: mutants: exhaustive check of {}: {}",
+            m.name,
+            crate::exhaustive::command_line(test)
+        );
+        let log = logs.join(format!("{}-exhaustive.log", m.name));
+        let check = crate::exhaustive::run(&ws.root, test, &log)
+            .with_context(|| format!("mutants: {}: exhaustive check", m.name))?;
+        eprintln!(
+            "harness: mutants: {}: {check} (log: {})",
+            m.name,
+            log.display()
+        );
+        exhaustive.push((m.name.clone(), check));
     }
 
     let mut jobs = Vec::new();
@@ -661,6 +837,14 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
             for &cpus in opts.cpus.iter().filter(|&&c| unusable(accel, c).is_none()) {
                 for oracle in oracles(accel, cpus) {
                     jobs.push((t, accel, cpus, oracle));
+                }
+                if opts.chaos != 0 {
+                    for oracle in chaos_oracles(accel) {
+                        jobs.push((t, accel, cpus, oracle));
+                    }
+                }
+                if t.selftest {
+                    jobs.push((t, accel, cpus, Oracle::Selftest));
                 }
             }
         }
@@ -733,6 +917,7 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
     }
     Ok(Outcome {
         cells,
+        exhaustive,
         skipped,
         wall: start.elapsed(),
         out,
@@ -766,7 +951,15 @@ fn run_one(
     opts: &MutantsOptions,
 ) -> Result<(Report, bool, String, Duration)> {
     let mut params = Vec::new();
-    match oracle {
+    if oracle.chaos() {
+        params.push(("chaos".to_string(), opts.chaos.to_string()));
+    }
+    let oracle_runs = match oracle {
+        Oracle::CoherenceChaos => Oracle::Coherence("all"),
+        Oracle::ShootStormChaos => Oracle::ShootStorm,
+        other => other,
+    };
+    match oracle_runs {
         Oracle::Coherence(mode) => {
             params.push(("mode".to_string(), mode.to_string()));
             // A LATR kernel's munmap is lazy by design: the oracle allows
@@ -799,9 +992,24 @@ fn run_one(
             // tracks the direct map's large pages as one region.) On 2
             // CPUs a reader would leave one CPU to make ops and none to
             // hold a translation with interrupts off.
-            if cpus >= 4 {
+            if cpus >= STORM_READER_CPUS {
                 params.push(("readers".to_string(), "1".to_string()));
             }
+        }
+        Oracle::ShootStormReader => {
+            // The reader of the 4-CPU run, on 2 CPUs: CPU 0 makes the ops,
+            // CPU 1 only reads, interrupts on, and nothing but the
+            // shootdowns it serves flushes its TLB ([`oracles`]). No
+            // irqoff passes: the one CPU that would make them reads a page
+            // that never changes.
+            params.push(("mode".to_string(), "mixed".to_string()));
+            params.push(("ops".to_string(), "500".to_string()));
+            params.push(("readers".to_string(), "1".to_string()));
+        }
+        // Its defaults: the aimed checks need no parameter.
+        Oracle::Selftest => {}
+        Oracle::CoherenceChaos | Oracle::ShootStormChaos => {
+            unreachable!("a chaos run is its plain oracle's run with chaos=SEED")
         }
     }
     let spec = RunSpec {
@@ -850,10 +1058,14 @@ fn judge(
         cell.unsupported.push(workload);
         return;
     }
-    let run_stale = if oracle == Oracle::ShootStorm {
-        m("kstorm.stale")
-    } else {
-        m("coherence.stale")
+    // What makes the run fail when the oracle works: its stale reads, or
+    // pmap-selftest's failed checks.
+    let run_caught = match oracle {
+        Oracle::ShootStorm | Oracle::ShootStormReader | Oracle::ShootStormChaos => {
+            m("kstorm.stale")
+        }
+        Oracle::Selftest => m("selftest.failures"),
+        Oracle::Coherence(_) | Oracle::CoherenceChaos => m("coherence.stale"),
     };
     let verdicts = model_verdicts(report);
     if let Some(catch) = model_catch(oracle, &verdicts) {
@@ -865,16 +1077,30 @@ fn judge(
     if cell.accel == Accel::TcgModel.as_str() && ok && verdicts.is_empty() {
         cell.empty_modes.push(format!("{workload}: model TLB"));
     }
-    if let Oracle::Coherence(_) = oracle {
+    if oracle == Oracle::Selftest {
+        let failures = m("selftest.failures");
+        if failures > 0 {
+            cell.caught_by.push(format!(
+                "{SELFTEST} ({failures} failed check{})",
+                if failures == 1 { "" } else { "s" }
+            ));
+        }
+        if m("selftest.checks") == 0 {
+            cell.empty_modes.push(SELFTEST.into());
+        }
+        cell.checks += m("selftest.checks");
+    } else if let Oracle::Coherence(_) | Oracle::CoherenceChaos = oracle {
+        // A chaos run's catch says so: `fork-protect+chaos (2)`.
+        let chaos = if oracle.chaos() { "+chaos" } else { "" };
         for mode in oracle.modes() {
             let stale = m(&format!("coherence.{mode}.stale"));
             if stale > 0 {
-                cell.caught_by.push(format!("{mode} ({stale})"));
+                cell.caught_by.push(format!("{mode}{chaos} ({stale})"));
             }
             if m(&format!("coherence.{mode}.checks")) == 0
                 || m(&format!("coherence.{mode}.rounds")) == 0
             {
-                cell.empty_modes.push((*mode).to_string());
+                cell.empty_modes.push(format!("{mode}{chaos}"));
             }
         }
         cell.stale += m("coherence.stale");
@@ -882,17 +1108,17 @@ fn judge(
     } else {
         let stale = m("kstorm.stale");
         if stale > 0 {
-            cell.caught_by.push(format!("shoot-storm ({stale})"));
+            cell.caught_by.push(format!("{} ({stale})", oracle.label()));
         }
         if m("kstorm.checks") == 0 {
-            cell.empty_modes.push("shoot-storm".into());
+            cell.empty_modes.push(oracle.label());
         }
         cell.stale += stale;
         cell.checks += m("kstorm.checks");
     }
     // A run that fails only because the oracle found stale reads is the
     // oracle working; any other failure (panic, timeout) is listed.
-    let stale_fail = outcome == "failed" && run_stale > 0;
+    let stale_fail = outcome == "failed" && run_caught > 0;
     if !ok && !stale_fail {
         cell.failed_runs.push(format!("{workload}: {outcome}"));
     }
@@ -947,6 +1173,9 @@ pub fn text_table(o: &Outcome) -> String {
     for why in &o.skipped {
         let _ = writeln!(out, "not run: {why}");
     }
+    for (_, check) in &o.exhaustive {
+        let _ = writeln!(out, "{check}");
+    }
     let _ = writeln!(out, "wall: {:.0} s", o.wall.as_secs_f64());
     out
 }
@@ -967,7 +1196,7 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
     let model_run = o.cells.iter().any(|c| c.accel == Accel::TcgModel.as_str());
     let _ = writeln!(
         out,
-        "`{command}`: {} of {} mutants caught (on {} CPUs, under at least one accelerator{}){}; controls {}; wall {:.0} s.\n",
+        "`{command}`: {} of {} mutants caught (on {} CPUs, under at least one accelerator{}){}{}; controls {}; wall {:.0} s.\n",
         mutants.len() - survivors.len() - unsupported.len(),
         mutants.len() - unsupported.len(),
         o.decisive_cpus(),
@@ -993,6 +1222,7 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
                 unsupported.iter().cloned().collect::<Vec<_>>().join(", ")
             )
         },
+        exhaustive_summary(o),
         if o.failed_controls().is_empty() {
             "clean".to_string()
         } else {
@@ -1008,9 +1238,25 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
     );
     out.push_str(
         "Per kernel: where the guest's oracles saw stale reads (their count), where the \
-         model's TLB gave stale verdicts (the most of any profile, summed over runs), runs \
-         that did not end ok, and the wall time of its cells (QEMU's, summed).\n\n",
+         model's TLB gave stale verdicts (the most of any profile, summed over runs), what \
+         the host's exhaustive check named in the mutant's file found and how long it took \
+         (its build included), runs that did not end ok, and the wall time of its cells \
+         (QEMU's, summed).\n\n",
     );
+    for (name, check) in &o.exhaustive {
+        let _ = writeln!(
+            out,
+            "Exhaustive check of {name}: `{}`: {}.\n",
+            check.command,
+            if check.caught {
+                format!("passed ({})", check.status)
+            } else if check.no_such_test {
+                format!("MISSED, no test `{}` ran ({})", check.test, check.status)
+            } else {
+                format!("MISSED ({})", check.status)
+            }
+        );
+    }
     out.push_str(&markdown_table(&summary_rows(o)));
     for why in &o.skipped {
         let _ = writeln!(out, "\nNot run: {why}.");
@@ -1018,6 +1264,38 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
     out.push_str("\nEvery cell (a mutant *missed* in a cell is caught if some cell on the most CPUs caught it):\n\n");
     out.push_str(&markdown_table(&rows(o)));
     out
+}
+
+/// The headline's clause on the exhaustive checks: `; exhaustive checks: 1
+/// of 2 caught (missed: mutant-x)`, empty when none ran.
+fn exhaustive_summary(o: &Outcome) -> String {
+    if o.exhaustive.is_empty() {
+        return String::new();
+    }
+    let missed = o.exhaustive_missed();
+    format!(
+        "; exhaustive checks on the host: {} of {} caught{}",
+        o.exhaustive.len() - missed.len(),
+        o.exhaustive.len(),
+        if missed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (MISSED: {})",
+                missed.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        }
+    )
+}
+
+/// `, chaos only` when every catch in `catches` came from a chaos run
+/// (its label carries `+chaos`), so the summary says which method it was.
+fn chaos_only(catches: &[String]) -> &'static str {
+    if !catches.is_empty() && catches.iter().all(|c| c.contains("+chaos")) {
+        ", chaos only"
+    } else {
+        ""
+    }
 }
 
 /// Where the cells of `target` that `f` picks are, by accelerator:
@@ -1059,13 +1337,14 @@ fn cells_where(o: &Outcome, target: &str, f: impl Fn(&Cell) -> Option<String>) -
 
 /// One line per kernel, mutants first: its verdict, where each method
 /// caught it, its cells' wall time.
-fn summary_rows(o: &Outcome) -> Vec<[String; 7]> {
+fn summary_rows(o: &Outcome) -> Vec<[String; 8]> {
     let mut rows = vec![[
         "kernel",
         "path",
         "verdict",
         "guest oracle (stale)",
         "model TLB (verdicts)",
+        "exhaustive",
         "runs not ok",
         "time",
     ]
@@ -1095,14 +1374,24 @@ fn summary_rows(o: &Outcome) -> Vec<[String; 7]> {
         } else {
             "clean"
         };
+        // The stale reads, or what caught it when that read nothing stale
+        // (pmap-selftest's failed checks).
         let guest = cells_where(o, name, |c| {
-            (!c.caught_by.is_empty()).then(|| c.stale.to_string())
+            (!c.caught_by.is_empty()).then(|| {
+                let what = if c.stale > 0 {
+                    c.stale.to_string()
+                } else {
+                    c.caught_by.join(", ")
+                };
+                format!("{what}{}", chaos_only(&c.caught_by))
+            })
         });
         let model = if !model_run {
             "not run".to_string()
         } else {
             cells_where(o, name, |c| {
-                (!c.model_caught_by.is_empty()).then(|| c.verdicts.to_string())
+                (!c.model_caught_by.is_empty())
+                    .then(|| format!("{}{}", c.verdicts, chaos_only(&c.model_caught_by)))
             })
         };
         let not_ok = cells_where(o, name, |c| {
@@ -1129,6 +1418,7 @@ fn summary_rows(o: &Outcome) -> Vec<[String; 7]> {
             verdict.to_string(),
             guest,
             model,
+            o.exhaustive_cell(name),
             not_ok,
             time,
         ]);
@@ -1137,9 +1427,20 @@ fn summary_rows(o: &Outcome) -> Vec<[String; 7]> {
 }
 
 /// Every cell.
-fn rows(o: &Outcome) -> Vec<[String; 9]> {
+/// The exhaustive column repeats the mutant's one host check on each of
+/// its rows (it has no CPU count or accelerator).
+fn rows(o: &Outcome) -> Vec<[String; 10]> {
     let mut rows = vec![[
-        "kernel", "path", "cpus", "accel", "verdict", "by", "stale", "model", "time",
+        "kernel",
+        "path",
+        "cpus",
+        "accel",
+        "verdict",
+        "by",
+        "stale",
+        "model",
+        "exhaustive",
+        "time",
     ]
     .map(String::from)];
     for c in &o.cells {
@@ -1156,6 +1457,7 @@ fn rows(o: &Outcome) -> Vec<[String; 9]> {
             } else {
                 "-".into()
             },
+            o.exhaustive_cell(&c.target),
             format!("{:.1} s", c.wall.as_secs_f64()),
         ]);
     }
@@ -1512,12 +1814,32 @@ catch = ["munmap", "remap"]
 
     #[test]
     fn oracles_per_accelerator() {
-        for cpus in [2, 4] {
-            assert_eq!(
-                oracles(Accel::Tcg, cpus),
-                vec![Oracle::Coherence("all"), Oracle::ShootStorm]
-            );
-        }
+        // On 2 CPUs plain TCG adds the storm whose second CPU only reads
+        // (mutant-defer-kernel-flush); on 4 the storm has that reader.
+        assert_eq!(
+            oracles(Accel::Tcg, 2),
+            vec![
+                Oracle::Coherence("all"),
+                Oracle::ShootStorm,
+                Oracle::ShootStormReader
+            ]
+        );
+        assert_eq!(
+            oracles(Accel::Tcg, 4),
+            vec![Oracle::Coherence("all"), Oracle::ShootStorm]
+        );
+        assert_eq!(Oracle::ShootStormReader.workload(), "shoot-storm");
+        assert_eq!(Oracle::ShootStormReader.label(), "shoot-storm/reader");
+        // One chaos run per cell: coherence's user pages under plain TCG,
+        // shoot-storm under icount (the model's TLB).
+        assert_eq!(chaos_oracles(Accel::Tcg), vec![Oracle::CoherenceChaos]);
+        assert_eq!(
+            chaos_oracles(Accel::TcgModel),
+            vec![Oracle::ShootStormChaos]
+        );
+        assert!(Oracle::CoherenceChaos.chaos() && !Oracle::Coherence("all").chaos());
+        assert_eq!(Oracle::CoherenceChaos.modes(), COHERENCE_MODES);
+        assert_eq!(Oracle::ShootStormChaos.label(), "shoot-storm+chaos");
         for accel in [Accel::TcgIcount, Accel::TcgModel] {
             assert_eq!(
                 oracles(accel, 2),
@@ -1630,15 +1952,15 @@ catch = ["munmap", "remap"]
             "{md}"
         );
         assert!(
-            md.contains("| mutant-dfly-truncate | p | caught | tcg: 4 cpu (8) | tcg-model: 4 cpu (69) | - | tcg 30 s, tcg-model 100 s |"),
+            md.contains("| mutant-dfly-truncate | p | caught | tcg: 4 cpu (8) | tcg-model: 4 cpu (69) | - | - | tcg 30 s, tcg-model 100 s |"),
             "{md}"
         );
         assert!(
-            md.contains("| mutant-kernel-no-shoot | p | caught | - | tcg-model: 4 cpu (11) | tcg-model: 2 cpu (shoot-storm: timeout) | 650 s |"),
+            md.contains("| mutant-kernel-no-shoot | p | caught | - | tcg-model: 4 cpu (11) | - | tcg-model: 2 cpu (shoot-storm: timeout) | 650 s |"),
             "{md}"
         );
         assert!(
-            md.contains("| dfly-batch | p | clean | - | - | - | 40 s |"),
+            md.contains("| dfly-batch | p | clean | - | - | - | - | 40 s |"),
             "{md}"
         );
         let text = text_table(&o);
@@ -1655,5 +1977,225 @@ catch = ["munmap", "remap"]
         let md = markdown(&o, "harness mutants");
         assert!(md.contains("| tcg: 4 cpu (8) | not run |"), "{md}");
         assert!(!md.contains("by the model"), "{md}");
+    }
+
+    #[test]
+    fn parses_the_exhaustive_key_and_the_selftest_catch() {
+        let f = Path::new("variants/mutants/lost-shootdown.toml");
+        let m = parse(f, GOOD, &known()).unwrap();
+        assert_eq!(m.exhaustive, None, "optional");
+        assert!(!m.runs_selftest());
+        let text = format!(
+            "{}exhaustive = \"mutant_lost_shootdown\"\n",
+            GOOD.replace("\"remap\"]", "\"pmap-selftest\"]")
+        );
+        let m = parse(f, &text, &known()).unwrap();
+        assert_eq!(m.exhaustive.as_deref(), Some("mutant_lost_shootdown"));
+        assert!(m.runs_selftest());
+        assert!(listing(&[m]).contains("exhaustive check: mutant_lost_shootdown"));
+        // A name `--exact` cannot take is refused, saying which field.
+        let e = parse(f, &format!("{GOOD}exhaustive = \"two words\"\n"), &known())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exhaustive") && e.contains("two words"), "{e}");
+        assert!(parse(f, &format!("{GOOD}exhaustive = \"\"\n"), &known()).is_err());
+    }
+
+    #[test]
+    fn the_repository_mutants_use_the_new_keys() {
+        let ws = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+        let all = load_all(&ws).unwrap();
+        let by = |name: &str| all.iter().find(|m| m.name == name).unwrap().clone();
+        assert!(by("mutant-pcid-stale").runs_selftest());
+        assert_eq!(
+            by("mutant-poll-irq-on").exhaustive.as_deref(),
+            Some("mutant_poll_irq_on")
+        );
+    }
+
+    #[test]
+    fn a_failed_selftest_check_is_a_catch_not_a_failed_run() {
+        let r = report(&[("selftest.checks", 412.0), ("selftest.failures", 1.0)]);
+        let mut c = Cell {
+            target: "mutant-pcid-stale".into(),
+            mutant: true,
+            cpus: 4,
+            accel: "kvm".into(),
+            ..Cell::default()
+        };
+        judge(
+            &mut c,
+            Oracle::Selftest,
+            &r,
+            false,
+            "failed",
+            Duration::ZERO,
+        );
+        assert_eq!(c.caught_by, vec!["pmap-selftest (1 failed check)"]);
+        assert!(c.failed_runs.is_empty(), "{:?}", c.failed_runs);
+        assert_eq!(c.stale, 0, "a failed check is no stale read");
+        assert_eq!(c.verdict(), "caught");
+        // The summary names the catch when no read was stale.
+        let o = Outcome {
+            cells: vec![c],
+            ..Outcome::default()
+        };
+        assert!(
+            markdown(&o, "harness mutants")
+                .contains("| kvm: 4 cpu (pmap-selftest (1 failed check)) |"),
+            "{}",
+            markdown(&o, "harness mutants")
+        );
+        // A selftest that ran no check tested nothing.
+        let mut k = Cell {
+            checks: 0,
+            ..Cell::default()
+        };
+        judge(
+            &mut k,
+            Oracle::Selftest,
+            &report(&[]),
+            true,
+            "ok",
+            Duration::ZERO,
+        );
+        assert_eq!(k.empty_modes, vec!["pmap-selftest"]);
+        assert!(!k.clean());
+    }
+
+    #[test]
+    fn a_chaos_run_says_so_in_its_catch() {
+        let r = report(&[
+            ("coherence.fork-protect.stale", 2.0),
+            ("coherence.fork-protect.checks", 900.0),
+            ("coherence.fork-protect.rounds", 8.0),
+            ("coherence.stale", 2.0),
+            ("coherence.checks", 900.0),
+        ]);
+        let mut c = Cell {
+            mutant: true,
+            accel: "tcg".into(),
+            ..Cell::default()
+        };
+        judge(
+            &mut c,
+            Oracle::CoherenceChaos,
+            &r,
+            false,
+            "failed",
+            Duration::ZERO,
+        );
+        assert_eq!(c.caught_by, vec!["fork-protect+chaos (2)"]);
+        assert!(c.failed_runs.is_empty());
+        // The summary says the catch was chaos's alone; a plain catch
+        // beside it drops the note.
+        c.cpus = 4;
+        let md = |c: &Cell| {
+            markdown(
+                &Outcome {
+                    cells: vec![c.clone()],
+                    ..Outcome::default()
+                },
+                "harness mutants",
+            )
+        };
+        assert!(
+            md(&c).contains("| tcg: 4 cpu (2, chaos only) |"),
+            "{}",
+            md(&c)
+        );
+        c.caught_by.push("remap (5)".into());
+        assert!(md(&c).contains("| tcg: 4 cpu (2) |"), "{}", md(&c));
+        // Its other modes made no checks in this report: named as chaos's.
+        assert!(
+            c.empty_modes.contains(&"remap+chaos".to_string()),
+            "{:?}",
+            c.empty_modes
+        );
+    }
+
+    /// An exhaustive check as `run` records it.
+    fn check(test: &str, caught: bool) -> crate::exhaustive::Check {
+        crate::exhaustive::Check {
+            test: test.into(),
+            caught,
+            status: if caught { "exit 0" } else { "exit 101" }.into(),
+            command: crate::exhaustive::command_line(test),
+            wall: Duration::from_millis(8_500),
+            no_such_test: false,
+        }
+    }
+
+    #[test]
+    fn both_tables_have_an_exhaustive_column() {
+        let caught_cell = |name: &str| Cell {
+            target: name.into(),
+            path: "p".into(),
+            mutant: true,
+            accel: "tcg".into(),
+            cpus: 4,
+            caught_by: vec!["remap (3)".into()],
+            stale: 3,
+            checks: 10,
+            ..Cell::default()
+        };
+        let o = Outcome {
+            cells: vec![caught_cell("mutant-a"), caught_cell("mutant-b")],
+            exhaustive: vec![("mutant-a".into(), check("mutant_a", true))],
+            ..Outcome::default()
+        };
+        assert!(o.passed());
+        let md = markdown(&o, "harness mutants");
+        assert!(
+            md.contains("| kernel | path | verdict | guest oracle (stale) | model TLB (verdicts) | exhaustive | runs not ok | time |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| mutant-a | p | caught | tcg: 4 cpu (3) | not run | caught (8.5 s) | - |"
+            ),
+            "{md}"
+        );
+        // A mutant whose file names no check has none.
+        assert!(
+            md.contains("| mutant-b | p | caught | tcg: 4 cpu (3) | not run | - | - |"),
+            "{md}"
+        );
+        // The per-cell table, too.
+        assert!(
+            md.contains("| kernel | path | cpus | accel | verdict | by | stale | model | exhaustive | time |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| mutant-a | p | 4 | tcg | caught | remap (3) | 3 | - | caught (8.5 s) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("exhaustive checks on the host: 1 of 1 caught"),
+            "{md}"
+        );
+        assert!(md.contains("--exact mutant_a`: passed (exit 0)"), "{md}");
+        assert!(text_table(&o).contains("caught (8.5 s)"));
+
+        // A check that misses fails the verb, the oracles' catch aside,
+        // and the tables say how it ended.
+        let o = Outcome {
+            exhaustive: vec![("mutant-a".into(), check("mutant_a", false))],
+            ..o
+        };
+        assert!(o.survivors().is_empty());
+        assert_eq!(
+            o.exhaustive_missed().into_iter().collect::<Vec<_>>(),
+            ["mutant-a"]
+        );
+        assert!(!o.passed());
+        let md = markdown(&o, "harness mutants");
+        assert!(md.contains("| MISSED (exit 101, 8.5 s) |"), "{md}");
+        assert!(
+            md.contains("1 caught (MISSED: mutant-a)")
+                || md.contains("0 of 1 caught (MISSED: mutant-a)"),
+            "{md}"
+        );
+        assert!(md.contains("--exact mutant_a`: MISSED (exit 101)"), "{md}");
     }
 }

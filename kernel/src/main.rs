@@ -52,6 +52,7 @@ extern "C" fn kmain(start_info_phys: u32) -> ! {
     };
     // Before any timer starts: `model=on` also sets the timer's rate.
     arch::model_hint::init(info.cmdline);
+    arch::chaos::init(info.cmdline);
     let facts = arch::start_cpus(&info, start_info_phys.into());
     // `begin` carries the CPUs actually online (1 if bring-up failed early).
     let cpus = arch::smp::online().len();

@@ -157,10 +157,17 @@ pub enum Event {
     LatrApplied,
     LatrSettleIpis,
     LatrQuarantines,
+    /// Chaos mode (`chaos=<seed>`, arch::chaos): delays taken at the
+    /// protocols' annotated points; 0 when chaos is off, so a run shows
+    /// whether it was on.
+    ChaosDelays,
+    /// Of those, the delays taken with interrupts on, which end at the
+    /// first interrupt this CPU takes (an IPI landing mid-poll).
+    ChaosIrqWindows,
 }
 
 impl Event {
-    pub const COUNT: usize = 51;
+    pub const COUNT: usize = 53;
     pub const ALL: [Event; Self::COUNT] = [
         Event::ShootPageCalls,
         Event::ShootRangeCalls,
@@ -213,6 +220,8 @@ impl Event {
         Event::LatrApplied,
         Event::LatrSettleIpis,
         Event::LatrQuarantines,
+        Event::ChaosDelays,
+        Event::ChaosIrqWindows,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -268,6 +277,8 @@ impl Event {
             Event::LatrApplied => "latr.applied",
             Event::LatrSettleIpis => "latr.settle_ipis",
             Event::LatrQuarantines => "latr.quarantines",
+            Event::ChaosDelays => "chaos.delays",
+            Event::ChaosIrqWindows => "chaos.irq_windows",
         }
     }
 

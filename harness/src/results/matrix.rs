@@ -419,8 +419,9 @@ mod tests {
         assert_eq!(expected_failures, 2 + 2 * 2);
         let quick = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-quick.toml")).unwrap();
         // 5 variants x (forkexit and ipi-pingpong on 2 and 4 CPUs, busy-target
-        // on 2) x 2 reps.
-        assert_eq!(quick.cells().unwrap().len(), 5 * (2 * 2 + 1) * 2);
+        // on 2) x 2 reps, and fixed's two chaos cells (coherence on 4 CPUs,
+        // shoot-storm on 2) x 2 reps.
+        assert_eq!(quick.cells().unwrap().len(), 5 * (2 * 2 + 1) * 2 + 2 * 2);
         let scale = MatrixSpec::load(&Path::new(REPO).join("variants/matrix-scale.toml")).unwrap();
         // forkexit on 2 variants, the storms on 3, hello on 1, over 7 CPU
         // counts to 64.

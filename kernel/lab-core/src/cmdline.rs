@@ -33,26 +33,54 @@ pub struct ParamSpec {
 
 /// Keys every workload accepts, because they configure the kernel, not the
 /// workload; read with [`kernel_flag`].
-pub const KERNEL_KEYS: &[ParamSpec] = &[ParamSpec {
-    key: "model",
-    kind: Kind::Bool,
-    default: "off",
-    help: "give the memory-system model its hints (set by the harness under tcg-model; \
-           lab_core::model_hint)",
-}];
+pub const KERNEL_KEYS: &[ParamSpec] = &[
+    ParamSpec {
+        key: "model",
+        kind: Kind::Bool,
+        default: "off",
+        help: "give the memory-system model its hints (set by the harness under tcg-model; \
+               lab_core::model_hint)",
+    },
+    ParamSpec {
+        key: "chaos",
+        kind: Kind::U64 {
+            min: 0,
+            max: u64::MAX,
+        },
+        default: "0",
+        help: "chaos mode: seeded delays at the shootdown protocols' points (0: off; \
+               lab_core::chaos)",
+    },
+];
+
+/// The [`KERNEL_KEYS`] entry of `key`.
+fn kernel_key(key: &str) -> &'static ParamSpec {
+    KERNEL_KEYS
+        .iter()
+        .find(|p| p.key == key)
+        .unwrap_or_else(|| panic!("'{key}' is not a kernel-wide key"))
+}
+
+/// The raw value of kernel-wide `key` on `line`, else its default.
+fn kernel_raw<'a>(line: &'a str, key: &str) -> &'a str {
+    let spec = kernel_key(key);
+    tokens(line)
+        .flatten()
+        .find(|(k, _)| *k == key)
+        .map_or(spec.default, |(_, v)| v)
+}
 
 /// The value of the kernel-wide flag `key` (one of [`KERNEL_KEYS`]) on a
 /// command line [`Params::parse`] accepted; its default when not given.
 pub fn kernel_flag(line: &str, key: &str) -> bool {
-    let spec = KERNEL_KEYS
-        .iter()
-        .find(|p| p.key == key)
-        .unwrap_or_else(|| panic!("'{key}' is not a kernel-wide key"));
-    let value = tokens(line)
-        .flatten()
-        .find(|(k, _)| *k == key)
-        .map_or(spec.default, |(_, v)| v);
-    parse_bool(value).unwrap_or(false)
+    parse_bool(kernel_raw(line, key)).unwrap_or(false)
+}
+
+/// The value of the kernel-wide integer `key` (one of [`KERNEL_KEYS`]);
+/// its default when not given, 0 when malformed (the kernel reads these
+/// before it checks the line, and [`Params::parse`] then reports it).
+pub fn kernel_u64(line: &str, key: &str) -> u64 {
+    kernel_raw(line, key).parse().unwrap_or(0)
 }
 
 /// A command line that does not fit the rules.
@@ -306,7 +334,23 @@ mod tests {
     }
 
     #[test]
+    fn chaos_seed_is_a_kernel_key() {
+        let line = "workload=w chaos=18446744073709551615";
+        assert!(Params::parse(line, SPEC).is_ok());
+        assert_eq!(kernel_u64(line, "chaos"), u64::MAX);
+        assert_eq!(kernel_u64("workload=w", "chaos"), 0, "off unless given");
+        assert_eq!(kernel_u64("workload=w chaos=x", "chaos"), 0);
+        assert!(matches!(
+            Params::parse("workload=w chaos=-1", SPEC).unwrap_err(),
+            CmdlineError::BadValue { key: "chaos", .. }
+        ));
+    }
+
+    #[test]
     fn defaults_are_valid() {
+        for p in KERNEL_KEYS {
+            assert!(accepts(p.kind, p.default), "{}", p.key);
+        }
         for p in SPEC {
             assert!(accepts(p.kind, p.default), "{}", p.key);
         }

@@ -23,10 +23,15 @@
 //! - [`cause`]: why a shootdown was sent (the list of causes).
 //! - [`model_hint`]: what the kernel tells the memory-system model
 //!   (`tcg-model`) that QEMU's plugin API cannot show it.
+//! - [`protocol`]: the shootdown protocols' cores, which the kernel runs
+//!   and the host model-checks (`--cfg loom`, tests/protocols.rs).
+//! - [`chaos`]: chaos mode's seeded delays at the protocols' points
+//!   (`chaos=<seed>`).
 #![cfg_attr(not(test), no_std)]
 
 pub mod apic;
 pub mod cause;
+pub mod chaos;
 pub mod cmdline;
 pub mod cpuset;
 pub mod elf;
@@ -34,6 +39,7 @@ pub mod limits;
 pub mod model_hint;
 pub mod physmem;
 pub mod poison;
+pub mod protocol;
 pub mod ptmath;
 pub mod report;
 pub mod sample;

@@ -106,6 +106,7 @@ pub const MMAP_STORM: UserWorkload = UserWorkload {
 pub const COHERENCE_MODE_CHOICES: &[&str] = &[
     "all",
     "remap",
+    "crossfire",
     "munmap",
     "range",
     "tlb",
@@ -129,7 +130,7 @@ pub const COHERENCE: UserWorkload = UserWorkload {
             default: "all",
             help: "which shootdown path to check (all: every mode in turn)",
         },
-        u64p("remaps", 1, 100_000_000, "40", "mapping replacements in remap mode"),
+        u64p("remaps", 1, 100_000_000, "40", "mapping replacements in remap mode (per page and thread in crossfire mode)"),
         u64p("rounds", 1, 100_000, "8", "child processes per round mode (each makes one change)"),
         u64p("readers", 0, 63, "0", "reader threads (0: one per other CPU, at least 1)"),
         ParamSpec {
@@ -139,6 +140,12 @@ pub const COHERENCE: UserWorkload = UserWorkload {
             help: "the kernel's munmap is lazy (LATR): after it returns, a read of the old value is \
                    allowed until the reader's CPU applies it, anything else is stale",
         },
+        flag(
+            "chase",
+            "off",
+            "remap mode's readers queue behind the writer's mmap on the process's VM lock and \
+             read the page the moment it returns (see coherence.rs, chase_reader)",
+        ),
     ],
 };
 

@@ -128,6 +128,15 @@ pub fn clear_handler(kind: IpiKind) {
     HANDLERS[kind as usize].store(0, Ordering::Release);
 }
 
+/// Per CPU: IPIs taken (handlers entered), for chaos mode's delays that
+/// wait for one (arch::chaos).
+static TAKEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// IPIs this CPU has taken so far.
+pub fn taken_here() -> u64 {
+    TAKEN[percpu::cpu_id() as usize].load(Ordering::Relaxed)
+}
+
 /// Per CPU: the IPI handler running here interrupted user mode.
 static INTERRUPTED_USER: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
@@ -145,6 +154,7 @@ pub fn interrupted_user_mode() -> bool {
 pub(super) fn handle(kind: IpiKind, from_user: bool) {
     super::model_hint::give(Hint::IpiEnter);
     let me = percpu::cpu_id() as usize;
+    TAKEN[me].fetch_add(1, Ordering::Relaxed);
     INTERRUPTED_USER[me].store(from_user, Ordering::Relaxed);
     stats::count(interrupt_event(kind));
     let mailbox = &MAILBOXES[me];

@@ -10,6 +10,8 @@
 //! - [`ipi`]: sending, receiving and counting IPIs.
 //! - [`model_hint`]: hints for the memory-system model (`tcg-model`), and
 //!   the one INVLPG every invalidation goes through.
+//! - [`chaos`]: chaos mode's seeded delays at the protocols' points
+//!   (`chaos=<seed>`).
 //!
 //! Bring-up order on the boot CPU: [`init_bsp`] (traps, APIC, per-CPU,
 //! GDT) as early as possible, then [`start_cpus`] (ACPI, TSC, LAPIC timer,
@@ -18,6 +20,7 @@
 
 pub mod acpi;
 pub mod apic;
+pub mod chaos;
 pub mod gdt;
 pub mod ipi;
 pub mod model_hint;

@@ -38,6 +38,7 @@ use x86_64::instructions::interrupts;
 
 use super::shootdown::{invalidate_local, Request};
 use crate::arch;
+use crate::arch::chaos::{self, Point};
 use crate::stats::{self, Event, MAX_CPUS};
 
 /// Records a CPU's queue holds.
@@ -95,6 +96,7 @@ pub fn queue(req: Request, targets: CpuSet) -> CpuSet {
             Some(pos) => {
                 MARKS[me][t as usize].fetch_max(pos, Ordering::Relaxed);
                 stats::count(Event::LatrQueued);
+                chaos::point(Point::LatrQueued);
             }
             None => full = full.with(t),
         }
@@ -115,6 +117,7 @@ pub fn apply_here() {
         .for_each(|&req| invalidate_local(req));
     stats::add(Event::LatrApplied, q.len as u64);
     q.len = 0;
+    chaos::point(Point::LatrApplied);
     APPLIED[me].store(q.pushed, Ordering::Release);
 }
 
@@ -143,6 +146,7 @@ pub fn settled(marks: &Marks) -> bool {
 pub fn settle(marks: &Marks) {
     let me = arch::cpu_id();
     for &(t, pos) in marks {
+        chaos::point(Point::LatrSettle);
         if APPLIED[t as usize].load(Ordering::Acquire) >= pos {
             continue;
         }

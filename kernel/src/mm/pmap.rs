@@ -90,6 +90,7 @@ use super::lock::SpinLock;
 use super::pool::Pool;
 use super::shootdown::dfly_batch::PmapInval;
 use super::shootdown::{pmap_tlb_shootpage, pmap_tlb_shootpmap, pmap_tlb_shootwait};
+use crate::arch::chaos::{self, Point};
 use crate::memlayout::{phys_to_virt, KVA_BASE, KVA_END, KVA_PML4_SLOT, USER_END};
 use crate::stats::{self, Event};
 
@@ -675,6 +676,7 @@ fn enter(pm: &Pmap, va: VirtAddr, pa: PhysAddr, flags: PageTableFlags) -> Result
         super::shootdown::model_settled(super::shootdown::Request::Page(VirtAddr::new(va)));
         return Ok(());
     }
+    chaos::point(Point::PteChanged);
     pmap_tlb_shootpage(pm, VirtAddr::new(va));
     pmap_tlb_shootwait();
     Ok(())
@@ -728,6 +730,7 @@ pub fn pmap_kenter_pa(va: VirtAddr, pa: PhysAddr, prot: Prot) -> Result<(), Pmap
     let shoot = !cfg!(feature = "mutant-kernel-no-shoot");
     if old.present() && Pte(old.0 & !HW_SET.bits()) != new {
         if shoot {
+            chaos::point(Point::PteChanged);
             pmap_tlb_shootpage(pm, VirtAddr::new(va));
             pmap_tlb_shootwait();
         } else {
@@ -779,6 +782,7 @@ pub fn pmap_remove(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
         });
     }
     let _frees = super::shootdown::tables_freed(!empty.is_empty());
+    chaos::point(Point::PteChanged);
     shoot_changed(pm, sva, eva, true, &mut changed);
     empty.free_all();
 }
@@ -992,6 +996,7 @@ pub fn pmap_protect(pm: &Pmap, sva: VirtAddr, eva: VirtAddr, prot: Prot) {
             }
         }
     });
+    chaos::point(Point::PteChanged);
     shoot_changed(pm, sva, eva, false, &mut changed);
 }
 

@@ -303,6 +303,7 @@ fn switch_pmap(cpu: usize, want: *const Pmap, lazy_ok: bool) {
         // SAFETY: the caller's thread's process holds the pmap.
         pmap::pmap_activate(unsafe { &*want }, true);
     }
+    crate::arch::chaos::point(crate::arch::chaos::Point::SwitchLoaded);
     if !loaded.is_null() {
         // SAFETY: a pmap stays alive while loaded on a CPU (exec and exit
         // wait until their other threads are off every CPU, and load

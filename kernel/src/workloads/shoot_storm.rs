@@ -77,6 +77,20 @@
 //! had acknowledged and put off (`mutant-defer-kernel-flush`); a reader's
 //! TLB is flushed by nothing but the shootdowns it serves. Off by default.
 //!
+//! # Under chaos mode (`chaos=<seed>`, arch::chaos)
+//!
+//! Every check of another CPU's page in an ordinary pass (interrupts on)
+//! is followed by a chaos point: one time in eight the CPU spins there, and
+//! under tcg-icount its PAUSEs hand the turn to the other CPUs, whose ops
+//! and IPIs then land in the middle of its pass, after it cached their
+//! pages; its next reads (the rest of the pass, then the irqoff passes)
+//! go through whatever serving those IPIs left in its TLB. Plain passes
+//! under icount run whole between two turns, so a target that
+//! acknowledges a kernel request and defers the invalidation
+//! (`mutant-defer-kernel-flush`) flushes it with its own next op before it
+//! reads again; with the point it reads first (2 CPUs: caught with every
+//! seed tried, missed without).
+//!
 //! Reports `workload.ops`, `workload.elapsed_ns` (the last CPU's finish
 //! since the common start), `kstorm.ops` per CPU, `kstorm.checks`,
 //! `kstorm.irqoff_checks`, `kstorm.stale`; the run fails if any read was
@@ -488,6 +502,8 @@ fn check_others(me: u32, ncpu: u32) {
         let o = &CPUS[other as usize];
         checks += 1;
         stale += u64::from(page_read_is_stale(other));
+        // Chaos mode: maybe stop here, interrupts on (arch::chaos).
+        arch::chaos::point(arch::chaos::Point::OracleCheck);
         if window {
             if let Some(_reader) = WINDOW_LOCK[other as usize].try_read() {
                 let p = o.window_gen.load(Ordering::Acquire);

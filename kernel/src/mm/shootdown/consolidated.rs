@@ -96,6 +96,7 @@ use x86_64::instructions::interrupts;
 use super::dfly_batch::MAXPIR;
 use super::{AckRule, Footprint, Generations, Invalidation, Lines, Protocol, Request};
 use crate::arch;
+use crate::arch::chaos::{self, Point};
 use crate::stats::{IpiKind, MAX_CPUS};
 
 /// A List's VAs that fit a mailbox beside its `ack` and `kind` words.
@@ -203,10 +204,29 @@ fn serve() {
             if ack & POSTED == 0 {
                 continue;
             }
-            let work = m.take(initiator);
-            // The acknowledgement, in the same line, before the
-            // invalidation; release: the copy comes first.
-            m.ack.store(ack & !POSTED, Ordering::Release);
+            chaos::point(Point::ServeSeen);
+            // Mutant `mutant-consolidation-ack-before-copy`: acknowledged
+            // before the request is copied out. The initiator, seeing the
+            // acknowledgement, may return and post its next request into
+            // this same mailbox; the copy then reads the new request's
+            // words (or a mix of both), and the old request's pages are
+            // never invalidated here.
+            #[cfg(feature = "mutant-consolidation-ack-before-copy")]
+            let work = {
+                m.ack.store(ack & !POSTED, Ordering::Release);
+                chaos::point(Point::ServeAcked);
+                m.take(initiator)
+            };
+            #[cfg(not(feature = "mutant-consolidation-ack-before-copy"))]
+            let work = {
+                let work = m.take(initiator);
+                chaos::point(Point::ServeCopied);
+                // The acknowledgement, in the same line, before the
+                // invalidation; release: the copy comes first.
+                m.ack.store(ack & !POSTED, Ordering::Release);
+                chaos::point(Point::ServeAcked);
+                work
+            };
             work.invalidate();
             served = true;
         }
@@ -241,6 +261,7 @@ impl Protocol for Consolidated {
         }
         fence(Ordering::SeqCst);
         GEN.posted(me, targets);
+        chaos::point(Point::StartPosted);
         arch::ipi::send_set(req.kind(), targets);
         sent_at
     }

@@ -149,6 +149,7 @@ impl PmapInval {
                     w.store(va, Ordering::Release);
                 }
                 PUBLISHED_LEN[me as usize].store(n as u64, Ordering::Release);
+                crate::arch::chaos::point(crate::arch::chaos::Point::BatchPublished);
                 // Mutant `mutant-dfly-truncate`: the list reaches the targets
                 // truncated to its first address (a count lost on the way);
                 // the others stay cached there.

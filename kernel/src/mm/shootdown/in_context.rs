@@ -28,54 +28,39 @@
 //!
 //! # State
 //!
-//! Per CPU, touched only by that CPU with interrupts off (IPI handler,
-//! spin-loop poll, return to user mode): up to [`MAX_DEFERRED`] page
-//! addresses, beyond that (or for a range over them, a full flush or a
-//! DragonFly list too long) a flag that makes [`apply`] flush the whole
-//! TLB.
+//! Per CPU, a lab_core::protocol::deferral::Deferred (up to
+//! [`MAX_DEFERRED`] page addresses, beyond that a full flush), touched
+//! only by that CPU with interrupts off: the IPI handler, a spin loop's
+//! poll (which turns them off to serve, see global_slot.rs) and the return
+//! to user mode.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-
+use lab_core::protocol::deferral::{Deferred, MAX_DEFERRED};
 use lab_core::shoot::{plan_range, Flush};
 use x86_64::VirtAddr;
 
-use super::{flush_all, Invalidation, Request};
+use super::{flush_all, Invalidation, Request, ThisCpu};
 use crate::arch;
 use crate::stats::{self, Event, MAX_CPUS};
 
-/// Page addresses kept per CPU before a deferral becomes a full flush.
-pub const MAX_DEFERRED: usize = 16;
-
-static VAS: [[AtomicU64; MAX_DEFERRED]; MAX_CPUS] =
-    [const { [const { AtomicU64::new(0) }; MAX_DEFERRED] }; MAX_CPUS];
-static COUNT: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
-static ALL: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static DEFERRED: [Deferred; MAX_CPUS] = [const { Deferred::new() }; MAX_CPUS];
 
 /// Records `inv` (already acknowledged) for this CPU's next return to user
 /// mode. Interrupts off.
 #[cfg_attr(feature = "scoreboard", allow(dead_code))] // the global slot's only
 pub fn defer(inv: &Invalidation) {
-    let me = arch::cpu_id() as usize;
+    let deferred = &DEFERRED[arch::cpu_id() as usize];
     stats::count(Event::ShootDeferred);
-    let mut push = |va: u64| {
-        let n = COUNT[me].load(Ordering::Relaxed);
-        if n < MAX_DEFERRED {
-            VAS[me][n].store(va, Ordering::Relaxed);
-            COUNT[me].store(n + 1, Ordering::Relaxed);
-        } else {
-            ALL[me].store(true, Ordering::Relaxed);
-        }
-    };
+    let push = |va: u64| deferred.push(&ThisCpu, va);
     match inv.req {
         Request::Page(va) => push(va.as_u64()),
         Request::Range(s, e) => match plan_range(s.as_u64(), e.as_u64()) {
             pages @ Flush::Pages { count, .. } if count <= MAX_DEFERRED as u64 => {
-                pages.pages().for_each(&mut push)
+                pages.pages().for_each(push)
             }
-            _ => ALL[me].store(true, Ordering::Relaxed),
+            _ => deferred.push_all(),
         },
         Request::List { n, .. } => inv.vas[..n as usize].iter().for_each(|&va| push(va)),
-        Request::Tlb => ALL[me].store(true, Ordering::Relaxed),
+        Request::Tlb => deferred.push_all(),
     }
 }
 
@@ -83,20 +68,9 @@ pub fn defer(inv: &Invalidation) {
 /// Carries out this CPU's deferred invalidations. Called on the way back
 /// to user mode with interrupts off; a no-op when nothing is deferred.
 pub fn apply() {
-    let me = arch::cpu_id() as usize;
-    let n = COUNT[me].load(Ordering::Relaxed);
-    let all = ALL[me].load(Ordering::Relaxed);
-    if n == 0 && !all {
-        return;
+    let applied = DEFERRED[arch::cpu_id() as usize]
+        .take(|va| arch::model_hint::invlpg(VirtAddr::new(va)), flush_all);
+    if applied {
+        stats::count(Event::ShootDeferredApplied);
     }
-    stats::count(Event::ShootDeferredApplied);
-    if all {
-        flush_all();
-    } else {
-        for slot in &VAS[me][..n] {
-            crate::arch::model_hint::invlpg(VirtAddr::new(slot.load(Ordering::Relaxed)));
-        }
-    }
-    COUNT[me].store(0, Ordering::Relaxed);
-    ALL[me].store(false, Ordering::Relaxed);
 }

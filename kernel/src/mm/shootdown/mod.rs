@@ -298,6 +298,40 @@ impl Invalidation {
     }
 }
 
+/// This CPU, as the protocol cores in lab_core::protocol see it. The
+/// hardware takes interrupts by itself, so an interrupt window is nothing
+/// here but a chaos point (arch::chaos), where a seeded run may delay.
+#[cfg_attr(feature = "scoreboard", allow(dead_code))] // the global slot's only, so far
+pub(super) struct ThisCpu;
+
+impl lab_core::protocol::Cpu for ThisCpu {
+    fn id(&self) -> u32 {
+        arch::cpu_id()
+    }
+
+    #[inline(always)]
+    fn interruptible(&self, at: lab_core::protocol::Window) {
+        use crate::arch::chaos::{point, Point};
+        use lab_core::protocol::Window;
+        point(match at {
+            Window::SlotServeClaimed => Point::ServeSeen,
+            Window::SlotServeCopied => Point::SlotServeCopied,
+            Window::SlotServeAcked => Point::SlotServeAcked,
+            Window::SlotStartTaken => Point::SlotTaken,
+            Window::DeferPush => Point::DeferPush,
+        });
+    }
+
+    fn without_interrupts<R>(&self, f: impl FnOnce() -> R) -> R {
+        x86_64::instructions::interrupts::without_interrupts(f)
+    }
+
+    fn spin(&self) {
+        crate::arch::chaos::point(crate::arch::chaos::Point::WaitSpin);
+        core::hint::spin_loop();
+    }
+}
+
 /// A way of delivering shootdowns to other CPUs and waiting for them.
 /// `start` and `wait` run with the caller's interrupt state (on, for the
 /// pmap operations of syscalls and faults: targets, including one that is
@@ -379,6 +413,7 @@ impl Generations {
             while !acked(t, generation) {
                 poll();
                 core::hint::spin_loop();
+                arch::chaos::point(arch::chaos::Point::WaitSpin);
             }
         }
     }
@@ -566,6 +601,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     if OUTSTANDING[me].load(Ordering::Relaxed) != 0 {
         pmap_tlb_shootwait();
     }
+    arch::chaos::point(arch::chaos::Point::ShootBeforeStart);
     let began = arch::tsc::now();
     arch::model_hint::mark(Mark::ShootBegin);
     // `flush-first`: this CPU's own invalidation before any IPI goes out,
@@ -589,6 +625,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         *MODEL_REQ[me].lock() = Some(req);
     }
     if !cfg!(feature = "flush-first") && local {
+        arch::chaos::point(arch::chaos::Point::ShootBeforeLocal);
         invalidate_local(req);
         stats::count(Event::ShootLocalOverlapped);
     }

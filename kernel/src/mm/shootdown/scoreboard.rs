@@ -89,6 +89,7 @@ use x86_64::instructions::interrupts;
 
 use super::{AckRule, Footprint, Generations, Invalidation, Lines, Protocol, Request};
 use crate::arch;
+use crate::arch::chaos::{self, Point};
 use crate::stats::{IpiKind, MAX_CPUS};
 
 /// A CPU's shootdown record, on its own cache line.
@@ -162,6 +163,7 @@ fn serve() {
             if w.load(Ordering::Acquire) != 0 {
                 continue;
             }
+            chaos::point(Point::ServeSeen);
             let r = &RECORDS[initiator as usize];
             let req = Request::decode(
                 r.kind.load(Ordering::Relaxed),
@@ -170,9 +172,11 @@ fn serve() {
             );
             let generation = r.generation.load(Ordering::Relaxed);
             let work = Invalidation::read(req);
+            chaos::point(Point::ServeCopied);
             // The acknowledgement, before the invalidation (review note 1);
             // release: our reads of the record come first.
             w.store(generation, Ordering::Release);
+            chaos::point(Point::ServeAcked);
             work.invalidate();
             served = true;
         }
@@ -208,6 +212,7 @@ impl Protocol for Scoreboard {
         }
         fence(Ordering::SeqCst);
         GEN.posted(me, targets);
+        chaos::point(Point::StartPosted);
         arch::ipi::send_set(req.kind(), targets);
         sent_at
     }

@@ -46,6 +46,17 @@
 //! of generation t < e / 2, or neither zero nor a tag (the old frame,
 //! freed and reused: the decoy takes it first, and fills it with POISON).
 //!
+//! **crossfire** (in one process): remap's check with every CPU both
+//! writer and reader. One thread per CPU owns CROSS_PAGES pages and
+//! replaces them in turn, generation by generation, as remap's writer
+//! does (epoch, mmap FIXED, epoch, decoy, tag), and between two
+//! replacements reads every other thread's pages with remap's check. So
+//! shootdowns arrive while their targets are in the kernel making their
+//! own: the global slot's spin loops serve them (and `in-context-flush`
+//! defers them there), and a target's next return to user mode reads the
+//! pages they covered. Remap's writer is the only initiator, and its
+//! readers are in user mode when its IPIs arrive.
+//!
 //! **Round modes** (one child process per round; the readers' TLBs are
 //! warmed as above, then one change is made and the epoch set to CHANGED):
 //! - `munmap`: munmap of one page (pmap_remove's one-page shortcut,
@@ -87,6 +98,18 @@
 //! GRACE_NS exits INCONCLUSIVE (no reader accessed after the change).
 //! `cow` and `fork-protect` rounds pass when the readers made accesses
 //! after the change and none was stale.
+//!
+//! **chase=on** (remap mode): each reader, between bursts of ordinary
+//! checks, *chases* the writer: it makes a system call that takes the
+//! process's VM lock, which the writer's mmap(FIXED) holds across its
+//! pmap_remove and the shootdown, so the reader's CPU waits in the kernel
+//! until the change is done and continues the instant it returns; then it
+//! reads A as soon as the writer has stored the new epoch. Today's readers
+//! read whenever they happen to run; a chasing reader's checks land right
+//! after the shootdown returned, where a target that acknowledged and had
+//! not yet invalidated (or invalidated later, at some return) still holds
+//! the old entry. Meant for chaos runs (`chaos=<seed>`), whose delays
+//! inside the protocol make that window wide.
 //!
 //! **lazy=on** (for a LATR kernel, `lazy-latr`): munmap may return
 //! before the other CPUs invalidate, which apply it at their next tick or
@@ -329,6 +352,12 @@ fn main() -> i32 {
         total.add(&t);
         modes += 1;
     }
+    if mode == "all" || mode == "crossfire" {
+        let t = crossfire(readers, remaps);
+        t.report("crossfire");
+        total.add(&t);
+        modes += 1;
+    }
     for m in &ROUND_MODES {
         if mode != "all" && mode != m.name {
             continue;
@@ -427,7 +456,12 @@ fn remap(readers: usize, remaps: u64) -> Tally {
     READY.store(0, Ordering::Relaxed);
 
     let mut handles: [Option<JoinHandle>; MAX_READERS] = [const { None }; MAX_READERS];
-    spawn_readers(readers, &mut handles, remap_reader);
+    let reader = if param::flag("chase") {
+        chase_reader
+    } else {
+        remap_reader
+    };
+    spawn_readers(readers, &mut handles, reader);
     let start = now_ns();
     let mut prev_decoy = 0;
     for g in 2..remaps + 2 {
@@ -501,13 +535,188 @@ fn remap_reader(_: usize, a: u64) -> u64 {
             let e2 = EPOCH.load(Ordering::Acquire);
             checks += 1;
             quiet += u64::from(e1 == e2);
-            if is_stale(e1, x) && STALE.fetch_add(1, Ordering::Relaxed) == 0 {
-                FIRST_STALE[0].store(e1, Ordering::Relaxed);
-                FIRST_STALE[1].store(x, Ordering::Relaxed);
-            }
+            check_remap(e1, x);
         }
     }
     QUIET.fetch_add(quiet, Ordering::Relaxed);
+    checks
+}
+
+/// One remap-mode check: epoch `e` loaded (acquire) before reading `x`
+/// from A.
+fn check_remap(e: u64, x: u64) {
+    if is_stale(e, x) && STALE.fetch_add(1, Ordering::Relaxed) == 0 {
+        FIRST_STALE[0].store(e, Ordering::Relaxed);
+        FIRST_STALE[1].store(x, Ordering::Relaxed);
+    }
+}
+
+/// Pages each crossfire thread owns and replaces in turn: two, so that two
+/// shootdowns from one thread in a row name different pages.
+const CROSS_PAGES: usize = 2;
+/// Crossfire: each thread's pages and their epochs (remap's, per page).
+static CROSS_ADDR: [[AtomicU64; CROSS_PAGES]; MAX_READERS + 1] =
+    [const { [const { AtomicU64::new(0) }; CROSS_PAGES] }; MAX_READERS + 1];
+static CROSS_EPOCH: [[AtomicU64; CROSS_PAGES]; MAX_READERS + 1] =
+    [const { [const { AtomicU64::new(0) }; CROSS_PAGES] }; MAX_READERS + 1];
+/// Crossfire threads that have made all their replacements.
+static CROSS_DONE: AtomicU64 = AtomicU64::new(0);
+/// Crossfire threads (this one included).
+static CROSS_THREADS: AtomicU64 = AtomicU64::new(0);
+/// Replacements per page and thread.
+static CROSS_REMAPS: AtomicU64 = AtomicU64::new(0);
+
+/// Crossfire mode: `readers` threads on the other CPUs and this one.
+fn crossfire(readers: usize, remaps: u64) -> Tally {
+    let threads = readers + 1;
+    for i in 0..threads {
+        for p in 0..CROSS_PAGES {
+            let a = mem::map_rw(PAGE_SIZE).expect("mmap crossfire page");
+            // SAFETY: our fresh mapping.
+            unsafe { write_volatile(a as *mut u64, tag(1)) };
+            CROSS_ADDR[i][p].store(a, Ordering::Relaxed);
+            CROSS_EPOCH[i][p].store(2, Ordering::Release);
+        }
+    }
+    CROSS_DONE.store(0, Ordering::Relaxed);
+    CROSS_THREADS.store(threads as u64, Ordering::Relaxed);
+    CROSS_REMAPS.store(remaps, Ordering::Relaxed);
+    STALE.store(0, Ordering::Relaxed);
+    READY.store(0, Ordering::Relaxed);
+    let mut handles: [Option<JoinHandle>; MAX_READERS] = [const { None }; MAX_READERS];
+    spawn_readers(readers, &mut handles, |i, _| crossfire_thread(i + 1));
+    let start = now_ns();
+    let mine = crossfire_thread(0);
+    let checks = mine + thread::join_all(&mut handles);
+    let elapsed = now_ns() - start;
+    for i in 0..threads {
+        for p in 0..CROSS_PAGES {
+            // SAFETY: every thread is gone.
+            unsafe { mem::munmap(CROSS_ADDR[i][p].load(Ordering::Relaxed), PAGE_SIZE) }
+                .expect("munmap crossfire page");
+        }
+    }
+    let stale = STALE.load(Ordering::Relaxed);
+    report::metric("coherence.crossfire.elapsed_ns", elapsed, "ns");
+    if stale > 0 {
+        let (e, x) = (
+            FIRST_STALE[0].load(Ordering::Relaxed),
+            FIRST_STALE[1].load(Ordering::Relaxed),
+        );
+        report::error(
+            "coherence",
+            format_args!("crossfire: {stale} stale reads; first read {x:#x} after epoch {e}"),
+        );
+    }
+    Tally {
+        checks,
+        rounds: remaps * (threads * CROSS_PAGES) as u64,
+        passed: remaps * (threads * CROSS_PAGES) as u64,
+        stale,
+        inconclusive: 0,
+    }
+}
+
+/// Crossfire thread `me`: replaces its pages, reads the others' between
+/// two replacements, and goes on reading until every thread is done (so
+/// that the last replacements still meet readers). Returns its checks.
+fn crossfire_thread(me: usize) -> u64 {
+    let threads = CROSS_THREADS.load(Ordering::Relaxed) as usize;
+    let remaps = CROSS_REMAPS.load(Ordering::Relaxed);
+    let read_others = || {
+        let mut checks = 0;
+        for i in (0..threads).filter(|&i| i != me) {
+            for p in 0..CROSS_PAGES {
+                let a = CROSS_ADDR[i][p].load(Ordering::Relaxed);
+                let e = CROSS_EPOCH[i][p].load(Ordering::Acquire);
+                // SAFETY: crossfire pages stay mapped while threads run
+                // (FIXED replaces them atomically for a reader).
+                check_remap(e, unsafe { read_volatile(a as *const u64) });
+                checks += 1;
+            }
+        }
+        checks
+    };
+    let mut checks = 0;
+    let mut prev_decoy = 0;
+    for g in 2..remaps + 2 {
+        for p in 0..CROSS_PAGES {
+            // The old decoy goes first, so that this thread's shootdowns
+            // alternate between a decoy (which nobody reads) and a page
+            // the others read: a target that loses the later of two
+            // requests that meet in it loses a page that is read.
+            if prev_decoy != 0 {
+                // SAFETY: nobody uses an old decoy.
+                unsafe { mem::munmap(prev_decoy, PAGE_SIZE) }.expect("munmap decoy");
+            }
+            let a = CROSS_ADDR[me][p].load(Ordering::Relaxed);
+            CROSS_EPOCH[me][p].store(2 * g - 1, Ordering::Release);
+            let got = mem::mmap(a, PAGE_SIZE, Prot::RW, MapFlags::FIXED).expect("mmap FIXED");
+            assert_eq!(got, a, "mmap FIXED moved a crossfire page");
+            CROSS_EPOCH[me][p].store(2 * g, Ordering::Release);
+            // The decoy takes the frame just freed (see remap).
+            let decoy = mem::map_rw(PAGE_SIZE).expect("mmap decoy");
+            // SAFETY: our fresh decoy and our own page (others only read).
+            unsafe {
+                write_volatile(decoy as *mut u64, POISON);
+                write_volatile(a as *mut u64, tag(g));
+            }
+            prev_decoy = decoy;
+            checks += read_others();
+        }
+    }
+    CROSS_DONE.fetch_add(1, Ordering::AcqRel);
+    while CROSS_DONE.load(Ordering::Acquire) < threads as u64 {
+        checks += read_others();
+        wait_a_moment();
+    }
+    if prev_decoy != 0 {
+        // SAFETY: nobody uses an old decoy.
+        unsafe { mem::munmap(prev_decoy, PAGE_SIZE) }.expect("munmap decoy");
+    }
+    checks
+}
+
+/// Ordinary checks a chasing reader makes between two chases: enough to
+/// bring A's translation back into its TLB (the chase's system call does
+/// not flush it, so it is the one a missed invalidation leaves).
+const CHASE_WARM: u64 = 16;
+
+/// A remap-mode reader under `chase=on` (see the module comment): returns
+/// its checks.
+fn chase_reader(_: usize, a: u64) -> u64 {
+    // The chase's system call: mprotect(RW) of the reader's own RW page
+    // changes nothing, but takes the process's VM lock first.
+    let own = mem::map_rw(PAGE_SIZE).expect("mmap chase page");
+    let (mut checks, mut quiet) = (0u64, 0u64);
+    while !STOP.load(Ordering::Relaxed) {
+        for _ in 0..CHASE_WARM {
+            let e = EPOCH.load(Ordering::Acquire);
+            // SAFETY: A stays mapped while readers run (see remap_reader).
+            check_remap(e, unsafe { read_volatile(a as *const u64) });
+            checks += 1;
+        }
+        // SAFETY: our own page; RW already.
+        unsafe { mem::mprotect(own, PAGE_SIZE, Prot::RW) }.expect("mprotect chase page");
+        // Waited behind a change (odd epoch)? The writer stores the even
+        // epoch a few instructions after its mmap returns: wait for it,
+        // then read at once.
+        let mut e = EPOCH.load(Ordering::Acquire);
+        while e % 2 == 1 && !STOP.load(Ordering::Relaxed) {
+            core::hint::spin_loop();
+            e = EPOCH.load(Ordering::Acquire);
+        }
+        // SAFETY: as above.
+        let x = unsafe { read_volatile(a as *const u64) };
+        quiet += u64::from(EPOCH.load(Ordering::Acquire) == e);
+        check_remap(e, x);
+        checks += 1;
+        // Once per chase: see `wait_a_moment`.
+        core::hint::spin_loop();
+    }
+    QUIET.fetch_add(quiet, Ordering::Relaxed);
+    // SAFETY: nobody else uses our page.
+    unsafe { mem::munmap(own, PAGE_SIZE) }.expect("munmap chase page");
     checks
 }
 

@@ -31,10 +31,10 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use lab_core::workloads::SplitMix64;
 use lab_core::syscall::{
     decode_result, KillReason, Sys, MAX_ERRNO, MMAP_BASE, SHARED_PAGE_VA, USER_END,
 };
+use lab_core::workloads::SplitMix64;
 use ulib::process::{self, Fork};
 use ulib::{param, report, sys, thread, Errno, MapFlags, Prot, WaitStatus, PAGE_SIZE};
 
