@@ -36,6 +36,11 @@ pub struct Check {
     /// The test binary ran no test of that name (cargo's "0 passed; 0
     /// failed" when `--exact` matched nothing): the test is not written yet.
     pub no_such_test: bool,
+    /// It alone decides the mutant's verdict: the mutant file's `catch` is
+    /// empty, because no oracle under QEMU can see its bug (e.g. a walk of
+    /// a freed page table through a paging-structure cache, which TCG does
+    /// not have).
+    pub decides: bool,
 }
 
 impl Check {
@@ -149,6 +154,7 @@ pub fn run(root: &Path, test: &str, log: &Path) -> Result<Check> {
         command: command_line(test),
         wall,
         no_such_test,
+        decides: false,
     })
 }
 
@@ -194,6 +200,7 @@ mod tests {
             command: command_line("mutant_x"),
             wall: Duration::from_millis(12_340),
             no_such_test: false,
+            decides: false,
         };
         assert_eq!(c.cell(), "caught (12.3 s)");
         c.caught = false;

@@ -204,6 +204,11 @@ pub fn parse(file: &Path, text: &str, known: &BTreeSet<String>) -> Result<Mutant
             file.display()
         );
     }
+    anyhow::ensure!(
+        !m.catch.is_empty() || m.exhaustive.is_some(),
+        "{}: field `catch` is empty and no `exhaustive` check is named: nothing could catch it",
+        file.display()
+    );
     for mode in &m.catch {
         anyhow::ensure!(
             COHERENCE_MODES.contains(&mode.as_str()) || mode == "shoot-storm" || mode == SELFTEST,
@@ -594,11 +599,16 @@ impl Outcome {
     /// Whether mutant `name` is caught: in at least one cell on the
     /// decisive CPU count, under any accelerator. (Fewer CPUs give fewer
     /// readers and less overlap: those cells are reported, not required.)
+    /// A mutant with no oracle mode in `catch` (out of every oracle's
+    /// sight under QEMU) is judged by its exhaustive check alone.
     pub fn caught(&self, name: &str) -> bool {
         let cpus = self.decisive_cpus();
-        self.cells
-            .iter()
-            .any(|c| c.mutant && c.target == name && c.cpus == cpus && c.caught())
+        self.exhaustive_check(name)
+            .is_some_and(|c| c.decides && c.caught)
+            || self
+                .cells
+                .iter()
+                .any(|c| c.mutant && c.target == name && c.cpus == cpus && c.caught())
     }
 
     /// Whether `method` ([`Cell::methods`]: `guest`, `model`) caught
@@ -809,8 +819,9 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
             crate::exhaustive::command_line(test)
         );
         let log = logs.join(format!("{}-exhaustive.log", m.name));
-        let check = crate::exhaustive::run(&ws.root, test, &log)
+        let mut check = crate::exhaustive::run(&ws.root, test, &log)
             .with_context(|| format!("mutants: {}: exhaustive check", m.name))?;
+        check.decides = m.catch.is_empty();
         eprintln!(
             "harness: mutants: {}: {check} (log: {})",
             m.name,
@@ -2123,7 +2134,38 @@ catch = ["munmap", "remap"]
             command: crate::exhaustive::command_line(test),
             wall: Duration::from_millis(8_500),
             no_such_test: false,
+            decides: false,
         }
+    }
+
+    #[test]
+    fn a_mutant_out_of_the_oracles_sight_is_judged_by_its_exhaustive_check() {
+        let missed = Cell {
+            target: "mutant-a".into(),
+            path: "p".into(),
+            mutant: true,
+            ..Cell::default()
+        };
+        let mut decides = check("mutant_a", true);
+        decides.decides = true;
+        let o = |c: crate::exhaustive::Check| Outcome {
+            cells: vec![Cell {
+                cpus: 4,
+                ..missed.clone()
+            }],
+            exhaustive: vec![("mutant-a".into(), c)],
+            skipped: Vec::new(),
+            wall: Duration::ZERO,
+            out: PathBuf::new(),
+        };
+        assert!(o(decides.clone()).caught("mutant-a"));
+        assert!(o(decides).passed());
+        // Where oracles are expected to see it, the check alone is not
+        // enough.
+        assert!(!o(check("mutant_a", true)).caught("mutant-a"));
+        let mut missed_check = check("mutant_a", false);
+        missed_check.decides = true;
+        assert!(!o(missed_check).passed());
     }
 
     #[test]

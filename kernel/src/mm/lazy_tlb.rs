@@ -23,8 +23,8 @@
 //!
 //! The skip and the return race; the order makes one side see the other
 //! (both sides store, then load, all SeqCst): the initiator sets the
-//! CPU's note, then reads `LAZY` again and sends the IPI after all if the
-//! CPU has left; the CPU clears `LAZY`, then takes the note. So either the
+//! CPU's note, then reads its lazy mark again and sends the IPI after all if the
+//! CPU has left; the CPU clears the mark, then takes the note. So either the
 //! initiator sees the CPU gone and interrupts it, or the CPU sees the note
 //! and flushes (or both, which costs a flush).
 //!
@@ -38,31 +38,50 @@
 //!
 //! # State
 //!
-//! Per CPU: `LAZY`, the pmap it holds lazily (null if none), written only
-//! by that CPU with interrupts off; `NEED_FLUSH`, the note, set by
-//! initiators and taken by that CPU; `EVICT`, a pmap its holder must drop.
+//! Per CPU: its lab_core::protocol::lazy_tlb::LazyCpu (the pmap it holds
+//! lazily, written only by that CPU with interrupts off, and the note set
+//! by initiators and taken by that CPU); `EVICT`, a pmap its holder must
+//! drop.
 
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use lab_core::cpuset::CpuSet;
+use lab_core::protocol::lazy_tlb::{skip, LazyCpu, SkipRule};
 
 use super::pmap::Pmap;
+use super::shootdown::ThisCpu;
 use crate::stats::{self, Event, MAX_CPUS};
 
-static LAZY: [AtomicPtr<Pmap>; MAX_CPUS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CPUS];
-static NEED_FLUSH: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Per CPU: its lazy state, the handshake's core
+/// (lab_core::protocol::lazy_tlb, model-checked on the host); the pmap is
+/// named by its address.
+static CPUS: [LazyCpu; MAX_CPUS] = [const { LazyCpu::new() }; MAX_CPUS];
 static EVICT: [AtomicPtr<Pmap>; MAX_CPUS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CPUS];
+
+/// Which shootdowns skip a lazy CPU.
+const SKIP_RULE: SkipRule = if cfg!(feature = "mutant-lazy-skip-freed-tables") {
+    // Mutant `mutant-lazy-skip-freed-tables`: lazy CPUs skipped even when
+    // page-table pages are freed, which their paging-structure caches may
+    // still walk.
+    SkipRule::Always
+} else {
+    SkipRule::UnlessTablesFreed
+};
+
+fn token(pm: *const Pmap) -> u64 {
+    pm as u64
+}
 
 /// The pmap CPU `cpu` holds lazily, or null.
 pub fn held_by(cpu: usize) -> *const Pmap {
-    LAZY[cpu].load(Ordering::SeqCst)
+    CPUS[cpu].held() as *const Pmap
 }
 
 /// CPU `cpu` (this one, interrupts off) switches to a thread without
 /// user mappings, keeping `pm` loaded.
 pub fn enter(cpu: usize, pm: *const Pmap) {
-    LAZY[cpu].store(pm.cast_mut(), Ordering::SeqCst);
+    CPUS[cpu].enter(token(pm));
     stats::count(Event::LazyEnters);
 }
 
@@ -70,25 +89,25 @@ pub fn enter(cpu: usize, pm: *const Pmap) {
 /// shootdown skipped it meanwhile, so the pmap it kept must be flushed
 /// before it is used again.
 pub fn leave(cpu: usize) -> bool {
-    LAZY[cpu].store(ptr::null_mut(), Ordering::SeqCst);
-    NEED_FLUSH[cpu].swap(false, Ordering::SeqCst)
+    CPUS[cpu].leave()
 }
 
 /// `targets` of a shootdown of `pm`, without the CPUs that hold `pm`
 /// lazily (each left a note to flush), unless the operation frees page
 /// tables. The kernel pmap's shootdowns are never filtered.
 pub fn skip_lazy(pm: &Pmap, targets: CpuSet, frees_tables: bool) -> CpuSet {
-    if frees_tables || pm.is_kernel() {
+    if pm.is_kernel() {
         return targets;
     }
     let mut kept = targets;
     for cpu in targets.iter() {
-        let cpu_ix = cpu as usize;
-        if !ptr::eq(held_by(cpu_ix), pm) {
-            continue;
-        }
-        NEED_FLUSH[cpu_ix].store(true, Ordering::SeqCst);
-        if ptr::eq(held_by(cpu_ix), pm) {
+        if skip(
+            &ThisCpu,
+            &CPUS[cpu as usize],
+            token(pm),
+            frees_tables,
+            SKIP_RULE,
+        ) {
             kept = kept.without(cpu);
             stats::count(Event::LazySkipped);
         }

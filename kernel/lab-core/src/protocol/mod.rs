@@ -19,9 +19,12 @@
 //!   acknowledgement and in-context deferral of Amit et al. (EuroSys 2020).
 //! - [`deferral`]: the per-CPU list of invalidations deferred to the next
 //!   return to user mode (`in-context-flush`).
+//! - [`lazy_tlb`]: Linux's lazy-TLB handshake between a shootdown that
+//!   skips a lazy CPU and that CPU's return (`lazy-tlb`).
 
 pub mod deferral;
 pub mod global_slot;
+pub mod lazy_tlb;
 
 /// The atomics a core uses: `core`'s in the kernel, loom's under the
 /// model checker (whose atomics record every access to explore its
@@ -63,6 +66,8 @@ pub enum Window {
     SlotStartTaken,
     /// A deferral has read the list's length, before storing the entry.
     DeferPush,
+    /// A lazy CPU's note left, before its lazy state is read again.
+    LazySkip,
 }
 
 /// The CPU a core runs on: the kernel's (arch) or the model checker's.

@@ -301,8 +301,11 @@ impl Invalidation {
 /// This CPU, as the protocol cores in lab_core::protocol see it. The
 /// hardware takes interrupts by itself, so an interrupt window is nothing
 /// here but a chaos point (arch::chaos), where a seeded run may delay.
-#[cfg_attr(feature = "scoreboard", allow(dead_code))] // the global slot's only, so far
-pub(super) struct ThisCpu;
+#[cfg_attr(
+    all(feature = "scoreboard", not(feature = "lazy-tlb")),
+    allow(dead_code)
+)] // the global slot's and the lazy TLB's only, so far
+pub(crate) struct ThisCpu;
 
 impl lab_core::protocol::Cpu for ThisCpu {
     fn id(&self) -> u32 {
@@ -319,6 +322,7 @@ impl lab_core::protocol::Cpu for ThisCpu {
             Window::SlotServeAcked => Point::SlotServeAcked,
             Window::SlotStartTaken => Point::SlotTaken,
             Window::DeferPush => Point::DeferPush,
+            Window::LazySkip => Point::LazySkip,
         });
     }
 
