@@ -2022,6 +2022,14 @@ catch = ["munmap", "remap"]
             by("mutant-poll-irq-on").exhaustive.as_deref(),
             Some("mutant_poll_irq_on")
         );
+        assert_eq!(
+            by("mutant-consolidation-ack-before-copy")
+                .exhaustive
+                .as_deref(),
+            Some("mailboxes::mutant_consolidation_ack_before_copy")
+        );
+        // Out of every oracle's sight: its exhaustive check decides.
+        assert!(by("mutant-lazy-skip-freed-tables").catch.is_empty());
     }
 
     #[test]

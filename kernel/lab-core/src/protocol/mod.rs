@@ -19,22 +19,29 @@
 //!   acknowledgement and in-context deferral of Amit et al. (EuroSys 2020).
 //! - [`deferral`]: the per-CPU list of invalidations deferred to the next
 //!   return to user mode (`in-context-flush`).
+//! - [`mailbox`]: the consolidated mailboxes (`cacheline-consolidation`):
+//!   a request and its acknowledgement in one line per (target, initiator).
 //! - [`lazy_tlb`]: Linux's lazy-TLB handshake between a shootdown that
 //!   skips a lazy CPU and that CPU's return (`lazy-tlb`).
 
 pub mod deferral;
 pub mod global_slot;
 pub mod lazy_tlb;
+pub mod mailbox;
 
 /// The atomics a core uses: `core`'s in the kernel, loom's under the
 /// model checker (whose atomics record every access to explore its
 /// orderings).
 pub(crate) mod sync {
     #[cfg(loom)]
-    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{
+        fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    };
 
     #[cfg(not(loom))]
-    pub(crate) use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use core::sync::atomic::{
+        fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    };
 }
 
 /// A constructor that is `const` for the kernel's statics and plain under
@@ -68,6 +75,12 @@ pub enum Window {
     DeferPush,
     /// A lazy CPU's note left, before its lazy state is read again.
     LazySkip,
+    /// A target saw a mailbox posted, before it copies the request out.
+    MailboxSeen,
+    /// A target copied a mailbox's request, before acknowledging it.
+    MailboxCopied,
+    /// A target acknowledged a mailbox's request, before carrying it out.
+    MailboxAcked,
 }
 
 /// The CPU a core runs on: the kernel's (arch) or the model checker's.

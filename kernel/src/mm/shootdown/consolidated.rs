@@ -88,36 +88,23 @@
 //! and serve their own row while they spin, and an initiator interrupted
 //! while posting is harmless (no target reads a mailbox before its flag).
 
-use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicUsize, Ordering};
 
 use lab_core::cpuset::CpuSet;
+use lab_core::protocol::mailbox::{serve_row, AckOrder, MailWork, Mailbox, INLINE_WORDS, POSTED};
 use x86_64::instructions::interrupts;
 
 use super::dfly_batch::MAXPIR;
-use super::{AckRule, Footprint, Generations, Invalidation, Lines, Protocol, Request};
+use super::{AckRule, Footprint, Generations, Invalidation, Lines, Protocol, Request, ThisCpu};
 use crate::arch;
 use crate::arch::chaos::{self, Point};
 use crate::stats::{IpiKind, MAX_CPUS};
 
 /// A List's VAs that fit a mailbox beside its `ack` and `kind` words.
-pub const INLINE_VAS: usize = 7;
-
-/// The `ack` bit that says a request is posted (the rest is its
-/// generation).
-const POSTED: u32 = 1 << 31;
+pub const INLINE_VAS: usize = INLINE_WORDS;
 
 /// `kind` of a List carried inline: this, plus its length << 8.
 const KIND_INLINE_LIST: u32 = 4;
-
-/// One (target, initiator) pair's request and acknowledgement, in one
-/// cache line.
-#[repr(C, align(64))]
-struct Mailbox {
-    ack: AtomicU32,
-    kind: AtomicU32,
-    /// addr1 and addr2 (`Request::encode`), or an inline List's VAs.
-    words: [AtomicU64; INLINE_VAS],
-}
 
 const _: () = assert!(
     core::mem::size_of::<Mailbox>() == 64,
@@ -126,55 +113,65 @@ const _: () = assert!(
 
 /// `[target][initiator]`; all zero (no request yet), so it costs the image
 /// nothing (256 KiB of .bss at 64 CPUs).
-static MAILBOXES: [[Mailbox; MAX_CPUS]; MAX_CPUS] = [const {
-    [const {
-        Mailbox {
-            ack: AtomicU32::new(0),
-            kind: AtomicU32::new(0),
-            words: [const { AtomicU64::new(0) }; INLINE_VAS],
-        }
-    }; MAX_CPUS]
-}; MAX_CPUS];
+static MAILBOXES: [[Mailbox; MAX_CPUS]; MAX_CPUS] =
+    [const { [const { Mailbox::new() }; MAX_CPUS] }; MAX_CPUS];
 
 /// CPUs there are: the mailboxes a row scan reads.
 static NCPU: AtomicUsize = AtomicUsize::new(1);
 
 static GEN: Generations = Generations::new();
 
+/// When targets acknowledge: after copying the request out, unless this
+/// is the mutant.
+const ACK_ORDER: AckOrder = if cfg!(feature = "mutant-consolidation-ack-before-copy") {
+    // Mutant `mutant-consolidation-ack-before-copy`: acknowledged before
+    // the request is copied out. The initiator, seeing the
+    // acknowledgement, may return and post its next request into this
+    // same mailbox; the copy then reads the new request's words (or a mix
+    // of both), and the old request's pages are never invalidated here.
+    AckOrder::BeforeCopy
+} else {
+    AckOrder::AfterCopy
+};
+
 /// Mailbox (target, initiator).
 fn mailbox(target: u32, initiator: u32) -> &'static Mailbox {
     &MAILBOXES[target as usize][initiator as usize]
 }
 
-impl Mailbox {
-    /// Writes `req` (with `inv`, its copy, for a List's VAs) into the
-    /// mailbox; the caller posts it with `ack` afterwards.
-    fn put(&self, req: Request, inv: &Invalidation) {
-        match req {
-            Request::List { n, .. } if n as usize <= INLINE_VAS => {
-                self.kind
-                    .store(KIND_INLINE_LIST | (n << 8), Ordering::Relaxed);
-                for (w, &va) in self.words.iter().zip(&inv.vas[..n as usize]) {
-                    w.store(va, Ordering::Relaxed);
-                }
-            }
-            _ => {
-                let (kind, a1, a2) = req.encode();
-                self.kind.store(kind as u32, Ordering::Relaxed);
-                self.words[0].store(a1, Ordering::Relaxed);
-                self.words[1].store(a2, Ordering::Relaxed);
+/// Writes `req` (with `inv`, its copy, for a List's VAs) into mailbox `m`;
+/// the caller posts it afterwards.
+fn put(m: &Mailbox, req: Request, inv: &Invalidation) {
+    match req {
+        Request::List { n, .. } if n as usize <= INLINE_VAS => {
+            m.kind.store(KIND_INLINE_LIST | (n << 8), Ordering::Relaxed);
+            for (w, &va) in m.words.iter().zip(&inv.vas[..n as usize]) {
+                w.store(va, Ordering::Relaxed);
             }
         }
+        _ => {
+            let (kind, a1, a2) = req.encode();
+            m.kind.store(kind as u32, Ordering::Relaxed);
+            m.words[0].store(a1, Ordering::Relaxed);
+            m.words[1].store(a2, Ordering::Relaxed);
+        }
     }
+}
 
-    /// Copies the request out (after `ack` was seen posted, with acquire),
-    /// so it can be carried out after the acknowledgement.
-    fn take(&self, initiator: u32) -> Invalidation {
-        let kind = self.kind.load(Ordering::Relaxed);
+pub struct Consolidated;
+
+/// A target's work: copy the request out of the mailbox, then invalidate.
+struct Target;
+
+impl MailWork for Target {
+    type Copy = Invalidation;
+
+    fn copy(&mut self, initiator: u32, m: &Mailbox) -> Invalidation {
+        let kind = m.kind.load(Ordering::Relaxed);
         if kind & 0xff == KIND_INLINE_LIST {
             let n = kind >> 8;
             let mut vas = [0; MAXPIR];
-            for (va, w) in vas.iter_mut().zip(&self.words[..n as usize]) {
+            for (va, w) in vas.iter_mut().zip(&m.words[..n as usize]) {
                 *va = w.load(Ordering::Relaxed);
             }
             let req = Request::List { cpu: initiator, n };
@@ -182,58 +179,23 @@ impl Mailbox {
         }
         let req = Request::decode(
             u64::from(kind),
-            self.words[0].load(Ordering::Relaxed),
-            self.words[1].load(Ordering::Relaxed),
+            m.words[0].load(Ordering::Relaxed),
+            m.words[1].load(Ordering::Relaxed),
         );
         Invalidation::read(req)
     }
+
+    fn carry_out(&mut self, inv: Invalidation) {
+        inv.invalidate();
+    }
 }
 
-pub struct Consolidated;
-
-/// Serves every request posted in this CPU's row, until none is left.
-/// Interrupts must be off (see the module comment).
+/// Serves every request posted in this CPU's row, until none is left
+/// (lab_core::protocol::mailbox::serve_row). Interrupts must be off.
 fn serve() {
     let me = arch::cpu_id();
     let ncpu = NCPU.load(Ordering::Relaxed) as u32;
-    loop {
-        let mut served = false;
-        for initiator in 0..ncpu {
-            let m = mailbox(me, initiator);
-            let ack = m.ack.load(Ordering::Acquire);
-            if ack & POSTED == 0 {
-                continue;
-            }
-            chaos::point(Point::ServeSeen);
-            // Mutant `mutant-consolidation-ack-before-copy`: acknowledged
-            // before the request is copied out. The initiator, seeing the
-            // acknowledgement, may return and post its next request into
-            // this same mailbox; the copy then reads the new request's
-            // words (or a mix of both), and the old request's pages are
-            // never invalidated here.
-            #[cfg(feature = "mutant-consolidation-ack-before-copy")]
-            let work = {
-                m.ack.store(ack & !POSTED, Ordering::Release);
-                chaos::point(Point::ServeAcked);
-                m.take(initiator)
-            };
-            #[cfg(not(feature = "mutant-consolidation-ack-before-copy"))]
-            let work = {
-                let work = m.take(initiator);
-                chaos::point(Point::ServeCopied);
-                // The acknowledgement, in the same line, before the
-                // invalidation; release: the copy comes first.
-                m.ack.store(ack & !POSTED, Ordering::Release);
-                chaos::point(Point::ServeAcked);
-                work
-            };
-            work.invalidate();
-            served = true;
-        }
-        if !served {
-            return;
-        }
-    }
+    serve_row(&ThisCpu, |i| mailbox(me, i), ncpu, ACK_ORDER, &mut Target);
 }
 
 impl Protocol for Consolidated {
@@ -256,8 +218,8 @@ impl Protocol for Consolidated {
         // single line.
         for t in targets.iter() {
             let m = mailbox(t, me);
-            m.put(req, &inv);
-            m.ack.store(generation | POSTED, Ordering::Release);
+            put(m, req, &inv);
+            m.post(generation);
         }
         fence(Ordering::SeqCst);
         GEN.posted(me, targets);
@@ -270,7 +232,7 @@ impl Protocol for Consolidated {
         let me = arch::cpu_id();
         GEN.wait(
             me,
-            |t, generation| mailbox(t, me).ack.load(Ordering::Acquire) == generation,
+            |t, generation| mailbox(t, me).acked(generation),
             Self::poll,
         );
     }

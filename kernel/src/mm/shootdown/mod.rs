@@ -302,9 +302,12 @@ impl Invalidation {
 /// hardware takes interrupts by itself, so an interrupt window is nothing
 /// here but a chaos point (arch::chaos), where a seeded run may delay.
 #[cfg_attr(
-    all(feature = "scoreboard", not(feature = "lazy-tlb")),
+    all(
+        feature = "scoreboard",
+        not(any(feature = "lazy-tlb", feature = "cacheline-consolidation"))
+    ),
     allow(dead_code)
-)] // the global slot's and the lazy TLB's only, so far
+)] // the global slot's, the mailboxes' and the lazy TLB's, so far
 pub(crate) struct ThisCpu;
 
 impl lab_core::protocol::Cpu for ThisCpu {
@@ -323,6 +326,9 @@ impl lab_core::protocol::Cpu for ThisCpu {
             Window::SlotStartTaken => Point::SlotTaken,
             Window::DeferPush => Point::DeferPush,
             Window::LazySkip => Point::LazySkip,
+            Window::MailboxSeen => Point::ServeSeen,
+            Window::MailboxCopied => Point::ServeCopied,
+            Window::MailboxAcked => Point::ServeAcked,
         });
     }
 
