@@ -655,9 +655,10 @@ size of those assumed costs. In-context flushes: the wait {ctx_dir} ({ctx}), whi
 {ctx_agree} the paper's direction. A request taken in the kernel is acknowledged \
 at once and its invalidation deferred to the return to user mode (batched: modeled full \
 flushes {ctx_flushes}), yet the model charges the variant more falsely shared transfers \
-({ctx_fs}). The deferral keeps per-CPU counts and flags in packed arrays (in_context.rs's \
-COUNT and ALL: one word per CPU, several CPUs to a line) that each target writes in the \
-handler, so targets taking the same request bounce those lines; the lab has not traced \
+({ctx_fs}). The deferral keeps each CPU's list (lab_core::protocol::deferral::Deferred: \
+16 addresses, a count and a flag, 144 bytes) in an array without padding to lines, so \
+neighbouring CPUs' lists share a line that each target writes in the handler, and targets \
+taking the same request bounce it; the lab has not traced \
 which of the added transfers fall inside the initiator's wait, so the row reports what \
 the lab's layout costs, not what the technique must cost (the paper's Linux kept such \
 state per CPU on lines of its own). Concurrent flushing: a shootdown from start to last ack \
