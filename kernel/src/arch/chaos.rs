@@ -25,9 +25,8 @@ use crate::stats::{self, Event, MAX_CPUS};
 
 /// A place in a protocol where a delay widens a race window. Each names
 /// the window; the points live where the comment says.
-// Each variant compiles the points of its own protocol only, and some
-// points are placed in files other sessions own: not every point is used
-// in every build.
+// Each variant compiles the points of its own protocol only: not every
+// point is used in every build.
 #[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
@@ -57,7 +56,7 @@ pub enum Point {
     /// caller's interrupts, usually on: IPIs land mid-poll).
     WaitSpin,
 
-    // ---- global_slot.rs and in_context.rs (points placed by their owner) ----
+    // ---- the global slot and the in-context deferral (lab_core::protocol's windows) ----
     /// Global slot: an initiator took the slot, before it writes the
     /// request into it.
     SlotTaken,
@@ -84,7 +83,7 @@ pub enum Point {
     /// A quarantine's settle, before it checks a target's progress.
     LatrSettle,
 
-    // ---- mm::lazy_tlb (placed by its owner) ----
+    // ---- mm::lazy_tlb (reached through lab_core::protocol's windows) ----
     /// Lazy TLB: the note left for a lazy CPU, before its lazy state is
     /// read again.
     LazySkip,
