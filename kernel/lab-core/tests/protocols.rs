@@ -231,10 +231,7 @@ impl Work for ModelWork<'_> {
 /// `policy`: Ok if none uses a stale entry, else the first violation.
 fn explore(policy: Policy, programs: &[&[Shoot]]) -> Result<(), String> {
     let programs: Vec<Vec<Shoot>> = programs.iter().map(|p| p.to_vec()).collect();
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
-    builder.max_branches = 100_000;
-    let run = move || {
+    model_check(move || {
         let cpus = programs.len();
         let world = Arc::new(World {
             cpus,
@@ -258,13 +255,38 @@ fn explore(policy: Policy, programs: &[&[Shoot]]) -> Result<(), String> {
             .collect();
         cpu(0, world).run(&programs[0]);
         handles.into_iter().for_each(|h| h.join().unwrap());
-    };
+    })
+}
+
+/// Runs `run` under loom, every interleaving up to 3 pre-emptions: Ok, or
+/// the message of the first panic (a stale use, or loom's own).
+fn model_check(run: impl Fn() + Sync + Send + 'static) -> Result<(), String> {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.max_branches = 100_000;
     catch_unwind(AssertUnwindSafe(|| builder.check(run))).map_err(|e| {
         e.downcast_ref::<String>()
             .cloned()
             .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "a panic without a message".into())
     })
+}
+
+/// A correct protocol's verdict: no stale use (`what` names the case).
+fn expect_clean(verdict: Result<(), String>, what: &str) {
+    if let Err(e) = verdict {
+        panic!("a correct protocol used a stale entry{what}: {e}");
+    }
+}
+
+/// A mutant's verdict: a stale use found.
+fn expect_caught(verdict: Result<(), String>) {
+    assert!(
+        verdict
+            .as_ref()
+            .is_err_and(|e| e.contains("stale TLB entry")),
+        "the mutant was not caught: {verdict:?}"
+    );
 }
 
 fn cpu(id: usize, world: Arc<World>) -> ModelCpu {
@@ -296,19 +318,11 @@ const BACK_TO_BACK: [&[Shoot]; 2] = [
 ];
 
 fn clean(policy: Policy, programs: &[&[Shoot]]) {
-    if let Err(e) = explore(policy, programs) {
-        panic!("a correct protocol used a stale entry: {e}");
-    }
+    expect_clean(explore(policy, programs), "");
 }
 
 fn caught(policy: Policy, programs: &[&[Shoot]]) {
-    let verdict = explore(policy, programs);
-    assert!(
-        verdict
-            .as_ref()
-            .is_err_and(|e| e.contains("stale TLB entry")),
-        "the mutant was not caught: {verdict:?}"
-    );
+    expect_caught(explore(policy, programs));
 }
 
 #[test]
@@ -471,9 +485,7 @@ mod lazy {
     }
 
     fn explore(frees_tables: bool, rule: SkipRule) -> Result<(), String> {
-        let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(3);
-        let run = move || {
+        model_check(move || {
             let world = Arc::new(World {
                 lazy: LazyCpu::new(),
                 sent: AtomicU64::new(0),
@@ -505,33 +517,22 @@ mod lazy {
             world.settled.fetch_or(freed, Ordering::Release);
             world.done.store(1, Ordering::SeqCst);
             holder.join().unwrap();
-        };
-        catch_unwind(AssertUnwindSafe(|| builder.check(run))).map_err(|e| {
-            e.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "a panic without a message".into())
         })
     }
 
     #[test]
     fn lazy_tlb_is_clean() {
         for frees_tables in [false, true] {
-            if let Err(e) = explore(frees_tables, SkipRule::UnlessTablesFreed) {
-                panic!("a correct protocol used a stale entry (frees_tables {frees_tables}): {e}");
-            }
+            expect_clean(
+                explore(frees_tables, SkipRule::UnlessTablesFreed),
+                &format!(" (frees_tables {frees_tables})"),
+            );
         }
     }
 
     #[test]
     fn mutant_lazy_skip_freed_tables() {
-        let verdict = explore(true, SkipRule::Always);
-        assert!(
-            verdict
-                .as_ref()
-                .is_err_and(|e| e.contains("stale TLB entry")),
-            "the mutant was not caught: {verdict:?}"
-        );
+        expect_caught(explore(true, SkipRule::Always));
     }
 }
 
@@ -673,9 +674,7 @@ mod mailboxes {
     }
 
     fn explore(order: AckOrder, programs: [&'static [u64]; 2]) -> Result<(), String> {
-        let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(3);
-        let run = move || {
+        model_check(move || {
             let world = Arc::new(World {
                 order,
                 boxes: [
@@ -701,12 +700,6 @@ mod mailboxes {
             };
             cpu(0, world).run(programs[0]);
             other.join().unwrap();
-        };
-        catch_unwind(AssertUnwindSafe(|| builder.check(run))).map_err(|e| {
-            e.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "a panic without a message".into())
         })
     }
 
@@ -716,19 +709,11 @@ mod mailboxes {
 
     #[test]
     fn consolidated_mailboxes_are_clean() {
-        if let Err(e) = explore(AckOrder::AfterCopy, BACK_TO_BACK) {
-            panic!("a correct protocol used a stale entry: {e}");
-        }
+        expect_clean(explore(AckOrder::AfterCopy, BACK_TO_BACK), "");
     }
 
     #[test]
     fn mutant_consolidation_ack_before_copy() {
-        let verdict = explore(AckOrder::BeforeCopy, BACK_TO_BACK);
-        assert!(
-            verdict
-                .as_ref()
-                .is_err_and(|e| e.contains("stale TLB entry")),
-            "the mutant was not caught: {verdict:?}"
-        );
+        expect_caught(explore(AckOrder::BeforeCopy, BACK_TO_BACK));
     }
 }
