@@ -55,6 +55,9 @@ struct World {
     cpus: usize,
     policy: Policy,
     slot: Slot,
+    /// The scoreboard, when the CPUs run it instead of the global slot
+    /// (mod scoreboard).
+    scoreboard: Option<scoreboard::Model>,
     deferred: Vec<Deferred>,
     ipi: Vec<AtomicU64>,
     tlb: Vec<AtomicU64>,
@@ -71,6 +74,8 @@ struct ModelCpu {
     interrupted_user: Cell<bool>,
     /// IPIs taken so far (of `World::ipi`, the IPIs sent here).
     ipis_taken: Cell<u64>,
+    /// The generation of its last scoreboard request.
+    generation: Cell<u32>,
 }
 
 impl ModelCpu {
@@ -111,9 +116,14 @@ impl ModelCpu {
         let was_user = self.user.replace(false);
         let was_irq = self.irq.replace(false);
         self.interrupted_user.set(was_user);
-        self.world
-            .slot
-            .serve(self, &self.world.policy, &mut ModelWork { cpu: self });
+        match &self.world.scoreboard {
+            Some(board) => board.serve(self),
+            None => {
+                self.world
+                    .slot
+                    .serve(self, &self.world.policy, &mut ModelWork { cpu: self });
+            }
+        }
         self.irq.set(was_irq);
         self.user.set(was_user);
         self.check(if was_user {
@@ -126,6 +136,9 @@ impl ModelCpu {
     /// One shootdown from a syscall, interrupts on.
     fn shoot(&self, s: Shoot) {
         let w = &self.world;
+        if let Some(board) = &w.scoreboard {
+            return board.shoot(self, s);
+        }
         let targets = CpuSet::first(w.cpus as u32).without(self.id);
         let mut work = ModelWork { cpu: self };
         w.slot
@@ -230,6 +243,16 @@ impl Work for ModelWork<'_> {
 /// Explores every interleaving of `programs` (one per CPU) under
 /// `policy`: Ok if none uses a stale entry, else the first violation.
 fn explore(policy: Policy, programs: &[&[Shoot]]) -> Result<(), String> {
+    explore_with(policy, None, programs)
+}
+
+/// [`explore`], with the CPUs running the scoreboard in `scoreboard`'s
+/// mode instead of the global slot if it is given.
+fn explore_with(
+    policy: Policy,
+    scoreboard: Option<scoreboard::Mode>,
+    programs: &[&[Shoot]],
+) -> Result<(), String> {
     let programs: Vec<Vec<Shoot>> = programs.iter().map(|p| p.to_vec()).collect();
     model_check(move || {
         let cpus = programs.len();
@@ -237,6 +260,7 @@ fn explore(policy: Policy, programs: &[&[Shoot]]) -> Result<(), String> {
             cpus,
             policy,
             slot: Slot::new(),
+            scoreboard: scoreboard.map(|mode| scoreboard::Model::new(cpus, mode)),
             deferred: (0..cpus).map(|_| Deferred::new()).collect(),
             ipi: (0..cpus).map(|_| AtomicU64::new(0)).collect(),
             tlb: (0..cpus).map(|_| AtomicU64::new(u64::MAX)).collect(),
@@ -297,6 +321,7 @@ fn cpu(id: usize, world: Arc<World>) -> ModelCpu {
         user: Cell::new(false),
         interrupted_user: Cell::new(false),
         ipis_taken: Cell::new(0),
+        generation: Cell::new(0),
     }
 }
 
@@ -715,5 +740,152 @@ mod mailboxes {
     #[test]
     fn mutant_consolidation_ack_before_copy() {
         expect_caught(explore(AckOrder::BeforeCopy, BACK_TO_BACK));
+    }
+}
+
+/// FreeBSD's scoreboard (lab_core::protocol::scoreboard), run by the
+/// model CPUs of the global slot's checks: two CPUs, each shooting its
+/// pages down on the other (the crossfire), from a syscall with
+/// interrupts on; the IPI handler serves the CPU's row, and an initiator
+/// waits for its generations as the kernel's `Generations::wait` does,
+/// serving its own row with interrupts off between turns. Checked as
+/// there: no use of a settled page's cached entry in user mode. Only user
+/// pages: the scoreboard acknowledges every request before it invalidates
+/// (D25510's note 1), kernel ones included, which the model's check of
+/// kernel pages in kernel code would take for a use.
+mod scoreboard {
+    use super::*;
+    use lab_core::protocol::scoreboard::{AckOrder, Scoreboard, Words, Work};
+
+    /// CPUs the model's board has room for.
+    const CPUS: usize = 2;
+
+    /// How the initiators and the targets behave.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) struct Mode {
+        /// The initiator waits until every target wrote its generation
+        /// (false: `mutant-no-wait-scoreboard`, whose pmap_tlb_shootwait
+        /// returns at once, so a page is settled once its IPIs are sent).
+        waits: bool,
+        /// When a target acknowledges.
+        order: AckOrder,
+    }
+
+    /// The kernel's scoreboard.
+    const KERNEL: Mode = Mode {
+        waits: true,
+        order: AckOrder::AfterCopy,
+    };
+
+    pub(super) struct Model {
+        board: Scoreboard<CPUS>,
+        mode: Mode,
+    }
+
+    /// A target's work: the page out of the record, then invalidated.
+    struct Invalidate<'a>(&'a ModelCpu);
+
+    impl Work for Invalidate<'_> {
+        type Copy = u64;
+        fn copy(&mut self, words: Words) -> u64 {
+            words.addr1
+        }
+        fn carry_out(&mut self, page: u64) {
+            self.0.invalidate(page);
+        }
+    }
+
+    impl Model {
+        pub(super) fn new(cpus: usize, mode: Mode) -> Model {
+            assert!(cpus <= CPUS, "the model's board has room for {CPUS} CPUs");
+            let board = Scoreboard::new();
+            // FreeBSD's dense stride (the padded one changes the layout,
+            // not the steps).
+            board.init(cpus, cpus);
+            Model { board, mode }
+        }
+
+        /// The IPI handler (interrupts off).
+        pub(super) fn serve(&self, cpu: &ModelCpu) {
+            self.board.serve(cpu, self.mode.order, &mut Invalidate(cpu));
+        }
+
+        /// One shootdown from a syscall, interrupts on: mm::shootdown's
+        /// shoot (start, local invalidation) and pmap_tlb_shootwait.
+        pub(super) fn shoot(&self, cpu: &ModelCpu, s: Shoot) {
+            let w = &cpu.world;
+            let me = cpu.id;
+            let targets = CpuSet::first(w.cpus as u32).without(me);
+            // Generations::next: never 0, which would read as posted.
+            let generation = cpu.generation.get().wrapping_add(1).max(1);
+            cpu.generation.set(generation);
+            let words = Words {
+                kind: 0,
+                addr1: s.page,
+                addr2: 0,
+            };
+            self.board.fill(me, words, generation);
+            self.board.post(cpu, targets);
+            for t in targets.iter() {
+                w.ipi[t as usize].fetch_add(1, Ordering::SeqCst);
+            }
+            cpu.invalidate(s.page);
+            if self.mode.waits {
+                // Generations::wait: each target in turn.
+                for t in targets.iter() {
+                    while !self.board.acked(t, me, generation) {
+                        self.board.poll(cpu, self.mode.order, &mut Invalidate(cpu));
+                        cpu.spin();
+                    }
+                }
+            }
+            w.settled.fetch_or(1 << s.page, Ordering::Release);
+        }
+    }
+
+    fn explore(mode: Mode, programs: &[&[Shoot]]) -> Result<(), String> {
+        explore_with(Policy::PLAIN, Some(mode), programs)
+    }
+
+    /// One request, then two crossing, then three: CPU 1's second request
+    /// refills its record and zeroes its word of CPU 0's row again while
+    /// CPU 0 may still be serving the first, or waiting for its own.
+    const PROGRAMS: [[&[Shoot]; 2]; 3] = [
+        [&[Shoot { page: 0 }], &[]],
+        [&[Shoot { page: 0 }], &[Shoot { page: 1 }]],
+        BACK_TO_BACK,
+    ];
+
+    #[test]
+    fn scoreboard_is_clean() {
+        for programs in PROGRAMS {
+            expect_clean(explore(KERNEL, &programs), &format!(" ({programs:?})"));
+        }
+    }
+
+    /// The initiator does not wait: a target that has not yet taken the
+    /// IPI returns to user mode with the page it was asked to drop.
+    #[test]
+    fn mutant_no_wait_scoreboard() {
+        let no_wait = Mode {
+            waits: false,
+            ..KERNEL
+        };
+        expect_caught(explore(
+            no_wait,
+            &[&[Shoot { page: 0 }], &[Shoot { page: 1 }]],
+        ));
+    }
+
+    /// The target acknowledges before it reads the record: CPU 1 goes on
+    /// to its second request and refills the record first, and CPU 0
+    /// invalidates page 2 twice and page 1 never.
+    #[test]
+    fn mutant_scoreboard_ack_before_copy() {
+        let ack_first = Mode {
+            order: AckOrder::BeforeCopy,
+            ..KERNEL
+        };
+        expect_caught(explore(ack_first, &BACK_TO_BACK));
     }
 }

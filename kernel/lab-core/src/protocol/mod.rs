@@ -23,11 +23,14 @@
 //!   a request and its acknowledgement in one line per (target, initiator).
 //! - [`lazy_tlb`]: Linux's lazy-TLB handshake between a shootdown that
 //!   skips a lazy CPU and that CPU's return (`lazy-tlb`).
+//! - [`scoreboard`]: FreeBSD's per-CPU records and generation scoreboard
+//!   (D25510, `scoreboard` and `scoreboard-padded`).
 
 pub mod deferral;
 pub mod global_slot;
 pub mod lazy_tlb;
 pub mod mailbox;
+pub mod scoreboard;
 
 /// The atomics a core uses: `core`'s in the kernel, loom's under the
 /// model checker (whose atomics record every access to explore its
@@ -81,6 +84,16 @@ pub enum Window {
     MailboxCopied,
     /// A target acknowledged a mailbox's request, before carrying it out.
     MailboxAcked,
+    /// A target saw its scoreboard word 0, before it reads the initiator's
+    /// record.
+    ScoreboardSeen,
+    /// A target copied the record, before it writes the generation into
+    /// its word.
+    ScoreboardCopied,
+    /// A target wrote the generation, before carrying the request out.
+    ScoreboardAcked,
+    /// An initiator zeroed its targets' words, before sending the IPIs.
+    ScoreboardPosted,
 }
 
 /// The CPU a core runs on: the kernel's (arch) or the model checker's.

@@ -301,13 +301,6 @@ impl Invalidation {
 /// This CPU, as the protocol cores in lab_core::protocol see it. The
 /// hardware takes interrupts by itself, so an interrupt window is nothing
 /// here but a chaos point (arch::chaos), where a seeded run may delay.
-#[cfg_attr(
-    all(
-        feature = "scoreboard",
-        not(any(feature = "lazy-tlb", feature = "cacheline-consolidation"))
-    ),
-    allow(dead_code)
-)] // the global slot's, the mailboxes' and the lazy TLB's, so far
 pub(crate) struct ThisCpu;
 
 impl lab_core::protocol::Cpu for ThisCpu {
@@ -329,6 +322,10 @@ impl lab_core::protocol::Cpu for ThisCpu {
             Window::MailboxSeen => Point::ServeSeen,
             Window::MailboxCopied => Point::ServeCopied,
             Window::MailboxAcked => Point::ServeAcked,
+            Window::ScoreboardSeen => Point::ServeSeen,
+            Window::ScoreboardCopied => Point::ServeCopied,
+            Window::ScoreboardAcked => Point::ServeAcked,
+            Window::ScoreboardPosted => Point::StartPosted,
         });
     }
 
