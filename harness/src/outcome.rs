@@ -461,4 +461,33 @@ mod tests {
             "1 and 2 are the harness's own"
         );
     }
+
+    /// The README's outcome table (one row per outcome: its name, what it
+    /// means, its exit status) is what users script against, so each of
+    /// its rows must name a kind and give that kind's exit status, and
+    /// every kind must have a row.
+    #[test]
+    fn the_readme_outcome_table_is_the_harness() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let mut seen = Vec::new();
+        for line in readme.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // `| name | meaning | status |` splits into 5 cells.
+            if cells.len() != 5 {
+                continue;
+            }
+            let name = cells[1].trim_matches('`');
+            let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == name) else {
+                continue;
+            };
+            assert_eq!(
+                cells[3].parse::<i32>().ok(),
+                Some(kind.exit_code()),
+                "README row for `{name}`: {line}"
+            );
+            seen.push(kind);
+        }
+        assert_eq!(seen, Kind::ALL, "one README row per outcome, in order");
+    }
 }

@@ -82,6 +82,23 @@ fn compare_directories() {
         s(&b),
     ]));
 
+    // Under tcg-icount the second of two vCPUs once ran no process at all
+    // (README, "--accel auto"; kernel/src/arch/ipi.rs): in A's forkexit,
+    // CPU 1 must still make a good share of the copy-on-write shootpage
+    // calls (about half; a starved CPU makes none).
+    let rows = harness::results::load_rows(&a).unwrap();
+    let calls = |rep: u32, cpu: Option<u32>| -> f64 {
+        rows.iter()
+            .filter(|r| r.rep == rep && r.cpu == cpu && r.metric == "shoot.calls.shootpage")
+            .map(|r| r.value)
+            .sum()
+    };
+    for rep in [1, 2] {
+        let (all, cpu1) = (calls(rep, None), calls(rep, Some(1)));
+        assert!(all > 0.0, "rep {rep}: no shootpage calls");
+        assert!(cpu1 > all / 4.0, "rep {rep}: CPU 1 made {cpu1} of {all}");
+    }
+
     // A against B: the IPIs per op went up, exactly, and that is significant.
     let out_dir = tmp.path().join("cmp");
     let out = run_cli(&["compare", s(&a), s(&b), "--out", s(&out_dir)]);

@@ -818,4 +818,26 @@ mod tests {
         assert_eq!(sweep_cpus(64), [1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64]);
         assert_eq!(sweep_cpus(20), [1, 2, 3, 4, 5, 6, 7, 8, 16, 20]);
     }
+
+    /// The rows of the first table that starts with `header` in `text`.
+    fn table<'a>(text: &'a str, header: &str) -> Vec<&'a str> {
+        text.lines()
+            .skip_while(|l| !l.starts_with(header))
+            .take_while(|l| l.starts_with('|'))
+            .collect()
+    }
+
+    /// The README quotes the seeds' table; it must be the committed one
+    /// (results/REPRODUCE.md), not an older run's, so a re-made table
+    /// that leaves the README behind fails here.
+    #[test]
+    fn the_readme_quotes_the_committed_table() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let read = |f: &str| std::fs::read_to_string(format!("{root}/{f}")).unwrap();
+        let (readme, committed) = (read("README.md"), read("results/REPRODUCE.md"));
+        let header = "| # | seed | published figure |";
+        let quoted = table(&readme, header);
+        assert!(quoted.len() > 2, "no seeds' table in the README");
+        assert_eq!(quoted, table(&committed, header));
+    }
 }

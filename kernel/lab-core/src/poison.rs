@@ -46,6 +46,22 @@ mod tests {
         assert_eq!(word, POISON);
     }
 
+    /// What seed 000's bug does to a CPU set (README, "Scaling to 64
+    /// vCPUs"): a `pm_cpus` left with the fill names 24 of CPUs 0-31, and
+    /// the word repeats, so CPU n+32 exactly when CPU n: 48 of 64.
+    #[test]
+    fn a_poisoned_cpu_set_names_48_of_64_cpus() {
+        use crate::cpuset::CpuSet;
+        let mut item = [0u8; 8];
+        fill(&mut item);
+        let pm_cpus = CpuSet(u64::from_le_bytes(item));
+        assert_eq!(pm_cpus.intersect(CpuSet::first(32)).len(), 24);
+        for n in 0..32 {
+            assert_eq!(pm_cpus.contains(n + 32), pm_cpus.contains(n), "CPU {n}");
+        }
+        assert_eq!(pm_cpus.len(), 48);
+    }
+
     #[test]
     fn check_finds_the_first_modified_byte() {
         let mut item = [0u8; 24];
