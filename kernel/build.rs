@@ -1,6 +1,6 @@
 //! Links the kernel with linker.ld (PVH entry at 1 MiB, the rest in the
-//! higher half), records which variant and features it was built with, so
-//! the report's `begin` line states what actually ran, and builds the user
+//! higher half), records which features it was built with, so the
+//! report's `begin` line states what actually ran, and builds the user
 //! programs (kernel/user) and embeds them (`user_programs.rs`).
 use std::{env, fs, path::Path, process::Command};
 
@@ -18,20 +18,13 @@ fn main() {
         })
         .collect();
     features.sort();
-    // The harness names the variant it builds; a plain `cargo build` with no
-    // features is the fixed pmap.
-    println!("cargo:rerun-if-env-changed=PMAPLAB_VARIANT");
-    let variant = env::var("PMAPLAB_VARIANT").unwrap_or_else(|_| {
-        if features.is_empty() {
-            "fixed".into()
-        } else {
-            "custom".into()
-        }
-    });
+    // The variant's name is not built in: it comes on the command line
+    // (`variant=`, kernel/src/report.rs), so variants with the same
+    // features share one build.
     let out = Path::new(&env::var("OUT_DIR").unwrap()).join("build_info.rs");
     fs::write(
         out,
-        format!("pub const VARIANT: &str = {variant:?};\npub const FEATURES: &[&str] = &{features:?};\n"),
+        format!("pub const FEATURES: &[&str] = &{features:?};\n"),
     )
     .unwrap();
 

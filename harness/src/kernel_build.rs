@@ -2,9 +2,11 @@
 //!
 //! `cargo build --release --features <the variant's>` runs in `kernel/`
 //! (whose .cargo/config.toml sets the target and the static relocation
-//! model) with `PMAPLAB_VARIANT=<name>`, which kernel/build.rs writes into
-//! the report's `begin` line. Cargo's incremental build is the cache: an
-//! unchanged variant rebuilds in well under a second. The result is copied
+//! model). The build depends on the features alone (the variant's name
+//! reaches the kernel on its command line, harness/src/run.rs), and
+//! cargo keeps each feature set's build apart, so the cache is cargo's
+//! own: an unchanged variant rebuilds in well under a second, and so does
+//! one of the same features under another name (the gate self-test's). The result is copied
 //! to `target/pmaplab/kernels/<variant>-<hash of its features>.elf`, so a
 //! run (or a matrix) keeps booting the variant it built even after another
 //! variant is built over cargo's output, and a variant file that changes
@@ -75,7 +77,6 @@ pub fn build(ws: &Workspace, variant: &Variant, output: Output) -> Result<Kernel
     }
     let mut cargo = duct::cmd(program, args)
         .dir(&kernel_dir)
-        .env("PMAPLAB_VARIANT", &variant.name)
         // Flags meant for the host build (a caller's RUSTFLAGS, e.g. CI's
         // -D warnings) would replace the kernel's own target rustflags
         // (static relocation model) and break the image.

@@ -418,6 +418,9 @@ pub fn chaos_oracles(accel: Accel) -> Vec<Oracle> {
     }
 }
 
+/// Crossfire's replacements per page and thread in the coherence runs.
+pub const CROSS_REMAPS: u32 = 40;
+
 /// The default seed of the chaos runs (`--chaos`).
 pub const CHAOS_SEED: u64 = 1;
 
@@ -982,6 +985,10 @@ fn run_one(
             if let Some(r) = opts.rounds {
                 params.push(("rounds".to_string(), r.to_string()));
             }
+            // Crossfire as the committed mutation table ran it: 40
+            // replacements per page and thread (the workload's default
+            // is 10, for the matrices' and the tests' time).
+            params.push(("cross_remaps".to_string(), CROSS_REMAPS.to_string()));
         }
         Oracle::ShootStorm => {
             // Mixed ops. (mode=page was tried: it caught

@@ -79,6 +79,9 @@ pub fn kernel_cmdline(workload: &str, params: &[(String, String)]) -> Result<Str
         if key == "workload" {
             bail!("give the workload with --workload, not as a parameter");
         }
+        if key == "variant" {
+            bail!("give the variant with --variant, not as a parameter");
+        }
         write!(line, " {key}={value}").unwrap();
     }
     Ok(line)
@@ -151,6 +154,9 @@ pub fn run_once(spec: &RunSpec) -> Result<RunResult> {
 /// must exist; `spec.runs_dir` is not used). Errors as [`run_once`].
 pub fn run_into(spec: &RunSpec, files: &RunFiles) -> Result<RunResult> {
     let mut kernel_cmdline = kernel_cmdline(&spec.workload, &spec.params)?;
+    // The variant's name for the kernel's begin line (not built in:
+    // harness/src/kernel_build.rs).
+    write!(kernel_cmdline, " variant={}", spec.kernel.variant).unwrap();
     // tcg-model: the kernel gives the model its hints (lab_core::model_hint).
     let plugin = if spec.accel == Accel::TcgModel {
         kernel_cmdline.push_str(" model=on");
@@ -393,6 +399,7 @@ mod tests {
         assert!(kernel_cmdline("hello", &[p("x", "1 2")]).is_err());
         assert!(kernel_cmdline("hello", &[p("", "1")]).is_err());
         assert!(kernel_cmdline("hello", &[p("workload", "x")]).is_err());
+        assert!(kernel_cmdline("hello", &[p("variant", "x")]).is_err());
     }
 
     #[test]

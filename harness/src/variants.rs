@@ -123,7 +123,10 @@ pub fn parse(
         field,
         message,
     };
+    // At most 64: the kernel takes the name on its command line
+    // (lab_core::cmdline's Kind::Name).
     if variant.name.is_empty()
+        || variant.name.len() > 64
         || !variant
             .name
             .bytes()
@@ -132,7 +135,7 @@ pub fn parse(
         return Err(bad(
             "name",
             format!(
-                "'{}' is not a variant name (lower-case letters, digits and '-')",
+                "'{}' is not a variant name (1 to 64 lower-case letters, digits and '-')",
                 variant.name
             ),
         ));

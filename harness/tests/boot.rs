@@ -23,7 +23,7 @@ fn assert_hello_ok(b: &Boot) {
     let r = &b.result;
     assert_eq!(r.outcome, Outcome::Ok, "{}", r.outcome);
     let begin = r.report.begin.as_ref().unwrap();
-    assert_eq!(begin.cmdline, "workload=hello");
+    assert_eq!(begin.cmdline, "workload=hello variant=fixed");
     assert_eq!(begin.variant, "fixed");
     assert!(r.report.metric("mem.usable").unwrap() > 0.0);
     assert_eq!(r.report.end.unwrap().status, Status::Ok);

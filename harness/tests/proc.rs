@@ -64,27 +64,29 @@ fn usertest_passes_on_1_and_4_cpus() {
     }
 }
 
-/// 10,000 fork-exit cycles on 4 CPUs give back every frame, and the fixed
-/// pmap never destroys a pmap still marked active on a CPU.
+/// 3,000 fork-exit cycles on 4 CPUs give back every frame, and the fixed
+/// pmap never destroys a pmap still marked active on a CPU. (The exact
+/// counts below hold for any count; a longer soak is `harness run
+/// --workload forkexit --cpus 4 --param loops=100000`.)
 #[test]
-fn forkexit_10000_on_4_cpus_is_clean() {
+fn forkexit_3000_on_4_cpus_is_clean() {
     let b = boot_with("forkexit", 4, |s| {
-        with_params(&[("loops", "10000")])(s);
+        with_params(&[("loops", "3000")])(s);
         s.timeout = std::time::Duration::from_secs(300);
     });
     let r = &b.result.report;
     assert_clean_run(r, &b.result.outcome, "forkexit x4");
-    assert_eq!(total(r, "forkexit.loops"), 10_000.0);
+    assert_eq!(total(r, "forkexit.loops"), 3_000.0);
     assert_eq!(total(r, "pmap.destroy.cpus_nonzero"), 0.0);
-    // The instance process and its 10,000 children (and the first process).
-    assert_eq!(total(r, "proc.forks"), 10_001.0);
-    assert_eq!(total(r, "proc.exits"), 10_002.0);
-    assert_eq!(total(r, "pmap.destroy.calls"), 10_002.0);
+    // The instance process and its 3,000 children (and the first process).
+    assert_eq!(total(r, "proc.forks"), 3_001.0);
+    assert_eq!(total(r, "proc.exits"), 3_002.0);
+    assert_eq!(total(r, "pmap.destroy.calls"), 3_002.0);
     let secs = total(r, "forkexit.elapsed_ns") / 1e9;
     eprintln!(
         "forkexit x4: {:.0} loops/s ({} loops in {secs:.3} s)",
-        10_000.0 / secs,
-        10_000
+        3_000.0 / secs,
+        3_000
     );
 }
 

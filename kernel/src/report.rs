@@ -14,10 +14,20 @@ static METRICS_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
 /// Writes the `begin` line, on a line of its own: firmware may have left
 /// a partial line on COM1 (SeaBIOS on q35 ends with "Booting from ROM..").
+/// The variant is the name the harness gives on the command line
+/// (`variant=`, lab_core::cmdline); without one, "fixed" for a build with
+/// no features (a plain `cargo build` is the fixed pmap), else "custom".
 pub fn begin(cpus: u32, cmdline: &str) {
+    let variant = lab_core::cmdline::kernel_name(cmdline, "variant").unwrap_or(
+        if build_info::FEATURES.is_empty() {
+            "fixed"
+        } else {
+            "custom"
+        },
+    );
     console::with(|w| {
         w.write_char('\n')?;
-        report::write_begin(w, build_info::VARIANT, build_info::FEATURES, cpus, cmdline)
+        report::write_begin(w, variant, build_info::FEATURES, cpus, cmdline)
     })
     .ok();
 }

@@ -18,6 +18,8 @@ pub enum Kind {
     Bool,
     /// One of a fixed set of words.
     Choice(&'static [&'static str]),
+    /// A name: 1 to 64 of ASCII letters, digits, `-`, `_` and `.`.
+    Name,
 }
 
 /// One parameter a workload accepts.
@@ -40,6 +42,17 @@ pub const KERNEL_KEYS: &[ParamSpec] = &[
         default: "off",
         help: "give the memory-system model its hints (set by the harness under tcg-model; \
                lab_core::model_hint)",
+    },
+    // The variant's name, for the report's `begin` line. It comes on the
+    // command line, not from the build, so that a kernel's build depends on
+    // its features alone: variants (and the gate self-test's renamed
+    // copies) with the same features share one build instead of
+    // recompiling the kernel whenever the name changes.
+    ParamSpec {
+        key: "variant",
+        kind: Kind::Name,
+        default: "unnamed",
+        help: "the variant's name, echoed in the report's begin line (set by the harness)",
     },
     ParamSpec {
         key: "chaos",
@@ -83,6 +96,17 @@ pub fn kernel_u64(line: &str, key: &str) -> u64 {
     kernel_raw(line, key).parse().unwrap_or(0)
 }
 
+/// The kernel-wide name `key` (one of [`KERNEL_KEYS`]) if the line gives
+/// one that [`Kind::Name`] accepts.
+pub fn kernel_name<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let spec = kernel_key(key);
+    tokens(line)
+        .flatten()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .filter(|v| accepts(spec.kind, v))
+}
+
 /// A command line that does not fit the rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CmdlineError<'a> {
@@ -119,6 +143,7 @@ impl fmt::Display for Kind {
                 }
                 Ok(())
             }
+            Kind::Name => f.write_str("a name (1-64 of letters, digits, '-', '_', '.')"),
         }
     }
 }
@@ -244,6 +269,12 @@ fn accepts(kind: Kind, value: &str) -> bool {
         Kind::U64 { min, max } => value.parse::<u64>().is_ok_and(|v| (min..=max).contains(&v)),
         Kind::Bool => parse_bool(value).is_some(),
         Kind::Choice(words) => words.contains(&value),
+        Kind::Name => {
+            (1..=64).contains(&value.len())
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        }
     }
 }
 

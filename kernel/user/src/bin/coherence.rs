@@ -330,6 +330,7 @@ fn main() -> i32 {
     let mode = param::raw("mode");
     let mode = mode.as_str();
     let remaps = param::u64("remaps");
+    let cross_remaps = param::u64("cross_remaps");
     let rounds = param::u64("rounds");
     LAZY.store(param::flag("lazy"), Ordering::Relaxed);
     let cpus = thread::ncpus();
@@ -339,7 +340,7 @@ fn main() -> i32 {
     }
     .min(MAX_READERS);
     println!(
-        "coherence: mode={mode} remaps={remaps} rounds={rounds} readers={readers} cpus={cpus}"
+        "coherence: mode={mode} remaps={remaps} cross_remaps={cross_remaps} rounds={rounds} readers={readers} cpus={cpus}"
     );
     thread::pin(Some(0)).expect("pin writer");
 
@@ -353,7 +354,7 @@ fn main() -> i32 {
         modes += 1;
     }
     if mode == "all" || mode == "crossfire" {
-        let t = crossfire(readers, remaps);
+        let t = crossfire(readers, cross_remaps);
         t.report("crossfire");
         total.add(&t);
         modes += 1;
