@@ -17,7 +17,7 @@
 //! changes; kernels are cached per feature set, so the mutated `fixed`
 //! never replaces the real one's image. The rules are the given rules file
 //! without [`PENDING`]. Prints a table; exits 0 when every row came out as
-//! expected, else [`EXIT_GATE_FAILED`]. `harness/tests/gate.rs` runs it.
+//! expected, else [`EXIT_GATE_FAILED`]. `harness/tests/lab/gate.rs` runs it.
 
 use std::fs;
 use std::path::{Path, PathBuf};

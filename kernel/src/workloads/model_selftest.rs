@@ -4,7 +4,7 @@
 //! Each check runs between `PhaseBegin(n)` and `PhaseEnd(n)` marks
 //! (arch::model_hint), and the model reports its counters per phase
 //! (`model.<profile>.phase.<n>.*`). The harness's tests hold the expected
-//! answers (harness/tests/model.rs). Phases, with interrupts off so that
+//! answers (harness/tests/lab/model.rs). Phases, with interrupts off so that
 //! no timer tick adds accesses:
 //!
 //! 1. ping-pong: CPUs 0 and 1 take turns writing one line, `rounds` writes

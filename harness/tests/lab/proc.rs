@@ -6,8 +6,7 @@
 use harness::outcome::Outcome;
 use harness::report::Report;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn total(report: &Report, name: &str) -> f64 {
     report

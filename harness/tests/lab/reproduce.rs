@@ -2,7 +2,6 @@
 //! openbsd-2010 and fixed on 2 CPUs with small loops, and an experiment
 //! whose variant does not exist, which must say so and not stop the rest.
 
-mod common;
 
 use harness::accel::AccelChoice;
 use harness::qemu::DEFAULT_QEMU;
@@ -13,7 +12,7 @@ use harness::reproduce::{
 
 #[test]
 fn tiny_plan_gives_rows_from_real_runs() {
-    let ws = common::workspace();
+    let ws = crate::common::workspace();
     let out = tempfile::tempdir().unwrap();
     let obsd = ["openbsd-2010", "fixed"];
     let plan = Plan {
@@ -39,7 +38,7 @@ fn tiny_plan_gives_rows_from_real_runs() {
         sweep_to: 8,
         techniques: false,
     };
-    let r = common::with_slot(|| reproduce::run_plan(&ws, &plan, &opts)).unwrap();
+    let r = crate::common::with_slot(|| reproduce::run_plan(&ws, &plan, &opts)).unwrap();
     assert_eq!(r.accel, "tcg");
     // forkexit alone, buildkernel alone, the mix, the no-IPI share, the
     // missing variant's row.

@@ -13,8 +13,7 @@ use harness::outcome::Outcome;
 use harness::qemu::Machine;
 use lab_core::report::Scope;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const CPUS: u32 = 64;
 

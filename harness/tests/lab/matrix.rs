@@ -17,8 +17,7 @@ use harness::results::csv::read_rows_file;
 use harness::results::model::Cell;
 use harness::results::{load_rows, MatrixSpec, ResultRow};
 
-mod common;
-use common::{harness_cli, repo, run_cli};
+use crate::common::{harness_cli, repo, run_cli};
 
 const TINY: &str = r#"
 variants = ["fixed"]

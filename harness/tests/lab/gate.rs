@@ -6,12 +6,11 @@
 //! that the gate passes the tree and exits 3 on each mutation naming the
 //! rule that caught it (harness/src/verbs/selftest.rs). Nothing in the
 //! tree changes. About a minute; the table is printed
-//! (`cargo test --test gate -- --nocapture`).
+//! (`cargo test -p harness --test lab gate:: -- --nocapture`).
 
 use std::process::Stdio;
 
-mod common;
-use common::harness_cli;
+use crate::common::harness_cli;
 
 #[test]
 fn the_gate_catches_every_planted_regression() {

@@ -4,8 +4,7 @@
 
 use harness::outcome::Outcome;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn pmap_selftest_passes_on_one_and_four_cpus() {

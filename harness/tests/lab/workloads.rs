@@ -23,8 +23,7 @@ use harness::run::RunSpec;
 use lab_core::report::Scope;
 use lab_core::workloads::{job_reads_clock, source_size, COHERENCE_MODES};
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn total(report: &Report, name: &str) -> f64 {
     report
@@ -248,7 +247,7 @@ fn coherence_defaults_do_a_million_checks_on_4_cpus() {
 /// completes after munmap returned. Under tcg-icount on 4 CPUs a reader
 /// runs between the munmap and its CPU's next tick in every round, and the
 /// run repeats exactly (about 3 s). Its own promise, `lazy=on`, is
-/// `harness/tests/variants.rs`'s.
+/// `harness/tests/lab/variants.rs`'s.
 #[test]
 fn latr_fails_the_strict_oracle() {
     let b = boot_variant("lazy-latr", "coherence", 4, |s| {

@@ -8,8 +8,7 @@ use harness::outcome::Outcome;
 use harness::report::Report;
 use lab_core::report::Scope;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// The profiles in model/profiles/, by name.
 fn profiles() -> Vec<String> {

@@ -11,8 +11,7 @@ use harness::outcome::Outcome;
 use harness::qemu::{Machine, DEFAULT_QEMU};
 use lab_core::report::Status;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn serial_log(b: &Boot) -> String {
     assert!(b.result.serial_log.is_file(), "no serial log kept");

@@ -8,8 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod common;
-use common::{repo, run_cli};
+use crate::common::{repo, run_cli};
 
 /// One cell, two identical repetitions under tcg-icount.
 const TINY: &str = r#"

@@ -15,8 +15,7 @@ use harness::outcome::Outcome;
 use harness::report::Report;
 use lab_core::cause::{ShootCause, CAUSE_KINDS};
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn global0(r: &Report, name: &str) -> f64 {
     r.metric(name).unwrap_or(0.0)

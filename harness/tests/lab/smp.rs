@@ -5,8 +5,7 @@ use harness::outcome::Outcome;
 use harness::qemu::Machine;
 use lab_core::report::Scope;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Every CPU QEMU was given comes online and says so, on both machines.
 #[test]

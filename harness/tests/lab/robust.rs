@@ -8,8 +8,7 @@ use harness::report::Report;
 use lab_core::limits;
 use lab_core::syscall::Errno;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn total(report: &Report, name: &str) -> f64 {
     report

@@ -8,8 +8,7 @@
 use harness::outcome::Outcome;
 use harness::report::Report;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const SHOOT_KINDS: [&str; 3] = ["shootpage", "shootrange", "shoottlb"];
 

@@ -14,8 +14,7 @@ use harness::outcome::{Kind, Outcome};
 use harness::report::Report;
 use harness::variants;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn total(report: &Report, name: &str) -> f64 {
     report
