@@ -35,6 +35,7 @@ use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use lab_core::cpuset::CpuSet;
+use lab_core::protocol::batch::Published;
 use lab_core::protocol::deferral::Deferred;
 use lab_core::protocol::global_slot::{Policy, PollIrqs, Slot, Words, Work};
 use lab_core::protocol::{Cpu, Window};
@@ -51,6 +52,21 @@ struct Shoot {
     page: u64,
 }
 
+/// A step of a CPU's program: a shootdown of one page, or of a batch's
+/// published list (mod batch).
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Shoot(Shoot),
+    List(batch::List),
+}
+
+/// The kernel's `Request::encode` kinds the model uses.
+const PAGE: u64 = 0;
+const LIST: u64 = 3;
+
+/// CPUs the model's published lists have room for.
+const LIST_CPUS: usize = 2;
+
 struct World {
     cpus: usize,
     policy: Policy,
@@ -59,6 +75,8 @@ struct World {
     /// (mod scoreboard).
     scoreboard: Option<scoreboard::Model>,
     deferred: Vec<Deferred>,
+    /// Each CPU's published batch (mod batch).
+    published: Published<LIST_CPUS>,
     ipi: Vec<AtomicU64>,
     tlb: Vec<AtomicU64>,
     settled: AtomicU64,
@@ -135,26 +153,39 @@ impl ModelCpu {
 
     /// One shootdown from a syscall, interrupts on.
     fn shoot(&self, s: Shoot) {
-        let w = &self.world;
-        if let Some(board) = &w.scoreboard {
+        if let Some(board) = &self.world.scoreboard {
             return board.shoot(self, s);
         }
+        let words = Words {
+            kind: PAGE,
+            addr1: s.page,
+            addr2: 0,
+        };
+        self.shoot_words(words, s.page != KERNEL_PAGE, 1 << s.page);
+    }
+
+    /// A shootdown of `words` through the global slot: take, post, IPIs,
+    /// the local invalidation (of what the request names, as the kernel's
+    /// invalidate_local reads it), wait; then the pages of `settles` are
+    /// settled.
+    fn shoot_words(&self, words: Words, may_precede: bool, settles: u64) {
+        let w = &self.world;
         let targets = CpuSet::first(w.cpus as u32).without(self.id);
         let mut work = ModelWork { cpu: self };
         w.slot
             .take(self, u64::from(targets.len()), &w.policy, &mut work);
-        let words = Words {
-            kind: 0,
-            addr1: s.page,
-            addr2: 0,
-        };
-        let seq = w.slot.post(words, targets, s.page != KERNEL_PAGE);
+        let seq = w.slot.post(words, targets, may_precede);
         for t in targets.iter() {
             w.ipi[t as usize].fetch_add(1, Ordering::SeqCst);
         }
-        self.invalidate(s.page);
+        let local = work.copy(words);
+        self.invalidate_mask(local);
         w.slot.wait(self, seq, &w.policy, &mut work);
-        w.settled.fetch_or(1 << s.page, Ordering::Release);
+        w.settled.fetch_or(settles, Ordering::Release);
+    }
+
+    fn invalidate_mask(&self, pages: u64) {
+        self.tlb().fetch_and(!pages, Ordering::Relaxed);
     }
 
     /// proc::return_to_user: deferred invalidations applied with
@@ -170,10 +201,13 @@ impl ModelCpu {
         self.irq.set(true);
     }
 
-    fn run(&self, program: &[Shoot]) {
+    fn run(&self, program: &[Op]) {
         self.irq.set(true);
-        for &s in program {
-            self.shoot(s);
+        for &op in program {
+            match op {
+                Op::Shoot(s) => self.shoot(s),
+                Op::List(list) => batch::shoot(self, list),
+            }
         }
         self.return_to_user();
         let w = &self.world;
@@ -224,18 +258,26 @@ struct ModelWork<'a> {
 }
 
 impl Work for ModelWork<'_> {
-    type Copy = Words;
+    /// The pages the request names, as a mask (a List's read out of its
+    /// initiator's published batch).
+    type Copy = u64;
 
-    fn copy(&mut self, words: Words) -> Words {
-        words
+    fn copy(&mut self, words: Words) -> u64 {
+        match words.kind {
+            LIST => batch::read(&self.cpu.world, words),
+            _ => 1 << words.addr1,
+        }
     }
 
-    fn carry_out(&mut self, words: Words, acked: bool) {
+    fn carry_out(&mut self, pages: u64, acked: bool) {
         let cpu = self.cpu;
-        if acked && cpu.world.policy.in_context && !cpu.interrupted_user.get() {
-            cpu.world.deferred[cpu.id as usize].push(cpu, words.addr1);
-        } else {
-            cpu.invalidate(words.addr1);
+        let defer = acked && cpu.world.policy.in_context && !cpu.interrupted_user.get();
+        for page in (0..64).filter(|p| pages & (1 << p) != 0) {
+            if defer {
+                cpu.world.deferred[cpu.id as usize].push(cpu, page);
+            } else {
+                cpu.invalidate(page);
+            }
         }
     }
 }
@@ -253,7 +295,19 @@ fn explore_with(
     scoreboard: Option<scoreboard::Mode>,
     programs: &[&[Shoot]],
 ) -> Result<(), String> {
-    let programs: Vec<Vec<Shoot>> = programs.iter().map(|p| p.to_vec()).collect();
+    let programs = programs
+        .iter()
+        .map(|p| p.iter().map(|&s| Op::Shoot(s)).collect())
+        .collect();
+    explore_ops(policy, scoreboard, programs)
+}
+
+/// [`explore_with`], of programs that may hold List shootdowns.
+fn explore_ops(
+    policy: Policy,
+    scoreboard: Option<scoreboard::Mode>,
+    programs: Vec<Vec<Op>>,
+) -> Result<(), String> {
     model_check(move || {
         let cpus = programs.len();
         let world = Arc::new(World {
@@ -262,6 +316,7 @@ fn explore_with(
             slot: Slot::new(),
             scoreboard: scoreboard.map(|mode| scoreboard::Model::new(cpus, mode)),
             deferred: (0..cpus).map(|_| Deferred::new()).collect(),
+            published: Published::new(),
             ipi: (0..cpus).map(|_| AtomicU64::new(0)).collect(),
             tlb: (0..cpus).map(|_| AtomicU64::new(u64::MAX)).collect(),
             settled: AtomicU64::new(0),
@@ -409,6 +464,87 @@ fn mutant_defer_kernel_flush() {
         },
         &[&[Shoot { page: 0 }], &[Shoot { page: KERNEL_PAGE }]],
     );
+}
+
+/// DragonFly's batched invalidation (lab_core::protocol::batch, the
+/// kernel's dfly_batch), over the global slot: a List shootdown publishes
+/// its pages in the initiator's [`Published`] list, then posts `Words {
+/// kind: LIST, addr1: cpu, addr2: n }` through the slot; a target's
+/// `ModelWork::copy` reads the first n published pages (before it
+/// acknowledges, so before the initiator can publish its next list) and
+/// carries out each. The initiator's previous shootdown was always waited
+/// for (every model shootdown waits), as the kernel's flush makes sure.
+/// Checked as the global slot's model: every published page is settled
+/// once the shootdown returns, and no CPU uses it cached in user mode.
+mod batch {
+    use super::*;
+    use lab_core::protocol::batch::MAXPIR;
+
+    /// A List shootdown: `pages` published, the request naming the first
+    /// `n` (fewer than published: `mutant-dfly-truncate`).
+    #[derive(Clone, Copy, Debug)]
+    pub(super) struct List {
+        pages: [u64; 2],
+        n: u64,
+    }
+
+    /// pmap_inval_flush of a batch of two or more pages, from a syscall.
+    pub(super) fn shoot(cpu: &ModelCpu, list: List) {
+        let w = &cpu.world;
+        assert!(
+            w.scoreboard.is_none(),
+            "the model's lists go through the global slot"
+        );
+        w.published.publish(cpu, &list.pages);
+        let words = Words {
+            kind: LIST,
+            addr1: u64::from(cpu.id),
+            addr2: list.n,
+        };
+        // What the batch recorded is what the shootdown must cover,
+        // whatever the request names (the kernel's tell_model_settled).
+        let settles = list.pages.iter().fold(0, |m, p| m | 1 << p);
+        cpu.shoot_words(words, true, settles);
+    }
+
+    /// A target's copy of a List request: the first n pages its initiator
+    /// published, as a mask.
+    pub(super) fn read(world: &World, words: Words) -> u64 {
+        let mut pages = [0; MAXPIR];
+        let n = (words.addr2 as usize).min(MAXPIR);
+        world.published.read(words.addr1 as u32, &mut pages[..n]);
+        pages[..n].iter().fold(0, |m, p| m | 1 << p)
+    }
+
+    /// Two cases, each request naming `n` of its list's pages: CPU 0
+    /// flushes lists [1, 2] and then [3, 4] back to back, republishing
+    /// only after CPU 1 has read (and acknowledged) the first; and CPU 0
+    /// flushes [1, 2] while CPU 1 shoots page 5, so CPU 1 may serve the
+    /// list from its spin for the slot, and CPU 0 CPU 1's page from its
+    /// wait. (The two in one run, three shootdowns, take over a minute.)
+    fn explore(policy: Policy, n: u64) -> Result<(), String> {
+        let list = |pages| Op::List(List { pages, n });
+        let cases = [
+            vec![vec![list([1, 2]), list([3, 4])], vec![]],
+            vec![vec![list([1, 2])], vec![Op::Shoot(Shoot { page: 5 })]],
+        ];
+        cases
+            .into_iter()
+            .try_for_each(|programs| explore_ops(policy, None, programs))
+    }
+
+    #[test]
+    fn dfly_batch_is_clean() {
+        expect_clean(explore(Policy::PLAIN, 2), "");
+    }
+
+    /// The request names only the first published page: the second stays
+    /// cached (on the target, and on the initiator, whose local
+    /// invalidation reads the same request).
+    #[test]
+    fn mutant_dfly_truncate() {
+        expect_caught(explore(Policy::PLAIN, 1));
+    }
 }
 
 /// The lazy-TLB handshake (lab_core::protocol::lazy_tlb): CPU 1 holds

@@ -25,7 +25,10 @@
 //!   skips a lazy CPU and that CPU's return (`lazy-tlb`).
 //! - [`scoreboard`]: FreeBSD's per-CPU records and generation scoreboard
 //!   (D25510, `scoreboard` and `scoreboard-padded`).
+//! - [`batch`]: DragonFly's batched invalidation (`dfly-batch`): each
+//!   CPU's published list of the VAs its List request names.
 
+pub mod batch;
 pub mod deferral;
 pub mod global_slot;
 pub mod lazy_tlb;
@@ -94,6 +97,9 @@ pub enum Window {
     ScoreboardAcked,
     /// An initiator zeroed its targets' words, before sending the IPIs.
     ScoreboardPosted,
+    /// An initiator published its batch's VAs, before the List request
+    /// naming them is posted.
+    BatchPublished,
 }
 
 /// The CPU a core runs on: the kernel's (arch) or the model checker's.

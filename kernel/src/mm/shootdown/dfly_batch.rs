@@ -34,51 +34,46 @@
 //!
 //! # Shared state
 //!
-//! `PUBLISHED[cpu]`: the VAs of CPU `cpu`'s current List request. Written
-//! only by that CPU in `flush`, after its previous shootdown was waited
-//! for, and before the request goes out; read by targets while they serve
-//! it (the protocol's publication orders the two). It stays put until the
-//! flush's shootwait returns, which is after every target has read it.
+//! `PUBLISHED`: per CPU, the VAs of its current List request, and how
+//! many its batch recorded. The list and why it needs no lock (one
+//! writer, which publishes only after its previous shootdown was waited
+//! for; readers only while serving the request naming it) are the core's:
+//! lab_core::protocol::batch.
 //!
 //! # Interrupts
 //!
 //! A flush runs with its caller's interrupts (on, from syscalls and
 //! faults), through the compiled-in protocol (see its Interrupts section).
-//! `PUBLISHED[cpu]` is written only from thread context on that CPU; the
-//! handler that may interrupt the write serves other CPUs' requests and
-//! reads only their arrays. The kernel is not preempted, so the flush
-//! cannot migrate between publishing and waiting.
+//! A CPU's list in `PUBLISHED` is written only from thread context on
+//! that CPU; the handler that may interrupt the write serves other CPUs'
+//! requests and reads only their lists. The kernel is not preempted, so
+//! the flush cannot migrate between publishing and waiting.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
+use lab_core::protocol::batch::Published;
 use x86_64::VirtAddr;
 
-use super::{pmap_tlb_shootwait, shoot, targets, Request};
+use super::{pmap_tlb_shootwait, shoot, targets, Request, ThisCpu};
 use crate::arch;
 use crate::mm::pmap::Pmap;
-use crate::stats::{self, Event, MAX_CPUS};
+use crate::stats::{self, Event};
 
 /// DragonFly's MAXPIR: VAs recorded before a flush becomes a full flush.
-pub const MAXPIR: usize = 16;
+pub use lab_core::protocol::batch::MAXPIR;
 
-static PUBLISHED: [[AtomicU64; MAXPIR]; MAX_CPUS] =
-    [const { [const { AtomicU64::new(0) }; MAXPIR] }; MAX_CPUS];
+/// Every CPU's published list (lab_core::protocol::batch).
+static PUBLISHED: Published = Published::new();
 
-/// How many VAs CPU `cpu` last published: what its batch recorded, even
-/// where its request names fewer (the memory-system model's claim of what
-/// the shootdown covers; mm::shootdown::tell_model_settled).
-static PUBLISHED_LEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
-/// How many VAs CPU `cpu` last published (at most MAXPIR).
+/// How many VAs CPU `cpu` last published (at most MAXPIR): what its batch
+/// recorded, even where its request names fewer (the memory-system
+/// model's claim of what the shootdown covers;
+/// mm::shootdown::tell_model_settled).
 pub fn published_len(cpu: u32) -> usize {
-    PUBLISHED_LEN[cpu as usize].load(Ordering::Acquire) as usize
+    PUBLISHED.len(cpu)
 }
 
 /// Copies the first `out.len()` VAs CPU `cpu` published into `out`.
 pub fn read_published(cpu: u32, out: &mut [u64]) {
-    for (o, w) in out.iter_mut().zip(&PUBLISHED[cpu as usize]) {
-        *o = w.load(Ordering::Acquire);
-    }
+    PUBLISHED.read(cpu, out)
 }
 
 /// `struct pmap_inval_info`: the invalidations one pmap operation owes.
@@ -145,11 +140,8 @@ impl PmapInval {
                 // Our previous request may still name PUBLISHED: wait for it.
                 pmap_tlb_shootwait();
                 let me = arch::cpu_id();
-                for (w, &va) in PUBLISHED[me as usize].iter().zip(&self.vas[..n]) {
-                    w.store(va, Ordering::Release);
-                }
-                PUBLISHED_LEN[me as usize].store(n as u64, Ordering::Release);
-                crate::arch::chaos::point(crate::arch::chaos::Point::BatchPublished);
+                // Chaos point BatchPublished inside (ThisCpu's window).
+                PUBLISHED.publish(&ThisCpu, &self.vas[..n]);
                 // Mutant `mutant-dfly-truncate`: the list reaches the targets
                 // truncated to its first address (a count lost on the way);
                 // the others stay cached there.

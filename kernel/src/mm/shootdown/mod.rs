@@ -326,6 +326,7 @@ impl lab_core::protocol::Cpu for ThisCpu {
             Window::ScoreboardCopied => Point::ServeCopied,
             Window::ScoreboardAcked => Point::ServeAcked,
             Window::ScoreboardPosted => Point::StartPosted,
+            Window::BatchPublished => Point::BatchPublished,
         });
     }
 
