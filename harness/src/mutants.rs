@@ -405,7 +405,18 @@ pub fn oracles(accel: Accel, cpus: u32) -> Vec<Oracle> {
 /// one miss; seeds 2 and 3 missed, 4 caught; 2 CPUs: 1 of 2), more remaps
 /// did not help (400: seeds 2 and 3 missed again); once mode=all ran the
 /// crossfire mode too, its one run caught it on 2 and 4 CPUs (crossfire
-/// 10 and 9 stale reads, remap 30762 on 2). Under the icount
+/// 10 and 9 stale reads, remap 30762 on 2), though not reliably (the
+/// committed table: crossfire 2 on 4 CPUs, missed on 2; its relative
+/// mutant-early-ack-before-copy missed on 2 CPUs too). Since the kernel's
+/// delays right after an acknowledgement may last 16 times longer
+/// (kernel/src/arch/chaos.rs, `ACK_WINDOW_STRETCH`), long enough for the
+/// initiator to return to user mode and post its next request on 2 CPUs,
+/// this run's remap mode catches the three ack-before-copy mutants there
+/// most of the time (`harness mutants --only` the three, three runs on a
+/// loaded 2-core host: on 2 CPUs consolidation and scoreboard caught 3 of
+/// 3, remap 28270 to 321261 stale reads, early-ack 2 of 3, 185848 and
+/// 467046; on 4 CPUs all caught, crossfire+chaos 47 to 100150).
+/// Under the icount
 /// accelerators shoot-storm: a delay's PAUSE ends the vCPU's turn, so the
 /// others run right inside the window, and the model's TLB judges kernel
 /// pages exactly: tcg-model caught it in every run (71 and 96 verdicts on

@@ -5,7 +5,9 @@
 //! `chaos=<seed>` on the kernel command line turns it on (absent or 0:
 //! off). At each [`point`] the CPU draws from its own stream of the seed
 //! (`lab_core::chaos`, which holds the choice and its tests) and, one time
-//! in eight, spins 1..=4096 times with PAUSE. Under tcg-icount QEMU ends a
+//! in eight, spins 1..=4096 times with PAUSE (up to 16 times that right
+//! after a target's acknowledgement: [`ACK_WINDOW_STRETCH`]). Under
+//! tcg-icount QEMU ends a
 //! vCPU's turn at PAUSE, so a delay lets every other CPU run right there,
 //! in the middle of the protocol step the point names; under MTTCG or KVM
 //! it widens the window in time instead. With the same seed under
@@ -111,6 +113,31 @@ pub enum Point {
 /// the first IPI, which is what it waits for.
 const IRQ_WINDOW_STRETCH: u32 = 4;
 
+/// How many times longer a delay may last at a point right after a
+/// target's acknowledgement (ServeAcked, SlotServeAcked), interrupts off.
+/// The acknowledgement lets the initiator go on: on 2 CPUs the window that
+/// matters there is the initiator's whole way back to user mode and into
+/// its next shootdown to this CPU (a system call, the faults on the pages
+/// it touches, its next post), which the ordinary delay seldom covers. A
+/// target that reads the request after acknowledging it
+/// (mutant-early-ack-before-copy, mutant-consolidation-ack-before-copy,
+/// mutant-scoreboard-ack-before-copy) then carries out the next request
+/// instead, and coherence's remap readers see the page it lost (without
+/// the stretch the committed mutation table missed the first two on 2
+/// CPUs; with it remap caught them in most runs there). Only
+/// the protocols that acknowledge before invalidating reach these points
+/// (`fixed`'s global slot does not), and the draw is unchanged: a delay
+/// taken elsewhere lasts as before.
+const ACK_WINDOW_STRETCH: u32 = 16;
+
+/// The stretch of a delay at `p`.
+const fn stretch(p: Point) -> u32 {
+    match p {
+        Point::ServeAcked | Point::SlotServeAcked => ACK_WINDOW_STRETCH,
+        _ => 1,
+    }
+}
+
 /// The seed, [`lab_core::chaos::OFF`] when off; written once at boot. On
 /// a line of its own: every point reads it, and nothing written often may
 /// share its line.
@@ -146,7 +173,7 @@ pub fn point(p: Point) {
 /// how many draws this CPU made) only.
 #[cold]
 #[inline(never)]
-fn delay_at(_p: Point) {
+fn delay_at(p: Point) {
     let Some(cpu) = super::percpu::try_cpu_id() else {
         return;
     };
@@ -155,6 +182,7 @@ fn delay_at(_p: Point) {
     let Some(spins) = lab_core::chaos::decide(seed, cpu, n) else {
         return;
     };
+    let spins = spins * stretch(p);
     stats::count(Event::ChaosDelays);
     if !x86_64::instructions::interrupts::are_enabled() {
         for _ in 0..spins {
