@@ -41,7 +41,7 @@ pub enum Point {
     /// overlapped local flush): targets serve while the initiator lags.
     ShootBeforeLocal,
 
-    // ---- scoreboard.rs and consolidated.rs: the target ----
+    // ---- the scoreboard's and the mailboxes' target (their cores' windows) ----
     /// A target saw a request posted (word 0 / mailbox POSTED), before it
     /// copies the request out: the initiator must not rewrite it.
     ServeSeen,
