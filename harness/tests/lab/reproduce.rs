@@ -2,7 +2,6 @@
 //! openbsd-2010 and fixed on 2 CPUs with small loops, and an experiment
 //! whose variant does not exist, which must say so and not stop the rest.
 
-
 use harness::accel::AccelChoice;
 use harness::qemu::DEFAULT_QEMU;
 use harness::reproduce::{

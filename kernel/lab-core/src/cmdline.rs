@@ -74,13 +74,17 @@ fn kernel_key(key: &str) -> &'static ParamSpec {
         .unwrap_or_else(|| panic!("'{key}' is not a kernel-wide key"))
 }
 
-/// The raw value of kernel-wide `key` on `line`, else its default.
-fn kernel_raw<'a>(line: &'a str, key: &str) -> &'a str {
-    let spec = kernel_key(key);
+/// The value kernel-wide `key` has on `line`, if given.
+fn kernel_given<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     tokens(line)
         .flatten()
         .find(|(k, _)| *k == key)
-        .map_or(spec.default, |(_, v)| v)
+        .map(|(_, v)| v)
+}
+
+/// The raw value of kernel-wide `key` on `line`, else its default.
+fn kernel_raw<'a>(line: &'a str, key: &str) -> &'a str {
+    kernel_given(line, key).unwrap_or(kernel_key(key).default)
 }
 
 /// The value of the kernel-wide flag `key` (one of [`KERNEL_KEYS`]) on a
@@ -99,12 +103,8 @@ pub fn kernel_u64(line: &str, key: &str) -> u64 {
 /// The kernel-wide name `key` (one of [`KERNEL_KEYS`]) if the line gives
 /// one that [`Kind::Name`] accepts.
 pub fn kernel_name<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let spec = kernel_key(key);
-    tokens(line)
-        .flatten()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
-        .filter(|v| accepts(spec.kind, v))
+    let kind = kernel_key(key).kind;
+    kernel_given(line, key).filter(|v| accepts(kind, v))
 }
 
 /// A command line that does not fit the rules.

@@ -102,7 +102,18 @@ impl ModelCpu {
     }
 
     fn invalidate(&self, page: u64) {
-        self.tlb().fetch_and(!(1 << page), Ordering::Relaxed);
+        self.invalidate_mask(1 << page);
+    }
+
+    fn invalidate_mask(&self, pages: u64) {
+        self.tlb().fetch_and(!pages, Ordering::Relaxed);
+    }
+
+    /// One IPI to each of `targets` (counted where each is taken).
+    fn send_ipis(&self, targets: CpuSet) {
+        for t in targets.iter() {
+            self.world.ipi[t as usize].fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     /// Panics if this CPU, where it is, uses a cached entry of a settled
@@ -175,17 +186,11 @@ impl ModelCpu {
         w.slot
             .take(self, u64::from(targets.len()), &w.policy, &mut work);
         let seq = w.slot.post(words, targets, may_precede);
-        for t in targets.iter() {
-            w.ipi[t as usize].fetch_add(1, Ordering::SeqCst);
-        }
+        self.send_ipis(targets);
         let local = work.copy(words);
         self.invalidate_mask(local);
         w.slot.wait(self, seq, &w.policy, &mut work);
         w.settled.fetch_or(settles, Ordering::Release);
-    }
-
-    fn invalidate_mask(&self, pages: u64) {
-        self.tlb().fetch_and(!pages, Ordering::Relaxed);
     }
 
     /// proc::return_to_user: deferred invalidations applied with
@@ -962,9 +967,7 @@ mod scoreboard {
             };
             self.board.fill(me, words, generation);
             self.board.post(cpu, targets);
-            for t in targets.iter() {
-                w.ipi[t as usize].fetch_add(1, Ordering::SeqCst);
-            }
+            cpu.send_ipis(targets);
             cpu.invalidate(s.page);
             if self.mode.waits {
                 // Generations::wait: each target in turn.

@@ -30,15 +30,7 @@ pub struct Mailbox {
     pub words: [AtomicU64; INLINE_WORDS],
 }
 
-/// When a target acknowledges, relative to copying the request out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AckOrder {
-    /// Copy, acknowledge, carry out (D25510's order, note 1).
-    AfterCopy,
-    /// Mutant `mutant-consolidation-ack-before-copy`: acknowledge first,
-    /// so the initiator may post its next request before the copy.
-    BeforeCopy,
-}
+pub use super::AckOrder;
 
 /// What a target does with a posted request.
 pub trait MailWork {

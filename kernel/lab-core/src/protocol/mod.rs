@@ -102,6 +102,20 @@ pub enum Window {
     BatchPublished,
 }
 
+/// When a target acknowledges a request relative to copying it out of the
+/// memory the initiator posted it in (the scoreboard's record, a
+/// consolidated mailbox). Acknowledging lets the initiator go on and post
+/// its next request there, so the copy must come first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckOrder {
+    /// Copy, acknowledge, carry out (D25510's order, note 1).
+    AfterCopy,
+    /// The mutants `mutant-scoreboard-ack-before-copy` and
+    /// `mutant-consolidation-ack-before-copy`: acknowledge, then copy,
+    /// which may read the initiator's next request instead.
+    BeforeCopy,
+}
+
 /// The CPU a core runs on: the kernel's (arch) or the model checker's.
 pub trait Cpu {
     /// This CPU's number.

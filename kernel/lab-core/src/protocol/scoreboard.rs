@@ -92,6 +92,7 @@ use super::sync::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use super::{const_unless_loom, Cpu, Window};
 
 pub use super::global_slot::Words;
+pub use super::AckOrder;
 
 /// A CPU's shootdown record, on its own cache line.
 #[repr(C, align(64))]
@@ -117,17 +118,6 @@ pub struct Scoreboard<const CPUS: usize = MAX_CPUS> {
     stride: AtomicUsize,
     /// CPUs there are (FreeBSD's mp_maxid + 1): the words a row scan reads.
     ncpu: AtomicUsize,
-}
-
-/// When a target acknowledges, relative to reading the initiator's record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AckOrder {
-    /// Copy, acknowledge, carry out (D25510's order, note 1).
-    AfterCopy,
-    /// Mutant `mutant-scoreboard-ack-before-copy`: acknowledge, then copy.
-    /// The acknowledgement lets the initiator go on and fill its record
-    /// with its next request, which the copy may then read instead.
-    BeforeCopy,
 }
 
 /// What a target does with a request it found posted.
