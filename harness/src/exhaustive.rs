@@ -1,5 +1,5 @@
 //! The host's exhaustive checks of the shootdown protocols' cores: a
-//! model-checking test in `kernel/lab-core` (`tests/protocols.rs`, built
+//! model-checking test in `kernel/lab-core` (`tests/protocols/`, built
 //! with `--cfg loom`) that explores every interleaving of a small
 //! configuration and *passes* when it finds the violation a mutant names.
 //!

@@ -24,7 +24,7 @@
 //! - [`model_hint`]: what the kernel tells the memory-system model
 //!   (`tcg-model`) that QEMU's plugin API cannot show it.
 //! - [`protocol`]: the shootdown protocols' cores, which the kernel runs
-//!   and the host model-checks (`--cfg loom`, tests/protocols.rs).
+//!   and the host model-checks (`--cfg loom`, tests/protocols/).
 //! - [`chaos`]: chaos mode's seeded delays at the protocols' points
 //!   (`chaos=<seed>`).
 #![cfg_attr(not(test), no_std)]

@@ -3,7 +3,7 @@
 //!
 //! The kernel runs them on real CPUs (kernel/src/mm/shootdown), where the
 //! hardware takes an interrupt at any instruction boundary with interrupts
-//! enabled. The host checks them exhaustively (tests/protocols.rs, built
+//! enabled. The host checks them exhaustively (tests/protocols/, built
 //! with `--cfg loom`): the model checker `loom` runs each CPU as a thread,
 //! explores every interleaving of their shared accesses, and a CPU's IPI
 //! handler pre-empts the CPU's own code at every [`Cpu::interruptible`]

@@ -2,7 +2,7 @@
 //! with the early acknowledgement and in-context flushes of Amit, Tai, Wei
 //! (EuroSys 2020). The protocol itself, its steps and why they are safe,
 //! is lab_core::protocol::global_slot, which the host model-checks
-//! (kernel/lab-core/tests/protocols.rs); this file gives it the kernel's
+//! (kernel/lab-core/tests/protocols/); this file gives it the kernel's
 //! requests, IPIs, counters and deferral.
 //!
 //! The variants' rules ([`POLICY`]):

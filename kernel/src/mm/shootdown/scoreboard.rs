@@ -4,7 +4,7 @@
 //! `scoreboard`; `scoreboard-padded` adds the padding the review left
 //! undone. The protocol itself, its steps and why they are safe, is
 //! lab_core::protocol::scoreboard, which the host model-checks
-//! (kernel/lab-core/tests/protocols.rs); this file gives it the kernel's
+//! (kernel/lab-core/tests/protocols/); this file gives it the kernel's
 //! requests, IPIs, generations (`GEN`, mm::shootdown's `Generations`) and
 //! row stride.
 //!
