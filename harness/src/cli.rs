@@ -274,6 +274,11 @@ pub struct MutantsArgs {
     /// seeded delays inside the shootdown protocols); 0: no chaos runs.
     #[arg(long, value_name = "SEED", default_value_t = crate::mutants::CHAOS_SEED)]
     pub chaos: u64,
+    /// Run each mutant only under the oracles its file's `catch` names
+    /// (and the controls under all of those): a quick check that each is
+    /// caught where its file says, not the full mutation table.
+    #[arg(long)]
+    pub aimed: bool,
     /// Results directory (default: runs/mutants-<UTC stamp>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -298,6 +303,7 @@ impl MutantsArgs {
             controls: self.controls,
             rounds: self.rounds,
             chaos: self.chaos,
+            aimed: self.aimed,
             out: self.out,
             qemu: self.qemu,
         }

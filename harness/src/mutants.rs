@@ -280,6 +280,10 @@ pub struct MutantsOptions {
     pub rounds: Option<u32>,
     /// The seed of the chaos runs ([`chaos_oracles`]); 0: none.
     pub chaos: u64,
+    /// Each mutant only under the oracles its file's `catch` names, the
+    /// controls under all those the mutants run ([`aimed`]): a quick check
+    /// that each is caught where its file says, not the mutation table.
+    pub aimed: bool,
     /// Results directory (default: runs/mutants-<UTC stamp>).
     pub out: Option<PathBuf>,
     pub qemu: PathBuf,
@@ -293,6 +297,9 @@ struct Target {
     mutant: bool,
     /// Its cells run `pmap-selftest` too ([`Mutant::runs_selftest`]).
     selftest: bool,
+    /// With `--aimed`, the oracles it runs under ([`aimed`]); else None,
+    /// every one.
+    aim: Option<Vec<String>>,
     kernel: KernelImage,
 }
 
@@ -389,6 +396,42 @@ pub fn oracles(accel: Accel, cpus: u32) -> Vec<Oracle> {
         v.push(Oracle::ShootStormReader);
     }
     v
+}
+
+/// `oracles` narrowed to those `aim` names (a mutant file's `catch`):
+/// coherence with mode=all becomes one run per named mode, shoot-storm
+/// (with its reader run) stays if `shoot-storm` is named. None: all of
+/// them. `pmap-selftest` is a run of its own ([`Target`]'s `selftest`).
+pub fn aimed(oracles: Vec<Oracle>, aim: Option<&[String]>) -> Vec<Oracle> {
+    let Some(aim) = aim else {
+        return oracles;
+    };
+    let named = |what: &str| aim.iter().any(|a| a == what);
+    oracles
+        .into_iter()
+        .flat_map(|o| match o {
+            Oracle::Coherence("all") => COHERENCE_MODES
+                .iter()
+                .filter(|m| named(m))
+                .map(|m| Oracle::Coherence(m))
+                .collect(),
+            Oracle::Coherence(mode) => {
+                if named(mode) {
+                    vec![o]
+                } else {
+                    vec![]
+                }
+            }
+            Oracle::ShootStorm | Oracle::ShootStormReader => {
+                if named("shoot-storm") {
+                    vec![o]
+                } else {
+                    vec![]
+                }
+            }
+            other => vec![other],
+        })
+        .collect()
 }
 
 /// The chaos runs of a cell under `accel` (with `--chaos SEED`, on by
@@ -806,9 +849,15 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
             path: m.path.clone(),
             mutant: true,
             selftest: m.runs_selftest(),
+            aim: opts.aimed.then(|| m.catch.clone()),
             kernel,
         });
     }
+    // Under --aimed the controls run every oracle some mutant is aimed
+    // at, so that each catch is set beside a clean run of the same oracle.
+    let mut aimed_at: Vec<String> = mutants.iter().flat_map(|m| m.catch.clone()).collect();
+    aimed_at.sort();
+    aimed_at.dedup();
     for name in &opts.controls {
         let v = variants::load(ws, name)?;
         eprintln!("harness: mutants: building control {name}");
@@ -818,6 +867,7 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
             path: "(control: correct)".into(),
             mutant: false,
             selftest: false,
+            aim: opts.aimed.then(|| aimed_at.clone()),
             kernel,
         });
     }
@@ -860,7 +910,7 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
     for t in &targets {
         for &accel in &opts.accels {
             for &cpus in opts.cpus.iter().filter(|&&c| unusable(accel, c).is_none()) {
-                for oracle in oracles(accel, cpus) {
+                for oracle in aimed(oracles(accel, cpus), t.aim.as_deref()) {
                     jobs.push((t, accel, cpus, oracle));
                 }
                 if opts.chaos != 0 {
@@ -1839,6 +1889,32 @@ catch = ["munmap", "remap"]
         assert_eq!(m.caught_by, vec!["remap (256)"]);
         assert!(m.failed_runs.is_empty());
         assert_eq!(m.methods(), vec!["guest", "model"]);
+    }
+
+    #[test]
+    fn aimed_runs_only_the_named_oracles() {
+        let aim = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Coherence with mode=all becomes the named modes, in mode order;
+        // shoot-storm and its reader go unless named.
+        assert_eq!(
+            aimed(oracles(Accel::Tcg, 2), Some(&aim(&["range", "cow"]))),
+            vec![Oracle::Coherence("range"), Oracle::Coherence("cow")]
+        );
+        assert_eq!(
+            aimed(oracles(Accel::Tcg, 2), Some(&aim(&["shoot-storm"]))),
+            vec![Oracle::ShootStorm, Oracle::ShootStormReader]
+        );
+        // Under icount only the modes that decide there can run.
+        assert_eq!(
+            aimed(
+                oracles(Accel::TcgIcount, 4),
+                Some(&aim(&["fork-protect", "range"]))
+            ),
+            vec![Oracle::Coherence("fork-protect")]
+        );
+        // pmap-selftest names no oracle of this list; None keeps them all.
+        assert!(aimed(oracles(Accel::Tcg, 4), Some(&aim(&["pmap-selftest"]))).is_empty());
+        assert_eq!(aimed(oracles(Accel::Tcg, 4), None), oracles(Accel::Tcg, 4));
     }
 
     #[test]
