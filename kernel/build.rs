@@ -34,8 +34,34 @@ fn main() {
 /// The target the user programs are built for (as the kernel).
 const USER_TARGET: &str = "x86_64-unknown-none";
 /// Their code generation flags: linked at fixed addresses by user.ld, so no
-/// position-independent code; frame pointers for readable fault reports.
-const USER_RUSTFLAGS: &[&str] = &["-Crelocation-model=static", "-Cforce-frame-pointers=yes"];
+/// position-independent code; frame pointers for readable fault reports;
+/// no symbol table: the kernel embeds each ELF whole, and symbol names
+/// carry hashes of where lab-core's source is, so a checkout elsewhere
+/// changed the ELFs' sizes and with them the kernel's layout (nothing reads
+/// the user programs' symbols).
+const USER_RUSTFLAGS: &[&str] = &[
+    "-Crelocation-model=static",
+    "-Cforce-frame-pointers=yes",
+    "-Cstrip=symbols",
+];
+
+/// [`USER_RUSTFLAGS`] and the kernel build's own `--remap-path-prefix`
+/// flags (the harness passes them, harness/src/kernel_build.rs: source
+/// paths in panic messages would make the images depend on where the
+/// checkout is).
+fn user_rustflags() -> Vec<String> {
+    let kernel = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    USER_RUSTFLAGS
+        .iter()
+        .map(|f| f.to_string())
+        .chain(
+            kernel
+                .split('\x1f')
+                .filter(|f| f.starts_with("--remap-path-prefix="))
+                .map(str::to_string),
+        )
+        .collect()
+}
 
 /// Builds kernel/user with a nested `cargo build --release` and writes
 /// `$OUT_DIR/user_programs.rs`: `PROGRAMS`, a table of (name, ELF image)
@@ -79,7 +105,7 @@ fn build_user_programs(kernel_dir: &Path) {
             "--target-dir",
         ])
         .arg(&target_dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", USER_RUSTFLAGS.join("\x1f"));
+        .env("CARGO_ENCODED_RUSTFLAGS", user_rustflags().join("\x1f"));
     for var in [
         "RUSTFLAGS",
         "CARGO_BUILD_RUSTFLAGS",

@@ -48,6 +48,37 @@ pub enum Output {
     OnFailure,
 }
 
+/// The checkout's root and cargo's home, where they appear in the image,
+/// as fixed names: `--config` adds these rustflags to the kernel's own
+/// (kernel/.cargo/config.toml; cargo joins the arrays), and the kernel's
+/// build script passes the same to the user programs' build.
+///
+/// Why: a panic's location names its source file, by absolute path for
+/// every crate but the kernel itself (lab-core, the registry's), and those
+/// strings sit in .rodata. A checkout at another path then moved every
+/// static after them, and with them the cache lines the memory-system
+/// model sees shared: one tree gave modeled figures 6 % apart in /work/main
+/// and in CI's clone (scoreboard-padded, shoot-storm, tcg-model), though
+/// tcg-icount is otherwise bit for bit. With the paths fixed, the image is
+/// the same wherever the tree is.
+fn remap_config(root: &std::path::Path) -> String {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let mut flags = vec![format!("--remap-path-prefix={}=pmaplab", root.display())];
+    if let Some(home) = cargo_home() {
+        flags.push(format!("--remap-path-prefix={}=cargo-home", home.display()));
+    }
+    let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
+    format!("target.{TARGET}.rustflags=[{}]", quoted.join(", "))
+}
+
+/// Cargo's home: `$CARGO_HOME`, else `~/.cargo` (where the registry's
+/// sources are unpacked).
+pub fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+}
+
 /// Builds `variant` and returns its ELF. A failed build is an error naming
 /// the variant, with cargo's output.
 pub fn build(ws: &Workspace, variant: &Variant, output: Output) -> Result<KernelImage> {
@@ -75,6 +106,8 @@ pub fn build(ws: &Workspace, variant: &Variant, output: Output) -> Result<Kernel
         args.push("--features".into());
         args.push(variant.features.join(",").into());
     }
+    args.push("--config".into());
+    args.push(remap_config(&ws.root).into());
     let mut cargo = duct::cmd(program, args)
         .dir(&kernel_dir)
         // Flags meant for the host build (a caller's RUSTFLAGS, e.g. CI's

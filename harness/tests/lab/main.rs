@@ -14,6 +14,7 @@ mod boot;
 mod causes;
 mod compare;
 mod gate;
+mod image;
 mod matrix;
 mod model;
 mod model_charts;
