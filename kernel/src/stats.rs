@@ -134,6 +134,11 @@ pub enum Event {
     /// or the pmap shot down since): mm::pcid::load.
     PcidKeptLoads,
     PcidFlushedLoads,
+    /// Under `pcid`, user-address invalidations (IPI handlers' and the
+    /// initiator's own) that found the loaded PCID already current, and
+    /// those that flushed the whole PCID: mm::pcid::invalidate.
+    PcidInvalidationsSkipped,
+    PcidInvalidationsFull,
     /// pmap_enter calls that only added write access to a valid entry of
     /// the same frame (a copy-on-write fault on a frame no longer shared),
     /// and of those the ones shot down nowhere (`no-flush-cow`).
@@ -167,7 +172,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub const COUNT: usize = 53;
+    pub const COUNT: usize = 55;
     pub const ALL: [Event; Self::COUNT] = [
         Event::ShootPageCalls,
         Event::ShootRangeCalls,
@@ -209,6 +214,8 @@ impl Event {
         Event::ShootOpCycles,
         Event::PcidKeptLoads,
         Event::PcidFlushedLoads,
+        Event::PcidInvalidationsSkipped,
+        Event::PcidInvalidationsFull,
         Event::PmapUpgrades,
         Event::PmapUpgradesNoShoot,
         Event::SchedCr3Loads,
@@ -265,6 +272,8 @@ impl Event {
             Event::ShootOpCycles => "shoot.op_cycles",
             Event::PcidKeptLoads => "pcid.kept_loads",
             Event::PcidFlushedLoads => "pcid.flushed_loads",
+            Event::PcidInvalidationsSkipped => "pcid.invalidations_skipped",
+            Event::PcidInvalidationsFull => "pcid.invalidations_full",
             Event::ShootDeferredApplied => "shoot.deferred_applied",
             Event::PmapUpgrades => "pmap.enter.upgrades",
             Event::PmapUpgradesNoShoot => "pmap.enter.upgrades_noshoot",

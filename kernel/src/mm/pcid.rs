@@ -14,37 +14,53 @@
 //! drops the address in the *current* PCID only (and global entries).
 //! Toggling CR4.PGE drops everything, every PCID.
 //!
-//! # Which PCID a pmap runs under
+//! # Which PCID a pmap runs under, and when it is flushed
 //!
-//! Per CPU, [`SLOTS`] slots (Linux's TLB_NR_DYN_ASIDS is 6), each holding
-//! the id of the user pmap whose entries its PCID (slot + 1) tags and the
-//! pmap's generation those entries are current to. The kernel pmap runs
-//! under PCID 0. Switching to a user pmap ([`load`]): a slot holding it
-//! with its current generation is loaded with bit 63 set (no flush);
-//! otherwise the slot (found, or the least recently given one) is loaded
-//! with bit 63 clear, which drops whatever its PCID cached. Pmap ids are
-//! never reused (a counter), so a slot cannot mistake a new pmap at an old
-//! one's address for it.
+//! The generations are a model-checked core, lab_core::protocol::pcid
+//! (its module doc says how and why, after Linux's choose_new_asid,
+//! switch_mm_irqs_off and flush_tlb_func; kernel/lab-core/tests/protocols/
+//! pcid.rs checks it): per CPU, six slots (the core's `SLOTS`, Linux's
+//! TLB_NR_DYN_ASIDS), each holding the id of the user pmap whose entries
+//! its PCID (slot + 1) tags and the pmap's generation those entries are
+//! current to; per user pmap, a generation (`pm_tlb_gen`) every shootdown
+//! bumps before it reads `pm_cpus`. The kernel pmap runs under PCID 0.
+//! Switching to a user pmap ([`load`]): a slot holding it at its current
+//! generation is loaded with bit 63 set (no flush); otherwise
+//! the slot (found, or the least recently given one) is loaded with bit
+//! 63 clear, which drops whatever its PCID cached. Pmap ids are never
+//! reused (a counter), so a slot cannot mistake a new pmap at an old one's
+//! address for it.
 //!
 //! # Shootdowns
 //!
-//! A shootdown of a user pmap bumps its generation before it reads
-//! `pm_cpus` ([`note_shootdown`], in mm::shootdown's target computation),
-//! and a CPU switching to it sets its `pm_cpus` bit before it reads the
-//! generation: both SeqCst, so either the initiator sees the bit and sends
-//! the IPI, or the CPU sees the new generation and flushes. A CPU that ran
-//! the pmap and switched away is out of `pm_cpus` (fixed's rule), gets no
-//! IPI, and keeps the old entries under the pmap's PCID: the generation is
-//! the stale mark that makes it flush them when it comes back. The IPI
-//! handler invalidates in the current PCID and never advances a slot's
-//! generation (it cannot tell which generation its request covers), so a
-//! pmap that was shot down while loaded is flushed once on its next load.
+//! A CPU switching to a pmap sets its `pm_cpus` bit before it reads the
+//! generation, a shootdown bumps the generation before it reads
+//! `pm_cpus` ([`note_shootdown`], in mm::shootdown's target computation):
+//! both SeqCst, so either the initiator sees the bit and sends the IPI,
+//! or the CPU sees the new generation and flushes. A CPU that ran the pmap
+//! and switched away is out of `pm_cpus` (fixed's rule), gets no IPI, and
+//! keeps the old entries under the pmap's PCID: its slot's generation is
+//! the stale mark that makes it flush them when it comes back.
+//!
+//! A user-address invalidation reaching a CPU with a user pmap loaded
+//! (the IPI handler's, or the initiator's own: mm::shootdown's
+//! invalidate_local calls [`invalidate`]) does nothing if the loaded
+//! slot is current to the pmap's generation, and otherwise flushes the
+//! whole PCID and records the generation it read, so a pmap shot down
+//! while loaded is not flushed again on its next load. Linux flushes
+//! only the request's pages when the request was made for exactly the
+//! next generation; the requests here do not say which generation they
+//! were made for (adding it would change what every protocol posts), so
+//! this kernel takes the core's full-flush-when-behind form: an INVLPG
+//! of the old kernel became a flush of the PCID. A full flush
+//! (`Request::Tlb`) still flushes every PCID without touching the slots.
 //!
 //! Kernel addresses are cached under whichever PCID was current (the boot
 //! code makes no mapping global), so an INVLPG of one would miss the other
-//! PCIDs: under `pcid` every kernel-address invalidation and every full
-//! flush toggles CR4.PGE (mm::shootdown::invalidate_local). Linux avoids
-//! that cost with global kernel pages; so could this kernel, later.
+//! PCIDs: under `pcid` every kernel-address invalidation and every
+//! `Request::Tlb` toggles CR4.PGE (mm::shootdown::invalidate_local).
+//! Linux avoids that cost with global kernel pages; so could this kernel,
+//! later.
 //!
 //! # Where it cannot run
 //!
@@ -54,8 +70,9 @@
 //! the run ends with an `unsupported` error (workloads::run), which the
 //! harness reports as the run's outcome.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
+use lab_core::protocol::pcid::{Flush, Keep, Pcids, Request, TlbGen};
 use x86_64::instructions::tlb::Pcid;
 use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
 
@@ -63,33 +80,32 @@ use super::pmap::Pmap;
 use crate::arch;
 use crate::stats::{self, Event, MAX_CPUS};
 
-/// PCIDs per CPU for user pmaps (PCIDs 1..=SLOTS).
-pub const SLOTS: usize = 6;
-
 /// Whether CR4.PCIDE is on (every CPU, or none).
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Ids given to user pmaps; 0 is never given (an empty slot).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// One CPU's PCID slots. Written only by that CPU, with interrupts off
-/// (the scheduler's switch).
-struct Slots {
-    /// The pmap id each slot's PCID tags (0: none).
-    owner: [AtomicU64; SLOTS],
-    /// The owner's generation the slot's entries are current to.
-    gen: [AtomicU64; SLOTS],
-    /// The slot given out next when no slot holds the pmap.
-    next: AtomicU64,
-}
+/// Every CPU's PCID slots (the core's; each CPU's written only by that
+/// CPU, with interrupts off).
+static SLOTS_OF: Pcids = Pcids::new();
 
-static CPU_SLOTS: [Slots; MAX_CPUS] = [const {
-    Slots {
-        owner: [const { AtomicU64::new(0) }; SLOTS],
-        gen: [const { AtomicU64::new(0) }; SLOTS],
-        next: AtomicU64::new(0),
-    }
-}; MAX_CPUS];
+/// Per CPU: the generation of the user pmap loaded there (null: the
+/// kernel pmap), for [`invalidate`]. A pmap stays alive while it is
+/// loaded on a CPU (proc::sched), and every CR3 load under `pcid` goes
+/// through [`load`], which sets this.
+static LOADED: [AtomicPtr<TlbGen>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+
+/// Whether a load may keep what the PCID cached.
+const KEEP: Keep = if cfg!(feature = "mutant-pcid-stale") {
+    // Mutant `mutant-pcid-stale`: every load keeps the PCID's entries, so
+    // a CPU coming back to a pmap that was shot down while it was away
+    // (and got no IPI) uses the old translations.
+    Keep::Always
+} else {
+    Keep::IfCurrent
+};
 
 /// Whether this CPU offers PCID (CPUID.01H:ECX bit 17).
 pub fn offered() -> bool {
@@ -125,7 +141,7 @@ pub fn new_id() -> u64 {
 /// otherwise and for the kernel pmap (PCID 0, flushed everywhere).
 pub fn note_shootdown(pm: &Pmap) {
     if cfg!(feature = "pcid") && !pm.is_kernel() {
-        pm.pm_tlb_gen.fetch_add(1, Ordering::SeqCst);
+        pm.pm_tlb_gen.bump();
     }
 }
 
@@ -140,40 +156,66 @@ pub fn load(pm: &Pmap) -> bool {
     if !(cfg!(feature = "pcid") && enabled()) {
         return false;
     }
+    let me = arch::cpu_id();
+    let slots = SLOTS_OF.of(me);
     if pm.is_kernel() {
+        slots.switch_kernel();
+        LOADED[me as usize].store(core::ptr::null_mut(), Ordering::Relaxed);
         // SAFETY: the kernel tables map everything kernel code uses; PCID
         // 0 is valid.
         unsafe { Cr3::write_pcid_no_flush(pm.pm_pml4, Pcid::new(0).unwrap()) };
         return true;
     }
-    let me = arch::cpu_id() as usize;
-    let slots = &CPU_SLOTS[me];
-    // After the pm_cpus bit (SeqCst on both sides, module doc).
-    let gen = pm.pm_tlb_gen.load(Ordering::SeqCst);
-    let held = (0..SLOTS).find(|&s| slots.owner[s].load(Ordering::Relaxed) == pm.pm_id);
-    let (slot, current) = match held {
-        Some(s) => (s, slots.gen[s].load(Ordering::Relaxed) == gen),
-        None => {
-            let s = (slots.next.fetch_add(1, Ordering::Relaxed) as usize) % SLOTS;
-            slots.owner[s].store(pm.pm_id, Ordering::Relaxed);
-            (s, false)
-        }
-    };
-    // Mutant `mutant-pcid-stale`: every load keeps the PCID's entries, so
-    // a CPU coming back to a pmap that was shot down while it was away
-    // (and got no IPI) uses the old translations.
-    let current = current || cfg!(feature = "mutant-pcid-stale");
-    let pcid = Pcid::new(slot as u16 + 1).expect("PCID slots fit in 12 bits");
-    slots.gen[slot].store(gen, Ordering::Relaxed);
-    if current {
-        stats::count(Event::PcidKeptLoads);
-        // SAFETY: the pmap's PML4 maps the kernel half like every other;
-        // its PCID's entries are current to its generation.
-        unsafe { Cr3::write_pcid_no_flush(pm.pm_pml4, pcid) };
-    } else {
+    let to = slots.switch(pm.pm_id, &pm.pm_tlb_gen, KEEP);
+    let gen = &pm.pm_tlb_gen as *const TlbGen;
+    LOADED[me as usize].store(gen.cast_mut(), Ordering::Relaxed);
+    let pcid = Pcid::new(to.slot as u16 + 1).expect("PCID slots fit in 12 bits");
+    if to.flush {
         stats::count(Event::PcidFlushedLoads);
-        // SAFETY: as above; bit 63 clear drops the PCID's old entries.
+        // SAFETY: the pmap's PML4 maps the kernel half like every other;
+        // bit 63 clear drops the PCID's old entries.
         unsafe { Cr3::write_pcid(pm.pm_pml4, pcid) };
+    } else {
+        stats::count(Event::PcidKeptLoads);
+        // SAFETY: as above; its PCID's entries are current to its
+        // generation (or, under the mutant, kept regardless).
+        unsafe { Cr3::write_pcid_no_flush(pm.pm_pml4, pcid) };
     }
     true
+}
+
+/// Under `pcid` with PCIDs on and a user pmap loaded here, carries out a
+/// user-address invalidation by the loaded slot's generation (module
+/// doc): nothing, or a flush of the whole loaded PCID. Returns false when
+/// the caller must invalidate the request's pages itself (PCIDs off, or
+/// the kernel pmap loaded). Any interrupt state: the slot is read and
+/// written with interrupts off, as its CPU's own.
+pub fn invalidate() -> bool {
+    if !(cfg!(feature = "pcid") && enabled()) {
+        return false;
+    }
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let me = arch::cpu_id();
+        let loaded = LOADED[me as usize].load(Ordering::Relaxed);
+        if loaded.is_null() {
+            return false;
+        }
+        // SAFETY: the pmap loaded here is alive (see LOADED).
+        let gen = unsafe { &*loaded };
+        match SLOTS_OF.of(me).invalidate(gen, Request::UNTAGGED) {
+            None | Some(Flush::Partial) => false,
+            Some(Flush::Nothing) => {
+                stats::count(Event::PcidInvalidationsSkipped);
+                true
+            }
+            Some(Flush::Full) => {
+                stats::count(Event::PcidInvalidationsFull);
+                let (frame, pcid) = Cr3::read_pcid();
+                // SAFETY: reloading the current tables and PCID with bit
+                // 63 clear only drops that PCID's entries.
+                unsafe { Cr3::write_pcid(frame, pcid) };
+                true
+            }
+        }
+    })
 }

@@ -79,6 +79,7 @@ use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use lab_core::cpuset::CpuSet;
 use lab_core::physmem::PAGE_SIZE;
+use lab_core::protocol::pcid::TlbGen;
 use lab_core::ptmath::{block_end, index};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
@@ -148,7 +149,7 @@ pub struct Pmap {
     /// a CPU coming back to it compares with the one its PCID's entries
     /// are current to.
     pub pm_id: u64,
-    pub pm_tlb_gen: AtomicU64,
+    pub pm_tlb_gen: TlbGen,
 }
 
 impl Pmap {
@@ -480,7 +481,7 @@ pub fn init() {
         refcount: AtomicU32::new(1),
         pm_dying: AtomicBool::new(false),
         pm_id: 0,
-        pm_tlb_gen: AtomicU64::new(0),
+        pm_tlb_gen: TlbGen::new(),
     });
     PMAP_POOL.prime();
 }
@@ -518,7 +519,7 @@ pub fn pmap_create() -> Result<PmapHandle, PmapError> {
         addr_of_mut!((*p).refcount).write(AtomicU32::new(1));
         addr_of_mut!((*p).pm_dying).write(AtomicBool::new(false));
         addr_of_mut!((*p).pm_id).write(super::pcid::new_id());
-        addr_of_mut!((*p).pm_tlb_gen).write(AtomicU64::new(0));
+        addr_of_mut!((*p).pm_tlb_gen).write(TlbGen::new());
         // Seed 000 (OpenBSD pmap.c 1.55 -> 1.56): 1.55 never set pm_cpus,
         // leaving the pool's 0xdeadbeef fill in it, so shootdowns hit CPUs
         // that never ran this pmap. The `uninit-bitmap` variant is 1.55.

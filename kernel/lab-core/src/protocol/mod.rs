@@ -25,14 +25,23 @@
 //!   skips a lazy CPU and that CPU's return (`lazy-tlb`).
 //! - [`scoreboard`]: FreeBSD's per-CPU records and generation scoreboard
 //!   (D25510, `scoreboard` and `scoreboard-padded`).
+//! - [`generations`]: the initiators' side of the scoreboard and the
+//!   mailboxes: each CPU's last generation and targets, and its wait.
 //! - [`batch`]: DragonFly's batched invalidation (`dfly-batch`): each
 //!   CPU's published list of the VAs its List request names.
+//! - [`latr`]: LATR's per-CPU queues of lazy invalidations and the marks
+//!   that settle a munmap's quarantine (`lazy-latr`).
+//! - [`pcid`]: Linux's PCID generations (`pcid`): per-CPU slots, the
+//!   switch's flush-or-keep and what an invalidation leaves to flush.
 
 pub mod batch;
 pub mod deferral;
+pub mod generations;
 pub mod global_slot;
+pub mod latr;
 pub mod lazy_tlb;
 pub mod mailbox;
+pub mod pcid;
 pub mod scoreboard;
 
 /// The atomics a core uses: `core`'s in the kernel, loom's under the
@@ -100,6 +109,13 @@ pub enum Window {
     /// An initiator published its batch's VAs, before the List request
     /// naming them is posted.
     BatchPublished,
+    /// LATR: a record queued and marked for one target, before the next
+    /// target's.
+    LatrQueued,
+    /// LATR: a CPU's queue applied, before it says so (`applied`).
+    LatrApplied,
+    /// LATR: a quarantine's settle, before it reads a target's progress.
+    LatrSettle,
 }
 
 /// When a target acknowledges a request relative to copying it out of the

@@ -25,9 +25,9 @@
 //!   the cache line, to reduce ping-pong. This is not done in the
 //!   prototype."). The stride and the number of CPUs are set once at boot
 //!   ([`Scoreboard::init`]).
-//! - (the kernel's, mm::shootdown's `Generations`): per initiator, its last
+//! - ([`super::generations`]'s `Generations`): per initiator, its last
 //!   generation (never 0: incremented, skipping 0) and the targets it
-//!   still waits for. The core takes the generation as an argument.
+//!   still waits for. This core takes the generation as an argument.
 //!
 //! There is no global lock: every CPU can have a shootdown in flight at
 //! once.
@@ -45,8 +45,8 @@
 //!    ([`Scoreboard::acked`]), serving this CPU's own row meanwhile
 //!    ([`Scoreboard::poll`]). Interrupts are left as the caller had them
 //!    (the review: the initiator does not disable interrupts, so other
-//!    IPIs still get in). The loop is the kernel's (mm::shootdown's
-//!    `Generations::wait`, shared with the consolidated mailboxes).
+//!    IPIs still get in). The loop is [`super::generations`]'s
+//!    `Generations::wait`, shared with the consolidated mailboxes.
 //!
 //! # Target ([`Scoreboard::serve`]: the handler of all three vectors, and poll)
 //!

@@ -1,16 +1,20 @@
 //! The consolidated mailboxes (lab_core::protocol::mailbox): two CPUs,
 //! each sending its shootdowns to the other through mailbox (target,
 //! itself), waiting with interrupts on and polling its own row with them
-//! off, as the kernel does; the IPI handler serves the row. Checked as the
+//! off, through the kernel's `Generations` (lab_core::protocol::generations)
+//! as the kernel does; the IPI handler serves the row. Checked as the
 //! global slot's model: no use of a settled page's entry in user mode.
 
 use super::*;
-use lab_core::protocol::mailbox::{serve_row, AckOrder, MailWork, Mailbox};
+use lab_core::protocol::generations::Generations;
+use lab_core::protocol::mailbox::{serve_row, AckOrder, MailWork, Mailbox, POSTED};
 
 struct World {
     order: AckOrder,
     /// `[target][initiator]`.
     boxes: [[Mailbox; 2]; 2],
+    /// Each initiator's last generation and targets.
+    gens: Generations<2>,
     sent: [AtomicU64; 2],
     tlb: [AtomicU64; 2],
     settled: AtomicU64,
@@ -23,7 +27,6 @@ struct Cpu2 {
     irq: Cell<bool>,
     user: Cell<bool>,
     taken: Cell<u64>,
-    generation: Cell<u32>,
 }
 
 struct Invalidate<'a>(&'a Cpu2);
@@ -78,19 +81,21 @@ impl Cpu2 {
 
     fn shoot(&self, page: u64) {
         let w = &self.world;
-        let t = 1 - self.id as usize;
-        let generation = self.generation.get() + 1;
-        self.generation.set(generation);
-        let m = &w.boxes[t][self.id as usize];
+        let me = self.id as usize;
+        let t = 1 - me;
+        let generation = w.gens.next(self.id, !POSTED);
+        let m = &w.boxes[t][me];
         m.kind.store(0, Ordering::Relaxed);
         m.words[0].store(page, Ordering::Relaxed);
         m.post(generation);
+        w.gens.posted(self.id, CpuSet::single(t as u32));
         w.sent[t].fetch_add(1, Ordering::SeqCst);
-        w.tlb[self.id as usize].fetch_and(!(1 << page), Ordering::Relaxed);
-        while !m.acked(generation) {
-            self.without_interrupts(|| self.serve());
-            self.spin();
-        }
+        w.tlb[me].fetch_and(!(1 << page), Ordering::Relaxed);
+        w.gens.wait(
+            self,
+            |t, generation| w.boxes[t as usize][me].acked(generation),
+            || self.without_interrupts(|| self.serve()),
+        );
         w.settled.fetch_or(1 << page, Ordering::Release);
     }
 
@@ -143,6 +148,7 @@ fn explore(order: AckOrder, programs: [&'static [u64]; 2]) -> Result<(), String>
                 [Mailbox::new(), Mailbox::new()],
                 [Mailbox::new(), Mailbox::new()],
             ],
+            gens: Generations::new(),
             sent: [AtomicU64::new(0), AtomicU64::new(0)],
             tlb: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
             settled: AtomicU64::new(0),
@@ -154,7 +160,6 @@ fn explore(order: AckOrder, programs: [&'static [u64]; 2]) -> Result<(), String>
             irq: Cell::new(false),
             user: Cell::new(false),
             taken: Cell::new(0),
-            generation: Cell::new(0),
         };
         let other = {
             let world = world.clone();

@@ -45,8 +45,10 @@ use loom::sync::Arc;
 
 // One file per core's model beyond the global slot's (below).
 mod batch;
+mod latr;
 mod lazy;
 mod mailboxes;
+mod pcid;
 mod scoreboard;
 
 /// The kernel page of the model; pages below it are user pages.
@@ -99,8 +101,6 @@ struct ModelCpu {
     interrupted_user: Cell<bool>,
     /// IPIs taken so far (of `World::ipi`, the IPIs sent here).
     ipis_taken: Cell<u64>,
-    /// The generation of its last scoreboard request.
-    generation: Cell<u32>,
 }
 
 impl ModelCpu {
@@ -388,7 +388,6 @@ fn cpu(id: usize, world: Arc<World>) -> ModelCpu {
         user: Cell::new(false),
         interrupted_user: Cell::new(false),
         ipis_taken: Cell::new(0),
-        generation: Cell::new(0),
     }
 }
 

@@ -2,14 +2,16 @@
 //! model CPUs of the global slot's checks: two CPUs, each shooting its
 //! pages down on the other (the crossfire), from a syscall with
 //! interrupts on; the IPI handler serves the CPU's row, and an initiator
-//! waits for its generations as the kernel's `Generations::wait` does,
-//! serving its own row with interrupts off between turns. Checked as
+//! takes and waits for its generations through the kernel's own
+//! `Generations` (lab_core::protocol::generations), serving its own row
+//! with interrupts off between turns. Checked as
 //! there: no use of a settled page's cached entry in user mode. Only user
 //! pages: the scoreboard acknowledges every request before it invalidates
 //! (D25510's note 1), kernel ones included, which the model's check of
 //! kernel pages in kernel code would take for a use.
 
 use super::*;
+use lab_core::protocol::generations::Generations;
 use lab_core::protocol::scoreboard::{AckOrder, Scoreboard, Words, Work};
 
 /// CPUs the model's board has room for.
@@ -34,6 +36,8 @@ const KERNEL: Mode = Mode {
 
 pub(super) struct Model {
     board: Scoreboard<CPUS>,
+    /// Each initiator's last generation and targets.
+    gens: Generations<CPUS>,
     mode: Mode,
 }
 
@@ -57,7 +61,11 @@ impl Model {
         // FreeBSD's dense stride (the padded one changes the layout,
         // not the steps).
         board.init(cpus, cpus);
-        Model { board, mode }
+        Model {
+            board,
+            gens: Generations::new(),
+            mode,
+        }
     }
 
     /// The IPI handler (interrupts off).
@@ -71,9 +79,8 @@ impl Model {
         let w = &cpu.world;
         let me = cpu.id;
         let targets = CpuSet::first(w.cpus as u32).without(me);
-        // Generations::next: never 0, which would read as posted.
-        let generation = cpu.generation.get().wrapping_add(1).max(1);
-        cpu.generation.set(generation);
+        // Never 0, which would read as posted.
+        let generation = self.gens.next(me, u32::MAX);
         let words = Words {
             kind: 0,
             addr1: s.page,
@@ -81,16 +88,15 @@ impl Model {
         };
         self.board.fill(me, words, generation);
         self.board.post(cpu, targets);
+        self.gens.posted(me, targets);
         cpu.send_ipis(targets);
         cpu.invalidate(s.page);
         if self.mode.waits {
-            // Generations::wait: each target in turn.
-            for t in targets.iter() {
-                while !self.board.acked(t, me, generation) {
-                    self.board.poll(cpu, self.mode.order, &mut Invalidate(cpu));
-                    cpu.spin();
-                }
-            }
+            self.gens.wait(
+                cpu,
+                |t, generation| self.board.acked(t, me, generation),
+                || self.board.poll(cpu, self.mode.order, &mut Invalidate(cpu)),
+            );
         }
         w.settled.fetch_or(1 << s.page, Ordering::Release);
     }

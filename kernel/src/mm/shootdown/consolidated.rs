@@ -28,7 +28,7 @@
 //!   no request of its own is posted in it (its previous shootdown was
 //!   waited for), then `ack` by t only. Target t's row `MAILBOXES[t]` is the
 //!   mailboxes it scans.
-//! - `GEN`: as in the scoreboard (mm::shootdown's `Generations`; a
+//! - `GEN`: as in the scoreboard (lab_core::protocol::generations; a
 //!   generation is 31 bits, never 0).
 //!
 //! The trade (the paper's): the target reads and writes one line per
@@ -91,11 +91,12 @@
 use core::sync::atomic::{fence, AtomicUsize, Ordering};
 
 use lab_core::cpuset::CpuSet;
+use lab_core::protocol::generations::Generations;
 use lab_core::protocol::mailbox::{serve_row, AckOrder, MailWork, Mailbox, INLINE_WORDS, POSTED};
 use x86_64::instructions::interrupts;
 
 use super::dfly_batch::MAXPIR;
-use super::{AckRule, Footprint, Generations, Invalidation, Lines, Protocol, Request, ThisCpu};
+use super::{AckRule, Footprint, Invalidation, Lines, Protocol, Request, ThisCpu};
 use crate::arch;
 use crate::arch::chaos::{self, Point};
 use crate::stats::{IpiKind, MAX_CPUS};
@@ -119,7 +120,8 @@ static MAILBOXES: [[Mailbox; MAX_CPUS]; MAX_CPUS] =
 /// CPUs there are: the mailboxes a row scan reads.
 static NCPU: AtomicUsize = AtomicUsize::new(1);
 
-static GEN: Generations = Generations::new();
+/// Each CPU's last generation and targets (lab_core::protocol::generations).
+static GEN: Generations<MAX_CPUS> = Generations::new();
 
 /// When targets acknowledge: after copying the request out, unless this
 /// is the mutant.
@@ -231,7 +233,7 @@ impl Protocol for Consolidated {
     fn wait() {
         let me = arch::cpu_id();
         GEN.wait(
-            me,
+            &ThisCpu,
             |t, generation| mailbox(t, me).acked(generation),
             Self::poll,
         );

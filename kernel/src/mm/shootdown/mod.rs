@@ -327,6 +327,9 @@ impl lab_core::protocol::Cpu for ThisCpu {
             Window::ScoreboardAcked => Point::ServeAcked,
             Window::ScoreboardPosted => Point::StartPosted,
             Window::BatchPublished => Point::BatchPublished,
+            Window::LatrQueued => Point::LatrQueued,
+            Window::LatrApplied => Point::LatrApplied,
+            Window::LatrSettle => Point::LatrSettle,
         });
     }
 
@@ -372,59 +375,6 @@ pub trait Protocol {
     /// Adds to `lines` the shared fields `target`'s serve path reads to
     /// find the requests posted to it (`ncpu` CPUs online).
     fn scan_footprint(target: u32, ncpu: u32, lines: &mut Lines);
-}
-
-/// The initiators' side of the generation protocols (the scoreboard and
-/// its consolidated form): per CPU, the generation of its last request
-/// (never 0, the value a word holds before any acknowledgement) and the
-/// targets it waits for. Written only by that CPU.
-#[cfg(feature = "scoreboard")]
-struct Generations {
-    last: [core::sync::atomic::AtomicU32; MAX_CPUS],
-    targets: [AtomicU64; MAX_CPUS],
-}
-
-#[cfg(feature = "scoreboard")]
-impl Generations {
-    const fn new() -> Generations {
-        Generations {
-            last: [const { core::sync::atomic::AtomicU32::new(0) }; MAX_CPUS],
-            targets: [const { AtomicU64::new(0) }; MAX_CPUS],
-        }
-    }
-
-    /// Takes CPU `me`'s next generation, within `mask` and never 0.
-    fn next(&self, me: u32, mask: u32) -> u32 {
-        let mut generation = self.last[me as usize]
-            .load(Ordering::Relaxed)
-            .wrapping_add(1)
-            & mask;
-        if generation == 0 {
-            generation = 1;
-        }
-        self.last[me as usize].store(generation, Ordering::Relaxed);
-        generation
-    }
-
-    /// Records the targets CPU `me`'s request went to.
-    fn posted(&self, me: u32, targets: CpuSet) {
-        self.targets[me as usize].store(targets.0, Ordering::Relaxed);
-    }
-
-    /// Spins until `acked(target, generation)` holds for every target of
-    /// CPU `me`'s last request, calling `poll` (which serves this CPU's
-    /// own requests) meanwhile.
-    fn wait(&self, me: u32, acked: impl Fn(u32, u32) -> bool, poll: fn()) {
-        let generation = self.last[me as usize].load(Ordering::Relaxed);
-        let targets = CpuSet(self.targets[me as usize].load(Ordering::Relaxed));
-        for t in targets.iter() {
-            while !acked(t, generation) {
-                poll();
-                core::hint::spin_loop();
-                arch::chaos::point(arch::chaos::Point::WaitSpin);
-            }
-        }
-    }
 }
 
 /// Bytes in a cache line on every x86-64 the lab runs on.
@@ -502,6 +452,11 @@ pub fn invalidate_local(req: Request) {
     // everything.
     if cfg!(feature = "pcid") && super::pcid::enabled() && req.has_kernel_address() {
         flush_all();
+        return;
+    }
+    // `pcid`: a user address goes by the loaded user pmap's generation,
+    // nothing or a flush of its PCID (mm::pcid); Tlb still flushes all.
+    if cfg!(feature = "pcid") && req != Request::Tlb && super::pcid::invalidate() {
         return;
     }
     match req {

@@ -5,17 +5,18 @@
 //! undone. The protocol itself, its steps and why they are safe, is
 //! lab_core::protocol::scoreboard, which the host model-checks
 //! (kernel/lab-core/tests/protocols/); this file gives it the kernel's
-//! requests, IPIs, generations (`GEN`, mm::shootdown's `Generations`) and
-//! row stride.
+//! requests, IPIs, generations (`GEN`, lab_core::protocol::generations)
+//! and row stride.
 //!
 //! There is no global lock: `shoot.wait.slot` stays 0, and every CPU can
 //! have a shootdown in flight at once. Targets acknowledge before they
 //! invalidate, whatever the request's [`AckRule`] (the review's note 1).
 
 use lab_core::cpuset::CpuSet;
+use lab_core::protocol::generations::Generations;
 use lab_core::protocol::scoreboard::{AckOrder, Scoreboard as Board, Words, Work};
 
-use super::{AckRule, Footprint, Generations, Invalidation, Lines, Protocol, Request, ThisCpu};
+use super::{AckRule, Footprint, Invalidation, Lines, Protocol, Request, ThisCpu};
 use crate::arch;
 use crate::stats::{IpiKind, MAX_CPUS};
 
@@ -33,7 +34,8 @@ const _: () = assert!(
     "padded rows would overrun the board"
 );
 
-static GEN: Generations = Generations::new();
+/// Each CPU's last generation and targets (lab_core::protocol::generations).
+static GEN: Generations<MAX_CPUS> = Generations::new();
 
 /// When targets acknowledge: after copying the request out of the
 /// initiator's record, unless this is the mutant.
@@ -107,7 +109,7 @@ impl Protocol for Scoreboard {
     fn wait() {
         let me = arch::cpu_id();
         GEN.wait(
-            me,
+            &ThisCpu,
             |t, generation| BOARD.acked(t, me, generation),
             Self::poll,
         );
