@@ -244,9 +244,12 @@ fn coherence_defaults_do_a_million_checks_on_4_cpus() {
 
 /// LATR's munmap returns before the other CPUs invalidate, so the strict
 /// oracle (`lazy=off`, the default) must see it: a reader's access still
-/// completes after munmap returned. Under tcg-icount on 4 CPUs a reader
-/// runs between the munmap and its CPU's next tick in every round, and the
-/// run repeats exactly (about 3 s). Its own promise, `lazy=on`, is
+/// completes after munmap returned. Under tcg-icount on 4 CPUs the run
+/// repeats exactly (about 3 s), and a reader runs between the munmap and
+/// its CPU's next tick in at least one round of two: which rounds is
+/// where the round robin puts the tick, and moves with the kernel's code
+/// (2 of 2 once, 1 of 2 since the image stopped naming the checkout's
+/// directory). Its own promise, `lazy=on`, is
 /// `harness/tests/lab/variants.rs`'s.
 #[test]
 fn latr_fails_the_strict_oracle() {
@@ -263,7 +266,8 @@ fn latr_fails_the_strict_oracle() {
         "lazy=off passed a LATR kernel: {}",
         b.result.outcome
     );
-    assert_eq!(total(r, "coherence.munmap.stale"), 2.0, "stale rounds of 2");
+    let stale = total(r, "coherence.munmap.stale");
+    assert!((1.0..=2.0).contains(&stale), "{stale} stale rounds of 2");
     assert!(total(r, "latr.queued") > 0.0, "no munmap was lazy");
 }
 
