@@ -57,10 +57,12 @@ pub enum Output {
 /// every crate but the kernel itself (lab-core, the registry's), and those
 /// strings sit in .rodata. A checkout at another path then moved every
 /// static after them, and with them the cache lines the memory-system
-/// model sees shared: one tree gave modeled figures 6 % apart in /work/main
-/// and in CI's clone (scoreboard-padded, shoot-storm, tcg-model), though
-/// tcg-icount is otherwise bit for bit. With the paths fixed, the image is
-/// the same wherever the tree is.
+/// model sees shared: one tree gave modeled figures 28 % apart in two
+/// directories of one machine (scoreboard-padded, shoot-storm, 4 CPUs,
+/// tcg-model: 11.5 M and 14.7 M shootdown cycles), though tcg-icount is
+/// otherwise bit for bit. With the paths fixed (and the user programs
+/// stripped, kernel/build.rs), two checkouts give the same loaded code and
+/// data and the same modeled figures.
 fn remap_config(root: &std::path::Path) -> String {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let mut flags = vec![format!("--remap-path-prefix={}=pmaplab", root.display())];
