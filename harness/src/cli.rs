@@ -388,10 +388,15 @@ pub struct GateArgs {
     /// Evaluate every rule, even those selecting nothing the matrix runs.
     #[arg(long)]
     pub all_rules: bool,
+    /// Also require every guest figure of a tcg-icount or tcg-model run to
+    /// equal the baseline's exactly (such runs repeat bit for bit): fails
+    /// naming the figures that moved when the baseline is not this tree's.
+    #[arg(long, requires = "baseline")]
+    pub exact: bool,
     /// Prove the gate instead: boot the unmodified tree and three planted
     /// regressions (in a temporary variants directory) and check that it
     /// passes the first and catches each of the others by name.
-    #[arg(long, conflicts_with_all = ["baseline", "no_baseline", "input", "matrix", "all_rules"])]
+    #[arg(long, conflicts_with_all = ["baseline", "no_baseline", "input", "matrix", "all_rules", "exact"])]
     pub self_test: bool,
     /// The QEMU binary (for --self-test).
     #[arg(long, value_name = "PATH", default_value = DEFAULT_QEMU)]
@@ -408,6 +413,7 @@ impl GateArgs {
             input: self.input,
             matrix: self.matrix,
             all_rules: self.all_rules,
+            exact: self.exact,
         }
     }
 }

@@ -52,6 +52,7 @@
 //! `crate::verbs::gate`.
 
 pub mod complete;
+pub mod exact;
 pub mod provenance;
 pub mod report;
 pub mod rules;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use super::{baseline, input_dir, rows_of};
-use crate::gate::{self, complete, provenance, scope, GateReport, Inputs, Rules};
+use crate::gate::{self, complete, exact, provenance, scope, GateReport, Inputs, Rules};
 use crate::results::load_rows;
 use crate::results::metadata::{read_metadata, METADATA_JSON};
 use crate::workspace::Workspace;
@@ -37,6 +37,9 @@ pub struct GateOptions {
     pub matrix: Option<PathBuf>,
     /// Evaluate every rule, even those that select nothing the matrix runs.
     pub all_rules: bool,
+    /// Also require every figure of a repeatable run (tcg-icount,
+    /// tcg-model) to equal the baseline's ([`gate::exact`]).
+    pub exact: bool,
 }
 
 /// `harness gate`: [`check`], then the table on stdout, the Markdown in
@@ -128,6 +131,12 @@ pub fn check(ws: &Workspace, opts: &GateOptions) -> Result<GateReport> {
         baseline_meta: &base_meta,
     };
     let mut report = gate::evaluate(&rules, &rows, &inputs);
+    if opts.exact {
+        let Some(base) = base_rows.as_deref() else {
+            bail!("--exact compares with a baseline: give --baseline");
+        };
+        report.lines.extend(exact::lines(&rows, base));
+    }
     if matrix.is_none() {
         report.lines.insert(
             0,

@@ -227,6 +227,7 @@ fn gate_row(
             input: Some(results.to_path_buf()),
             matrix: None,
             all_rules: false,
+            exact: false,
         },
     )?;
     let mut failed: Vec<String> = Vec::new();
