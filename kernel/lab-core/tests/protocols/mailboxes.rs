@@ -126,13 +126,7 @@ impl Cpu for Cpu2 {
         }
     }
     fn without_interrupts<R>(&self, f: impl FnOnce() -> R) -> R {
-        let was = self.irq.replace(false);
-        let r = f();
-        self.irq.set(was);
-        if was {
-            self.take_pending();
-        }
-        r
+        irqs_off(&self.irq, || self.take_pending(), f)
     }
     fn spin(&self) {
         loom::thread::yield_now();

@@ -233,6 +233,20 @@ impl ModelCpu {
     }
 }
 
+/// `Cpu::without_interrupts` of every model CPU: runs `f` with its flag
+/// `irq` clear, restores the flag, and if that turns interrupts back on
+/// takes the IPIs that arrived meanwhile (`take_pending`), as the
+/// hardware takes a pending interrupt once it is enabled again.
+fn irqs_off<R>(irq: &Cell<bool>, take_pending: impl Fn(), f: impl FnOnce() -> R) -> R {
+    let was = irq.replace(false);
+    let r = f();
+    irq.set(was);
+    if was {
+        take_pending();
+    }
+    r
+}
+
 impl Cpu for ModelCpu {
     fn id(&self) -> u32 {
         self.id
@@ -246,13 +260,7 @@ impl Cpu for ModelCpu {
     }
 
     fn without_interrupts<R>(&self, f: impl FnOnce() -> R) -> R {
-        let was = self.irq.replace(false);
-        let r = f();
-        self.irq.set(was);
-        if was {
-            self.take_pending();
-        }
-        r
+        irqs_off(&self.irq, || self.take_pending(), f)
     }
 
     fn spin(&self) {

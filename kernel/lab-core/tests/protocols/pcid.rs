@@ -268,13 +268,7 @@ impl Cpu for PcidCpu {
     }
 
     fn without_interrupts<R>(&self, f: impl FnOnce() -> R) -> R {
-        let was = self.irq.replace(false);
-        let r = f();
-        self.irq.set(was);
-        if was {
-            self.take_pending();
-        }
-        r
+        irqs_off(&self.irq, || self.take_pending(), f)
     }
 
     fn spin(&self) {
