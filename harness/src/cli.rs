@@ -5,8 +5,8 @@
 //! Exit statuses: 0 ok; 1 the harness failed (bad variant, build failed,
 //! cannot write); 2 usage error (clap). `run`: 3-8 the run's outcome other
 //! than ok (see `outcome::Kind::exit_code`). `compare`: 3 only with
-//! `--fail-on-regression` and a significant regression. `matrix`: 3 some run did
-//! not end as expected, 130 interrupted. `gate`: 3 it failed (a rule, a
+//! `--fail-on-regression` and a regression past its threshold. `matrix`: 3
+//! some run did not end as expected, 130 interrupted. `gate`: 3 it failed (a rule, a
 //! missing cell, or no rule passed; `verbs::gate::EXIT_HELP`, shown by
 //! `harness gate --help`).
 
@@ -117,9 +117,10 @@ pub enum Command {
     /// What a change did: compare two results directories, or two git
     /// revisions (each built in a temporary worktree and run on the same
     /// matrix, interleaved), per cell and figure with the gate's
-    /// statistics. Writes OUT/compare.md and OUT/compare.csv. Exit 0
-    /// whatever changed, unless --fail-on-regression (then 3 on a
-    /// significant regression).
+    /// statistics; a change counts when it reaches its figure's threshold
+    /// (the gate's tolerance, else 1 %; --threshold). Writes
+    /// OUT/compare.md and OUT/compare.csv. Exit 0 whatever changed, unless
+    /// --fail-on-regression (then 3 on a regression past its threshold).
     Compare(CompareArgs),
     /// Export the key figures as Bencher (BMF) and github-action-benchmark
     /// JSON.
@@ -148,9 +149,15 @@ pub struct CompareArgs {
     /// (default: runs/compare-<UTC stamp>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Exit 3 when some figure got significantly worse.
+    /// Exit 3 when some figure got worse past its threshold.
     #[arg(long)]
     pub fail_on_regression: bool,
+    /// One threshold for every figure, in percent of A: a significant
+    /// change smaller than it is listed as "changed, below threshold".
+    /// Default: per figure, the tolerance of the gate's [[baseline]] rule
+    /// for it (variants/gates.toml), else 1 %.
+    #[arg(long, value_name = "PCT", value_parser = percent)]
+    pub threshold: Option<f64>,
     /// What to print on the terminal.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -169,7 +176,16 @@ impl CompareArgs {
             fail_on_regression: self.fail_on_regression,
             format: self.format,
             jobs: self.jobs,
+            threshold: self.threshold,
         }
+    }
+}
+
+/// A non-negative, finite percentage.
+fn percent(text: &str) -> Result<f64, String> {
+    match text.trim_end_matches('%').parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{text}' is not a percentage >= 0")),
     }
 }
 

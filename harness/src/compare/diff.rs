@@ -4,7 +4,9 @@
 //! exactly; otherwise a two-sided Welch t-test on the logarithms (the
 //! gate's [`regression_p`] asked both ways) with at least
 //! [`MIN_REPS_FOR_STATS`] repetitions a side, Holm-corrected at [`ALPHA`]
-//! over every statistical comparison of the report.
+//! over every statistical comparison of the report. A significant change
+//! is reported as one only when it reaches the figure's threshold
+//! ([`super::threshold`]); a smaller one is "changed, below threshold".
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +17,8 @@ use crate::results::derive::{figure_info, Better, FigureClass, RunFigures};
 use crate::results::model::ResultRow;
 use crate::results::stats::{self, holm};
 use crate::results::summary::{summarize, GroupKey, GroupSummary};
+
+use super::threshold::{Threshold, Thresholds};
 
 /// The figures every comparison reports (when a side has them).
 pub const FIGURES: [&str; 4] = [
@@ -32,8 +36,11 @@ pub const CAUSE_PREFIX: &str = "ipis_per_op.cause.";
 pub enum Verdict {
     /// Compared exactly (identical repetitions) and equal.
     Same,
-    /// A significant change (exact, or Welch + Holm).
+    /// A significant change (exact, or Welch + Holm) that reaches the
+    /// figure's threshold.
     Changed,
+    /// A significant change smaller than the figure's threshold.
+    BelowThreshold,
     /// A statistical comparison that is not significant after Holm.
     NotSignificant,
     /// Fewer than [`MIN_REPS_FOR_STATS`] repetitions on a side off icount.
@@ -48,7 +55,8 @@ impl Verdict {
     pub fn text(&self) -> &'static str {
         match self {
             Verdict::Same => "same",
-            Verdict::Changed => "significant",
+            Verdict::Changed => "past threshold",
+            Verdict::BelowThreshold => "changed, below threshold",
             Verdict::NotSignificant => "not significant",
             Verdict::TooFew => "too few repetitions",
             Verdict::NonDeterministic => "non-deterministic",
@@ -67,9 +75,11 @@ pub struct Line {
     pub a_reps: usize,
     pub b_reps: usize,
     pub verdict: Verdict,
-    /// A significant change in the figure's bad direction.
+    /// How far the figure must move to count as changed.
+    pub threshold: Threshold,
+    /// A change past the threshold in the figure's bad direction.
     pub regression: bool,
-    /// A significant change in its good direction.
+    /// A change past the threshold in its good direction.
     pub improvement: bool,
     /// How it was judged (exact, p-value, why missing).
     pub note: String,
@@ -102,6 +112,8 @@ impl Line {
 #[derive(Clone, Debug, Default)]
 pub struct Comparison {
     pub lines: Vec<Line>,
+    /// Where the thresholds came from ([`Thresholds::summary`]).
+    pub thresholds: String,
 }
 
 impl Comparison {
@@ -113,11 +125,18 @@ impl Comparison {
         self.lines.iter().filter(|l| l.improvement).count()
     }
 
-    pub fn significant(&self) -> usize {
-        self.lines
-            .iter()
-            .filter(|l| l.verdict == Verdict::Changed)
-            .count()
+    /// Changes that reach their figure's threshold.
+    pub fn past_threshold(&self) -> usize {
+        self.count(Verdict::Changed)
+    }
+
+    /// Significant changes smaller than their figure's threshold.
+    pub fn below_threshold(&self) -> usize {
+        self.count(Verdict::BelowThreshold)
+    }
+
+    fn count(&self, verdict: Verdict) -> usize {
+        self.lines.iter().filter(|l| l.verdict == verdict).count()
     }
 }
 
@@ -166,8 +185,9 @@ struct Pending {
     p: f64,
 }
 
-/// Compares every cell (group) and figure of `a` with `b`. Pure.
-pub fn compare(a: &[ResultRow], b: &[ResultRow]) -> Comparison {
+/// Compares every cell (group) and figure of `a` with `b`, each figure
+/// against its threshold in `thresholds`. Pure.
+pub fn compare(a: &[ResultRow], b: &[ResultRow], thresholds: &Thresholds) -> Comparison {
     let (ga, gb) = (summarize(a), summarize(b));
     let by_key = |gs: &[GroupSummary]| -> BTreeMap<GroupKey, GroupSummary> {
         gs.iter().map(|g| (g.key.clone(), g.clone())).collect()
@@ -193,12 +213,17 @@ pub fn compare(a: &[ResultRow], b: &[ResultRow]) -> Comparison {
             .map(|f| f.to_string())
             .chain(causes.iter().map(|c| format!("{CAUSE_PREFIX}{c}")));
         for figure in figures {
-            if let Some(line) = judge(&key, &figure, sa, sb, &mut pending, lines.len()) {
+            let threshold = thresholds.of(&key, &figure);
+            let judged = judge(&key, &figure, sa, sb, threshold, &mut pending, lines.len());
+            if let Some(line) = judged {
                 lines.push(line);
             }
         }
     }
     settle(&mut lines, &pending);
+    for line in &mut lines {
+        hold_to_threshold(line);
+    }
     // Causes are named once Holm has settled the statistical lines.
     let mut start = 0;
     while start < lines.len() {
@@ -212,7 +237,10 @@ pub fn compare(a: &[ResultRow], b: &[ResultRow]) -> Comparison {
         explain_causes(&mut lines[start..end], has_causes);
         start = end;
     }
-    Comparison { lines }
+    Comparison {
+        lines,
+        thresholds: thresholds.summary(),
+    }
 }
 
 /// One line, or `None` when neither side has the figure.
@@ -221,6 +249,7 @@ fn judge(
     figure: &str,
     sa: Option<&GroupSummary>,
     sb: Option<&GroupSummary>,
+    threshold: Threshold,
     pending: &mut Vec<Pending>,
     index: usize,
 ) -> Option<Line> {
@@ -244,6 +273,7 @@ fn judge(
         a_reps: va.len(),
         b_reps: vb.len(),
         verdict: Verdict::Missing,
+        threshold,
         regression: false,
         improvement: false,
         note: String::new(),
@@ -338,6 +368,24 @@ fn settle(lines: &mut [Line], pending: &[Pending]) {
     }
 }
 
+/// Demotes a significant change smaller than its threshold to
+/// [`Verdict::BelowThreshold`], neither worse nor better, and says which
+/// threshold judged it.
+fn hold_to_threshold(line: &mut Line) {
+    if line.verdict != Verdict::Changed {
+        return;
+    }
+    let reached = line
+        .change_pct()
+        .is_some_and(|p| line.threshold.reached_by(p));
+    if !reached {
+        line.verdict = Verdict::BelowThreshold;
+        line.regression = false;
+        line.improvement = false;
+    }
+    line.note = format!("{}; {}", line.note, line.threshold.describe());
+}
+
 /// Fills `causes` of the IPI lines of one cell: the causes whose
 /// `ipis_per_op.cause.*` figure moved, largest move first.
 fn explain_causes(cell: &mut [Line], has_causes: bool) {
@@ -398,10 +446,10 @@ mod tests {
     #[test]
     fn icount_compares_exactly() {
         let a = rows(&[10.0, 10.0], REPEATABLE_ACCEL);
-        let same = compare(&a, &a);
-        assert_eq!(same.significant(), 0, "{same:?}");
+        let same = compare(&a, &a, &Thresholds::default());
+        assert_eq!(same.past_threshold(), 0, "{same:?}");
         let b = rows(&[30.0, 30.0], REPEATABLE_ACCEL);
-        let c = compare(&a, &b);
+        let c = compare(&a, &b, &Thresholds::default());
         let ipi = c.lines.iter().find(|l| l.figure == "ipis_per_op").unwrap();
         assert_eq!(ipi.verdict, Verdict::Changed);
         assert!(ipi.regression);
@@ -413,15 +461,38 @@ mod tests {
     fn plain_tcg_needs_five_reps() {
         let a = rows(&[10.0, 11.0], "tcg");
         let b = rows(&[30.0, 31.0], "tcg");
-        let c = compare(&a, &b);
+        let c = compare(&a, &b, &Thresholds::default());
         let ipi = c.lines.iter().find(|l| l.figure == "ipis_per_op").unwrap();
         assert_eq!(ipi.verdict, Verdict::TooFew);
         let a = rows(&[10.0, 11.0, 10.5, 10.2, 10.8], "tcg");
         let b = rows(&[30.0, 31.0, 30.5, 30.2, 30.8], "tcg");
-        let c = compare(&a, &b);
+        let c = compare(&a, &b, &Thresholds::default());
         let ipi = c.lines.iter().find(|l| l.figure == "ipis_per_op").unwrap();
         assert_eq!(ipi.verdict, Verdict::Changed, "{ipi:?}");
-        let same = compare(&a, &a);
-        assert_eq!(same.significant(), 0);
+        let same = compare(&a, &a, &Thresholds::default());
+        assert_eq!(same.past_threshold(), 0);
+    }
+
+    #[test]
+    fn an_exact_change_counts_only_past_its_threshold() {
+        let a = rows(&[10.0, 10.0], REPEATABLE_ACCEL);
+        let tiny = rows(&[10.0006, 10.0006], REPEATABLE_ACCEL);
+        let c = compare(&a, &tiny, &Thresholds::default());
+        let ipi = c.lines.iter().find(|l| l.figure == "ipis_per_op").unwrap();
+        assert_eq!(ipi.verdict, Verdict::BelowThreshold, "{ipi:?}");
+        assert!(!ipi.regression && !ipi.improvement);
+        assert!(ipi.note.contains("threshold 1% (default)"), "{}", ipi.note);
+        // The IPI figures all moved by about 0.006 %: none past 1 %.
+        assert_eq!(c.past_threshold(), 0, "{c:?}");
+        assert!(c.below_threshold() >= 1);
+        let three = rows(&[10.3, 10.3], REPEATABLE_ACCEL);
+        let c = compare(&a, &three, &Thresholds::default());
+        let ipi = c.lines.iter().find(|l| l.figure == "ipis_per_op").unwrap();
+        assert_eq!(ipi.verdict, Verdict::Changed);
+        assert!(ipi.regression);
+        // A threshold above the move demotes it.
+        let c = compare(&a, &three, &Thresholds::uniform(5.0));
+        assert_eq!(c.past_threshold(), 0);
+        assert_eq!(c.regressions(), 0);
     }
 }

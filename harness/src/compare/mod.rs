@@ -1,8 +1,11 @@
 //! The `compare` verb: what a change did. Two sides, A (before) and B
 //! (after), each a results directory (what `harness matrix` wrote) or a git
-//! revision; per cell and figure: A, B, the change in percent and whether
-//! it is significant by the gate's statistics ([`diff`]), and for IPI
-//! changes the causes that moved.
+//! revision; per cell and figure: A, B, the change in percent, its
+//! threshold, whether it is significant by the gate's statistics ([`diff`])
+//! and reaches that threshold ([`threshold`]: the gate's tolerance for the
+//! figure, else 1 %, or `--threshold`), and for IPI changes the causes that
+//! moved. Significant changes below their threshold are listed apart, as
+//! "changed, below threshold".
 //!
 //! A revision is checked out into a temporary worktree (`git worktree add
 //! --detach`; the user's checkout is untouched and the worktree removed
@@ -20,15 +23,17 @@
 //! ```
 //!
 //! Exit status: 0 whatever the result; with `--fail-on-regression`, 3 when
-//! some figure got significantly worse; 1 the harness failed.
+//! some figure got worse past its threshold; 1 the harness failed.
 
 pub mod diff;
 pub mod render;
+pub mod threshold;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::gate::rules::Rules;
 use crate::results::csv::write_atomic;
 use crate::results::MatrixSpec;
 use crate::verbs::rows_of;
@@ -36,6 +41,7 @@ use crate::workspace::Workspace;
 
 pub use diff::{compare, Comparison};
 pub use render::Format;
+pub use threshold::Thresholds;
 
 /// Exit status of `--fail-on-regression` when something got worse.
 pub const EXIT_REGRESSION: i32 = 3;
@@ -56,6 +62,22 @@ pub struct CompareOptions {
     pub format: Format,
     /// Core budget for revision sides' matrices.
     pub jobs: Option<u32>,
+    /// One threshold in percent for every figure, instead of the gate's
+    /// tolerances and the default ([`threshold`]).
+    pub threshold: Option<f64>,
+}
+
+/// The thresholds: `--threshold`, else the gate's `[[baseline]]` rules in
+/// `variants/gates.toml` (the default alone when the file is absent).
+fn thresholds(ws: &Workspace, opts: &CompareOptions) -> Result<Thresholds> {
+    if let Some(pct) = opts.threshold {
+        return Ok(Thresholds::uniform(pct));
+    }
+    let rules = ws.variants_dir().join("gates.toml");
+    if !rules.is_file() {
+        return Ok(Thresholds::default());
+    }
+    Ok(Thresholds::from_gate(&Rules::load(&rules)?))
 }
 
 /// A side: a results directory, or a commit to run.
@@ -250,6 +272,7 @@ fn run_revisions(
 /// The verb: returns the exit status.
 pub fn execute(ws: &Workspace, opts: &CompareOptions) -> Result<i32> {
     let (a, b) = (side(ws, &opts.a)?, side(ws, &opts.b)?);
+    let thresholds = thresholds(ws, opts)?;
     let out = opts.out.clone().unwrap_or_else(|| {
         ws.runs_dir().join(format!(
             "compare-{}",
@@ -273,7 +296,7 @@ pub fn execute(ws: &Workspace, opts: &CompareOptions) -> Result<i32> {
     };
     let rows_a = rows_of(&da).context("side A")?;
     let rows_b = rows_of(&db).context("side B")?;
-    let c = compare(&rows_a, &rows_b);
+    let c = compare(&rows_a, &rows_b, &thresholds);
     let (la, lb) = (a.label(), b.label());
     let md = render::markdown(&c, &la, &lb);
     let md_path = out.join("compare.md");

@@ -15,8 +15,16 @@ pub enum Format {
     Csv,
 }
 
-const HEADER: [&str; 8] = [
-    "cell", "figure", "A", "B", "change", "verdict", "causes", "how",
+const HEADER: [&str; 9] = [
+    "cell",
+    "figure",
+    "A",
+    "B",
+    "change",
+    "threshold",
+    "verdict",
+    "causes",
+    "how",
 ];
 
 fn num(v: Option<f64>) -> String {
@@ -31,43 +39,48 @@ fn change(l: &Line) -> String {
     }
 }
 
-/// `significant (worse)`, `significant (better)`, `same`, ...
+/// `past threshold: worse`, `changed, below threshold`, `same`, ...
 fn verdict(l: &Line) -> String {
     match (&l.verdict, l.regression, l.improvement) {
-        (Verdict::Changed, true, _) => "significant: worse".into(),
-        (Verdict::Changed, _, true) => "significant: better".into(),
+        (Verdict::Changed, true, _) => "past threshold: worse".into(),
+        (Verdict::Changed, _, true) => "past threshold: better".into(),
         (v, _, _) => v.text().into(),
     }
 }
 
-fn cells(l: &Line) -> [String; 8] {
+fn cells(l: &Line) -> [String; 9] {
     [
         l.cell(),
         l.figure.clone(),
         num(l.a),
         num(l.b),
         change(l),
+        l.threshold.text(),
         verdict(l),
         l.causes.clone(),
         l.note.clone(),
     ]
 }
 
+/// `125 figures compared: 3 changed past their threshold (2 worse, 1
+/// better), 25 changed below it`.
 fn summary(c: &Comparison) -> String {
     format!(
-        "{} figures compared: {} significant changes ({} worse, {} better)",
+        "{} figures compared: {} changed past their threshold ({} worse, {} better), \
+         {} changed below it",
         c.lines.len(),
-        c.significant(),
+        c.past_threshold(),
         c.regressions(),
-        c.improvements()
+        c.improvements(),
+        c.below_threshold()
     )
 }
 
 /// A fixed-width table (the `how` column left out: it is in md and csv).
 pub fn table(c: &Comparison, a: &str, b: &str) -> String {
-    let rows: Vec<[String; 8]> = c.lines.iter().map(cells).collect();
-    let shown = 7;
-    let mut width = [0usize; 8];
+    let rows: Vec<[String; 9]> = c.lines.iter().map(cells).collect();
+    let shown = 8;
+    let mut width = [0usize; 9];
     for (i, h) in HEADER.iter().enumerate() {
         width[i] = h.len();
     }
@@ -82,7 +95,7 @@ pub fn table(c: &Comparison, a: &str, b: &str) -> String {
         for i in 0..shown {
             let pad = width[i] - cols[i].chars().count();
             // Numbers right-aligned, text left-aligned.
-            if (2..=4).contains(&i) {
+            if (2..=5).contains(&i) {
                 s.push_str(&" ".repeat(pad));
                 s.push_str(&cols[i]);
             } else {
@@ -100,6 +113,8 @@ pub fn table(c: &Comparison, a: &str, b: &str) -> String {
     out.push('\n');
     out.push_str(&summary(c));
     out.push('\n');
+    out.push_str(&c.thresholds);
+    out.push('\n');
     out
 }
 
@@ -108,29 +123,41 @@ fn md_row(cols: &[String]) -> String {
     format!("| {} |\n", esc.join(" | "))
 }
 
-/// Markdown: the significant changes first, then every figure folded.
+/// Markdown: the changes past their threshold first, then those below it,
+/// then every figure folded.
 pub fn markdown(c: &Comparison, a: &str, b: &str) -> String {
     let mut out = String::from("## harness compare\n\n");
     out.push_str(&format!("- **A**: `{a}`\n- **B**: `{b}`\n\n"));
     out.push_str(&format!("{}.\n\n", summary(c)));
-    out.push_str(
+    out.push_str(&format!(
         "Statistics as the gate's: under `tcg-icount` identical repetitions compare exactly; \
-         otherwise Welch on the logarithms with >= 5 repetitions a side, Holm-corrected (alpha 0.05).\n\n",
-    );
+         otherwise Welch on the logarithms with >= 5 repetitions a side, Holm-corrected (alpha 0.05). \
+         A significant change counts when it moves by at least its threshold, either way: {}.\n\n",
+        c.thresholds
+    ));
     let header = HEADER.map(String::from);
     let sep = format!("|{}\n", "---|".repeat(HEADER.len()));
-    let changed: Vec<&Line> = c
-        .lines
-        .iter()
-        .filter(|l| l.verdict == Verdict::Changed)
-        .collect();
-    if changed.is_empty() {
-        out.push_str("No significant change.\n\n");
-    } else {
-        out.push_str("### Significant changes\n\n");
+    for (verdict, title, none) in [
+        (
+            Verdict::Changed,
+            "### Past threshold",
+            "No change past its threshold.",
+        ),
+        (
+            Verdict::BelowThreshold,
+            "### Changed, below threshold",
+            "No change below threshold.",
+        ),
+    ] {
+        let lines: Vec<&Line> = c.lines.iter().filter(|l| l.verdict == verdict).collect();
+        if lines.is_empty() {
+            out.push_str(&format!("{none}\n\n"));
+            continue;
+        }
+        out.push_str(&format!("{title}\n\n"));
         out.push_str(&md_row(&header));
         out.push_str(&sep);
-        for l in changed {
+        for l in lines {
             out.push_str(&md_row(&cells(l)));
         }
         out.push('\n');
@@ -161,6 +188,7 @@ pub fn csv(c: &Comparison, w: &mut dyn Write) -> Result<()> {
         "a_reps",
         "b_reps",
         "change_pct",
+        "threshold_pct",
         "verdict",
         "regression",
         "causes",
@@ -181,6 +209,7 @@ pub fn csv(c: &Comparison, w: &mut dyn Write) -> Result<()> {
             l.a_reps.to_string(),
             l.b_reps.to_string(),
             opt(l.change_pct()),
+            l.threshold.pct.to_string(),
             l.verdict.text().to_string(),
             l.regression.to_string(),
             l.causes.clone(),
