@@ -39,6 +39,11 @@ impl CpuSet {
         CpuSet(self.0 & other.0)
     }
 
+    /// The bitmap itself (bit n: CPU n).
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }

@@ -6,7 +6,8 @@
 //! - [`pool`]: fixed-size item pools with OpenBSD's 0xdeadbeef poisoning.
 //! - [`pmap`]: page tables per address space (OpenBSD 2010 amd64 pmap).
 //! - [`shootdown`]: TLB shootdowns and the protocol that delivers them.
-//! - `latr`: munmap's invalidations queued for the other CPUs' next tick (`lazy-latr`).
+//! - [`latr`]: munmap's invalidations left in a ring for the other CPUs' next sweep, and
+//!   the quarantine of what they may still reach (`lazy-latr`; calls do nothing without it).
 //! - `lazy_tlb`: which CPUs keep a user pmap loaded while idle (`lazy-tlb`).
 //! - [`pcid`]: process-context identifiers, so a context switch keeps a pmap's
 //!   TLB entries (`pcid`; does nothing when the feature is off).
@@ -21,7 +22,6 @@ use crate::report;
 
 pub mod frame;
 pub mod heap;
-#[cfg(feature = "lazy-latr")]
 pub mod latr;
 #[cfg(feature = "lazy-tlb")]
 pub mod lazy_tlb;

@@ -1,20 +1,23 @@
-//! LATR's queues and quarantine (lab_core::protocol::latr; the kernel's
-//! glue is kernel/src/mm/latr.rs, the quarantine proc::vm's unmap and
-//! release_quarantine), on two CPUs.
+//! LATR's rings and quarantine (lab_core::protocol::latr; the kernel's
+//! glue and quarantine are kernel/src/mm/latr.rs, called from proc::vm's
+//! unmap), on two CPUs.
 //!
 //! CPU 0 munmaps user pages lazily, from a syscall with interrupts on: for
-//! each page it queues a record for CPU 1 (or, if CPU 1's queue is full,
-//! shoots it down with an IPI and waits), invalidates its own TLB, takes
-//! its marks, and keeps the page's frame in quarantine while a mark is
-//! unsettled. It reuses a frame (writes new contents into it) only as
-//! proc::vm does: once the marks are settled, checked at each munmap and
-//! after the last (or, in `Reuse::Settle`, after settling them at once
-//! with cross-calls), and at the end after the teardown's cross-calls.
+//! each page it saves one record in its own ring naming CPU 1 (or, if its
+//! ring is full, shoots CPU 1 down with an IPI and waits), invalidates its
+//! own TLB, takes its marks, and keeps the page's frame in quarantine. It
+//! reuses a frame (writes new contents into it) only as mm::latr's release
+//! does: once the range is past its time bound or needed at once, and
+//! then only after settling its marks (cross-calls to any CPU still
+//! pending; the kernel's fallback and settle IPIs). The time bound is
+//! not modeled: loom places the release anywhere relative to the other
+//! CPU's tick, which is what the bound cannot promise on a host that
+//! deschedules vCPUs.
 //!
 //! CPU 1 stays in user mode with every page cached, using them, taking
-//! one timer tick (its queue applied; loom places it anywhere in CPU 0's
-//! munmaps) and, between uses, IPIs and cross-calls (which apply the
-//! queue too).
+//! one timer tick (its sweep of CPU 0's ring; loom places it anywhere in
+//! CPU 0's munmaps) and, between uses, IPIs and cross-calls (which sweep
+//! too).
 //!
 //! Checked: LATR's contract. A stale entry may outlive munmap (a use of an
 //! unmapped page through a cached entry is allowed), but a frame is never
@@ -23,56 +26,40 @@
 //! TLB entry, and the check panics.
 
 use super::*;
-use lab_core::protocol::latr::{Latr, Queue};
-use loom::sync::Mutex;
+use lab_core::protocol::latr::{Latr, Marks};
 
-/// CPUs the model's queues and marks have room for: two (three took
-/// loom minutes, not seconds).
+/// CPUs the model's rings have room for: two (three took loom minutes,
+/// not seconds).
 const CPUS: usize = 2;
 
-/// Records a model queue holds: one, so that a second munmap before the
-/// target's tick finds it full and falls back to the IPI.
-const QUEUE: usize = 1;
+/// Records a model ring holds: one, so that a second munmap before the
+/// target's sweep finds it full and falls back to the IPI.
+const RING: usize = 1;
 
-/// Timer ticks a user CPU takes, between its first uses: a tick takes
-/// the queue's lock, a write, so an unbounded number would make every
-/// spin loop progress to loom. Quarantines the ticks leave unsettled are
-/// settled by cross-calls at the end (the teardown's).
+/// Timer ticks a user CPU takes, between its first uses: a sweep that
+/// applies a record writes, so an unbounded number would make every spin
+/// loop progress to loom. Quarantines are settled by cross-calls when
+/// released (after the munmaps, and at the teardown).
 const TICKS: usize = 1;
-
-/// When CPU 0 reuses a quarantined frame (proc::vm's release_quarantine,
-/// at each munmap, after the munmaps, and at the teardown, which settles
-/// whatever is left with cross-calls).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reuse {
-    /// After the munmaps, only if its marks are settled by the targets'
-    /// own ticks (a later munmap or mmap).
-    WhenSettled,
-    /// After the munmaps, at once, after settling its marks with
-    /// cross-calls (a MAP_FIXED mmap over the range: `settle_now`).
-    Settle,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Mode {
     /// The frames wait in quarantine with the range (false: the mutant
-    /// `mutant-latr-early-free`, proc::vm's unmap giving them back at once
+    /// `mutant-latr-early-free`, mm::latr's hold giving them back at once
     /// and quarantining the addresses only).
     quarantine_frames: bool,
-    reuse: Reuse,
 }
 
 /// The kernel's LATR.
 const KERNEL: Mode = Mode {
     quarantine_frames: true,
-    reuse: Reuse::WhenSettled,
 };
 
 struct World {
     cpus: usize,
     mode: Mode,
-    /// The queues (of page numbers), applied positions and marks.
-    latr: Latr<Mutex<Queue<u64, QUEUE>>, CPUS>,
+    /// The rings (records of page numbers).
+    latr: Latr<RING, CPUS>,
     /// Each CPU's TLB: bit p, page p cached (its translation to frame p).
     tlb: Vec<AtomicU64>,
     /// Bit p: frame p reused, written with new contents.
@@ -117,16 +104,16 @@ impl LatrCpu {
         );
     }
 
-    /// mm::latr::apply_here, interrupts off.
-    fn apply(&self) {
+    /// mm::latr::sweep_here, interrupts off.
+    fn sweep(&self) {
         self.world
             .latr
-            .apply(self, |page| self.invalidate(1 << page));
+            .sweep(self, |words| self.invalidate(1 << words[0]));
     }
 
     /// The IPI handler, if an IPI or a cross-call is pending (interrupts
     /// off inside): a fallback shootdown's pages invalidated, then
-    /// acknowledged; a cross-call's apply (sched's cross_call hook).
+    /// acknowledged; a cross-call's sweep (sched's cross_call hook).
     fn take_pending(&self) {
         let w = &self.world;
         let me = self.id as usize;
@@ -143,7 +130,7 @@ impl LatrCpu {
         }
         if calls != self.calls_taken.get() {
             self.calls_taken.set(calls);
-            self.apply();
+            self.sweep();
             w.served[me].store(calls, Ordering::SeqCst);
         }
         self.irq.set(was_irq);
@@ -151,15 +138,14 @@ impl LatrCpu {
         self.check("after an IPI");
     }
 
-    /// The timer tick (sched::tick), if interrupts are on: the queue
-    /// applied.
+    /// The timer tick (sched::tick), if interrupts are on: a sweep.
     fn tick(&self) {
         if !self.irq.get() {
             return;
         }
         let was_user = self.user.replace(false);
         self.irq.set(false);
-        self.apply();
+        self.sweep();
         self.irq.set(true);
         self.user.set(was_user);
         self.check("after a tick");
@@ -175,30 +161,28 @@ impl LatrCpu {
     }
 
     /// CPU 0's munmap of `page` (proc::vm's unmap: pmap_remove's shootdown
-    /// through mm::shootdown's lazy branch, then the quarantine): the
-    /// marks of the page if its frame went into quarantine.
-    fn munmap(&self, page: u64) -> Option<Vec<(u32, u64)>> {
+    /// through mm::shootdown's lazy branch, then the quarantine's hold):
+    /// the marks of the page if its frame went into quarantine.
+    fn munmap(&self, page: u64) -> Option<Marks> {
         let w = &self.world;
         let targets = CpuSet::first(w.cpus as u32).without(self.id);
-        // mm::latr::queue.
-        let mut full = CpuSet::EMPTY;
-        for t in targets.iter() {
-            if w.latr.queue(self, t, page).is_none() {
-                full = full.with(t);
-            }
-        }
-        // The targets whose queue was full are shot down at once; the
-        // local invalidation, then pmap_tlb_shootwait.
+        // mm::latr::leave_for_sweep: one record for every target, or, if
+        // the ring is full, IPIs to all of them.
+        let full = match w.latr.save(self, targets.bits(), [page, 0, 0, 0]) {
+            Some(_) => CpuSet::EMPTY,
+            None => targets,
+        };
         for t in full.iter() {
             w.shoot[t as usize].fetch_or(1 << page, Ordering::SeqCst);
         }
+        // The local invalidation, then pmap_tlb_shootwait.
         self.invalidate(1 << page);
         for t in full.iter() {
             while w.shoot[t as usize].load(Ordering::SeqCst) & (1 << page) != 0 {
                 self.spin();
             }
         }
-        let marks: Vec<_> = w.latr.take_marks(self.id).collect();
+        let marks = w.latr.take_marks(self);
         if marks.is_empty() || !w.mode.quarantine_frames {
             // No record left (or the mutant): the frame goes back now.
             self.reuse(page);
@@ -212,22 +196,29 @@ impl LatrCpu {
         self.world.reused.fetch_or(1 << page, Ordering::Release);
     }
 
-    /// proc::vm's release_quarantine: reuses the frame of every
-    /// quarantined page whose marks are settled, after settling them with
-    /// cross-calls if `settle_now`.
-    fn release(&self, quarantine: &mut Vec<(u64, Vec<(u32, u64)>)>, settle_now: bool) {
+    /// mm::latr's release: if `due` (the range past its time bound, or
+    /// needed now), settles every quarantined page's marks (a cross-call to
+    /// any CPU still pending, or this CPU's own sweep) and reuses its
+    /// frame; else keeps it.
+    fn release(&self, quarantine: &mut Vec<(u64, Marks)>, due: bool) {
+        if !due {
+            return;
+        }
         let w = &self.world;
-        quarantine.retain(|(page, marks)| {
-            if settle_now {
-                w.latr
-                    .settle(self, marks.iter().copied(), |t| self.cross_call(t));
-            }
-            if !w.latr.settled(marks.iter().copied()) {
-                return true;
-            }
-            self.reuse(*page);
-            false
-        });
+        for (page, marks) in quarantine.drain(..) {
+            w.latr.settle(self, marks, |t| {
+                if t == self.id {
+                    self.without_interrupts(|| self.sweep());
+                } else {
+                    self.cross_call(t);
+                }
+            });
+            assert!(
+                w.latr.settled(marks),
+                "a settled quarantine has a pending record"
+            );
+            self.reuse(page);
+        }
     }
 
     /// CPU 0: munmaps `pages`, reuses their frames as the quarantine lets
@@ -243,7 +234,6 @@ impl LatrCpu {
                 quarantine.push((page, marks));
             }
         }
-        self.release(&mut quarantine, w.mode.reuse == Reuse::Settle);
         self.release(&mut quarantine, true);
         assert!(
             quarantine.is_empty(),
@@ -308,12 +298,12 @@ impl Cpu for LatrCpu {
 
 /// Explores `cpus` CPUs, CPU 0 munmapping `pages` in `mode`.
 fn explore(mode: Mode, cpus: usize, pages: &'static [u64]) -> Result<(), String> {
-    assert!(cpus <= CPUS, "the model's queues have room for {CPUS} CPUs");
+    assert!(cpus <= CPUS, "the model's rings have room for {CPUS} CPUs");
     model_check(move || {
         let world = Arc::new(World {
             cpus,
             mode,
-            latr: Latr::new(core::array::from_fn(|_| Mutex::new(Queue::new(0)))),
+            latr: Latr::new(),
             tlb: (0..cpus).map(|_| AtomicU64::new(u64::MAX)).collect(),
             reused: AtomicU64::new(0),
             shoot: (0..cpus).map(|_| AtomicU64::new(0)).collect(),
@@ -339,18 +329,13 @@ fn explore(mode: Mode, cpus: usize, pages: &'static [u64]) -> Result<(), String>
     })
 }
 
-/// One page, its frame reused once the other CPU's tick settled it (or
-/// by the teardown's cross-call), or after a cross-call at once; two pages
-/// back to back, the second finding the one-record queue full unless a
-/// tick came between (the IPI fallback).
+/// One page, its frame reused after its marks are settled, by the other
+/// CPU's tick or by a cross-call; two pages back to back, the second
+/// finding the one-record ring full unless a sweep came between (the IPI
+/// fallback).
 #[test]
 fn latr_quarantine_is_clean() {
-    let settle = Mode {
-        reuse: Reuse::Settle,
-        ..KERNEL
-    };
-    let cases: [(Mode, usize, &'static [u64]); 3] =
-        [(KERNEL, 2, &[0]), (settle, 2, &[0]), (KERNEL, 2, &[0, 1])];
+    let cases: [(Mode, usize, &'static [u64]); 2] = [(KERNEL, 2, &[0]), (KERNEL, 2, &[0, 1])];
     for (mode, cpus, pages) in cases {
         expect_clean(
             explore(mode, cpus, pages),
@@ -366,7 +351,6 @@ fn latr_quarantine_is_clean() {
 fn mutant_latr_early_free() {
     let early_free = Mode {
         quarantine_frames: false,
-        ..KERNEL
     };
     expect_caught(explore(early_free, 2, &[0]));
 }
