@@ -55,12 +55,23 @@
 //! of the old kernel became a flush of the PCID. A full flush
 //! (`Request::Tlb`) still flushes every PCID without touching the slots.
 //!
-//! Kernel addresses are cached under whichever PCID was current (the boot
-//! code makes no mapping global), so an INVLPG of one would miss the other
-//! PCIDs: under `pcid` every kernel-address invalidation and every
-//! `Request::Tlb` toggles CR4.PGE (mm::shootdown::invalidate_local).
-//! Linux avoids that cost with global kernel pages; so could this kernel,
-//! later.
+//! # Kernel addresses
+//!
+//! An INVLPG drops a non-global entry from the current PCID only, so a
+//! kernel address cached under another PCID would survive it. Linux uses
+//! PCIDs only together with global kernel entries (arch/x86/mm/tlb.c,
+//! flush_tlb_one_kernel: "we only use PCID if we also use global PTEs for
+//! the kernel mapping, and INVLPG flushes global translations across all
+//! address spaces"; SDM 4.10.4.1), and so does this kernel: with PCIDs on,
+//! [`init_cpu`] turns CR4.PGE on and the kernel pmap's mappings are made
+//! global (mm::pmap's leaf flags, [`kernel_global`]), so a kernel-address
+//! invalidation is one INVLPG, as without `pcid`. (The boot code's own
+//! mappings stay non-global; they never change.) Kernel page tables are
+//! never freed (mm::pmap's pmap_kenter_pa), so no other PCID's
+//! paging-structure cache can hold a freed one. `Request::Tlb` toggles
+//! CR4.PGE, which drops every entry of every PCID. Linux with PTI keeps
+//! kernel entries non-global and defers a flush of the other address
+//! spaces instead; PTI is not built here.
 //!
 //! # Where it cannot run
 //!
@@ -120,10 +131,17 @@ pub fn init_cpu() -> bool {
         return false;
     }
     // SAFETY: PCID offered, long mode, CR3[11:0] = 0 (the boot tables are
-    // loaded with no flags): setting PCIDE changes no translation.
-    unsafe { Cr4::update(|f| f.insert(Cr4Flags::PCID)) };
+    // loaded with no flags): setting PCIDE changes no translation, and
+    // setting PGE none either (no entry is global yet).
+    unsafe { Cr4::update(|f| f.insert(Cr4Flags::PCID | Cr4Flags::PAGE_GLOBAL)) };
     ENABLED.store(true, Ordering::Relaxed);
     true
+}
+
+/// Whether the kernel pmap's mappings are made global: under `pcid` with
+/// PCIDs on (see "Kernel addresses" in the module doc).
+pub fn kernel_global() -> bool {
+    cfg!(feature = "pcid") && enabled()
 }
 
 /// Whether PCIDs are in use.
