@@ -8,8 +8,10 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::rows::{fmt_num, Kind, SweepPoint};
+use super::format::three_digits;
+use super::rows::Kind;
 use super::Reproduction;
+use super::SweepPoint;
 use crate::plot::{self, Chart, FONT};
 
 /// The sweep as a chart: the factor's median per CPU count with its
@@ -92,7 +94,7 @@ impl Chart for FactorChart {
             if y.is_finite() {
                 chart.draw_series(std::iter::once(Circle::new((x, y), 6, color.filled())))?;
                 chart.draw_series(std::iter::once(Text::new(
-                    fmt_num(y),
+                    three_digits(y),
                     (x + 0.08, y + top * 0.02),
                     (FONT, 15).into_font().color(&BLACK),
                 )))?;
@@ -219,7 +221,7 @@ impl Chart for TechniquesChart {
                 BLACK.stroke_width(2),
             )))?;
             chart.draw_series(std::iter::once(Text::new(
-                format!("{row}. {label}: {}", fmt_num(*median)),
+                format!("{row}. {label}: {}", three_digits(*median)),
                 (top * 0.02, y + 0.42),
                 (FONT, 15).into_font().color(&BLACK),
             )))?;

@@ -10,8 +10,11 @@
 //! - [`Plan`]: the experiments, the repetitions, and which CPU counts the
 //!   OpenBSD factor is read at and swept over. [`Plan::full`] is what
 //!   `harness reproduce` runs; tests build smaller plans.
-//! - [`Measured`] (in [`rows`]): the rows of the table, computed only from
-//!   the stored runs, each figure per repetition (median, min..max).
+//! - [`Row`] and [`Note`] ([`rows`]): the rows of the table, computed only
+//!   from the stored runs ([`figures`]), each figure per repetition
+//!   ([`Measured`]: median, min..max), one module per seed ([`seeds`]) or
+//!   the techniques' ([`techniques`]); the notes' prose is in `prose/`,
+//!   filled in by [`template`].
 //!
 //! What does not exist in the tree (a variant file, a kernel feature, a
 //! workload the kernel does not know) is left out of its experiment and
@@ -23,11 +26,16 @@
 //! `.svg` and `.png` ([`chart`]).
 
 pub mod chart;
+pub mod figures;
+pub mod format;
+pub mod measured;
 pub mod modeled;
 pub mod modeled_seeds;
 pub mod rows;
+pub mod seeds;
 pub mod table;
 pub mod techniques;
+pub mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -44,7 +52,9 @@ use crate::results::{read_metadata, Cell, Store};
 use crate::variants;
 use crate::workspace::Workspace;
 
-pub use rows::{Kind, Measured, Note, Row};
+pub use measured::Measured;
+pub use rows::{Kind, Note, Row};
+pub use seeds::SweepPoint;
 
 /// Experiment ids (also their results directories).
 pub const OBSD_FORKEXIT: &str = "openbsd-forkexit";
@@ -507,7 +517,7 @@ pub struct Reproduction {
     pub rows: Vec<Row>,
     /// Why the figures differ: each note once, rows point at it.
     pub notes: Vec<Note>,
-    pub sweep: Vec<rows::SweepPoint>,
+    pub sweep: Vec<SweepPoint>,
 }
 
 /// Runs the `reproduce` verb: measure, print, write the Markdown and the
@@ -668,9 +678,9 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
         notes: vec![],
         sweep: vec![],
     };
-    outcome.rows = rows::all(&outcome);
-    outcome.notes = rows::notes(&outcome);
-    outcome.sweep = rows::sweep(&outcome);
+    outcome.rows = seeds::all(&outcome);
+    outcome.notes = seeds::notes(&outcome);
+    outcome.sweep = seeds::sweep(&outcome);
     Ok(outcome)
 }
 

@@ -19,7 +19,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::rows::{fmt_num, fmt_ratio, Kind, Measured, Row};
+use super::format::{three_decimals, three_digits};
+use super::rows::{Kind, Row};
+use super::Measured;
 use super::Reproduction;
 use crate::results::derive::RunFigures;
 
@@ -114,8 +116,8 @@ pub enum Unit {
 impl Unit {
     pub fn show(self, v: f64, p: &Profile) -> String {
         match self {
-            Unit::Cycles => format!("{} cycles ({} ns)", fmt_num(v), fmt_num(p.ns(v))),
-            Unit::Plain(suffix) => format!("{}{suffix}", fmt_num(v)),
+            Unit::Cycles => format!("{} cycles ({} ns)", three_digits(v), three_digits(p.ns(v))),
+            Unit::Plain(suffix) => format!("{}{suffix}", three_digits(v)),
         }
     }
 }
@@ -197,7 +199,7 @@ pub fn row(o: &Reproduction, m: &Modeled<'_>, p: &Profile) -> Row {
                     m.variant,
                     m.unit.show(with, p),
                     m.unit.show(b, p),
-                    fmt_ratio(with / b)
+                    three_decimals(with / b)
                 ),
                 spread_cell(o, m.id),
                 Some(Measured {

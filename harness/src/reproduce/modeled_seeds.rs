@@ -2,10 +2,12 @@
 //! the model's clocks, DragonFly's synchronous IPI and shootpage, and the
 //! scoreboard padding D25510 left undone, each from a tcg-model
 //! experiment of [`super::Plan::full`] and placed after the measured rows
-//! it stands beside (rows::all). The machinery is [`super::modeled`]'s.
+//! it stands beside (seeds::all). The machinery is [`super::modeled`]'s.
 
-use super::modeled::{self, fill, ExtraFn, FigureFn, Modeled, Profile, Unit};
-use super::rows::{fmt_num, fmt_ratio, Row};
+use super::format::{three_decimals, three_digits};
+use super::modeled::{self, ExtraFn, FigureFn, Modeled, Profile, Unit};
+use super::rows::Row;
+use super::template;
 use super::{
     Reproduction, D25510_MODEL, D32569_TOUCH_MODEL, DFLY_PINGPONG_MODEL, DFLY_SHOOTPAGE_MODEL,
 };
@@ -37,7 +39,7 @@ pub fn d32569(o: &Reproduction) -> Vec<Row> {
         let hz = modeled::value(o, D32569_TOUCH_MODEL, "freebsd-before", |r| {
             modeled::fig(r, &p.name, "ops_per_s")
         })?;
-        Some(format!("freebsd-before {} Hz", fmt_num(hz)))
+        Some(format!("freebsd-before {} Hz", three_digits(hz)))
     };
     modeled::rows(
         o,
@@ -82,7 +84,7 @@ pub fn dfly(o: &Reproduction, shootpage: bool) -> Vec<Row> {
         })?;
         Some(format!(
             "of which the wait for the ack {} ns; {}",
-            fmt_num(p.ns(w)),
+            three_digits(p.ns(w)),
             assumed_share(o, id, p, true)?
         ))
     };
@@ -155,7 +157,7 @@ fn assumed_share(o: &Reproduction, id: &str, p: &Profile, shootdown: bool) -> Op
         format!(
             "{} ({} cycles, {} {:.0} % of it",
             assumed.join(" + "),
-            fmt_num(cycles),
+            three_digits(cycles),
             if assumed.len() == 1 {
                 "labelled an assumption) is"
             } else {
@@ -181,13 +183,13 @@ pub fn d25510(o: &Reproduction) -> Vec<Row> {
         let all = |r: &RunFigures| modeled::per_shootdown(r, &p.name, "coh.misses");
         let wait = |r: &RunFigures| modeled::fig(r, &p.name, "wait_per_shootdown");
         let fs = |r: &RunFigures| modeled::per_shootdown(r, &p.name, "coh.false_sharing");
-        let ns = |x: f64| format!("{} ns", fmt_num(p.ns(x)));
+        let ns = |x: f64| format!("{} ns", three_digits(p.ns(x)));
         Some(format!(
             "fixed {}; all transfers {} vs {} (fixed {}); initiator wait {} vs {} (fixed {})",
-            fmt_num(v("fixed", &fs)?),
-            fmt_num(v("scoreboard-padded", &all)?),
-            fmt_num(v("scoreboard", &all)?),
-            fmt_num(v("fixed", &all)?),
+            three_digits(v("fixed", &fs)?),
+            three_digits(v("scoreboard-padded", &all)?),
+            three_digits(v("scoreboard", &all)?),
+            three_digits(v("fixed", &all)?),
             ns(v("scoreboard-padded", &wait)?),
             ns(v("scoreboard", &wait)?),
             ns(v("fixed", &wait)?),
@@ -229,44 +231,6 @@ fn per_profile(o: &Reproduction, f: impl Fn(&Profile) -> String) -> String {
         .join("; ")
 }
 
-const TEXT_004: &str = "On the model's clocks (one run; repetitions are bit-identical) \
-the touch loop runs at {rates}: the ratio without/with is {ratios}, against the review's 0.944 \
-and tcg-icount's {icount}. The model {agrees} the review's direction (the early return's saved \
-walks make the loop faster). What the model adds to tcg-icount's instruction count is what \
-the saved walk and the rest of the loop cost in cache-line transfers, TLB misses and \
-their page walks (model.<p>.per_op: transfers per loop {transfers}; TLB misses per loop \
-{tlb}). {dilution} The absolute rate is not the review's: the model \
-charges one cycle per instruction (no pipeline, no caches' capacity misses, no DRAM), and \
-the lab's fork and exec are not FreeBSD's, so its Hz say nothing about a real machine's \
-5750; the ratio is the figure to read.";
-
-const TEXT_001: &str = "The model's IPI is its profile's `ipi_delivery` plus \
-whatever keeps the target from taking it at once (interrupts off, or the target's clock \
-behind the sender's): {ipi}. A shootdown from start to last ack costs {shoot}. The seed's \
-4-5 us is a round trip on a 1.1 GHz Pentium III through DragonFly's IPI messaging, with a \
-dummy syscall; the model's figures are one way (the pingpong row) and one shootdown (the \
-shootpage row) on a 2.5 or 2.45 GHz core. The model cannot speak for either absolute figure: \
-every interrupt and TLB-maintenance cost in model/profiles is labelled an assumption \
-(`ipi_delivery` 1000 cycles: \"the figure most in need of a measurement on the real \
-machine\"), and those costs are most of what these rows show (the rows say how much). What \
-the model does say is the order: a modeled shootdown is a few hundred ns to a couple of us, \
-far below tcg's or tcg-icount's emulated and virtual times, and its size is set by the \
-assumed delivery, not by anything the seed measured.";
-
-const TEXT_003: &str = "The model moves each 64-byte line between the CPUs' modeled \
-caches and counts a transfer as falsely shared when the receiver touches no word the \
-sender wrote. Padding each CPU's scoreboard row word onto its own line: falsely shared \
-transfers per shootdown {fs_dir} by {fs_pct} ({fs}), which is what the padding D25510 left \
-undone is for. But a padded board spreads a request over more lines, so all transfers per \
-shootdown {all_dir} by {all_pct} ({all}), and the initiator's modeled wait {wait_dir} by \
-{wait_pct} ({wait}). The review gives no figure to compare with; the model's answer on 4 \
-CPUs is that the padding trades falsely shared transfers for more transfers of private \
-lines, a change of the size above in the wait, and more CPUs (more row words to a line) \
-would favour it. The transfer counts come from the guest's own accesses and their cost \
-from measured core-to-core latencies (c2c_same_socket, not an assumption); the wait also \
-holds the assumed IPI, entry and INVLPG costs, the same in both variants, so its \
-difference is the transfers'.";
-
 /// The title and text of a seed's modeled note, if `key` is one.
 pub fn note(o: &Reproduction, key: &str) -> Option<(&'static str, String)> {
     Some(match key {
@@ -284,7 +248,7 @@ pub fn note(o: &Reproduction, key: &str) -> Option<(&'static str, String)> {
                         id,
                         v,
                         |r| modeled::fig(r, &p.name, "ops_per_s"),
-                        |x| format!("{} Hz", fmt_num(x)),
+                        |x| format!("{} Hz", three_digits(x)),
                     )
                 };
                 format!(
@@ -293,9 +257,11 @@ pub fn note(o: &Reproduction, key: &str) -> Option<(&'static str, String)> {
                     q("shared-page-counted")
                 )
             });
-            let ratios = per_profile(o, |p| ratio(p).map(fmt_ratio).unwrap_or_else(|| "?".into()));
+            let ratios = per_profile(o, |p| {
+                ratio(p).map(three_decimals).unwrap_or_else(|| "?".into())
+            });
             let falls = o.profiles.iter().all(|p| ratio(p).is_some_and(|r| r < 1.0));
-            let icount = super::rows::d32569_icount_ratio(o);
+            let icount = super::seeds::d32569::icount_ratio(o);
             let icount_v: Option<f64> = icount.parse().ok();
             let model_v = o.profiles.first().and_then(ratio);
             let dilution = match (model_v, icount_v) {
@@ -318,32 +284,29 @@ pub fn note(o: &Reproduction, key: &str) -> Option<(&'static str, String)> {
                         id,
                         "shared-page-opt",
                         |r| modeled::fig(r, &p.name, &format!("per_op.{m}")),
-                        fmt_num,
+                        three_digits,
                     )
                 })
             };
             (
                 "004 FreeBSD D32569, modeled",
-                fill(
-                    TEXT_004,
-                    &[
-                        ("rates", rates),
-                        ("ratios", ratios),
-                        ("icount", icount.clone()),
-                        ("dilution", dilution.into()),
-                        (
-                            "agrees",
-                            if falls {
-                                "agrees with"
-                            } else {
-                                "disagrees with"
-                            }
-                            .into(),
-                        ),
-                        ("transfers", per_op("coh.misses")),
-                        ("tlb", per_op("tlb.misses")),
-                    ],
-                ),
+                template::SEED_004_MODEL.fill(&[
+                    ("rates", rates),
+                    ("ratios", ratios),
+                    ("icount", icount.clone()),
+                    ("dilution", dilution.into()),
+                    (
+                        "agrees",
+                        if falls {
+                            "agrees with"
+                        } else {
+                            "disagrees with"
+                        }
+                        .into(),
+                    ),
+                    ("transfers", per_op("coh.misses")),
+                    ("tlb", per_op("tlb.misses")),
+                ]),
             )
         }
         NOTE_001_MODEL => {
@@ -353,7 +316,7 @@ pub fn note(o: &Reproduction, key: &str) -> Option<(&'static str, String)> {
                     DFLY_PINGPONG_MODEL,
                     "fixed",
                     |r| modeled::fig(r, &p.name, "ipi_latency"),
-                    |x| format!("{} ns", fmt_num(p.ns(x))),
+                    |x| format!("{} ns", three_digits(p.ns(x))),
                 )
             });
             let shoot = per_profile(o, |p| {
@@ -362,12 +325,12 @@ pub fn note(o: &Reproduction, key: &str) -> Option<(&'static str, String)> {
                     DFLY_SHOOTPAGE_MODEL,
                     "fixed",
                     |r| modeled::fig(r, &p.name, "shoot_per_shootdown"),
-                    |x| format!("{} ns", fmt_num(p.ns(x))),
+                    |x| format!("{} ns", three_digits(p.ns(x))),
                 )
             });
             (
                 "001 DragonFly 2004, modeled",
-                fill(TEXT_001, &[("ipi", ipi), ("shoot", shoot)]),
+                template::SEED_001_MODEL.fill(&[("ipi", ipi), ("shoot", shoot)]),
             )
         }
         NOTE_003_MODEL => {
@@ -393,7 +356,7 @@ pub fn note(o: &Reproduction, key: &str) -> Option<(&'static str, String)> {
             let all =
                 |r: &RunFigures, p: &Profile| modeled::per_shootdown(r, &p.name, "coh.misses");
             let wait = |r: &RunFigures, p: &Profile| modeled::fig(r, &p.name, "wait_per_shootdown");
-            let plain = |x: f64, _: &Profile| fmt_num(x);
+            let plain = |x: f64, _: &Profile| three_digits(x);
             let pct = |r: Option<f64>| {
                 let first = o
                     .profiles
@@ -403,23 +366,20 @@ pub fn note(o: &Reproduction, key: &str) -> Option<(&'static str, String)> {
                 r.map(|r| format!("{:.0} % on {first}", (r - 1.0).abs() * 100.0))
                     .unwrap_or_else(|| "?".into())
             };
-            let ns = |x: f64, p: &Profile| format!("{} ns", fmt_num(p.ns(x)));
+            let ns = |x: f64, p: &Profile| format!("{} ns", three_digits(p.ns(x)));
             (
                 "003 FreeBSD D25510, modeled",
-                fill(
-                    TEXT_003,
-                    &[
-                        ("fs_dir", modeled::direction(ratio(&fs)).into()),
-                        ("fs_pct", pct(ratio(&fs))),
-                        ("fs", pair(&fs, &plain)),
-                        ("all_pct", pct(ratio(&all))),
-                        ("wait_pct", pct(ratio(&wait))),
-                        ("all_dir", modeled::direction(ratio(&all)).into()),
-                        ("all", pair(&all, &plain)),
-                        ("wait_dir", modeled::direction(ratio(&wait)).into()),
-                        ("wait", pair(&wait, &ns)),
-                    ],
-                ),
+                template::SEED_003_MODEL.fill(&[
+                    ("fs_dir", modeled::direction(ratio(&fs)).into()),
+                    ("fs_pct", pct(ratio(&fs))),
+                    ("fs", pair(&fs, &plain)),
+                    ("all_pct", pct(ratio(&all))),
+                    ("wait_pct", pct(ratio(&wait))),
+                    ("all_dir", modeled::direction(ratio(&all)).into()),
+                    ("all", pair(&all, &plain)),
+                    ("wait_dir", modeled::direction(ratio(&wait)).into()),
+                    ("wait", pair(&wait, &ns)),
+                ]),
             )
         }
         _ => return None,

@@ -3,8 +3,9 @@
 
 use std::fmt::Write;
 
-use super::modeled::fill;
-use super::rows::{fmt_num, Kind, Note};
+use super::format::three_digits;
+use super::rows::{Kind, Note};
+use super::template;
 use super::{Reproduction, Table};
 
 /// A table cell: pipes escaped, no line breaks.
@@ -49,10 +50,10 @@ pub fn sweep_table(o: &Reproduction) -> String {
     s += "| CPUs | CPUs the 0xdeadbeef fill marks | openbsd-2010 IPIs | fixed IPIs | factor, median | min..max |\n";
     s += "|---|---|---|---|---|---|\n";
     for p in &o.sweep {
-        let opt = |v: Option<f64>| v.map(fmt_num).unwrap_or_else(|| "-".into());
+        let opt = |v: Option<f64>| v.map(three_digits).unwrap_or_else(|| "-".into());
         let factor = match p.factor.median() {
             Some(f) if f.is_infinite() => "∞ (fixed sent 0)".to_string(),
-            Some(f) => fmt_num(f),
+            Some(f) => three_digits(f),
             None => "- (no IPIs either way)".into(),
         };
         let _ = writeln!(
@@ -67,7 +68,7 @@ pub fn sweep_table(o: &Reproduction) -> String {
             if p.factor.per_rep.is_empty() {
                 "-".into()
             } else {
-                p.factor.spread(fmt_num)
+                p.factor.range_over_reps(three_digits)
             }
         );
     }
@@ -97,19 +98,12 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
     let mut s = String::new();
     if o.plan.table == Table::Techniques {
         s += "# Techniques published since the seeds, on the lab's workloads\n\n";
-        let _ = writeln!(
-            s,
-            "Made by `{command}` (`./lab reproduce --techniques`), every measured experiment \
-             under **tcg-icount** on 4 CPUs with {} repetitions per cell (icount repeats them bit \
-             for bit); the runs are in `{}`. Each row compares a technique's variant with \
-             `fixed` on one of the lab's workloads: the lab figure is the variant's median \
-             beside fixed's and the median of the per-repetition ratio. The published column \
-             quotes the source where it gives a figure; the direction of an effect is what the \
-             lab can confirm, its size is the lab's own (the notes say why). Rows a tree cannot \
-             measure say why.\n",
-            o.plan.reps,
-            o.out.display()
-        );
+        let intro = template::INTRO_TECHNIQUES.fill(&[
+            ("command", command.to_string()),
+            ("reps", o.plan.reps.to_string()),
+            ("out", o.out.display().to_string()),
+        ]);
+        let _ = writeln!(s, "{intro}\n");
         s += &modeled_intro(o);
         s += &main_table(o);
         s += "\n## Why the figures differ\n\n";
@@ -121,18 +115,13 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
         return s;
     }
     s += "# Reproducing the seeds' published figures\n\n";
-    let _ = writeln!(
-        s,
-        "Made by `{command}` (`./lab reproduce`), measured under **{}** (seed 004's fork-loop \
-         rows under both tcg and tcg-icount, whatever `--accel` says) with {} repetitions per \
-         cell; the runs are in `{}`. Every lab figure is computed per repetition from the \
-         stored runs; the table gives the median and min..max over repetitions, and its accel \
-         column says which accelerator each figure is from and what that accelerator can speak \
-         for (see the last note). Rows a tree cannot measure say why.\n",
-        o.accel,
-        o.plan.reps,
-        o.out.display()
-    );
+    let intro = template::INTRO_SEEDS.fill(&[
+        ("command", command.to_string()),
+        ("accel", o.accel.clone()),
+        ("reps", o.plan.reps.to_string()),
+        ("out", o.out.display().to_string()),
+    ]);
+    let _ = writeln!(s, "{intro}\n");
     s += &modeled_intro(o);
     s += &main_table(o);
     s += "\n## Why the figures differ\n\n";
@@ -141,13 +130,7 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
     s += &general_notes(o);
     if !o.sweep.is_empty() {
         s += "\n## The OpenBSD factor by CPU count\n\n";
-        let _ = writeln!(
-            s,
-            "shootpage + shootrange IPIs over the table's mix (the 21x row), openbsd-2010 over \
-             fixed. The fill's low byte 0xef = 1110 1111b marks CPUs 0-3 and 5-7, not 4: on 5 \
-             CPUs the buggy pmaps look active on 4 of them, so the 5th CPU's point dips below the \
-             line the others follow.\n"
-        );
+        let _ = writeln!(s, "{}\n", template::SWEEP.fill(&[]));
         s += &sweep_table(o);
         if let Some(chart) = chart {
             let _ = writeln!(s, "\n![OpenBSD IPI factor by CPU count]({chart})");
@@ -157,14 +140,6 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
 }
 
 /// The paragraph that introduces the modeled rows (none without them).
-const MODELED_INTRO: &str = "Rows whose accel cell says `tcg-model (<profile>): modeled` \
-are not measurements: they are the memory-system model's figures (model/README.md) from \
-tcg-model runs of the same kernels and workloads, one row per cost profile ({profiles}), \
-one run per cell (the model repeats bit for bit), placed after the measured row they stand \
-beside and never in its columns. Their notes say where the model agrees with the source's \
-direction, where it does not and why, and where the costs its profiles label assumptions \
-decide the figure.\n";
-
 fn modeled_intro(o: &Reproduction) -> String {
     if !o.rows.iter().any(|r| r.kind == Kind::Modeled) {
         return String::new();
@@ -175,24 +150,13 @@ fn modeled_intro(o: &Reproduction) -> String {
         .map(|p| format!("{} at {} GHz", p.name, p.ghz))
         .collect::<Vec<_>>()
         .join(", ");
-    format!("{}\n", fill(MODELED_INTRO, &[("profiles", profiles)]))
+    format!(
+        "{}\n\n",
+        template::INTRO_MODELED.fill(&[("profiles", profiles)])
+    )
 }
 
 /// What the model's figures can speak for (after the accelerators').
-const MODELED_GENERAL: &str = "**What the model can speak for.** A *modeled* figure \
-(tcg-model) replays the guest's own memory accesses, INVLPGs and IPIs, taken from the same \
-icount round robin, through per-CPU caches (MESI-style, 64-byte lines, false sharing \
-detected), a per-CPU set-associative TLB and causal per-CPU clocks, and charges each event \
-a cost profile's cycles; spin-wait loops (blocks holding PAUSE) are not charged, and vCPUs \
-run in icount turns of about 100k instructions. Its counts of transfers, misses and \
-refills follow from the guest's accesses and the profile's cache and TLB shapes; its \
-cycles are only as good as the costs, and the profiles label these costs assumptions \
-(no published figure found): {assumed}. So a modeled difference made of line transfers \
-(measured core-to-core latencies) is the model's to give; one made of IPI, interrupt and \
-TLB-maintenance cycles shows a direction and a mechanism, with a size the assumption sets. \
-One cycle per instruction, no capacity misses and no DRAM make modeled rates (Hz, ops/s) \
-comparable between variants, not with a real machine's.\n";
-
 fn modeled_general(o: &Reproduction) -> String {
     if !o.rows.iter().any(|r| r.kind == Kind::Modeled) {
         return String::new();
@@ -222,11 +186,8 @@ fn modeled_general(o: &Reproduction) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "\n{}",
-        fill(
-            MODELED_GENERAL,
-            &[("assumed", format!("{assumed} (cycles, {order})"))]
-        )
+        "\n{}\n",
+        template::MODEL.fill(&[("assumed", format!("{assumed} (cycles, {order})"))])
     )
 }
 
@@ -234,23 +195,10 @@ fn general_notes(o: &Reproduction) -> String {
     general_notes_measured(o) + &modeled_general(o)
 }
 
+/// What the measured figures' accelerators can speak for.
 fn general_notes_measured(o: &Reproduction) -> String {
-    format!(
-        "**What each accelerator can speak for.** These runs used {accels}. A *count* (IPIs, \
-         shootdown calls, early returns) is a property of the kernel's code and the workload \
-         and comes out the same under any accelerator, up to scheduling (which CPU a child \
-         runs on). A *time* is only as good as the clock: under plain `tcg` (MTTCG, one host \
-         thread per vCPU) it is QEMU's emulation speed on a shared 2-core host, which \
-         over-subscribes 4 and 8 vCPUs and moves from run to run (*emulated time*); under \
-         `tcg-icount` it is virtual (a 1 GHz virtual TSC, instructions counted, vCPUs run round \
-         robin on one host thread), repeatable to the instruction and a measure of instruction \
-         cost, but blind to parallel speed-up and with no cache, TLB or interrupt-delivery \
-         costs (*virtual time*). So counts and their ratios stand; absolute rates and latencies \
-         (seed 001's 4-5 us, seed 004's Hz, seed 003's waits) want KVM on real hardware \
-         (`--accel kvm` on a host with VT-x/AMD-V; never on this paravirtual host, where KVM \
-         is ~1000x slower).\n",
-        accels = o.accel_measured()
-    )
+    let accels = o.accel_measured();
+    format!("{}\n", template::ACCELERATORS.fill(&[("accels", accels)]))
 }
 
 /// The table for the terminal: the main table and the sweep.
