@@ -6,7 +6,9 @@
 //! - [`variants`]: `variants/*.toml`, checked against the kernel's features.
 //! - [`kernel_build`]: the `build` verb; one kernel ELF per variant.
 //! - [`qemu`]: the only module that builds a QEMU command line or starts QEMU.
-//! - [`accel`]: the accelerator choice, and the probe behind `--accel auto`.
+//! - [`accel`]: the accelerators, what the user asks for and what a boot uses.
+//! - [`accel_probe`]: the probe behind `--accel auto` (boots QEMU, so above
+//!   [`qemu`] and [`outcome`]).
 //! - [`model`]: the memory-system model (`--accel tcg-model`): its plugin,
 //!   the kernel's doorbell, the plugin's figures.
 //! - [`symbols`]: the kernel ELF's symbols, and which one holds a guest
@@ -21,8 +23,11 @@
 //!   purpose, and whether the stale-TLB oracles catch it.
 //! - [`exhaustive`]: the host's exhaustive (loom) checks a mutant names,
 //!   run by `mutants`.
-//! - [`verbs`]: `merge`, `plot`, `gate`, `baseline`, `export` over a
-//!   results directory, one module each.
+//! - [`verbs`]: the thin verbs, one module each: `merge`, `plot`, `gate`,
+//!   `baseline`, `export` over a results directory; `explain` and
+//!   `gate --self-test`, which boot their own runs.
+//! - [`compare`]: the `compare` verb: what a change did, two results
+//!   directories or two git revisions, each figure against its threshold.
 //! - [`reproduce`]: the `reproduce` verb: the seeds' published figures
 //!   beside the lab's, from small matrices, as a table and a chart.
 //! - [`cli`]: the command line, resolved into the plain structs above.
@@ -32,6 +37,7 @@
 //! - [`gate`]: CI regression gating against rules in `variants/gates.toml`.
 
 pub mod accel;
+pub mod accel_probe;
 pub mod cli;
 pub mod compare;
 pub mod exhaustive;

@@ -79,7 +79,7 @@ use crate::matrix::schedule::{cost, Budget};
 use crate::qemu::Machine;
 use crate::report::Report;
 use crate::run::{run_into, RunFiles, RunSpec};
-use crate::variants::{self, Provenance, Variant};
+use crate::variants::{self, Provenance, Role, Variant};
 use crate::workspace::Workspace;
 
 /// Exit status when a mutant survives or a control fails.
@@ -88,19 +88,17 @@ pub const EXIT_FAILED: i32 = 3;
 /// The coherence modes `mode=all` runs.
 pub use lab_core::workloads::COHERENCE_MODES;
 
-/// The correct variants run as controls by default: the three shootdown
-/// protocols, and each shortcut whose unsafe form is a mutant here (so
-/// the table shows the safe form clean beside it).
-pub const DEFAULT_CONTROLS: &[&str] = &[
-    "fixed",
-    "scoreboard",
-    "dfly-batch",
-    "early-ack",
-    "in-context-flush",
-    "no-flush-cow",
-    "lazy-tlb",
-    "lazy-latr",
-];
+/// The correct variants run as controls when `--controls` names none:
+/// every shootdown protocol and every technique (`role` in
+/// variants/*.toml), the forms the mutants break made safe, so the table
+/// shows each clean beside its mutants. Derived from the roles, so a new
+/// protocol or technique is a control without another list to keep.
+pub fn default_controls(all: &[Variant]) -> Vec<String> {
+    all.iter()
+        .filter(|v| matches!(v.role, Role::Protocol | Role::Technique))
+        .map(|v| v.name.clone())
+        .collect()
+}
 /// The coherence modes run under the icount accelerators (tcg-icount,
 /// tcg-model) instead of `all`, each with the fewest CPUs it decides on.
 /// There QEMU runs the vCPUs in turns on one host thread, and the munmap
@@ -126,6 +124,9 @@ pub const SHOOT_STORM_IRQOFF: u32 = 512;
 #[serde(deny_unknown_fields)]
 pub struct Mutant {
     pub name: String,
+    /// Always `mutant`: every file under variants/ says what it is for
+    /// ([`Role`]), and only this folder's may say this.
+    pub role: Role,
     pub description: String,
     pub features: Vec<String>,
     /// The shootdown path it breaks.
@@ -153,6 +154,7 @@ impl Mutant {
     pub fn as_variant(&self) -> Variant {
         Variant {
             name: self.name.clone(),
+            role: Role::Mutant,
             description: self.description.clone(),
             features: self.features.clone(),
             provenance: Provenance {
@@ -180,6 +182,12 @@ pub fn parse(file: &Path, text: &str, known: &BTreeSet<String>) -> Result<Mutant
         "{}: field `name`: '{}' differs from the file name '{stem}.toml'",
         file.display(),
         m.name
+    );
+    anyhow::ensure!(
+        m.role == Role::Mutant,
+        "{}: field `role`: a file in variants/mutants/ is a mutant (role = \"mutant\"), not {:?}",
+        file.display(),
+        m.role
     );
     anyhow::ensure!(
         !m.features.is_empty(),
@@ -635,9 +643,10 @@ impl Cell {
     }
 }
 
-/// What the verb found.
+/// What the verb found: every cell it ran, every exhaustive check, the
+/// pairs it skipped. (How one boot ended is [`crate::outcome::Outcome`].)
 #[derive(Clone, Debug, Default)]
-pub struct Outcome {
+pub struct Findings {
     pub cells: Vec<Cell>,
     /// Each exhaustive check run, by mutant name.
     pub exhaustive: Vec<(String, crate::exhaustive::Check)>,
@@ -647,7 +656,7 @@ pub struct Outcome {
     pub out: PathBuf,
 }
 
-impl Outcome {
+impl Findings {
     /// The CPU count that decides: the most run (4 by default).
     pub fn decisive_cpus(&self) -> u32 {
         self.cells.iter().map(|c| c.cpus).max().unwrap_or(0)
@@ -686,8 +695,8 @@ impl Outcome {
             .collect()
     }
 
-    /// Mutants not caught (see [`Outcome::caught`]), but for those no cell
-    /// could run ([`Outcome::unsupported`]).
+    /// Mutants not caught (see [`Findings::caught`]), but for those no cell
+    /// could run ([`Findings::unsupported`]).
     pub fn survivors(&self) -> BTreeSet<String> {
         let unsupported = self.unsupported();
         self.cells
@@ -817,7 +826,7 @@ fn command_line(opts: &MutantsOptions) -> String {
 }
 
 /// Builds, runs and decides every cell (without printing the table).
-pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
+pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Findings> {
     let start = Instant::now();
     let out = match &opts.out {
         Some(out) => out.clone(),
@@ -858,7 +867,12 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
     let mut aimed_at: Vec<String> = mutants.iter().flat_map(|m| m.catch.clone()).collect();
     aimed_at.sort();
     aimed_at.dedup();
-    for name in &opts.controls {
+    let controls = if opts.controls.is_empty() {
+        default_controls(&variants::load_all(ws)?)
+    } else {
+        opts.controls.clone()
+    };
+    for name in &controls {
         let v = variants::load(ws, name)?;
         eprintln!("harness: mutants: building control {name}");
         let kernel = kernel_build::build(ws, &v, kernel_build::Output::OnFailure)?;
@@ -990,7 +1004,7 @@ pub fn run(ws: &Workspace, opts: &MutantsOptions) -> Result<Outcome> {
         };
         judge(&mut cells[idx], *oracle, &report, ok, &outcome, wall);
     }
-    Ok(Outcome {
+    Ok(Findings {
         cells,
         exhaustive,
         skipped,
@@ -1245,7 +1259,7 @@ fn markdown_table<const N: usize>(rows: &[[String; N]]) -> String {
 
 /// The table as plain text: every cell, then one line per kernel (which
 /// oracle caught it where, and how long its cells took).
-pub fn text_table(o: &Outcome) -> String {
+pub fn text_table(o: &Findings) -> String {
     let mut out = aligned(&rows(o));
     out.push('\n');
     out.push_str(&aligned(&summary_rows(o)));
@@ -1260,7 +1274,7 @@ pub fn text_table(o: &Outcome) -> String {
 }
 
 /// The table as Markdown, with the command that made it.
-pub fn markdown(o: &Outcome, command: &str) -> String {
+pub fn markdown(o: &Findings, command: &str) -> String {
     let mut out = String::from("# Mutation score of the stale-TLB oracles\n\n");
     let mutants = o.mutants();
     let survivors = o.survivors();
@@ -1347,7 +1361,7 @@ pub fn markdown(o: &Outcome, command: &str) -> String {
 
 /// The headline's clause on the exhaustive checks: `; exhaustive checks: 1
 /// of 2 caught (missed: mutant-x)`, empty when none ran.
-fn exhaustive_summary(o: &Outcome) -> String {
+fn exhaustive_summary(o: &Findings) -> String {
     if o.exhaustive.is_empty() {
         return String::new();
     }
@@ -1380,7 +1394,7 @@ fn chaos_only(catches: &[String]) -> &'static str {
 /// Where the cells of `target` that `f` picks are, by accelerator:
 /// `tcg: 2 cpu, 4 cpu; tcg-model: 4 cpu (69)`; `f` gives each picked cell's
 /// note (empty for none).
-fn cells_where(o: &Outcome, target: &str, f: impl Fn(&Cell) -> Option<String>) -> String {
+fn cells_where(o: &Findings, target: &str, f: impl Fn(&Cell) -> Option<String>) -> String {
     let mut accels: Vec<&str> = Vec::new();
     for c in o.cells.iter().filter(|c| c.target == target) {
         if !accels.contains(&c.accel.as_str()) {
@@ -1416,7 +1430,7 @@ fn cells_where(o: &Outcome, target: &str, f: impl Fn(&Cell) -> Option<String>) -
 
 /// One line per kernel, mutants first: its verdict, where each method
 /// caught it, its cells' wall time.
-fn summary_rows(o: &Outcome) -> Vec<[String; 8]> {
+fn summary_rows(o: &Findings) -> Vec<[String; 8]> {
     let mut rows = vec![[
         "kernel",
         "path",
@@ -1508,7 +1522,7 @@ fn summary_rows(o: &Outcome) -> Vec<[String; 8]> {
 /// Every cell.
 /// The exhaustive column repeats the mutant's one host check on each of
 /// its rows (it has no CPU count or accelerator).
-fn rows(o: &Outcome) -> Vec<[String; 10]> {
+fn rows(o: &Findings) -> Vec<[String; 10]> {
     let mut rows = vec![[
         "kernel",
         "path",
@@ -1553,6 +1567,7 @@ mod tests {
 
     const GOOD: &str = r#"
 name = "lost-shootdown"
+role = "mutant"
 description = "d"
 features = ["lost-shootdown"]
 path = "one-page pmap_remove"
@@ -1578,6 +1593,10 @@ catch = ["munmap", "remap"]
         assert!(e.contains("bogus"), "{e}");
         let other = Path::new("variants/mutants/other.toml");
         assert!(parse(other, GOOD, &known()).is_err());
+        let e = parse(f, &GOOD.replace("\"mutant\"", "\"control\""), &known())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`role`") && e.contains("Control"), "{e}");
     }
 
     #[test]
@@ -1604,9 +1623,9 @@ catch = ["munmap", "remap"]
         assert_eq!(k.verdict(), "clean");
         k.empty_modes.push("cow".into());
         assert_eq!(k.verdict(), "FAILED");
-        let o = Outcome {
+        let o = Findings {
             cells: vec![c, k],
-            ..Outcome::default()
+            ..Findings::default()
         };
         assert!(o.survivors().is_empty());
         assert_eq!(o.failed_controls().len(), 1);
@@ -1656,9 +1675,9 @@ catch = ["munmap", "remap"]
             "unsupported",
             Duration::ZERO,
         );
-        let o = Outcome {
+        let o = Findings {
             cells: vec![m, k],
-            ..Outcome::default()
+            ..Findings::default()
         };
         assert!(o.survivors().is_empty());
         assert!(o.failed_controls().is_empty());
@@ -1796,9 +1815,9 @@ catch = ["munmap", "remap"]
         assert!(!k.clean());
         assert_eq!(k.verdict(), "FAILED");
         assert!(k.by().contains("zen3 3"), "{}", k.by());
-        let o = Outcome {
+        let o = Findings {
             cells: vec![k],
-            ..Outcome::default()
+            ..Findings::default()
         };
         assert!(o.failed_controls().contains("dfly-batch"));
         assert!(!o.passed());
@@ -2044,9 +2063,9 @@ catch = ["munmap", "remap"]
             "ok",
             secs(40),
         );
-        let o = Outcome {
+        let o = Findings {
             cells: vec![dfly_tcg, dfly_model, kns, kns2, control],
-            ..Outcome::default()
+            ..Findings::default()
         };
         assert!(o.passed());
         assert!(o.caught_with("mutant-kernel-no-shoot", "model"));
@@ -2075,9 +2094,9 @@ catch = ["munmap", "remap"]
             "{text}"
         );
         // Without a tcg-model cell the model column says it did not run.
-        let o = Outcome {
+        let o = Findings {
             cells: vec![o.cells[0].clone()],
-            ..Outcome::default()
+            ..Findings::default()
         };
         let md = markdown(&o, "harness mutants");
         assert!(md.contains("| tcg: 4 cpu (8) | not run |"), "{md}");
@@ -2149,9 +2168,9 @@ catch = ["munmap", "remap"]
         assert_eq!(c.stale, 0, "a failed check is no stale read");
         assert_eq!(c.verdict(), "caught");
         // The summary names the catch when no read was stale.
-        let o = Outcome {
+        let o = Findings {
             cells: vec![c],
-            ..Outcome::default()
+            ..Findings::default()
         };
         assert!(
             markdown(&o, "harness mutants")
@@ -2205,9 +2224,9 @@ catch = ["munmap", "remap"]
         c.cpus = 4;
         let md = |c: &Cell| {
             markdown(
-                &Outcome {
+                &Findings {
                     cells: vec![c.clone()],
-                    ..Outcome::default()
+                    ..Findings::default()
                 },
                 "harness mutants",
             )
@@ -2250,7 +2269,7 @@ catch = ["munmap", "remap"]
         };
         let mut decides = check("mutant_a", true);
         decides.decides = true;
-        let o = |c: crate::exhaustive::Check| Outcome {
+        let o = |c: crate::exhaustive::Check| Findings {
             cells: vec![Cell {
                 cpus: 4,
                 ..missed.clone()
@@ -2283,10 +2302,10 @@ catch = ["munmap", "remap"]
             checks: 10,
             ..Cell::default()
         };
-        let o = Outcome {
+        let o = Findings {
             cells: vec![caught_cell("mutant-a"), caught_cell("mutant-b")],
             exhaustive: vec![("mutant-a".into(), check("mutant_a", true))],
-            ..Outcome::default()
+            ..Findings::default()
         };
         assert!(o.passed());
         let md = markdown(&o, "harness mutants");
@@ -2323,7 +2342,7 @@ catch = ["munmap", "remap"]
 
         // A check that misses fails the verb, the oracles' catch aside,
         // and the tables say how it ended.
-        let o = Outcome {
+        let o = Findings {
             exhaustive: vec![("mutant-a".into(), check("mutant_a", false))],
             ..o
         };

@@ -20,7 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
-use crate::accel::{self, Accel, AccelChoice};
+use crate::accel::{Accel, AccelChoice};
+use crate::accel_probe;
 use crate::kernel_build::{self, KernelImage};
 use crate::model;
 use crate::outcome::{self, Outcome};
@@ -267,7 +268,7 @@ pub struct RunOptions {
 pub fn spec_for(ws: &Workspace, opts: &RunOptions, variant: &str) -> Result<RunSpec> {
     let variant = variants::load(ws, variant)?;
     let kernel = kernel_build::build(ws, &variant, kernel_build::Output::OnFailure)?;
-    let accel = accel::resolve(
+    let accel = accel_probe::resolve(
         opts.accel,
         &opts.qemu,
         &kernel.path,

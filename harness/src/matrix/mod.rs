@@ -47,7 +47,8 @@ use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::ValueEnum;
 
-use crate::accel::{self, Accel, AccelChoice};
+use crate::accel::{Accel, AccelChoice};
+use crate::accel_probe;
 use crate::kernel_build::{self, KernelImage};
 use crate::qemu::{self, Interrupted, Machine};
 use crate::results::metadata::{read_metadata, write_metadata, Metadata, METADATA_JSON};
@@ -148,7 +149,7 @@ pub fn execute(ws: &Workspace, opts: &MatrixOptions) -> Result<i32> {
     let kernels = build_and_check(ws, &spec, &matrix_path, &opts.qemu)?;
 
     let probe_kernel = &kernels[&spec.variants[0]];
-    let (accel, accel_reason) = accel::resolve_explained(
+    let (accel, accel_reason) = accel_probe::resolve_explained(
         choice,
         &opts.qemu,
         &probe_kernel.path,
@@ -181,7 +182,7 @@ pub fn execute(ws: &Workspace, opts: &MatrixOptions) -> Result<i32> {
     };
     if choice == AccelChoice::Auto {
         meta.accel_probe =
-            accel::cached_probe(&opts.qemu, &ws.cache_dir().join("accel-probe.toml"));
+            accel_probe::cached_probe(&opts.qemu, &ws.cache_dir().join("accel-probe.toml"));
     }
     meta.machine = spec.machine.clone();
     meta.reps = spec.reps;

@@ -36,7 +36,7 @@ pub struct Metadata {
     /// The `auto` probe's figures (boot times under TCG and KVM), when the
     /// accelerator was chosen by the probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accel_probe: Option<crate::accel::ProbeResult>,
+    pub accel_probe: Option<crate::accel_probe::ProbeResult>,
     /// The QEMU machine model (`microvm`, `q35`).
     #[serde(default)]
     pub machine: String,

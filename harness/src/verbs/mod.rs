@@ -1,9 +1,17 @@
-//! The verbs that read a results directory (what `harness matrix` wrote),
-//! one module each: [`merge`], [`plot`], [`gate`], [`baseline`],
-//! [`export`], [`explain`] (runs its own boots, by cause), and [`selftest`] (`gate --self-test`, the gate's mutation
-//! proof). Each is a thin layer over the library pieces it names; the
-//! options come resolved from [`crate::cli`]. `--in` defaults to
-//! `runs/matrix-latest`, the newest matrix output.
+//! The verbs that are a thin layer over library pieces, one module each;
+//! their options come resolved from [`crate::cli`].
+//!
+//! - Over a results directory (what `harness matrix` wrote; `--in`
+//!   defaults to `runs/matrix-latest`, the newest matrix output): [`merge`],
+//!   [`plot`], [`gate`], [`baseline`], [`export`].
+//! - Booting kernels of their own: [`explain`] (one run of a variant, or
+//!   two with `--vs`, told by cause) and [`selftest`] (`gate --self-test`,
+//!   the gate's mutation proof: a small matrix per planted regression).
+//!
+//! Verbs with machinery of their own live in their own modules, not here:
+//! `build` ([`crate::kernel_build`]), `run` ([`crate::run`]), `matrix`
+//! ([`crate::matrix`]), `mutants` ([`crate::mutants`]), `reproduce`
+//! ([`crate::reproduce`]) and `compare` ([`crate::compare`]).
 //!
 //! Exit statuses: 0 done (gate: passed); 3 the gate failed; 1 the harness
 //! failed (unreadable input, cannot write, refused input).

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use harness::accel::{self, Accel, AccelChoice};
+use harness::accel::{Accel, AccelChoice};
 use harness::outcome::Outcome;
 use harness::qemu::{Machine, DEFAULT_QEMU};
 use lab_core::report::Status;
@@ -150,7 +150,7 @@ fn accel_auto_probes_once_and_caches() {
     let cache = tempfile::tempdir().unwrap();
     let file = cache.path().join("accel-probe.toml");
     let first = with_slot(|| {
-        accel::resolve(
+        harness::accel_probe::resolve(
             AccelChoice::Auto,
             Path::new(DEFAULT_QEMU),
             &kernel().path,
@@ -158,12 +158,12 @@ fn accel_auto_probes_once_and_caches() {
         )
     })
     .unwrap();
-    if accel::kvm_opens() {
+    if harness::accel_probe::kvm_opens() {
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains("tcg_ms"), "{text}");
         // A cached answer is returned without booting: a missing kernel
         // would make a probe fail.
-        let again = accel::resolve(
+        let again = harness::accel_probe::resolve(
             AccelChoice::Auto,
             Path::new(DEFAULT_QEMU),
             Path::new("/nonexistent"),

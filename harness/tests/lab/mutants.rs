@@ -22,7 +22,7 @@ use harness::workspace::Workspace;
 /// Runs `harness mutants` on each of `cpus` CPUs under TCG for `only` and
 /// `controls` (4 rounds per coherence mode); returns the outcome and its
 /// table (for assertion messages).
-fn run_mutants(cpus: &[u32], only: &[&str], controls: &[&str]) -> (mutants::Outcome, String) {
+fn run_mutants(cpus: &[u32], only: &[&str], controls: &[&str]) -> (mutants::Findings, String) {
     let ws = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let opts = MutantsOptions {
@@ -46,7 +46,7 @@ fn run_mutants(cpus: &[u32], only: &[&str], controls: &[&str]) -> (mutants::Outc
 }
 
 /// The cell of `name` in `outcome` (its first, by CPU count).
-fn cell<'a>(outcome: &'a mutants::Outcome, table: &str, name: &str) -> &'a mutants::Cell {
+fn cell<'a>(outcome: &'a mutants::Findings, table: &str, name: &str) -> &'a mutants::Cell {
     outcome
         .cells
         .iter()
@@ -56,7 +56,7 @@ fn cell<'a>(outcome: &'a mutants::Outcome, table: &str, name: &str) -> &'a mutan
 
 /// The cell of `name` on `cpus` CPUs.
 fn cell_on<'a>(
-    outcome: &'a mutants::Outcome,
+    outcome: &'a mutants::Findings,
     table: &str,
     name: &str,
     cpus: u32,

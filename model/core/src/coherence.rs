@@ -71,7 +71,7 @@ pub struct Miss {
 
 /// What one access of one line did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub struct AccessEffect {
     /// The first-ever touch of the line.
     pub cold: bool,
     pub miss: Option<Miss>,
@@ -139,10 +139,10 @@ impl Coherence {
         mask: u64,
         store: bool,
         settle: impl FnOnce(Option<Miss>) -> u64,
-    ) -> Outcome {
+    ) -> AccessEffect {
         debug_assert!(cpu < 64);
         let me = 1u64 << cpu;
-        let mut out = Outcome::default();
+        let mut out = AccessEffect::default();
         let l = self.lines.entry(line).or_insert_with(|| {
             out.cold = true;
             Line {
@@ -223,7 +223,7 @@ impl Coherence {
 mod tests {
     use super::*;
 
-    fn at(c: &mut Coherence, cpu: usize, paddr: u64, size: u64, store: bool) -> Outcome {
+    fn at(c: &mut Coherence, cpu: usize, paddr: u64, size: u64, store: bool) -> AccessEffect {
         let (lines, n) = line_masks(paddr, size);
         assert_eq!(n, 1);
         c.access(cpu, lines[0].0, lines[0].1, store, |_| 0)
@@ -245,7 +245,7 @@ mod tests {
         let mut c = Coherence::new();
         assert!(at(&mut c, 0, 0x40, 8, false).cold);
         let o = at(&mut c, 1, 0x40, 8, false);
-        assert_eq!(o, Outcome::default());
+        assert_eq!(o, AccessEffect::default());
         // A store to a line only read so far: invalidates, no miss.
         let o = at(&mut c, 1, 0x40, 8, true);
         assert_eq!(o.miss, None);

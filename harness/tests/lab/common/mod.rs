@@ -1,7 +1,6 @@
 //! Shared by the tests that boot the real kernel: build it once per test
 //! binary, and run at most two QEMUs at a time (the machines have two cores,
 //! shared with other jobs).
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
