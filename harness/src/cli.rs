@@ -280,8 +280,10 @@ pub struct MutantsArgs {
     /// Only these mutants (comma-separated names; default: all).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// The correct variants run as controls (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = crate::mutants::DEFAULT_CONTROLS.iter().map(|s| s.to_string()))]
+    /// The correct variants run as controls (comma-separated; default:
+    /// every variant whose role in variants/*.toml is protocol or
+    /// technique).
+    #[arg(long, value_delimiter = ',')]
     pub controls: Vec<String>,
     /// Coherence rounds per round mode (default: the workload's).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]

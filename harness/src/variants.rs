@@ -6,6 +6,7 @@
 //!
 //! ```toml
 //! name = "fixed"                       # must match the file name
+//! role = "protocol"                    # what it is for: see [`Role`]
 //! description = "one line for `harness list`"
 //! features = []                        # kernel Cargo features
 //! expect = "what a run of it should show"
@@ -19,6 +20,12 @@
 //! Features are checked against the `[features]` table of
 //! `kernel/Cargo.toml`, so a typo is an error naming the file and field
 //! rather than a kernel silently built without it.
+//!
+//! The `role` is the one home of every list of variants by kind: the gate
+//! self-test's techniques, the mutants' default controls, the variants the
+//! techniques' table and the shootdown tests must cover are all derived
+//! from it ([`with_role`]), and `lists_derived_from_roles_agree` fails when
+//! a list kept elsewhere disagrees.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -34,11 +41,56 @@ use crate::workspace::Workspace;
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     pub name: String,
+    pub role: Role,
     pub description: String,
     #[serde(default)]
     pub features: Vec<String>,
     pub provenance: Provenance,
     pub expect: String,
+}
+
+/// What a variant is for in the lab.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A correct shootdown protocol, the base the others are measured
+    /// against and the mutants break: `fixed` (OpenBSD's global slot),
+    /// `scoreboard`, `scoreboard-padded` (FreeBSD D25510), `dfly-batch`.
+    Protocol,
+    /// A technique published since the seeds, beside its protocol in
+    /// results/TECHNIQUES.md, with a gate rule stating its mechanism.
+    Technique,
+    /// A seed's bug, reproduced: `openbsd-2010` and its two halves, and
+    /// D32569's first diff (`shared-page-counted`, the early return
+    /// nullified).
+    Bug,
+    /// A seed's own correct state that is neither a protocol nor a
+    /// technique: FreeBSD D32569's tree before the diff, the diff as
+    /// landed, and the review's idea (`freebsd-before`,
+    /// `shared-page-opt`, `dying-no-ipi`).
+    Seed,
+    /// A negative control, wrong on purpose so that an oracle can be
+    /// seen to catch it (`lost-shootdown`).
+    Control,
+    /// A mutant of `variants/mutants/` (crate::mutants): never in
+    /// `variants/` itself.
+    Mutant,
+}
+
+impl Role {
+    /// Whether the variant is correct: its runs must pass every oracle
+    /// (the mutants' controls are drawn from these).
+    pub fn is_correct(self) -> bool {
+        matches!(self, Role::Protocol | Role::Technique | Role::Seed)
+    }
+}
+
+/// The names of the variants of `all` with role `role`, in `all`'s order.
+pub fn with_role(all: &[Variant], role: Role) -> Vec<String> {
+    all.iter()
+        .filter(|v| v.role == role)
+        .map(|v| v.name.clone())
+        .collect()
 }
 
 /// Where a variant's code comes from.
@@ -152,6 +204,12 @@ pub fn parse(
     }
     if variant.description.trim().is_empty() {
         return Err(bad("description", "is empty".into()));
+    }
+    if variant.role == Role::Mutant {
+        return Err(bad(
+            "role",
+            "'mutant' belongs in variants/mutants/ (harness mutants), not among the variants a user measures".into(),
+        ));
     }
     for feature in &variant.features {
         if !known.contains(feature) {
@@ -299,6 +357,7 @@ mod tests {
 
     const GOOD: &str = r#"
 name = "fixed"
+role = "protocol"
 description = "the fix"
 features = ["a"]
 expect = "few IPIs"
@@ -343,6 +402,29 @@ revision = "1.56"
     }
 
     #[test]
+    fn a_role_is_required_and_must_be_known() {
+        let e = error(&GOOD.replace("role = \"protocol\"\n", ""));
+        assert!(
+            e.contains("variants/fixed.toml") && e.contains("role"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("\"protocol\"", "\"optimisation\""));
+        assert!(e.contains("variants/fixed.toml"), "{e}");
+        assert!(e.contains("optimisation") && e.contains("technique"), "{e}");
+        let e = error(&GOOD.replace("\"protocol\"", "\"mutant\""));
+        assert!(
+            e.contains("`role`") && e.contains("variants/mutants/"),
+            "{e}"
+        );
+        assert_eq!(
+            check(&GOOD.replace("\"protocol\"", "\"bug\""))
+                .unwrap()
+                .role,
+            Role::Bug
+        );
+    }
+
+    #[test]
     fn missing_field_names_file_and_field() {
         let e = error(&GOOD.replace("description = \"the fix\"\n", ""));
         assert!(e.contains("variants/fixed.toml"), "{e}");
@@ -381,6 +463,64 @@ revision = "1.56"
         assert!(all.iter().any(|v| v.name == "fixed"));
         let e = load(&ws, "no-such-variant").unwrap_err().to_string();
         assert!(e.contains("no-such-variant") && e.contains("fixed"), "{e}");
+    }
+
+    /// Every list of variants by kind is derived from the roles; this
+    /// fails when a variant has no role (load_all refuses the file) or a
+    /// list kept elsewhere disagrees with them.
+    #[test]
+    fn lists_derived_from_roles_agree() {
+        use std::collections::BTreeSet as Set;
+        let ws = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+        let all = load_all(&ws).unwrap();
+        let set = |v: Vec<String>| v.into_iter().collect::<Set<String>>();
+        let role = |r: Role| set(with_role(&all, r));
+        let techniques = role(Role::Technique);
+        let protocols = role(Role::Protocol);
+        assert!(techniques.contains("early-ack") && protocols.contains("fixed"));
+        assert_eq!(role(Role::Control), set(vec!["lost-shootdown".into()]));
+
+        // The gate self-test plants every technique a rule states a
+        // mechanism for: all but pcid, whose runs end unsupported under
+        // TCG (no PCID), so no rule can be stated for it.
+        let rules: toml::Table =
+            toml::from_str(&fs::read_to_string(ws.variants_dir().join("gates.toml")).unwrap())
+                .unwrap();
+        let (planted, unplanted) =
+            crate::verbs::selftest::planted(&with_role(&all, Role::Technique), &rules);
+        assert_eq!(unplanted, ["pcid"]);
+        let planted: Set<String> = planted.into_iter().map(|p| p.variant).collect();
+        assert_eq!(&planted | &set(unplanted), techniques);
+
+        // The mutants' default controls: every protocol and technique.
+        let controls = set(crate::mutants::default_controls(&all));
+        assert_eq!(controls, &protocols | &techniques);
+
+        // The techniques' table measures every technique, beside a
+        // protocol; the seeds' table measures no technique and no control.
+        let variants_of = |plan: crate::reproduce::Plan| {
+            plan.experiments
+                .into_iter()
+                .flat_map(|e| e.variants)
+                .collect::<Set<String>>()
+        };
+        let in_techniques = variants_of(crate::reproduce::Plan::techniques(1));
+        assert!(in_techniques.is_superset(&techniques), "{in_techniques:?}");
+        assert!(
+            in_techniques.is_subset(&(&techniques | &protocols)),
+            "{in_techniques:?}"
+        );
+        let in_seeds = variants_of(crate::reproduce::Plan::full(1, 8));
+        for v in &in_seeds {
+            let r = all.iter().find(|x| &x.name == v).map(|x| x.role);
+            assert!(
+                matches!(r, Some(Role::Protocol | Role::Bug | Role::Seed)),
+                "{v}: {r:?} in the seeds' table"
+            );
+        }
+
+        // variants/mutants/ holds mutants only (the loader checks the role).
+        assert!(!crate::mutants::load_all(&ws).unwrap().is_empty());
     }
 
     #[test]
