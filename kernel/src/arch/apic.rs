@@ -227,7 +227,6 @@ pub fn start_timer() {
 static TURN_COUNT: [CacheLine<AtomicU32>; MAX_CPUS] =
     [const { CacheLine(AtomicU32::new(0)) }; MAX_CPUS];
 
-#[allow(dead_code)] // for the scheduler
 /// Installs the function every timer tick calls on its CPU, in interrupt
 /// context after EOI (so it may switch threads). Set once.
 pub fn set_tick_hook(hook: fn()) {

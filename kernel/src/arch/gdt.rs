@@ -33,9 +33,6 @@ use crate::stats::MAX_CPUS;
 
 pub const KERNEL_CS: SegmentSelector = SegmentSelector::new(1, PrivilegeLevel::Ring0);
 pub const KERNEL_SS: SegmentSelector = SegmentSelector::new(2, PrivilegeLevel::Ring0);
-#[allow(dead_code)] // for the syscall entry
-/// STAR's SYSRET base (the 32-bit user code selector).
-pub const USER_BASE: SegmentSelector = SegmentSelector::new(3, PrivilegeLevel::Ring3);
 pub const USER_SS: SegmentSelector = SegmentSelector::new(4, PrivilegeLevel::Ring3);
 pub const USER_CS: SegmentSelector = SegmentSelector::new(5, PrivilegeLevel::Ring3);
 pub const TSS_SEL: SegmentSelector = SegmentSelector::new(6, PrivilegeLevel::Ring0);
@@ -47,7 +44,8 @@ pub const IST_MACHINE_CHECK: u16 = 2;
 const IST_COUNT: usize = 3;
 const IST_STACK_SIZE: usize = 16 * 1024;
 
-/// A 32-bit code segment, DPL 3 (only a placeholder for STAR's layout).
+/// A 32-bit code segment, DPL 3, selector 3: SYSRET's base in STAR (a
+/// placeholder; nothing runs 32-bit code).
 const USER_CODE32: u64 = 0x00cf_fa00_0000_ffff;
 
 struct CpuTables {
@@ -115,7 +113,6 @@ pub fn init() {
     Star::write(USER_CS, USER_SS, KERNEL_CS, KERNEL_SS).expect("GDT layout unfit for SYSRET");
 }
 
-#[allow(dead_code)] // for the scheduler
 /// Sets the stack the CPU switches to on a trap from user mode (TSS.RSP0)
 /// and that the syscall entry loads (per-CPU `kernel_stack_top`), for this
 /// CPU. The scheduler calls it when it switches threads.

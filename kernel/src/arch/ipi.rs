@@ -82,7 +82,6 @@ pub fn send(kind: IpiKind, to: u32) {
     apic::send(Icr::fixed(trap::ipi_vector(kind), smp::apic_id_of(to)));
 }
 
-#[allow(dead_code)] // for the pmap's shootdowns
 /// Sends one IPI of `kind` to every online CPU in `targets` except this one
 /// (one IPI per target, never a broadcast shorthand, so each is counted).
 /// Bits for CPUs that do not exist are ignored, as OpenBSD's loop over
@@ -92,12 +91,6 @@ pub fn send_set(kind: IpiKind, targets: CpuSet) {
     for to in targets.intersect(smp::online()).without(me).iter() {
         send(kind, to);
     }
-}
-
-#[allow(dead_code)] // for the pmap's shootdowns
-/// Sends one IPI of `kind` to every other online CPU.
-pub fn send_all_but_self(kind: IpiKind) {
-    send_set(kind, smp::online());
 }
 
 /// Registers `handler` to run on the target of every IPI of `kind`, in

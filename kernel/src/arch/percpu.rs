@@ -111,12 +111,6 @@ pub fn try_cpu_id() -> Option<u32> {
     READY.load(Ordering::Acquire).then(cpu_id)
 }
 
-#[allow(dead_code)]
-/// This CPU's local APIC id.
-pub fn apic_id() -> u32 {
-    AREAS[cpu_id() as usize].apic_id.load(Ordering::Relaxed)
-}
-
 /// Records the kernel stack top the syscall entry will switch to.
 pub fn set_kernel_stack_top(top: u64) {
     AREAS[cpu_id() as usize]
@@ -124,13 +118,6 @@ pub fn set_kernel_stack_top(top: u64) {
         .store(top, Ordering::Relaxed);
 }
 
-#[allow(dead_code)] // for the scheduler
-/// The scheduler's `current` slot of this CPU (null until threads exist).
-pub fn current() -> *mut () {
-    AREAS[cpu_id() as usize].current.load(Ordering::Relaxed)
-}
-
-#[allow(dead_code)] // for the scheduler
 /// Sets this CPU's `current` slot.
 pub fn set_current(thread: *mut ()) {
     AREAS[cpu_id() as usize]
