@@ -7,6 +7,7 @@
 
 use harness::outcome::Outcome;
 use harness::report::Report;
+use harness::variants::{self, Role};
 
 use crate::common::*;
 
@@ -33,9 +34,17 @@ fn ack_histogram_total(r: &Report) -> f64 {
         .sum()
 }
 
+/// Every variant whose role is `protocol` (variants/*.toml): a new
+/// protocol is tested here without another list to keep.
 #[test]
 fn pmap_selftest_passes_in_every_shootdown_variant() {
-    for variant in ["fixed", "scoreboard", "scoreboard-padded", "dfly-batch"] {
+    let all = variants::load_all(&workspace()).unwrap();
+    let protocols = variants::with_role(&all, Role::Protocol);
+    assert!(
+        protocols.iter().any(|v| v == "dfly-batch") && protocols.len() >= 4,
+        "{protocols:?}"
+    );
+    for variant in protocols.iter().map(String::as_str) {
         for cpus in [1, 4] {
             let b = boot_variant(variant, "pmap-selftest", cpus, |s| {
                 s.params = vec![("shoot_rounds".into(), "50".into())];
