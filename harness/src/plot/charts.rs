@@ -12,16 +12,25 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::roles::{display_order, variant_role, Role};
 use super::{variant_color, workload_title, PlotOptions, FONT};
 use crate::results::derive::{hist_quantile, CAUSE_FIGURE_PREFIX, SPARED_FIGURE_PREFIX};
-use crate::results::stats::{median, range};
-use crate::results::summary::{fmt_num, variant_rank, GroupSummary};
+use crate::results::stats::median_min_max;
+use crate::results::summary::{fmt_num, GroupSummary};
 use lab_core::cause::ShootCause;
 
 type DrawResult<T, DB> = Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 pub(super) const GREY: RGBColor = RGBColor(90, 90, 90);
-pub(super) const LEGEND_WIDTH: u32 = 200;
+/// The legend panel's width: room for the longest variant name
+/// (`cacheline-consolidation`) at the legend's font.
+pub(super) const LEGEND_WIDTH: u32 = 220;
+/// The header strip's height ([`header`]).
+pub(super) const HEADER_HEIGHT: u32 = 70;
+/// Where a legend's first row starts, below its heading.
+const LEGEND_TOP: i32 = 56;
+/// A legend group's heading row (the variants' roles).
+const LEGEND_GROUP_STEP: i32 = 24;
 
 /// Draws the title and subtitle strip; returns the area below it.
 pub(super) fn header<DB: DrawingBackend>(
@@ -29,7 +38,7 @@ pub(super) fn header<DB: DrawingBackend>(
     title: &str,
     subtitle: &str,
 ) -> DrawResult<DrawingArea<DB, Shift>, DB> {
-    let (head, body) = root.split_vertically(70);
+    let (head, body) = root.split_vertically(HEADER_HEIGHT);
     head.draw(&Text::new(
         title.to_string(),
         (20, 12),
@@ -43,6 +52,107 @@ pub(super) fn header<DB: DrawingBackend>(
     Ok(body)
 }
 
+/// A row of a legend.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum LegendRow {
+    /// A group's heading (a role of the variants below it).
+    Group(String),
+    /// A coloured box and a name, which may carry a second, smaller line
+    /// after a `\n`.
+    Entry(String, RGBColor),
+}
+
+/// The rows' height in pixels at full size: one step per entry (taller
+/// when any entry has two lines), a smaller one per group heading.
+fn legend_rows_height(rows: &[LegendRow]) -> i32 {
+    let step = entry_step(rows);
+    rows.iter()
+        .map(|r| match r {
+            LegendRow::Group(_) => LEGEND_GROUP_STEP,
+            LegendRow::Entry(..) => step,
+        })
+        .sum()
+}
+
+fn entry_step(rows: &[LegendRow]) -> i32 {
+    let two_lines = rows
+        .iter()
+        .any(|r| matches!(r, LegendRow::Entry(name, _) if name.contains('\n')));
+    if two_lines {
+        46
+    } else {
+        28
+    }
+}
+
+/// The height a chart needs so that a legend of `rows` beside its plot
+/// is complete: at least `base`.
+pub(super) fn height_for_legend(base: u32, rows: &[LegendRow]) -> u32 {
+    let needed = HEADER_HEIGHT as i32 + LEGEND_TOP + legend_rows_height(rows) + 16;
+    base.max(needed as u32)
+}
+
+/// Draws a legend, top-left of `area`: a heading, then its rows. Charts
+/// size themselves with [`height_for_legend`] so that every row fits at
+/// full size; should an area still be too short, the rows are drawn
+/// closer together and smaller rather than cut off.
+pub(super) fn legend_rows<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    heading: &str,
+    rows: &[LegendRow],
+) -> DrawResult<(), DB> {
+    let (_, height) = area.dim_in_pixel();
+    let room = height as i32 - LEGEND_TOP - 8;
+    let full = legend_rows_height(rows).max(1);
+    let scale = (room as f64 / full as f64).clamp(0.45, 1.0);
+    let px = |v: i32| (v as f64 * scale).round() as i32;
+    area.draw(&Text::new(
+        heading.to_string(),
+        (12, 24),
+        (FONT, 17).into_font().style(FontStyle::Bold).color(&BLACK),
+    ))?;
+    let step = entry_step(rows);
+    let mut y = LEGEND_TOP;
+    for row in rows {
+        match row {
+            LegendRow::Group(name) => {
+                area.draw(&Text::new(
+                    name.clone(),
+                    (12, y),
+                    (FONT, px(15).max(9)).into_font().color(&GREY),
+                ))?;
+                y += px(LEGEND_GROUP_STEP);
+            }
+            LegendRow::Entry(name, color) => {
+                let (first, second) = name.split_once('\n').unwrap_or((name, ""));
+                area.draw(&Rectangle::new([(12, y), (30, y + px(16))], color.filled()))?;
+                area.draw(&Text::new(
+                    first.to_string(),
+                    (38, y),
+                    (FONT, px(16).max(9)).into_font().color(&BLACK),
+                ))?;
+                if !second.is_empty() {
+                    area.draw(&Text::new(
+                        second.to_string(),
+                        (38, y + px(19)),
+                        (FONT, px(13).max(8)).into_font().color(&GREY),
+                    ))?;
+                }
+                y += px(step);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Plain legend entries (no groups): coloured boxes and names.
+pub(super) fn entry_rows(entries: &[(String, RGBColor)]) -> Vec<LegendRow> {
+    entries
+        .iter()
+        .map(|(name, color)| LegendRow::Entry(name.clone(), *color))
+        .collect()
+}
+
 /// Draws a legend of coloured boxes and names, top-left of `area`. A
 /// name may carry a second, smaller line after a `\n`.
 pub(super) fn legend<DB: DrawingBackend>(
@@ -50,43 +160,33 @@ pub(super) fn legend<DB: DrawingBackend>(
     heading: &str,
     entries: &[(String, RGBColor)],
 ) -> DrawResult<(), DB> {
-    let two_lines = entries.iter().any(|(name, _)| name.contains('\n'));
-    let step = if two_lines { 46 } else { 28 };
-    area.draw(&Text::new(
-        heading.to_string(),
-        (12, 24),
-        (FONT, 17).into_font().style(FontStyle::Bold).color(&BLACK),
-    ))?;
-    for (i, (name, color)) in entries.iter().enumerate() {
-        let y = 56 + i as i32 * step;
-        let (first, second) = name.split_once('\n').unwrap_or((name, ""));
-        area.draw(&Rectangle::new([(12, y), (30, y + 16)], color.filled()))?;
-        area.draw(&Text::new(
-            first.to_string(),
-            (38, y),
-            (FONT, 16).into_font().color(&BLACK),
-        ))?;
-        if !second.is_empty() {
-            area.draw(&Text::new(
-                second.to_string(),
-                (38, y + 19),
-                (FONT, 13).into_font().color(&GREY),
-            ))?;
-        }
-    }
-    Ok(())
+    legend_rows(area, heading, &entry_rows(entries))
 }
 
-/// The legend of `variants`, each in its colour.
+/// Legend rows for `variants` (in display order) labelled by `label`,
+/// each in its colour, under a heading per role when more than one role
+/// is present.
+pub(super) fn variant_rows(variants: &[String], label: impl Fn(&str) -> String) -> Vec<LegendRow> {
+    let roles: Vec<Role> = variants.iter().map(|v| variant_role(v)).collect();
+    let grouped = roles.iter().any(|r| *r != roles[0]);
+    let mut rows = Vec::new();
+    let mut last = None;
+    for (v, role) in variants.iter().zip(roles) {
+        if grouped && last != Some(role) {
+            rows.push(LegendRow::Group(role.heading().to_string()));
+            last = Some(role);
+        }
+        rows.push(LegendRow::Entry(label(v), variant_color(v)));
+    }
+    rows
+}
+
+/// The legend of `variants`, each in its colour, grouped by role.
 pub(super) fn variant_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     variants: &[String],
 ) -> DrawResult<(), DB> {
-    let entries: Vec<(String, RGBColor)> = variants
-        .iter()
-        .map(|v| (v.clone(), variant_color(v)))
-        .collect();
-    legend(area, "variant", &entries)
+    legend_rows(area, "variant", &variant_rows(variants, str::to_string))
 }
 
 /// Draws `text` centred under the data point `at` of a chart, `dy` pixels
@@ -104,10 +204,11 @@ pub(super) fn label_below<DB: DrawingBackend>(
     root.draw(&Text::new(text.to_string(), (at.0, at.1 + dy), style))
 }
 
-/// Variants present in `groups`, in display order.
+/// Variants present in `groups`, in display order (by role,
+/// [`display_order`]).
 pub(super) fn variants_of(groups: &[&GroupSummary]) -> Vec<String> {
     let mut v: Vec<String> = groups.iter().map(|g| g.key.variant.clone()).collect();
-    v.sort_by_key(|v| variant_rank(v));
+    v.sort_by_key(|v| display_order(v));
     v.dedup();
     v
 }
@@ -128,10 +229,8 @@ pub(super) fn accels_of(groups: &[&GroupSummary]) -> String {
 }
 
 /// (median, min, max) of a figure over a group's ok runs.
-pub(super) fn spread(g: &GroupSummary, figure: &str) -> Option<(f64, f64, f64)> {
-    let values = g.values(figure);
-    let (lo, hi) = range(&values)?;
-    Some((median(&values)?, lo, hi))
+pub(super) fn figure_median_min_max(g: &GroupSummary, figure: &str) -> Option<(f64, f64, f64)> {
+    median_min_max(&g.values(figure))
 }
 
 /// `1 CPU`, `4 CPUs`.
@@ -197,7 +296,7 @@ impl IpiBarChart {
         let variants = variants_of(groups);
         let mut values = BTreeMap::new();
         for g in groups {
-            if let Some(s) = spread(g, "ipis_per_op") {
+            if let Some(s) = figure_median_min_max(g, "ipis_per_op") {
                 let ci = cpus.iter().position(|&c| c == g.key.cpus)?;
                 let vi = variants.iter().position(|v| *v == g.key.variant)?;
                 values.insert((ci, vi), s);
@@ -227,6 +326,13 @@ impl IpiBarChart {
 impl super::Chart for IpiBarChart {
     fn stem(&self) -> String {
         format!("ipis-per-op-{}", self.name)
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (
+            1100,
+            height_for_legend(620, &variant_rows(&self.variants, str::to_string)),
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<(), DB> {
@@ -332,7 +438,9 @@ impl RateChart {
             let points: Vec<RatePoint> = groups
                 .iter()
                 .filter(|g| g.key.variant == variant)
-                .filter_map(|g| spread(g, "ops_per_s").map(|(m, lo, hi)| (g.key.cpus, m, lo, hi)))
+                .filter_map(|g| {
+                    figure_median_min_max(g, "ops_per_s").map(|(m, lo, hi)| (g.key.cpus, m, lo, hi))
+                })
                 .collect();
             if !points.is_empty() {
                 series.push((variant, points));
@@ -350,11 +458,23 @@ impl RateChart {
     pub fn caption(&self) -> String {
         format!("{}: operations per second against CPU count", self.title)
     }
+
+    /// The variants drawn, in display order.
+    fn variants(&self) -> Vec<String> {
+        self.series.iter().map(|(v, _)| v.clone()).collect()
+    }
 }
 
 impl super::Chart for RateChart {
     fn stem(&self) -> String {
         format!("rate-{}", self.name)
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (
+            1100,
+            height_for_legend(620, &variant_rows(&self.variants(), str::to_string)),
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<(), DB> {
@@ -417,12 +537,7 @@ impl super::Chart for RateChart {
             let at = chart.backend_coord(&(cpus as f64, 0.0));
             label_below(root, at, 8, &cpus.to_string())?;
         }
-        let entries: Vec<(String, RGBColor)> = self
-            .series
-            .iter()
-            .map(|(v, _)| (v.clone(), variant_color(v)))
-            .collect();
-        legend(&side, "variant", &entries)
+        variant_legend(&side, &self.variants())
     }
 }
 
@@ -484,6 +599,21 @@ impl CdfChart {
             self.title, self.cpus
         )
     }
+
+    /// Each variant with its median wait and how many shootdowns it
+    /// counted, grouped by role.
+    fn legend(&self) -> Vec<LegendRow> {
+        let variants: Vec<String> = self.series.iter().map(|(v, ..)| v.clone()).collect();
+        variant_rows(&variants, |v| {
+            let (_, hist, total) = self
+                .series
+                .iter()
+                .find(|(name, ..)| name == v)
+                .expect("a variant of the series");
+            let p50 = hist_quantile(hist, 0.5).map(fmt_si).unwrap_or_default();
+            format!("{v}\np50 {p50}, n={}", fmt_si(*total))
+        })
+    }
 }
 
 impl super::Chart for CdfChart {
@@ -525,6 +655,9 @@ impl super::Chart for CdfChart {
             .build_cartesian_2d((x_lo..x_hi).log_scale(), 0f64..1.0)?;
         chart
             .configure_mesh()
+            // A log axis with plotters' default ten labels crowds a decade
+            // (7k 8k 9k 10k, 10k twice).
+            .x_labels(6)
             .x_label_formatter(&|v| fmt_si(*v))
             .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
             .x_desc("acknowledgement wait (TSC cycles, log scale)")
@@ -543,22 +676,11 @@ impl super::Chart for CdfChart {
             }
             chart.draw_series(LineSeries::new(points, color.stroke_width(3)))?;
         }
-        let entries: Vec<(String, RGBColor)> = self
-            .series
-            .iter()
-            .map(|(v, hist, total)| {
-                let p50 = hist_quantile(hist, 0.5).map(fmt_si).unwrap_or_default();
-                (
-                    format!("{v}\np50 {p50}, n={}", fmt_si(*total)),
-                    variant_color(v),
-                )
-            })
-            .collect();
-        legend(&side, "variant", &entries)
+        legend_rows(&side, "variant", &self.legend())
     }
 
     fn size(&self) -> (u32, u32) {
-        (1200, 620)
+        (1200, height_for_legend(620, &self.legend()))
     }
 }
 
@@ -614,7 +736,7 @@ impl HeatmapChart {
         };
         let mut chosen: Vec<&GroupSummary> =
             chosen.into_iter().filter(|g| g.key.cpus == cpus).collect();
-        chosen.sort_by_key(|g| variant_rank(&g.key.variant));
+        chosen.sort_by_key(|g| display_order(&g.key.variant));
         let mixed = chosen.iter().any(|g| {
             (&g.key.accel, &g.key.machine) != (&chosen[0].key.accel, &chosen[0].key.machine)
         });
@@ -857,9 +979,26 @@ impl CauseChart {
     }
 }
 
+/// Pixels per variant row of the cause chart.
+const CAUSE_ROW_PX: u32 = 26;
+/// Room left of the cause chart's plot for the variant names.
+const CAUSE_NAME_WIDTH: u32 = 200;
+
 impl super::Chart for CauseChart {
     fn stem(&self) -> String {
         format!("causes-{}", self.name)
+    }
+
+    /// Tall enough for one row per variant (bars side by side left no
+    /// room for 19 names under them) and for the cause legend.
+    fn size(&self) -> (u32, u32) {
+        let rows = HEADER_HEIGHT + 2 * 16 + 60 + self.bars.len() as u32 * CAUSE_ROW_PX;
+        let legend: Vec<LegendRow> = self
+            .causes
+            .iter()
+            .map(|c| LegendRow::Entry(c.name().to_string(), cause_color(*c)))
+            .collect();
+        (1100, height_for_legend(620, &legend).max(rows))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<(), DB> {
@@ -871,7 +1010,7 @@ impl super::Chart for CauseChart {
                 cpus_label(self.cpus)
             ),
             &format!(
-                "stack = median over repetitions of each cause's IPIs/op; pale, above: IPIs \
+                "bar = median over repetitions of each cause's IPIs/op; pale, right: IPIs \
                  the variant's shortcut spared; accel {}",
                 self.accel
             ),
@@ -883,56 +1022,73 @@ impl super::Chart for CauseChart {
             .iter()
             .map(|(_, sent, spared)| sent.iter().chain(spared).sum::<f64>())
             .fold(0.0f64, f64::max);
-        let ceil = if top > 0.0 { top * 1.15 } else { 1.0 };
+        // Room right of the longest bar for its value.
+        let ceil = if top > 0.0 { top * 1.18 } else { 1.0 };
         let n = self.bars.len().max(1) as f64;
         let mut chart = ChartBuilder::on(&main)
             .margin(16)
-            .x_label_area_size(90)
-            .y_label_area_size(90)
-            .build_cartesian_2d(0f64..n, 0f64..ceil)?;
+            .x_label_area_size(60)
+            .y_label_area_size(CAUSE_NAME_WIDTH)
+            .build_cartesian_2d(0f64..ceil, 0f64..n)?;
         chart
             .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_label_formatter(&|v| fmt_num(*v))
-            .y_desc("shootdown IPIs per operation")
-            .x_desc("variant")
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_label_formatter(&|v| fmt_num(*v))
+            .x_desc("shootdown IPIs per operation")
             .axis_desc_style((FONT, 18))
             .label_style((FONT, 15))
             .draw()?;
+        // The first variant on top.
+        let row_y = |i: usize| n - 1.0 - i as f64;
+        let mut last_role = None;
         for (i, (variant, sent, spared)) in self.bars.iter().enumerate() {
-            let (x0, x1) = (i as f64 + 0.2, i as f64 + 0.8);
-            let mut y = 0.0;
+            let (y0, y1) = (row_y(i) + 0.18, row_y(i) + 0.82);
+            // A rule between the roles' groups (seeds, techniques,
+            // controls), which the bars come in.
+            let role = variant_role(variant);
+            if last_role.is_some_and(|r| r != role) {
+                let y = row_y(i) + 1.0;
+                chart.draw_series([PathElement::new(
+                    [(0.0, y), (ceil, y)],
+                    RGBColor(200, 200, 200).stroke_width(1),
+                )])?;
+            }
+            last_role = Some(role);
+            let mut x = 0.0;
             for (ci, &v) in sent.iter().enumerate() {
                 if v > 0.0 {
                     let color = cause_color(self.causes[ci]);
-                    chart.draw_series([Rectangle::new([(x0, y), (x1, y + v)], color.filled())])?;
-                    y += v;
+                    chart.draw_series([Rectangle::new([(x, y0), (x + v, y1)], color.filled())])?;
+                    x += v;
                 }
             }
-            // The label gives what was sent; the pale part above it is
+            // The value gives what was sent; the pale part after it is
             // what the base pmap would have sent on top.
-            let label_y = y;
+            let sent_total = x;
             for (ci, &v) in spared.iter().enumerate() {
                 if v > 0.0 {
                     let color = cause_color(self.causes[ci]);
                     chart.draw_series([
-                        Rectangle::new([(x0, y), (x1, y + v)], pale(color).filled()),
-                        Rectangle::new([(x0, y), (x1, y + v)], color.stroke_width(1)),
+                        Rectangle::new([(x, y0), (x + v, y1)], pale(color).filled()),
+                        Rectangle::new([(x, y0), (x + v, y1)], color.stroke_width(1)),
                     ])?;
-                    y += v;
+                    x += v;
                 }
             }
-            let at = chart.backend_coord(&(i as f64 + 0.5, y.max(label_y)));
-            let style = (FONT, 15)
+            let centre = row_y(i) + 0.5;
+            let at = chart.backend_coord(&(x, centre));
+            let value = (FONT, 15)
                 .into_font()
                 .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Bottom));
-            root.draw(&Text::new(fmt_num(label_y), (at.0, at.1 - 4), style))?;
-            // Names in three staggered rows: a dozen variants side by side
-            // would overlap on one.
-            let at = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-            label_below(root, at, 8 + 18 * (i % 3) as i32, variant)?;
+                .pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(fmt_num(sent_total), (at.0 + 6, at.1), value))?;
+            let at = chart.backend_coord(&(0.0, centre));
+            let name = (FONT, 16)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Right, VPos::Center));
+            root.draw(&Text::new(variant.clone(), (at.0 - 8, at.1), name))?;
         }
         let entries: Vec<(String, RGBColor)> = self
             .causes

@@ -1,9 +1,12 @@
 //! The index pages: `index.md` (PNG images, for GitHub and reviews) and
 //! `index.html` (SVG images). In the order a reviewer reads them: first,
-//! per workload, each variant against `fixed` (ratios of IPIs per
-//! operation and of the operation rate, coloured better/worse in the html,
-//! with the accelerator named); then the charts by section; last the full
-//! key-figure table.
+//! per workload and accelerator, each variant against `fixed` ([`against`]:
+//! ratios of IPIs per operation and of the operation rate, called better
+//! or worse only where the gate's statistics would, with what the
+//! accelerator's figures can speak for); then the charts by section; last
+//! the full key-figure table.
+//!
+//! [`against`]: super::against
 
 use std::path::{Path, PathBuf};
 
@@ -11,145 +14,10 @@ use anyhow::Result;
 
 use lab_core::cause::ShootCause;
 
+use super::against::{accel_note, overview, Compared, INTRO, REFERENCE};
 use super::charts::{cause_figure, causes_present, spared_figure};
 use crate::results::csv::write_atomic;
-use crate::results::summary::{fmt_num, GroupKey, GroupSummary};
-
-/// The variant every other is set against in the overview.
-pub const REFERENCE: &str = "fixed";
-
-/// A ratio closer to 1 than this is shown as neither better nor worse.
-const SAME_WITHIN: f64 = 0.02;
-
-/// How a ratio against the reference reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tone {
-    Better,
-    Worse,
-    Same,
-    Unknown,
-}
-
-impl Tone {
-    fn class(self) -> &'static str {
-        match self {
-            Tone::Better => "better",
-            Tone::Worse => "worse",
-            Tone::Same => "same",
-            Tone::Unknown => "",
-        }
-    }
-
-    fn word(self) -> &'static str {
-        match self {
-            Tone::Better => "better",
-            Tone::Worse => "worse",
-            Tone::Same => "same",
-            Tone::Unknown => "",
-        }
-    }
-}
-
-/// `ratio` (variant / reference) of a figure where lower (or, with
-/// `higher_better`, higher) is better: the text and its tone.
-fn ratio_cell(v: Option<f64>, r: Option<f64>, higher_better: bool) -> Ratio {
-    match (v, r) {
-        (Some(v), Some(r)) if r != 0.0 => {
-            let ratio = v / r;
-            let tone = if (ratio - 1.0).abs() <= SAME_WITHIN {
-                Tone::Same
-            } else if (ratio > 1.0) == higher_better {
-                Tone::Better
-            } else {
-                Tone::Worse
-            };
-            (format!("{}x", fmt_num(ratio)), tone)
-        }
-        // Both 0: no ratio to show (e.g. a workload without shootdowns).
-        (Some(0.0), Some(_)) => ("both 0".into(), Tone::Unknown),
-        (Some(_), Some(_)) => (
-            "inf".into(),
-            if higher_better {
-                Tone::Better
-            } else {
-                Tone::Worse
-            },
-        ),
-        _ => ("-".into(), Tone::Unknown),
-    }
-}
-
-/// A ratio's text and tone.
-type Ratio = (String, Tone);
-
-/// One workload's block of the overview.
-struct Overview {
-    /// `forkexit [touch=on, loops=300]`.
-    workload: String,
-    /// `tcg-icount, microvm` (every accelerator the block's rows ran on).
-    accel: String,
-    /// (variant, cpus, IPIs/op ratio, rate ratio) against the reference.
-    rows: Vec<(String, u32, Ratio, Ratio)>,
-}
-
-/// Each variant against [`REFERENCE`] in the same workload, params, CPU
-/// count, accelerator and machine; workloads without the reference, and
-/// rows with neither ratio defined, are left out.
-fn overview(groups: &[GroupSummary]) -> Vec<Overview> {
-    let mut out: Vec<Overview> = Vec::new();
-    let reference = |k: &GroupKey| {
-        groups.iter().find(|g| {
-            g.key.variant == REFERENCE
-                && GroupKey {
-                    variant: REFERENCE.into(),
-                    ..k.clone()
-                } == g.key
-        })
-    };
-    for g in groups.iter().filter(|g| g.key.variant != REFERENCE) {
-        let Some(r) = reference(&g.key) else { continue };
-        let workload = workload_name(&g.key);
-        let ipi = ratio_cell(g.median("ipis_per_op"), r.median("ipis_per_op"), false);
-        let rate = ratio_cell(g.median("ops_per_s"), r.median("ops_per_s"), true);
-        if ipi.1 == Tone::Unknown && rate.1 == Tone::Unknown {
-            continue;
-        }
-        let accel = format!("{}, {}", g.key.accel, g.key.machine);
-        let block = match out.iter_mut().find(|o| o.workload == workload) {
-            Some(b) => b,
-            None => {
-                out.push(Overview {
-                    workload,
-                    accel: String::new(),
-                    rows: Vec::new(),
-                });
-                out.last_mut().expect("just pushed")
-            }
-        };
-        if !block.accel.split("; ").any(|a| a == accel) {
-            if !block.accel.is_empty() {
-                block.accel.push_str("; ");
-            }
-            block.accel.push_str(&accel);
-        }
-        block
-            .rows
-            .push((g.key.variant.clone(), g.key.cpus, ipi, rate));
-    }
-    out
-}
-
-fn workload_name(key: &GroupKey) -> String {
-    if key.params.is_empty() {
-        key.workload.clone()
-    } else {
-        format!("{} [{}]", key.workload, key.params.replace(';', ", "))
-    }
-}
-
-const OVERVIEW_INTRO: &str = "Each variant against `fixed` (the OpenBSD fix) in the same cell: \
-     the ratio of the medians, variant / fixed. IPIs per operation: below 1 is better; \
-     operation rate: above 1 is better. Within 2 % counts as the same.";
+use crate::results::summary::{fmt_num, GroupSummary};
 
 /// A section of charts: (file stem, caption) pairs.
 pub struct Section {
@@ -207,21 +75,23 @@ fn markdown(groups: &[GroupSummary], sections: &[Section]) -> String {
     }
     let blocks = overview(groups);
     if !blocks.is_empty() {
-        out.push_str(&format!("## Against {REFERENCE}\n\n{OVERVIEW_INTRO}\n"));
+        out.push_str(&format!("## Against {REFERENCE}\n\n{INTRO}\n"));
         for b in &blocks {
-            out.push_str(&format!("\n### {} ({})\n\n", b.workload, b.accel));
+            out.push_str(&format!(
+                "\n### {} ({}, {})\n\n_{}._\n\n",
+                b.workload,
+                b.accel,
+                b.machine,
+                accel_note(&b.accel)
+            ));
             out.push_str(
                 "| variant | cpus | IPIs/op vs fixed | rate vs fixed |\n|---|---|---|---|\n",
             );
             for (variant, cpus, ipi, rate) in &b.rows {
-                let shown = |c: &(String, Tone)| match c.1 {
-                    Tone::Better | Tone::Worse => format!("{} ({})", c.0, c.1.word()),
-                    _ => c.0.clone(),
-                };
                 out.push_str(&format!(
                     "| {variant} | {cpus} | {} | {} |\n",
-                    shown(ipi),
-                    shown(rate)
+                    ipi.text(),
+                    rate.text()
                 ));
             }
         }
@@ -282,6 +152,17 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A compared figure's cell: coloured by its tone's class, the evidence
+/// for the tone in its title (shown on hover).
+fn compared_td(c: &Compared) -> String {
+    format!(
+        "<td class=\"{}\" title=\"{}\">{}</td>",
+        c.tone.class(),
+        esc(&c.evidence),
+        esc(&c.text())
+    )
+}
+
 fn html(groups: &[GroupSummary], sections: &[Section]) -> String {
     let mut out = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -296,6 +177,8 @@ fn html(groups: &[GroupSummary], sections: &[Section]) -> String {
          .overview td:nth-child(2) { text-align: right; }\n\
          .overview th:first-child { text-align: left; }\n\
          .accel { font-weight: normal; color: #666; }\n\
+         .overview .block { max-width: 36em; }\n\
+         .note { font-size: 0.85em; color: #555; margin: 0 0 0.4em; }\n\
          td.better { background: #d7f0d2; color: #1a5c12; }\n\
          td.worse { background: #f8d4d0; color: #8a1c10; }\n\
          td.same { color: #666; }\n\
@@ -311,29 +194,24 @@ fn html(groups: &[GroupSummary], sections: &[Section]) -> String {
     if !blocks.is_empty() {
         out.push_str(&format!(
             "<h2>Against {REFERENCE}</h2>\n<p>{}</p>\n<div class=\"overview\">\n",
-            esc(OVERVIEW_INTRO).replace("`fixed`", "<code>fixed</code>")
+            esc(INTRO).replace("`fixed`", "<code>fixed</code>")
         ));
         for b in &blocks {
             out.push_str(&format!(
-                "<div class=\"block\"><h3>{} <span class=\"accel\">{}</span></h3>\n<table>\n\
+                "<div class=\"block\"><h3>{} <span class=\"accel\">{}, {}</span></h3>\n\
+                 <p class=\"note\">{}</p>\n<table>\n\
                  <tr><th>variant</th><th>cpus</th><th>IPIs/op vs fixed</th><th>rate vs fixed</th></tr>\n",
                 esc(&b.workload),
-                esc(&b.accel)
+                esc(&b.accel),
+                esc(&b.machine),
+                esc(accel_note(&b.accel))
             ));
             for (variant, cpus, ipi, rate) in &b.rows {
-                let td = |c: &(String, Tone)| {
-                    let title = if c.1.word().is_empty() {
-                        String::new()
-                    } else {
-                        format!(" title=\"{}\"", c.1.word())
-                    };
-                    format!("<td class=\"{}\"{title}>{}</td>", c.1.class(), esc(&c.0))
-                };
                 out.push_str(&format!(
                     "<tr><td>{}</td><td>{cpus}</td>{}{}</tr>\n",
                     esc(variant),
-                    td(ipi),
-                    td(rate)
+                    compared_td(ipi),
+                    compared_td(rate)
                 ));
             }
             out.push_str("</table></div>\n");
@@ -476,13 +354,23 @@ mod tests {
     use crate::results::model::fixtures::{cell, run};
     use crate::results::summary::summarize;
 
-    #[test]
-    fn the_overview_against_fixed_comes_first() {
+    /// TEST FIXTURE groups (made up): fixed and openbsd-2010 (9x the
+    /// IPIs) on forkexit, 2 CPUs, one repetition under `accel`.
+    fn groups(accel: &str) -> Vec<GroupSummary> {
         let rows: Vec<_> = [("fixed", 10.0), ("openbsd-2010", 90.0)]
             .iter()
-            .flat_map(|(v, ipis)| run(cell(v, "forkexit", 2, 1), 100.0, 10.0, *ipis).rows())
+            .flat_map(|(v, ipis)| {
+                let mut c = cell(v, "forkexit", 2, 1);
+                c.accel = accel.into();
+                run(c, 100.0, 10.0, *ipis).rows()
+            })
             .collect();
-        let groups = summarize(&rows);
+        summarize(&rows)
+    }
+
+    #[test]
+    fn the_overview_against_fixed_comes_first() {
+        let groups = groups("tcg-icount");
         let sections = [Section {
             title: "forkexit".into(),
             charts: vec![("ipis".into(), "IPIs".into())],
@@ -495,15 +383,30 @@ mod tests {
         );
         assert!(over < charts && charts < keys, "{md}");
         assert!(
-            md.contains("| openbsd-2010 | 2 | 9x (worse) | 1x |"),
+            md.contains("| openbsd-2010 | 2 | 9.00x (worse) | 1.00x |"),
             "{md}"
         );
-        assert!(md.contains("(tcg, microvm)"));
+        assert!(md.contains("(tcg-icount, microvm)"));
+        assert!(md.contains(accel_note("tcg-icount")), "{md}");
         let page = html(&groups, &sections);
         assert!(
-            page.contains("<td class=\"worse\" title=\"worse\">9x</td>"),
+            page.contains("<td class=\"worse\" title=\"exact: under tcg-icount"),
             "{page}"
         );
         assert!(page.find("Against fixed").unwrap() < page.find("Key figures").unwrap());
+    }
+
+    #[test]
+    fn one_plain_tcg_repetition_colours_nothing() {
+        let groups = groups("tcg");
+        let md = markdown(&groups, &[]);
+        assert!(md.contains("| openbsd-2010 | 2 | 9.00x | 1.00x |"), "{md}");
+        assert!(md.contains(accel_note("tcg")), "{md}");
+        let page = html(&groups, &[]);
+        assert!(!page.contains("class=\"worse\""), "{page}");
+        assert!(
+            page.contains("too few for a significance claim under tcg"),
+            "{page}"
+        );
     }
 }

@@ -31,9 +31,12 @@
 //! every outcome. Text is laid out with a font embedded in the binary
 //! ([`font`]), so rendering needs no system fonts.
 
+mod against;
 mod charts;
 mod index;
 pub mod modeled;
+pub mod palette;
+pub mod roles;
 mod scale;
 
 use std::fs;
@@ -45,9 +48,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::results::model::ResultRow;
-use crate::results::summary::{summarize, variant_rank, GroupSummary, VARIANT_ORDER};
+use crate::results::summary::{summarize, GroupSummary};
 
 pub use charts::{CauseChart, CdfChart, HeatmapChart, IpiBarChart, RateChart};
+pub use palette::variant_color;
+pub use roles::{variant_role, Role};
 
 /// Choices for [`render_all_with`].
 #[derive(Clone, Debug, Default)]
@@ -83,53 +88,6 @@ pub fn font() {
             }
         }
     });
-}
-
-/// Colours of the variants published since the seeds (not in
-/// `VARIANT_ORDER`), so that two of them side by side (the model's matrix
-/// puts cacheline-consolidation beside flush-first) never share a colour.
-const LATER_VARIANTS: [(&str, RGBColor); 9] = [
-    ("cacheline-consolidation", RGBColor(0x17, 0xa2, 0xb8)), // cyan
-    ("flush-first", RGBColor(0xa6, 0xa8, 0x1c)),             // olive
-    ("early-ack", RGBColor(0x94, 0x67, 0xbd)),               // violet
-    ("in-context-flush", RGBColor(0x8c, 0x3b, 0x2b)),        // brick
-    ("lazy-latr", RGBColor(0x39, 0x3b, 0x79)),               // indigo
-    ("lazy-tlb", RGBColor(0x63, 0x79, 0x39)),                // dark olive
-    ("no-flush-cow", RGBColor(0xc2, 0x4e, 0x8a)),            // magenta
-    ("pcid", RGBColor(0x5a, 0x8f, 0xd6)),                    // sky blue
-    ("freebsd-before", RGBColor(0xbd, 0x9e, 0x39)),          // mustard
-];
-
-/// The colour of a variant: fixed per variant across charts (Tableau 10
-/// and two darker tones, one per variant of `VARIANT_ORDER`; the later
-/// variants of [`LATER_VARIANTS`] their own; any other takes one of the
-/// last two, by name).
-pub fn variant_color(variant: &str) -> RGBColor {
-    if let Some((_, c)) = LATER_VARIANTS.iter().find(|(v, _)| *v == variant) {
-        return *c;
-    }
-    const PALETTE: [RGBColor; 13] = [
-        RGBColor(0xe1, 0x57, 0x59), // red: openbsd-2010
-        RGBColor(0xf2, 0x8e, 0x2b), // orange: uninit-bitmap
-        RGBColor(0xed, 0xc9, 0x48), // yellow: fork-inherit
-        RGBColor(0x4e, 0x79, 0xa7), // blue: fixed
-        RGBColor(0x59, 0xa1, 0x4f), // green: scoreboard
-        RGBColor(0x1f, 0x5f, 0x2a), // dark green: scoreboard-padded
-        RGBColor(0xb0, 0x7a, 0xa1), // purple: dfly-batch
-        RGBColor(0xff, 0x9d, 0xa7), // pink: shared-page-counted
-        RGBColor(0x76, 0xb7, 0xb2), // teal: shared-page-opt
-        RGBColor(0x1b, 0x6e, 0x6a), // dark teal: dying-no-ipi
-        RGBColor(0x9c, 0x75, 0x5f), // brown: lost-shootdown
-        RGBColor(0x79, 0x70, 0x6e), // grey
-        RGBColor(0x2f, 0x2f, 0x2f), // near black
-    ];
-    let (rank, name) = variant_rank(variant);
-    let index = if rank < VARIANT_ORDER.len() {
-        rank
-    } else {
-        VARIANT_ORDER.len() + name.bytes().map(usize::from).sum::<usize>() % 2
-    };
-    PALETTE[index]
 }
 
 /// A chart that draws itself on any plotters backend.

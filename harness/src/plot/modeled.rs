@@ -32,8 +32,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::charts::{
-    cpus_label, cpus_of, fmt_si, header, label_below, legend, pale, spread, variant_legend,
-    variants_of, GREY, LEGEND_WIDTH,
+    cpus_label, cpus_of, figure_median_min_max, fmt_si, header, label_below, legend, pale,
+    variant_legend, variants_of, GREY, LEGEND_WIDTH,
 };
 use super::{variant_color, FONT};
 use crate::results::derive::{RunFigures, MODEL_PREFIX};
@@ -454,7 +454,7 @@ impl WaitChart {
         let variants = variants_of(&these);
         let mut values = BTreeMap::new();
         for g in &these {
-            let s = spread(g, &figure)?;
+            let s = figure_median_min_max(g, &figure)?;
             let ci = cpus.iter().position(|&c| c == g.key.cpus)?;
             let vi = variants.iter().position(|v| *v == g.key.variant)?;
             values.insert((ci, vi), s);

@@ -17,10 +17,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::charts::{accels_of, header, label_below, legend};
+use super::roles::display_order;
 use super::{slug, variant_color, workload_title, workloads, FONT};
 use crate::results::derive::{RunFigures, SHOOT_KINDS};
-use crate::results::stats::{median, range};
-use crate::results::summary::{fmt_num, variant_rank, GroupSummary};
+use crate::results::stats::median_min_max;
+use crate::results::summary::{fmt_num, GroupSummary};
 
 /// Fewer CPU counts than this draw no scaling chart.
 pub const MIN_CPU_COUNTS: usize = 3;
@@ -39,11 +40,11 @@ pub struct ScaleChart {
     cpus: Vec<u32>,
 }
 
-/// Median, min and max of `values`' positive entries.
-fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
+/// Median, min and max of `values`' positive entries (a log axis
+/// cannot draw the others).
+fn positive_median_min_max(values: &[f64]) -> Option<(f64, f64, f64)> {
     let positive: Vec<f64> = values.iter().copied().filter(|v| *v > 0.0).collect();
-    let (lo, hi) = range(&positive)?;
-    Some((median(&positive)?, lo, hi))
+    median_min_max(&positive)
 }
 
 /// Cycles waited per shootdown that sent IPIs, in one run: the slot wait
@@ -85,7 +86,7 @@ fn by_variant(
     label: impl Fn(&str) -> String,
 ) -> Vec<(String, RGBColor, Vec<Point>)> {
     let mut variants: Vec<&str> = groups.iter().map(|g| g.key.variant.as_str()).collect();
-    variants.sort_by_key(|v| variant_rank(v));
+    variants.sort_by_key(|v| display_order(v));
     variants.dedup();
     variants
         .into_iter()
@@ -100,7 +101,7 @@ fn by_variant(
                         .filter(|r| r.outcome.is_ok())
                         .filter_map(&figure)
                         .collect();
-                    spread(&values).map(|(m, lo, hi)| (g.key.cpus, m, lo, hi))
+                    positive_median_min_max(&values).map(|(m, lo, hi)| (g.key.cpus, m, lo, hi))
                 })
                 .collect();
             (!points.is_empty()).then(|| (label(variant), variant_color(variant), points))
@@ -188,7 +189,7 @@ fn boot_chart(groups: &[GroupSummary]) -> Option<ScaleChart> {
                 .filter(|g| g.key.cpus == cpus && (!hello_only || g.key.workload == "hello"))
                 .flat_map(|g| g.runs.iter().filter(|r| r.outcome.is_ok()).filter_map(f))
                 .collect();
-            spread(&values).map(|(m, lo, hi)| (cpus, m, lo, hi))
+            positive_median_min_max(&values).map(|(m, lo, hi)| (cpus, m, lo, hi))
         };
         let cpus = cpu_counts(on.iter().copied());
         let guest: Vec<Point> = cpus

@@ -32,6 +32,14 @@ pub fn range(values: &[f64]) -> Option<(f64, f64)> {
     Some((min, max))
 }
 
+/// (median, min, max) of `values`: a figure over its repetitions as the
+/// charts draw it (a mark at the median, a whisker from min to max);
+/// `None` when empty.
+pub fn median_min_max(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let (lo, hi) = range(values)?;
+    Some((median(values)?, lo, hi))
+}
+
 /// One-sided Welch t-test that the mean of `new` exceeds the mean of
 /// `old` by more than `margin`: the p-value of H0 `mean(new) - mean(old)
 /// <= margin`. `None` with fewer than 2 values on a side. When both sides

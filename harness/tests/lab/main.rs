@@ -12,6 +12,7 @@ mod common;
 
 mod boot;
 mod causes;
+mod charts;
 mod compare;
 mod gate;
 mod image;
