@@ -1,18 +1,29 @@
 //! The consolidated mailboxes (lab_core::protocol::mailbox): two CPUs,
 //! each sending its shootdowns to the other through mailbox (target,
-//! itself), waiting with interrupts on and polling its own row with them
-//! off, through the kernel's `Generations` (lab_core::protocol::generations)
-//! as the kernel does; the IPI handler serves the row. Checked as the
-//! global slot's model: no use of a settled page's entry in user mode.
+//! itself) and the target's doorbell, waiting with interrupts on and
+//! polling its own doorbell with them off, through the kernel's
+//! `Generations` (lab_core::protocol::generations) as the kernel does; the
+//! IPI handler serves the doorbell. Checked as the global slot's model: no
+//! use of a settled page's entry in user mode; and, for a request whose
+//! page tables are freed after the wait (the kernel's
+//! AckRule::AfterInvalidate), no entry left in the target's TLB when the
+//! wait returns, since a paging-structure walk may use it even in the
+//! kernel.
 
 use super::*;
 use lab_core::protocol::generations::Generations;
-use lab_core::protocol::mailbox::{serve_row, AckOrder, MailWork, Mailbox, POSTED};
+use lab_core::protocol::mailbox::{serve_row, AckOrder, Doorbell, MailWork, Mailbox, POSTED};
 
 struct World {
     order: AckOrder,
+    /// Whether targets take each request's rule; false is the mutant
+    /// `ignore-rule`: every request acknowledged before it is carried out,
+    /// as the scoreboard does.
+    honour_rule: bool,
     /// `[target][initiator]`.
     boxes: [[Mailbox; 2]; 2],
+    /// Each target's queue head.
+    bells: [Doorbell; 2],
     /// Each initiator's last generation and targets.
     gens: Generations<2>,
     sent: [AtomicU64; 2],
@@ -31,13 +42,23 @@ struct Cpu2 {
 
 struct Invalidate<'a>(&'a Cpu2);
 
+/// `kind` of a request whose page tables are freed after the wait.
+const FREES_TABLES: u32 = 1;
+
 impl MailWork for Invalidate<'_> {
-    type Copy = u64;
-    fn copy(&mut self, _initiator: u32, m: &Mailbox) -> u64 {
-        m.words[0].load(Ordering::Relaxed)
+    /// The page, and whether it may be acknowledged first.
+    type Copy = (u64, bool);
+    fn copy(&mut self, _initiator: u32, m: &Mailbox) -> (u64, bool) {
+        let frees = m.kind.load(Ordering::Relaxed) == FREES_TABLES;
+        (m.words[0].load(Ordering::Relaxed), !frees)
     }
-    fn carry_out(&mut self, page: u64) {
-        self.0.world.tlb[self.0.id as usize].fetch_and(!(1 << page), Ordering::Relaxed);
+    fn ack_first(&self, copy: &(u64, bool)) -> bool {
+        copy.1 || !self.0.world.honour_rule
+    }
+    fn carry_out(&mut self, &(page, _): &(u64, bool)) {
+        // Release: an initiator that sees the acknowledgement after this
+        // sees the entry gone.
+        self.0.world.tlb[self.0.id as usize].fetch_and(!(1 << page), Ordering::Release);
     }
 }
 
@@ -47,8 +68,8 @@ impl Cpu2 {
         let me = self.id as usize;
         serve_row(
             self,
+            &w.bells[me],
             |i| &w.boxes[me][i as usize],
-            2,
             w.order,
             &mut Invalidate(self),
         );
@@ -79,15 +100,19 @@ impl Cpu2 {
         self.check("after an IPI");
     }
 
-    fn shoot(&self, page: u64) {
+    fn shoot(&self, &(page, frees_tables): &(u64, bool)) {
         let w = &self.world;
         let me = self.id as usize;
         let t = 1 - me;
         let generation = w.gens.next(self.id, !POSTED);
         let m = &w.boxes[t][me];
-        m.kind.store(0, Ordering::Relaxed);
+        m.kind.store(
+            if frees_tables { FREES_TABLES } else { 0 },
+            Ordering::Relaxed,
+        );
         m.words[0].store(page, Ordering::Relaxed);
         m.post(generation);
+        w.bells[t].ring(self.id);
         w.gens.posted(self.id, CpuSet::single(t as u32));
         w.sent[t].fetch_add(1, Ordering::SeqCst);
         w.tlb[me].fetch_and(!(1 << page), Ordering::Relaxed);
@@ -96,13 +121,20 @@ impl Cpu2 {
             |t, generation| w.boxes[t as usize][me].acked(generation),
             || self.without_interrupts(|| self.serve()),
         );
+        // The page tables go now: the target's walker must have nothing
+        // left that leads into them.
+        let left = w.tlb[t].load(Ordering::Acquire) & (1 << page);
+        assert!(
+            !frees_tables || left == 0,
+            "stale TLB entry: cpu {t} still caches page {page} when cpu {me}'s wait returns and its tables are freed"
+        );
         w.settled.fetch_or(1 << page, Ordering::Release);
     }
 
-    fn run(&self, program: &[u64]) {
+    fn run(&self, program: &[(u64, bool)]) {
         self.irq.set(true);
-        for &page in program {
-            self.shoot(page);
+        for request in program {
+            self.shoot(request);
         }
         self.user.set(true);
         self.check("returned to user mode");
@@ -134,14 +166,20 @@ impl Cpu for Cpu2 {
     }
 }
 
-fn explore(order: AckOrder, programs: [&'static [u64]; 2]) -> Result<(), String> {
+fn explore(
+    order: AckOrder,
+    honour_rule: bool,
+    programs: [&'static [(u64, bool)]; 2],
+) -> Result<(), String> {
     model_check(move || {
         let world = Arc::new(World {
             order,
+            honour_rule,
             boxes: [
                 [Mailbox::new(), Mailbox::new()],
                 [Mailbox::new(), Mailbox::new()],
             ],
+            bells: [Doorbell::new(), Doorbell::new()],
             gens: Generations::new(),
             sent: [AtomicU64::new(0), AtomicU64::new(0)],
             tlb: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
@@ -165,15 +203,31 @@ fn explore(order: AckOrder, programs: [&'static [u64]; 2]) -> Result<(), String>
 }
 
 /// Page 0 from CPU 0; pages 1 and 2 from CPU 1, back to back through
-/// the same mailbox.
-const BACK_TO_BACK: [&[u64]; 2] = [&[0], &[1, 2]];
+/// the same mailbox; no page table freed (acknowledged early).
+const BACK_TO_BACK: [&[(u64, bool)]; 2] = [&[(0, false)], &[(1, false), (2, false)]];
+
+/// The same with page tables freed after pages 0 and 1 (invalidated
+/// before the acknowledgement), page 2 early again.
+const FREEING: [&[(u64, bool)]; 2] = [&[(0, true)], &[(1, true), (2, false)]];
 
 #[test]
 fn consolidated_mailboxes_are_clean() {
-    expect_clean(explore(AckOrder::AfterCopy, BACK_TO_BACK), "");
+    expect_clean(explore(AckOrder::AfterCopy, true, BACK_TO_BACK), "");
+}
+
+#[test]
+fn consolidated_mailboxes_freeing_tables_are_clean() {
+    expect_clean(explore(AckOrder::AfterCopy, true, FREEING), "");
 }
 
 #[test]
 fn mutant_consolidation_ack_before_copy() {
-    expect_caught(explore(AckOrder::BeforeCopy, BACK_TO_BACK));
+    expect_caught(explore(AckOrder::BeforeCopy, true, BACK_TO_BACK));
+}
+
+/// Acknowledging a request whose tables are freed before invalidating it
+/// (the scoreboard's order for every request) is caught.
+#[test]
+fn mutant_consolidation_early_ack_freed_tables() {
+    expect_caught(explore(AckOrder::AfterCopy, false, FREEING));
 }

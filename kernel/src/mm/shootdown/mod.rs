@@ -33,7 +33,8 @@
 //!   `scoreboard`): the scoreboard's protocol with Amit 2020's cacheline
 //!   consolidation, one 64-byte mailbox per (target, initiator) holding
 //!   both the request and its acknowledgement word, so a target takes and
-//!   acknowledges a request in one cache line instead of two.
+//!   acknowledges a request in one cache line instead of two, and a
+//!   doorbell line per target that says which mailboxes to read.
 //!
 //! # Batches (`dfly_batch`, used by the pmap in the `dfly-batch` variant)
 //!
