@@ -105,6 +105,22 @@ impl Region {
     }
 }
 
+/// Whether `b` may be joined to `a`, which it follows, as one region: what
+/// BSD's map does after a change (FreeBSD sys/vm/vm_map.c,
+/// vm_map_simplify_entry, whose vm_map_mergeable_neighbors asks for
+/// adjacent entries with the same object at contiguous offsets, the same
+/// flags, protection, maximum protection, inheritance, wiring and
+/// credential). Here only adjacency, the protection and the kind can
+/// differ: a region's pages live in the address space's one `pages` map
+/// keyed by address, so two regions are always "one object at contiguous
+/// offsets"; nothing is wired, every region is inherited by copy at fork,
+/// and there is no maximum protection or credential. The kind must match
+/// because it decides what a region allows (munmap refuses image and
+/// shared-page regions) and how a fault fills it.
+fn mergeable(a: &Region, b: &Region) -> bool {
+    a.end == b.start && a.prot == b.prot && a.kind == b.kind
+}
+
 /// Why an address space is being taken down (which counters it feeds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Teardown {
@@ -296,15 +312,69 @@ impl Vm {
         Ok(())
     }
 
-    /// Whether the map may grow by `more` regions (a call that may split
-    /// regions asks before it changes anything): within
-    /// lab_core::limits::REGIONS_PER_PROC, the room reserved in the
-    /// vector, and the heap's reserve for the page records it moves.
-    fn may_grow(&mut self, more: usize) -> Result<(), Errno> {
-        if self.regions.len() + more > REGIONS_PER_PROC || !heap::room() {
+    /// The map as it would be after a change of `[s, e)`: regions clipped
+    /// at `s` and `e`, each piece inside replaced by `inside(piece)` (None
+    /// removes it), `new` put in the hole, and neighbours that
+    /// [`mergeable`] allows joined. Nothing changes yet: the caller checks
+    /// the result before it touches the pmap, so a refused call has no
+    /// effect. ENOMEM only if the result would hold more than
+    /// lab_core::limits::REGIONS_PER_PROC regions, which needs a split
+    /// (or a new region) the merges do not pay for, or if the map grows
+    /// and the heap is short; removing or changing whole regions never
+    /// grows it.
+    fn planned(
+        &self,
+        s: u64,
+        e: u64,
+        inside: impl Fn(Region) -> Option<Region>,
+        new: Option<Region>,
+    ) -> Result<Vec<Region>, Errno> {
+        let mut out: Vec<Region> = Vec::new();
+        // At most two pieces more than now (a region clipped at both ends)
+        // and the new one, before merging.
+        out.try_reserve_exact(self.regions.len() + 3)
+            .map_err(|_| Errno::ENOMEM)?;
+        let push = |out: &mut Vec<Region>, r: Region| match out.last_mut() {
+            Some(last) if mergeable(last, &r) => last.end = r.end,
+            _ => out.push(r),
+        };
+        let mut new = new;
+        for &r in &self.regions {
+            if r.start >= s {
+                if let Some(n) = new.take() {
+                    push(&mut out, n);
+                }
+            }
+            if !r.overlaps(s, e) {
+                push(&mut out, r);
+                continue;
+            }
+            if r.start < s {
+                push(&mut out, Region { end: s, ..r });
+            }
+            let piece = Region {
+                start: r.start.max(s),
+                end: r.end.min(e),
+                ..r
+            };
+            if let Some(p) = inside(piece) {
+                push(&mut out, p);
+            }
+            if let Some(n) = new.take() {
+                push(&mut out, n);
+            }
+            if r.end > e {
+                push(&mut out, Region { start: e, ..r });
+            }
+        }
+        if let Some(n) = new {
+            push(&mut out, n);
+        }
+        let grows = out.len() > self.regions.len();
+        if out.len() > REGIONS_PER_PROC || (grows && !heap::room()) {
             return Err(Errno::ENOMEM);
         }
-        self.regions.try_reserve(more).map_err(|_| Errno::ENOMEM)
+        Ok(out)
     }
 
     // ---- Faults ----------------------------------------------------------
@@ -491,26 +561,22 @@ impl Vm {
             if self.overlaps(addr, addr + len, |r| r.kind != Kind::Anon) {
                 return Err(Errno::EINVAL);
             }
-            // A split and the new region: nothing changes unless both fit.
-            self.may_grow(2)?;
+            // What it replaces goes, the new region joins its neighbours
+            // where it can: nothing changes unless the result fits.
+            let plan = self.planned(addr, addr + len, |_| None, Some(anon(addr, len, prot)))?;
             #[cfg(feature = "lazy-latr")]
             self.release_quarantine(|q| q.overlaps(addr, addr + len));
             let _cause = cause::set(ShootCause::MmapReplace);
-            self.unmap(addr, addr + len);
+            self.unmap(addr, addr + len, plan);
             addr
         } else {
             let start = self.find_free(addr, len).ok_or(Errno::ENOMEM)?;
             #[cfg(feature = "lazy-latr")]
             let start = self.avoid_quarantine(start, len);
-            self.may_grow(1)?;
+            self.regions =
+                self.planned(start, start + len, |_| None, Some(anon(start, len, prot)))?;
             start
         };
-        self.add_region(Region {
-            start,
-            end: start + len,
-            prot,
-            kind: Kind::Anon,
-        })?;
         Ok(start)
     }
 
@@ -553,48 +619,26 @@ impl Vm {
         }) {
             return Err(Errno::EINVAL);
         }
-        self.may_grow(1)?;
+        // Only a region cut in two by a hole in its middle grows the map:
+        // removing whole regions always fits.
+        let plan = self.planned(addr, addr + len, |_| None, None)?;
         #[cfg(feature = "lazy-latr")]
         self.release_quarantine(|_| false);
         let _cause = cause::set(ShootCause::Munmap);
-        self.unmap(addr, addr + len);
+        self.unmap(addr, addr + len, plan);
         Ok(())
     }
 
-    /// Removes everything in `[s, e)`: clips the regions, removes their
-    /// pages from the pmap (one pmap_remove per region piece, as UVM's
-    /// unmap does per map entry; it shoots down and waits), then drops the
-    /// frames. Edits the map in place; the caller has reserved room for
-    /// the one region a split in the middle adds ([`Self::may_grow`]), so
-    /// nothing here allocates but the page records' split.
-    fn unmap(&mut self, s: u64, e: u64) {
-        let mut i = 0;
-        while i < self.regions.len() {
-            let r = self.regions[i];
-            if !r.overlaps(s, e) {
-                i += 1;
-                continue;
-            }
+    /// Removes everything in `[s, e)`: removes the pages of each region
+    /// piece in it from the pmap (one pmap_remove per piece, as UVM's
+    /// unmap does per map entry; it shoots down and waits), makes `plan`
+    /// ([`Self::planned`] for the call) the map, then drops the frames.
+    /// Nothing here allocates but the page records' split.
+    fn unmap(&mut self, s: u64, e: u64, plan: Vec<Region>) {
+        for r in self.regions.iter().filter(|r| r.overlaps(s, e)) {
             pmap::pmap_remove(&self.pmap, va(r.start.max(s)), va(r.end.min(e)));
-            match (r.start < s, r.end > e) {
-                (true, true) => {
-                    self.regions[i].end = s;
-                    self.regions.insert(i + 1, Region { start: e, ..r });
-                    i += 2;
-                }
-                (true, false) => {
-                    self.regions[i].end = s;
-                    i += 1;
-                }
-                (false, true) => {
-                    self.regions[i].start = e;
-                    i += 1;
-                }
-                (false, false) => {
-                    self.regions.remove(i);
-                }
-            }
         }
+        self.regions = plan;
         let mut inside = self.pages.split_off(&s);
         let mut after = inside.split_off(&e);
         self.pages.append(&mut after);
@@ -663,36 +707,27 @@ impl Vm {
         if self.overlaps(s, e, |r| r.kind == Kind::Shared) {
             return Err(Errno::EINVAL);
         }
-        self.may_grow(2)?;
+        // Only the pieces whose protection changes are split off, and they
+        // join neighbours of the same protection: an mprotect that changes
+        // nothing leaves the map as it is, and one that undoes an earlier
+        // one gives back its regions.
+        let plan = self.planned(s, e, |r| Some(Region { prot, ..r }), None)?;
         let mut changed: Vec<(u64, u64, Prot)> = Vec::new();
-        let mut out = Vec::new();
-        let pieces = self.regions.iter().filter(|r| r.overlaps(s, e)).count();
+        let pieces = self
+            .regions
+            .iter()
+            .filter(|r| r.overlaps(s, e) && r.prot != prot)
+            .count();
         changed
             .try_reserve_exact(pieces)
             .map_err(|_| Errno::ENOMEM)?;
-        out.try_reserve_exact(self.regions.len() + 2)
-            .map_err(|_| Errno::ENOMEM)?;
-        for r in self.regions.drain(..) {
-            if !r.overlaps(s, e) {
-                out.push(r);
-                continue;
-            }
-            if r.start < s {
-                out.push(Region { end: s, ..r });
-            }
-            let (ms, me) = (r.start.max(s), r.end.min(e));
-            out.push(Region {
-                start: ms,
-                end: me,
-                prot,
-                ..r
-            });
-            changed.push((ms, me, r.prot));
-            if r.end > e {
-                out.push(Region { start: e, ..r });
-            }
-        }
-        self.regions = out;
+        changed.extend(
+            self.regions
+                .iter()
+                .filter(|r| r.overlaps(s, e) && r.prot != prot)
+                .map(|r| (r.start.max(s), r.end.min(e), r.prot)),
+        );
+        self.regions = plan;
         let _cause = cause::set(ShootCause::Mprotect);
         for (ms, me, old) in changed {
             let lost_write = old.contains(Prot::WRITE) && !prot.contains(Prot::WRITE);
@@ -837,6 +872,16 @@ impl Vm {
             unref(f);
         }
         pmap
+    }
+}
+
+/// A new anonymous region, as mmap makes.
+fn anon(start: u64, len: u64, prot: Prot) -> Region {
+    Region {
+        start,
+        end: start + len,
+        prot,
+        kind: Kind::Anon,
     }
 }
 

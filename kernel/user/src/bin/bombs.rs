@@ -222,15 +222,10 @@ fn map_fixed_pages() -> (u64, Option<Errno>) {
 fn region_bomb() -> Outcome {
     let (n, err) = map_fixed_pages();
     limit_hit(n, err, &[Errno::ENOMEM])?;
-    // At the limit, a call that would split a region fails without effect.
-    let big = FIXED_BASE - 16 * PAGE_SIZE;
-    ensure!(
-        sys::mmap(big, PAGE_SIZE, Prot::RW, MapFlags::FIXED) == Err(Errno::ENOMEM),
-        "a new region past the limit"
-    );
+    at_the_region_limit(n)?;
     // SAFETY: our own mappings, unused.
     unsafe {
-        for i in 0..n {
+        for i in 2..n {
             sys::munmap(FIXED_BASE + 2 * i * PAGE_SIZE, PAGE_SIZE)
                 .map_err(|e| format(format_args!("munmap {i}: {e}")))?;
         }
@@ -240,6 +235,102 @@ fn region_bomb() -> Outcome {
         .map_err(|e| format(format_args!("mmap after: {e}")))?;
     // SAFETY: just mapped, unused.
     unsafe { sys::munmap(m, PAGE_SIZE).map_err(|e| format(format_args!("munmap after: {e}")))? };
+    Ok(())
+}
+
+/// With the map full (`n` one-page regions, one page apart, from
+/// FIXED_BASE): the syscall ABI's promise (lab_core::syscall, Mmap, Munmap,
+/// Mprotect) that only a call needing more regions than the limit fails,
+/// and that regions of one protection next to each other are one (the
+/// kernel merges them, as BSD's vm_map_simplify_entry). Leaves regions 0
+/// and 1 unmapped, the others as they were.
+fn at_the_region_limit(n: u64) -> Outcome {
+    ensure!(n >= 2, "only {n} regions");
+    let page = |i: u64| FIXED_BASE + i * PAGE_SIZE;
+    fn call<T>(what: &str, r: Result<T, Errno>) -> Outcome {
+        r.map(|_| ())
+            .map_err(|e| format(format_args!("at the limit, {what}: {e}")))
+    }
+    fn refused<T: core::fmt::Debug>(what: &str, r: Result<T, Errno>) -> Outcome {
+        ensure!(
+            matches!(r, Err(Errno::ENOMEM)),
+            "at the limit, {what}: {r:?}, expected ENOMEM"
+        );
+        Ok(())
+    }
+    // A new region does not fit.
+    let big = FIXED_BASE - 16 * PAGE_SIZE;
+    refused(
+        "a new region",
+        sys::mmap(big, PAGE_SIZE, Prot::RW, MapFlags::FIXED),
+    )?;
+    // SAFETY (every call below): our own mappings, whose contents only
+    // this function reads.
+    unsafe {
+        // Whole regions: removed, replaced or changed without a split.
+        call("munmap of a whole region", sys::munmap(page(0), PAGE_SIZE))?;
+        call(
+            "mmap into its place",
+            sys::mmap(page(0), PAGE_SIZE, Prot::RW, MapFlags::FIXED),
+        )?;
+        call(
+            "mmap(FIXED) over a whole region",
+            sys::mmap(page(0), PAGE_SIZE, Prot::RW, MapFlags::FIXED),
+        )?;
+        call(
+            "mprotect changing nothing",
+            sys::mprotect(page(0), PAGE_SIZE, Prot::RW),
+        )?;
+        call(
+            "mprotect of a whole region",
+            sys::mprotect(page(0), PAGE_SIZE, Prot::READ),
+        )?;
+        call("mprotect back", sys::mprotect(page(0), PAGE_SIZE, Prot::RW))?;
+        // A page filling the hole between regions 0 and 1 joins both: one
+        // region fewer, so one new region fits, and a second does not.
+        call(
+            "mmap joining two regions",
+            sys::mmap(page(1), PAGE_SIZE, Prot::RW, MapFlags::FIXED),
+        )?;
+        call(
+            "a new region after the join",
+            sys::mmap(big, PAGE_SIZE, Prot::RW, MapFlags::FIXED),
+        )?;
+        refused(
+            "a second new region",
+            sys::mmap(big - 2 * PAGE_SIZE, PAGE_SIZE, Prot::RW, MapFlags::FIXED),
+        )?;
+        // Splits of the joined three pages need regions the map has not.
+        core::ptr::write_volatile(page(1) as *mut u64, 0x5eed);
+        refused("munmap of a middle page", sys::munmap(page(1), PAGE_SIZE))?;
+        refused(
+            "mprotect of a middle page",
+            sys::mprotect(page(1), PAGE_SIZE, Prot::READ),
+        )?;
+        refused(
+            "mprotect of a first page",
+            sys::mprotect(page(0), PAGE_SIZE, Prot::READ),
+        )?;
+        ensure!(
+            core::ptr::read_volatile(page(1) as *const u64) == 0x5eed,
+            "a refused call changed the page"
+        );
+        // An mprotect of part of them that changes nothing splits nothing.
+        call(
+            "mprotect of a middle page changing nothing",
+            sys::mprotect(page(1), PAGE_SIZE, Prot::RW),
+        )?;
+        call(
+            "mprotect of all three",
+            sys::mprotect(page(0), 3 * PAGE_SIZE, Prot::READ),
+        )?;
+        call(
+            "mprotect of all three back",
+            sys::mprotect(page(0), 3 * PAGE_SIZE, Prot::RW),
+        )?;
+        call("munmap of all three", sys::munmap(page(0), 3 * PAGE_SIZE))?;
+        call("munmap of the new region", sys::munmap(big, PAGE_SIZE))?;
+    }
     Ok(())
 }
 

@@ -117,6 +117,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("mmap", mmap_semantics),
     ("munmap-kills", munmap_kills),
     ("mprotect", mprotect_semantics),
+    ("regions", region_merging),
     ("kernel-access", kernel_access),
     ("bad-syscalls", bad_syscalls),
 ];
@@ -626,6 +627,43 @@ fn mprotect_semantics() -> Outcome {
             Errno::ENOMEM,
         )
     }
+}
+
+/// Region bookkeeping seen from user space: an mprotect that changes
+/// nothing splits nothing, and pages whose protection is changed and
+/// changed back join their region again (as BSD's vm_map_simplify_entry).
+/// Each call below would otherwise leave the map one or two regions
+/// larger; more of them than limits::REGIONS_PER_PROC (256) would end in
+/// ENOMEM.
+fn region_merging() -> Outcome {
+    const CALLS: u64 = 300;
+    let a = ok!(mem::map_rw((CALLS + 2) * PAGE_SIZE));
+    set_word(a, 1, 77);
+    set_word(a, CALLS, 78);
+    for i in 1..=CALLS {
+        // SAFETY: our own mapping; the protection ends as it began.
+        unsafe {
+            if let Err(e) = mem::mprotect(a + i * PAGE_SIZE, PAGE_SIZE, Prot::RW) {
+                return Err(msg(format_args!("mprotect {i} changing nothing: {e}")));
+            }
+            if let Err(e) = mem::mprotect(a + i * PAGE_SIZE, PAGE_SIZE, Prot::READ) {
+                return Err(msg(format_args!("mprotect {i} to read-only: {e}")));
+            }
+            if let Err(e) = mem::mprotect(a + i * PAGE_SIZE, PAGE_SIZE, Prot::RW) {
+                return Err(msg(format_args!("mprotect {i} back: {e}")));
+            }
+        }
+    }
+    ensure!(
+        word(a, 1) == 77 && word(a, CALLS) == 78,
+        "mprotect round trips changed the contents"
+    );
+    // Still writable everywhere, the joined pages included.
+    set_word(a, 1, 79);
+    ensure!(word(a, 1) == 79, "write after the round trips lost");
+    // SAFETY: ours, no longer used.
+    ok!(unsafe { mem::munmap(a, (CALLS + 2) * PAGE_SIZE) });
+    Ok(())
 }
 
 fn kernel_access() -> Outcome {
