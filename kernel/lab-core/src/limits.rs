@@ -30,7 +30,8 @@ pub const THREADS_PER_PROC: usize = 256;
 /// and `fork` beyond fail with `EAGAIN`.
 pub const THREADS: usize = 2048;
 /// VM map regions of one process (`limit.regions_per_proc`); a call that
-/// could leave more (each may split a region) fails with `ENOMEM`.
+/// would leave more (a split or a new region the merges of neighbours of
+/// one protection do not pay for) fails with `ENOMEM`.
 pub const REGIONS_PER_PROC: usize = 256;
 /// A thread's kernel stack, held only while it lives
 /// (`limit.kstack_bytes`).

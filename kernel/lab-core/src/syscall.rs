@@ -221,7 +221,8 @@ pub enum Sys {
     /// (len 0, bad prot or flags, unaligned FIXED address, range outside
     /// user space or overlapping the image, stack or shared page), `ENOMEM`
     /// (no free range, or the process would pass
-    /// `limits::REGIONS_PER_PROC` regions, counting a split).
+    /// `limits::REGIONS_PER_PROC` regions, counting a split; a mapping
+    /// next to one of the same protection joins it and adds none).
     Mmap = 8,
     /// `munmap(addr, len) -> 0`: removes every mapping in `[addr, addr+len)`
     /// (`addr` page-aligned, `len` rounded up; holes are fine), frees the
