@@ -19,6 +19,7 @@
 //! ratios: two repetitions of a rate under plain TCG on a shared host
 //! cannot tell a 4 % difference from the host's scheduling.
 
+use super::roles::display_order;
 use crate::accel;
 use crate::gate;
 use crate::results::derive::{figure_info, Better, FigureClass};
@@ -183,6 +184,9 @@ fn compare(g: &GroupSummary, r: &GroupSummary, figure: &str) -> Pending {
     }
     let ratio = if rm == 0.0 { f64::INFINITY } else { vm / rm };
     let spread = match (range(&v), range(&rv)) {
+        // One run a side (the oracles' workloads run once): no spread to
+        // show, and nothing to claim.
+        _ if v.len() == 1 && rv.len() == 1 => "1 run each".to_string(),
         (Some((vlo, vhi)), Some((rlo, rhi))) if rlo > 0.0 => {
             let (lo, hi) = (vlo / rhi, vhi / rlo);
             if fmt_ratio(lo) == fmt_ratio(hi) {
@@ -338,7 +342,15 @@ pub fn overview(groups: &[GroupSummary]) -> Vec<Overview> {
             }
         }
     }
-    blocks.into_iter().map(|(b, _)| b).collect()
+    blocks
+        .into_iter()
+        .map(|(mut b, _)| {
+            // The charts' order: by CPU count, then by role.
+            b.rows
+                .sort_by_key(|(variant, cpus, ..)| (*cpus, display_order(variant)));
+            b
+        })
+        .collect()
 }
 
 /// `forkexit [touch=on]`.

@@ -420,8 +420,12 @@ impl super::Chart for IpiBarChart {
 /// (cpus, median, min, max) of one variant's rate.
 type RatePoint = (u32, f64, f64, f64);
 
+/// The variant the rate chart's panels draw as their reference (the
+/// index's tables set every variant against it too).
+const REFERENCE_VARIANT: &str = super::against::REFERENCE;
+
 /// Median operations per second against CPU count, one line per variant,
-/// whiskers min-max over reps.
+/// whiskers min-max over reps, in small multiples by the variant's role.
 pub struct RateChart {
     name: String,
     title: String,
@@ -463,6 +467,19 @@ impl RateChart {
     fn variants(&self) -> Vec<String> {
         self.series.iter().map(|(v, _)| v.clone()).collect()
     }
+
+    /// The series by role, in display order: one panel each.
+    fn panels(&self) -> Vec<(Role, Vec<&(String, Vec<RatePoint>)>)> {
+        let mut panels: Vec<(Role, Vec<&(String, Vec<RatePoint>)>)> = Vec::new();
+        for s in &self.series {
+            let role = variant_role(&s.0);
+            match panels.iter_mut().find(|(r, _)| *r == role) {
+                Some((_, series)) => series.push(s),
+                None => panels.push((role, vec![s])),
+            }
+        }
+        panels
+    }
 }
 
 impl super::Chart for RateChart {
@@ -470,16 +487,19 @@ impl super::Chart for RateChart {
         format!("rate-{}", self.name)
     }
 
+    /// A row of up to three panels per 300 pixels, and the legend.
     fn size(&self) -> (u32, u32) {
-        (
-            1100,
-            height_for_legend(620, &variant_rows(&self.variants(), str::to_string)),
-        )
+        let rows = self.panels().len().div_ceil(3).max(1) as u32;
+        let legend = variant_rows(&self.variants(), str::to_string);
+        (1100, height_for_legend(HEADER_HEIGHT + 300 * rows, &legend))
     }
 
+    /// One panel per role (small multiples: 19 lines in one plot cannot
+    /// be followed), on one y scale, `fixed` dashed in every panel but its
+    /// own as the reference; the legend lists every variant by role.
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<(), DB> {
-        let note = if self.accel == "tcg-icount" {
-            "repeatable virtual time"
+        let note = if crate::accel::is_repeatable(&self.accel) {
+            "repeatable virtual time: an instruction-count cost model"
         } else {
             "guest time under plain TCG: expect run-to-run noise"
         };
@@ -487,7 +507,8 @@ impl super::Chart for RateChart {
             root,
             &format!("{}: operations per second", self.title),
             &format!(
-                "point = median over repetitions, whisker = min-max; accel {} ({note})",
+                "point = median over repetitions, whisker = min-max; dashed: {REFERENCE_VARIANT}; \
+                 accel {} ({note})",
                 self.accel
             ),
         )?;
@@ -500,42 +521,61 @@ impl super::Chart for RateChart {
             .fold(0.0f64, f64::max);
         let lo_x = *self.cpus.first().unwrap_or(&1) as f64 - 0.5;
         let hi_x = *self.cpus.last().unwrap_or(&1) as f64 + 0.5;
-        let mut chart = ChartBuilder::on(&main)
-            .margin(16)
-            .x_label_area_size(60)
-            .y_label_area_size(90)
-            .build_cartesian_2d(lo_x..hi_x, 0f64..(max * 1.15).max(1.0))?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_label_formatter(&|v| fmt_num(*v))
-            .y_desc("operations per second (guest time)")
-            .x_desc("CPUs")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 15))
-            .draw()?;
-        let n = self.series.len() as f64;
-        for (i, (variant, points)) in self.series.iter().enumerate() {
-            // Small horizontal offsets keep whiskers of close values apart.
-            let dx = (i as f64 - (n - 1.0) / 2.0) * 0.035;
-            let color = variant_color(variant);
-            chart.draw_series(LineSeries::new(
-                points.iter().map(|p| (p.0 as f64 + dx, p.1)),
-                color.stroke_width(2),
-            ))?;
-            chart.draw_series(points.iter().map(|p| {
-                ErrorBar::new_vertical(p.0 as f64 + dx, p.2, p.1, p.3, color.stroke_width(2), 10)
-            }))?;
-            chart.draw_series(
-                points
-                    .iter()
-                    .map(|p| Circle::new((p.0 as f64 + dx, p.1), 4, color.filled())),
-            )?;
-        }
-        for &cpus in &self.cpus {
-            let at = chart.backend_coord(&(cpus as f64, 0.0));
-            label_below(root, at, 8, &cpus.to_string())?;
+        let panels = self.panels();
+        let cols = panels.len().clamp(1, 3);
+        let rows = panels.len().div_ceil(cols).max(1);
+        let areas = main.split_evenly((rows, cols));
+        let reference = self.series.iter().find(|(v, _)| v == REFERENCE_VARIANT);
+        for (p, ((role, series), area)) in panels.iter().zip(&areas).enumerate() {
+            let mut chart = ChartBuilder::on(area)
+                .margin(10)
+                .caption(role.heading(), (FONT, 17))
+                .x_label_area_size(36)
+                .y_label_area_size(if p % cols == 0 { 84 } else { 56 })
+                .build_cartesian_2d(lo_x..hi_x, 0f64..(max * 1.15).max(1.0))?;
+            let mut mesh = chart.configure_mesh();
+            mesh.disable_x_mesh()
+                .x_labels(0)
+                .y_labels(6)
+                .y_label_formatter(&|v| fmt_num(*v))
+                .axis_desc_style((FONT, 16))
+                .label_style((FONT, 14));
+            if p % cols == 0 {
+                mesh.y_desc("operations per second (guest time)");
+            }
+            mesh.draw()?;
+            if let Some((_, points)) =
+                reference.filter(|_| *role != variant_role(REFERENCE_VARIANT))
+            {
+                chart.draw_series(DashedLineSeries::new(
+                    points.iter().map(|p| (p.0 as f64, p.1)),
+                    6,
+                    4,
+                    variant_color(REFERENCE_VARIANT).stroke_width(2),
+                ))?;
+            }
+            let n = series.len() as f64;
+            for (i, (variant, points)) in series.iter().enumerate() {
+                // Small horizontal offsets keep whiskers of close values apart.
+                let dx = (i as f64 - (n - 1.0) / 2.0) * 0.06;
+                let color = variant_color(variant);
+                chart.draw_series(LineSeries::new(
+                    points.iter().map(|p| (p.0 as f64 + dx, p.1)),
+                    color.stroke_width(2),
+                ))?;
+                chart.draw_series(points.iter().map(|p| {
+                    ErrorBar::new_vertical(p.0 as f64 + dx, p.2, p.1, p.3, color.stroke_width(2), 8)
+                }))?;
+                chart.draw_series(
+                    points
+                        .iter()
+                        .map(|p| Circle::new((p.0 as f64 + dx, p.1), 4, color.filled())),
+                )?;
+            }
+            for &cpus in &self.cpus {
+                let at = chart.backend_coord(&(cpus as f64, 0.0));
+                label_below(root, at, 6, &cpus_label(cpus))?;
+            }
         }
         variant_legend(&side, &self.variants())
     }

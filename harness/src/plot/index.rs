@@ -400,7 +400,10 @@ mod tests {
     fn one_plain_tcg_repetition_colours_nothing() {
         let groups = groups("tcg");
         let md = markdown(&groups, &[]);
-        assert!(md.contains("| openbsd-2010 | 2 | 9.00x | 1.00x |"), "{md}");
+        assert!(
+            md.contains("| openbsd-2010 | 2 | 9.00x (1 run each) | 1.00x (1 run each) |"),
+            "{md}"
+        );
         assert!(md.contains(accel_note("tcg")), "{md}");
         let page = html(&groups, &[]);
         assert!(!page.contains("class=\"worse\""), "{page}");
