@@ -61,6 +61,7 @@
 use std::collections::BTreeMap;
 
 use lab_core::cause::ShootCause;
+use lab_core::metrics::Event;
 use lab_core::report::Scope;
 
 use super::model::{Cell, Outcome, ResultRow};
@@ -351,20 +352,21 @@ impl RunFigures {
                 });
                 Some(if all_equal { 1.0 } else { 0.0 })
             }
-            "latr_unapplied" => {
-                Some((self.total("latr.queued")? - self.total("latr.applied")?).abs())
-            }
+            "latr_unapplied" => Some(
+                (self.total(Event::LatrQueued.name())? - self.total(Event::LatrApplied.name())?)
+                    .abs(),
+            ),
             "frames_unbalanced" => Some(
                 (self.total("mem.frames.free_start")? - self.total("mem.frames.free_end")?).abs(),
             ),
             "remove_early_share" => ratio(
-                self.total("pmap.remove.early"),
-                self.total("pmap.remove.calls"),
+                self.total(Event::PmapRemoveEarly.name()),
+                self.total(Event::PmapRemoveCalls.name()),
             ),
             "ack_wait_mean" => {
                 let calls = self.sum_kinds("shoot.calls.", &SHOOT_KINDS)?;
                 let noipi = self.sum_kinds("shoot.noipi.", &SHOOT_KINDS).unwrap_or(0.0);
-                ratio(self.total("shoot.wait.ack"), Some(calls - noipi))
+                ratio(self.total(Event::AckWaitCycles.name()), Some(calls - noipi))
             }
             "ack_wait_p50" => self.ack_quantile(0.50),
             "ack_wait_p90" => self.ack_quantile(0.90),

@@ -25,6 +25,7 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use lab_core::cause::{ShootCause, CAUSE_KINDS};
+use lab_core::metrics::Event;
 
 use crate::accel::Accel;
 use crate::outcome::Kind;
@@ -58,37 +59,37 @@ const SPARED: usize = 3;
 
 /// The counters of the shortcuts, and what each counts (per op). Only
 /// non-zero ones are told, so `fixed` has none.
-const MECHANISMS: [(&str, &str); 8] = [
+const MECHANISMS: [(Event, &str); 8] = [
     (
-        "latr.queued",
+        Event::LatrQueued,
         "invalidations queued for the targets' next tick (lazy-latr)",
     ),
     (
-        "latr.settle_ipis",
+        Event::LatrSettleIpis,
         "cross-calls to settle a LATR quarantine early",
     ),
     (
-        "lazy.skipped",
+        Event::LazySkipped,
         "lazy CPUs left a note instead of an IPI (lazy-tlb)",
     ),
     (
-        "lazy.catchup_flushes",
+        Event::LazyCatchups,
         "catch-up flushes of a lazy CPU on its return",
     ),
     (
-        "pmap.enter.upgrades_noshoot",
+        Event::PmapUpgradesNoShoot,
         "copy-on-write upgrades shot down nowhere (no-flush-cow)",
     ),
     (
-        "shoot.early_acks",
+        Event::ShootEarlyAcks,
         "requests acknowledged before their invalidation (early-ack)",
     ),
     (
-        "shoot.deferred",
+        Event::ShootDeferred,
         "invalidations deferred to the return to user mode (in-context-flush)",
     ),
     (
-        "shoot.local_first",
+        Event::ShootLocalFirst,
         "local invalidations made before the IPIs went out (flush-first)",
     ),
 ];
@@ -112,8 +113,8 @@ impl Explained {
         }
         let mechanisms = MECHANISMS
             .iter()
-            .filter_map(|(metric, words)| {
-                let n = f.total(metric).filter(|&n| n > 0.0)?;
+            .filter_map(|(event, words)| {
+                let n = f.total(event.name()).filter(|&n| n > 0.0)?;
                 Some(format!("{} {words}", num(n / ops)))
             })
             .collect();

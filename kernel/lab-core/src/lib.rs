@@ -27,6 +27,8 @@
 //!   and the host model-checks (`--cfg loom`, tests/protocols/).
 //! - [`chaos`]: chaos mode's seeded delays at the protocols' points
 //!   (`chaos=<seed>`).
+//! - [`metrics`]: the kernel's counted events, their metric names and
+//!   units (the kernel reports them, the harness reads them).
 #![cfg_attr(not(test), no_std)]
 
 pub mod apic;
@@ -36,6 +38,7 @@ pub mod cmdline;
 pub mod cpuset;
 pub mod elf;
 pub mod limits;
+pub mod metrics;
 pub mod model_hint;
 pub mod physmem;
 pub mod poison;
