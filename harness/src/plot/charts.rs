@@ -487,11 +487,15 @@ impl super::Chart for RateChart {
         format!("rate-{}", self.name)
     }
 
-    /// A row of up to three panels per 300 pixels, and the legend.
+    /// A row of up to three panels per 300 pixels (one row as tall as
+    /// the other charts), and the legend.
     fn size(&self) -> (u32, u32) {
         let rows = self.panels().len().div_ceil(3).max(1) as u32;
         let legend = variant_rows(&self.variants(), str::to_string);
-        (1100, height_for_legend(HEADER_HEIGHT + 300 * rows, &legend))
+        (
+            1100,
+            height_for_legend((HEADER_HEIGHT + 300 * rows).max(620), &legend),
+        )
     }
 
     /// One panel per role (small multiples: 19 lines in one plot cannot
