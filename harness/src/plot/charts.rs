@@ -39,17 +39,45 @@ pub(super) fn header<DB: DrawingBackend>(
     subtitle: &str,
 ) -> DrawResult<DrawingArea<DB, Shift>, DB> {
     let (head, body) = root.split_vertically(HEADER_HEIGHT);
+    let room = head.dim_in_pixel().0.saturating_sub(40);
+    let title_size = fitting_size(&head, title, 26, FontStyle::Bold, room)?;
     head.draw(&Text::new(
         title.to_string(),
         (20, 12),
-        (FONT, 26).into_font().style(FontStyle::Bold).color(&BLACK),
+        (FONT, title_size)
+            .into_font()
+            .style(FontStyle::Bold)
+            .color(&BLACK),
     ))?;
+    let subtitle_size = fitting_size(&head, subtitle, 16, FontStyle::Normal, room)?;
     head.draw(&Text::new(
         subtitle.to_string(),
         (20, 44),
-        (FONT, 16).into_font().color(&GREY),
+        (FONT, subtitle_size).into_font().color(&GREY),
     ))?;
     Ok(body)
+}
+
+/// The largest font size up to `size` at which `text` is at most `width`
+/// pixels wide (a workload's parameters can make a title longer than the
+/// chart), but no smaller than 60 % of `size`.
+fn fitting_size<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    size: u32,
+    style: FontStyle,
+    width: u32,
+) -> DrawResult<u32, DB> {
+    let least = size * 3 / 5;
+    let mut at = size;
+    while at > least {
+        let font = (FONT, at).into_font().style(style).color(&BLACK);
+        if area.estimate_text_size(text, &font)?.0 <= width {
+            break;
+        }
+        at -= 1;
+    }
+    Ok(at)
 }
 
 /// A row of a legend.
@@ -233,6 +261,16 @@ pub(super) fn figure_median_min_max(g: &GroupSummary, figure: &str) -> Option<(f
     median_min_max(&g.values(figure))
 }
 
+/// How many labels to ask of a plotters log axis from `lo` to `hi`: one
+/// per decade and a few more, never ten a decade. Asked for ten or more a
+/// decade, plotters 0.3.7 (LogRangeExt's key points) labels every 2x..10x
+/// of a decade and then the next decade again, so each decade's label is
+/// drawn twice, one over the other, and 7k 8k 9k 10k crowd its end.
+pub(super) fn log_axis_labels(lo: f64, hi: f64) -> usize {
+    let decades = (hi / lo).log10().floor().max(1.0) as usize;
+    decades * 5
+}
+
 /// `1 CPU`, `4 CPUs`.
 pub(super) fn cpus_label(cpus: u32) -> String {
     if cpus == 1 {
@@ -370,6 +408,7 @@ impl super::Chart for IpiBarChart {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
+            .y_labels(log_axis_labels(floor, ceil))
             .y_label_formatter(&|v| fmt_num(*v))
             .y_desc("shootdown IPIs per operation")
             .x_desc("CPUs")
@@ -699,9 +738,7 @@ impl super::Chart for CdfChart {
             .build_cartesian_2d((x_lo..x_hi).log_scale(), 0f64..1.0)?;
         chart
             .configure_mesh()
-            // A log axis with plotters' default ten labels crowds a decade
-            // (7k 8k 9k 10k, 10k twice).
-            .x_labels(6)
+            .x_labels(log_axis_labels(x_lo, x_hi))
             .x_label_formatter(&|v| fmt_si(*v))
             .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
             .x_desc("acknowledgement wait (TSC cycles, log scale)")

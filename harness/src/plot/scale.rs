@@ -16,7 +16,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::charts::{accels_of, header, label_below, legend};
+use super::charts::{accels_of, header, label_below, legend, log_axis_labels};
 use super::roles::display_order;
 use super::{slug, variant_color, workload_title, workloads, FONT};
 use crate::results::derive::{RunFigures, SHOOT_KINDS};
@@ -263,6 +263,7 @@ impl super::Chart for ScaleChart {
             .disable_x_mesh()
             .x_labels(0)
             .x_label_formatter(&|_| String::new())
+            .y_labels(log_axis_labels(lo_y, hi_y))
             .y_label_formatter(&|v| fmt_num(*v))
             .y_desc(self.y_desc.as_str())
             .x_desc("CPUs")
