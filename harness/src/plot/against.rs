@@ -76,18 +76,19 @@ pub struct Compared {
     pub ratio: String,
     /// `0.91-1.01x`: the lowest and highest ratio of a repetition of the
     /// variant to one of the reference; empty when they are one value.
-    pub spread: String,
+    pub ratio_range: String,
     pub tone: Tone,
     /// Why the tone: the regime and, for a test, its p-value.
     pub evidence: String,
 }
 
 impl Compared {
-    /// The ratio and, when it is not settled, its spread.
+    /// The ratio and, when it is not settled, the range of its
+    /// per-repetition ratios.
     pub fn text(&self) -> String {
-        match (self.tone.word(), self.spread.is_empty()) {
+        match (self.tone.word(), self.ratio_range.is_empty()) {
             (Some(word), _) => format!("{} ({word})", self.ratio),
-            (None, false) => format!("{} ({})", self.ratio, self.spread),
+            (None, false) => format!("{} ({})", self.ratio, self.ratio_range),
             (None, true) => self.ratio.clone(),
         }
     }
@@ -167,7 +168,7 @@ fn compare(g: &GroupSummary, r: &GroupSummary, figure: &str) -> Pending {
     let none = |ratio: &str| Pending {
         compared: Compared {
             ratio: ratio.into(),
-            spread: String::new(),
+            ratio_range: String::new(),
             tone: Tone::Unknown,
             evidence: String::new(),
         },
@@ -183,7 +184,7 @@ fn compare(g: &GroupSummary, r: &GroupSummary, figure: &str) -> Pending {
         return none("both 0");
     }
     let ratio = if rm == 0.0 { f64::INFINITY } else { vm / rm };
-    let spread = match (range(&v), range(&rv)) {
+    let ratio_range = match (range(&v), range(&rv)) {
         // One run a side (the oracles' workloads run once): no spread to
         // show, and nothing to claim.
         _ if v.len() == 1 && rv.len() == 1 => "1 run each".to_string(),
@@ -201,7 +202,7 @@ fn compare(g: &GroupSummary, r: &GroupSummary, figure: &str) -> Pending {
     let mut pending = Pending {
         compared: Compared {
             ratio: fmt_ratio(ratio),
-            spread,
+            ratio_range,
             tone: Tone::Unsettled,
             evidence: String::new(),
         },
@@ -230,7 +231,7 @@ fn compare(g: &GroupSummary, r: &GroupSummary, figure: &str) -> Pending {
             } else {
                 Tone::Same
             };
-            c.spread.clear();
+            c.ratio_range.clear();
             c.evidence = regime;
         }
         return pending;
@@ -406,14 +407,14 @@ mod tests {
     }
 
     #[test]
-    fn two_noisy_repetitions_are_shown_plain_with_their_spread() {
+    fn two_noisy_repetitions_are_shown_plain_with_their_range() {
         let blocks = overview(&groups("tcg", 2, 0.03));
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].accel, "tcg");
         let (ipi, rate) = lazy_row(&blocks);
         assert_eq!(rate.tone, Tone::Unsettled, "{rate:?}");
         assert_eq!(rate.ratio, "1.07x");
-        assert!(rate.spread.contains('-'), "{rate:?}");
+        assert!(rate.ratio_range.contains('-'), "{rate:?}");
         assert!(rate.evidence.contains("too few"), "{rate:?}");
         // IPIs/op on 2 CPUs depend on scheduling under plain TCG: not
         // exact either.
