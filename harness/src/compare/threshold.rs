@@ -120,8 +120,8 @@ impl Thresholds {
                 fmt_num(DEFAULT_PCT)
             ),
             None => format!(
-                "threshold per figure: the gate's tolerance where a [[baseline]] rule of the \
-                 gate's rules covers the cell, else {}%",
+                "threshold per figure: the tolerance of the gate's [[baseline]] rule for the \
+                 figure and cell (gates.toml), else {}%",
                 fmt_num(DEFAULT_PCT)
             ),
         }
