@@ -41,6 +41,10 @@ pub fn cpu_id() -> Option<u32> {
 extern "C" fn kmain(start_info_phys: u32) -> ! {
     console::init();
     arch::init_bsp();
+    // Memory management's per-CPU set-up (`pcid`'s CR4.PCIDE): here for
+    // the boot CPU, at bring-up for the others.
+    mm::init_cpu();
+    arch::smp::set_ap_init(mm::init_cpu);
     // SAFETY: the loader's ebx, passed through untouched by pvh_start32.
     let info = match unsafe { boot::start_info::parse(start_info_phys.into()) } {
         Ok(info) => info,

@@ -108,10 +108,6 @@ static CROSS_CALL_HOOK: AtomicUsize = AtomicUsize::new(0);
 /// Sets the work every Other IPI does before acknowledging a sync (the
 /// scheduler's lazy-TLB eviction, LATR's queue), so that `sync(cpu)` returning means CPU
 /// `cpu` has done it. Interrupt context, interrupts off.
-#[cfg_attr(
-    not(any(feature = "lazy-tlb", feature = "lazy-latr")),
-    allow(dead_code)
-)]
 pub fn set_cross_call_hook(hook: fn()) {
     CROSS_CALL_HOOK.store(hook as usize, Ordering::Release);
 }

@@ -43,11 +43,6 @@ pub fn init_bsp() {
     apic::init_bsp();
     percpu::init(0, apic::id());
     gdt::init();
-    // `pcid`: CR4.PCIDE where the CPU offers it; where it does not, the
-    // run ends `unsupported` (workloads::run), never silently without.
-    if cfg!(feature = "pcid") {
-        crate::mm::pcid::init_cpu();
-    }
 }
 
 /// What went wrong while bringing up the CPUs; the run fails.

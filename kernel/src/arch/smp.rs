@@ -333,15 +333,30 @@ pub fn start_aps(info: &StartInfo, start_info_phys: u64) -> Result<(), SmpError>
     Ok(())
 }
 
+/// What every AP runs at bring-up before it goes idle (a `fn()` as usize,
+/// 0 for none): set by the boot path, so that arch calls nothing above it.
+static AP_INIT: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets what every AP runs at bring-up, after its own CPU set-up and
+/// before it goes idle (interrupts off, the boot tables loaded). Before
+/// the APs are started.
+pub fn set_ap_init(init: fn()) {
+    AP_INIT.store(init as usize, Ordering::Release);
+}
+
 /// Where an AP enters Rust, on its own stack, interrupts off.
 extern "C" fn ap_entry(cpu: u32) -> ! {
     percpu::init(cpu, apic_id_of(cpu));
     gdt::init();
     trap::init();
     apic::init();
-    // `pcid`: every CPU or none (the same CPU model; mm::pcid).
-    if cfg!(feature = "pcid") {
-        crate::mm::pcid::init_cpu();
+    // The layers above's own per-CPU set-up (mm::init_cpu), with the boot
+    // tables still loaded.
+    let init = AP_INIT.load(Ordering::Acquire);
+    if init != 0 {
+        // SAFETY: set_ap_init stores only `fn()` values.
+        let init: fn() = unsafe { core::mem::transmute::<usize, fn()>(init) };
+        init();
     }
     let apic_id = apic::id();
     assert_eq!(

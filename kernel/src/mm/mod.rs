@@ -8,7 +8,9 @@
 //! - [`shootdown`]: TLB shootdowns and the protocol that delivers them.
 //! - [`latr`]: munmap's invalidations left in a ring for the other CPUs' next sweep, and
 //!   the quarantine of what they may still reach (`lazy-latr`; calls do nothing without it).
-//! - `lazy_tlb`: which CPUs keep a user pmap loaded while idle (`lazy-tlb`).
+//! - [`lazy_tlb`]: which CPUs keep a user pmap loaded while idle, and the
+//!   generations they catch up with (`lazy-tlb`; does nothing when the
+//!   feature is off).
 //! - [`pcid`]: process-context identifiers, so a context switch keeps a pmap's
 //!   TLB entries (`pcid`; does nothing when the feature is off).
 //! - [`lock`]: the spin lock they share.
@@ -23,7 +25,6 @@ use crate::report;
 pub mod frame;
 pub mod heap;
 pub mod latr;
-#[cfg(feature = "lazy-tlb")]
 pub mod lazy_tlb;
 pub mod lock;
 pub mod pcid;
@@ -45,6 +46,17 @@ pub fn init(info: &StartInfo, start_info_phys: u64) -> Result<(), frame::FrameEr
     shootdown::init();
     FREE_AT_START.store(frame::free_count(), Ordering::Relaxed);
     Ok(())
+}
+
+/// Sets up this CPU's part of memory management: under `pcid`, CR4.PCIDE
+/// where the CPU offers it (mm::pcid; where it does not, the run ends
+/// `unsupported` in workloads::run, never silently without). Every CPU,
+/// with the boot tables loaded: the boot CPU from kmain, the others at
+/// bring-up (kmain hands it to arch::smp::set_ap_init).
+pub fn init_cpu() {
+    if cfg!(feature = "pcid") {
+        pcid::init_cpu();
+    }
 }
 
 /// Writes the memory figures of the run: frames managed, free at start and

@@ -119,7 +119,7 @@ pub fn sys_exec(
     let old_pmap = old.teardown(Teardown::Exec);
     p.pmap_ptr.store(new_pmap.cast_mut(), Ordering::Release);
     sched::load_pmap(new_pmap);
-    sched::evict_lazy(&old_pmap);
+    crate::mm::lazy_tlb::evict(&old_pmap);
     drop(old_pmap);
     p.set_name(name);
     *frame = thread::user_frame(entry, rsp, 0);

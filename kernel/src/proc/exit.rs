@@ -88,7 +88,7 @@ fn exit_last(p: &Arc<Process>) {
         let pm = vm.teardown(Teardown::Exit);
         p.pmap_ptr.store(core::ptr::null_mut(), Ordering::Release);
         sched::load_pmap(core::ptr::null());
-        sched::evict_lazy(&pm);
+        crate::mm::lazy_tlb::evict(&pm);
         // The last reference: pmap_destroy.
         drop(pm);
     }

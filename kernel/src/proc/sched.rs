@@ -155,8 +155,8 @@ fn me() -> usize {
 /// on; this CPU's CR3 must hold the kernel's tables.
 pub fn init_cpu() {
     let cpu = cpu_id();
-    #[cfg(any(feature = "lazy-tlb", feature = "lazy-latr"))]
     ipi::set_cross_call_hook(cross_call);
+    crate::mm::lazy_tlb::set_leave(leave_lazy);
     let idle = Arc::new(Thread::idle(cpu));
     IDLE[cpu as usize].store(Arc::into_raw(idle.clone()).cast_mut(), Ordering::Release);
     let raw = Arc::into_raw(idle).cast_mut();
@@ -260,32 +260,10 @@ fn send_kicks(mask: u64) {
 fn switch_pmap(cpu: usize, want: *const Pmap, lazy_ok: bool) {
     let loaded = LOADED[cpu].load(Ordering::Relaxed);
     // Linux's lazy TLB (mm::lazy_tlb): keep the user pmap across idle and
-    // kernel threads; on the way back to it, flush if a shootdown skipped
-    // this CPU meanwhile.
-    #[cfg(feature = "lazy-tlb")]
-    {
-        use crate::mm::lazy_tlb;
-        let lazy = !lazy_tlb::held_by(cpu).is_null();
-        if want.is_null() && lazy_ok && !loaded.is_null() {
-            if !lazy {
-                lazy_tlb::enter(cpu, loaded);
-            }
-            return;
-        }
-        if lazy {
-            let must_flush = lazy_tlb::leave(cpu);
-            if ptr::eq(loaded, want) {
-                if must_flush {
-                    shootdown::flush_all();
-                    stats::count(Event::LazyCatchups);
-                }
-                return;
-            }
-            // Another address space: the CR3 load below flushes.
-        }
+    // kernel threads; on the way back to it, flush only if behind.
+    if crate::mm::lazy_tlb::keep_on_switch(cpu, loaded, want, lazy_ok) {
+        return;
     }
-    #[cfg(not(feature = "lazy-tlb"))]
-    let _ = lazy_ok;
     if ptr::eq(loaded, want) {
         return;
     }
@@ -303,12 +281,13 @@ fn switch_pmap(cpu: usize, want: *const Pmap, lazy_ok: bool) {
         // SAFETY: the caller's thread's process holds the pmap.
         pmap::pmap_activate(unsafe { &*want }, true);
     }
+    crate::mm::lazy_tlb::loaded(cpu, want);
     crate::arch::chaos::point(crate::arch::chaos::Point::SwitchLoaded);
     if !loaded.is_null() {
         // SAFETY: a pmap stays alive while loaded on a CPU (exec and exit
         // wait until their other threads are off every CPU, and load
         // another pmap, before they destroy it; under `lazy-tlb` they also
-        // make lazy holders drop it, see evict_lazy).
+        // make lazy holders drop it, mm::lazy_tlb::evict).
         pmap::pmap_deactivate(unsafe { &*loaded });
     }
     LOADED[cpu].store(want.cast_mut(), Ordering::Relaxed);
@@ -321,55 +300,21 @@ pub fn load_pmap(want: *const Pmap) {
     interrupts::without_interrupts(|| switch_pmap(me(), want, false));
 }
 
-/// Makes every other CPU that holds `pm` lazily (`lazy-tlb`) drop it, so
-/// that it can be freed: exit and exec call it after loading other tables
-/// and before their last reference goes. A no-op without `lazy-tlb`.
-/// Interrupts on (the holders are cross-called and waited for).
-pub fn evict_lazy(pm: &Pmap) {
-    #[cfg(feature = "lazy-tlb")]
-    {
-        use crate::mm::lazy_tlb;
-        for cpu in crate::arch::smp::online().without(cpu_id()).iter() {
-            if !ptr::eq(lazy_tlb::held_by(cpu as usize), pm) {
-                continue;
-            }
-            lazy_tlb::request_evict(cpu as usize, pm);
-            if let Err(e) = ipi::sync(cpu) {
-                panic!("lazy-tlb: evicting a dying pmap: {e}");
-            }
-            assert!(
-                !ptr::eq(lazy_tlb::held_by(cpu as usize), pm),
-                "lazy-tlb: cpu {cpu} still holds a dying pmap after its eviction IPI"
-            );
-            stats::count(Event::LazyEvictions);
-        }
-    }
-    #[cfg(not(feature = "lazy-tlb"))]
-    let _ = pm;
-}
-
 /// What a cross-call (arch::ipi::sync) makes this CPU do before it
-/// acknowledges: drop a lazily held pmap that is being freed (`lazy-tlb`),
+/// acknowledges: drop a lazily held pmap that is being freed (`lazy-tlb`,
+/// mm::lazy_tlb::evict, which does nothing when the feature is off),
 /// apply its LATR queue (`lazy-latr`, mm::latr::settle).
-#[cfg(any(feature = "lazy-tlb", feature = "lazy-latr"))]
 fn cross_call() {
-    #[cfg(feature = "lazy-tlb")]
-    serve_evict();
+    crate::mm::lazy_tlb::serve_evict();
     #[cfg(feature = "lazy-latr")]
     crate::mm::latr::apply_here();
 }
 
-/// The holder's side of [`evict_lazy`], from this CPU's Other vector
-/// (arch::ipi, interrupts off, before the sync is acknowledged): if asked
-/// to drop the pmap it holds lazily, load the kernel's tables and
-/// deactivate it.
-#[cfg(feature = "lazy-tlb")]
-fn serve_evict() {
-    let cpu = me();
-    if crate::mm::lazy_tlb::take_evict(cpu).is_some() {
-        crate::mm::lazy_tlb::leave(cpu);
-        switch_pmap(cpu, ptr::null(), false);
-    }
+/// Loads the kernel's tables on this CPU (interrupts off), dropping the
+/// user pmap it held lazily: mm::lazy_tlb's way out of lazy mode, for a
+/// table-freeing shootdown or a pmap being freed.
+fn leave_lazy() {
+    switch_pmap(me(), ptr::null(), false);
 }
 
 fn pmap_of(t: &Thread) -> *const Pmap {

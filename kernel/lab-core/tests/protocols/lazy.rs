@@ -1,14 +1,22 @@
-//! The lazy-TLB handshake (lab_core::protocol::lazy_tlb): CPU 1 holds
-//! pmap 1 lazily, with page 0 and a paging-structure cache entry for the
-//! table that maps it in its TLB, and idles with interrupts on until it
-//! returns to the pmap; CPU 0 changes page 0 (and, if `frees_tables`,
-//! frees that table) and shoots the pmap down, skipping CPU 1 if the rule
-//! lets it. Checked: a lazy CPU never walks a freed table (its
-//! paging-structure caches may, speculatively, at any moment the pmap is
-//! loaded), and on its return it uses no stale entry.
+//! The lazy-TLB core (lab_core::protocol::lazy_tlb), Linux's handshake:
+//! CPU 1 has pmap 1 loaded at generation 0, with page 0 and a
+//! paging-structure cache entry for the table that maps it in its TLB.
+//! It either is lazy from the start, or first runs the pmap (taking IPIs
+//! as a CPU running it does: an INVLPG that claims no generation) and
+//! then goes lazy; it idles with interrupts on, and returns to the pmap.
+//! A shootdown IPI reaching it while lazy makes it load the kernel's
+//! tables (Linux's flush_tlb_func: switch_mm_irqs_off to init_mm), and
+//! its return is then a CR3 load. CPU 0 changes page 0 (and, if
+//! `frees_tables`, frees that table), bumps the pmap's generation and
+//! shoots the pmap down, skipping CPU 1 if the rule lets it.
+//!
+//! Checked: a lazy CPU never walks a freed table (its paging-structure
+//! caches may, speculatively, at any moment the pmap is loaded), and on
+//! its return it uses no stale entry.
 
 use super::*;
-use lab_core::protocol::lazy_tlb::{skip, LazyCpu, SkipRule};
+use lab_core::protocol::lazy_tlb::{skip, LazyCpu, Return, SkipRule};
+use lab_core::protocol::pcid::TlbGen;
 
 const PAGE: u64 = 1 << 0;
 /// The paging-structure cache entry of the table mapping page 0.
@@ -17,6 +25,7 @@ const PMAP: u64 = 1;
 
 struct World {
     lazy: LazyCpu,
+    gen: TlbGen,
     /// IPIs sent to CPU 1, and those it has served.
     sent: AtomicU64,
     served: AtomicU64,
@@ -40,11 +49,13 @@ impl Cpu for Initiator {
     }
 }
 
-/// CPU 1: its interrupt flag, and whether it has the pmap loaded.
+/// CPU 1: its interrupt flag, the IPIs it has taken, and whether it has
+/// switched to the kernel's tables.
 struct Holder {
     world: Arc<World>,
     irq: Cell<bool>,
     taken: Cell<u64>,
+    kernel_loaded: Cell<bool>,
 }
 
 impl Holder {
@@ -59,19 +70,35 @@ impl Holder {
     }
 
     fn take_pending(&self) {
-        let sent = self.world.sent.load(Ordering::SeqCst);
+        let w = &self.world;
+        let sent = w.sent.load(Ordering::SeqCst);
         if sent == self.taken.get() || !self.irq.get() {
             return;
         }
         self.taken.set(sent);
-        // INVLPG of page 0 drops its paging-structure entries too.
-        self.world.tlb.fetch_and(!(PAGE | TABLE), Ordering::Relaxed);
-        self.world.served.store(sent, Ordering::SeqCst);
+        if w.lazy.held() == PMAP {
+            // Lazy: load the kernel's tables, which flushes everything.
+            w.lazy.drop_lazy();
+            self.kernel_loaded.set(true);
+            w.tlb.store(0, Ordering::Relaxed);
+        } else if !self.kernel_loaded.get() {
+            // Running the pmap: INVLPG of page 0, which drops its
+            // paging-structure entries too; no generation claimed.
+            w.tlb.fetch_and(!(PAGE | TABLE), Ordering::Relaxed);
+        }
+        w.served.store(sent, Ordering::SeqCst);
     }
 
-    fn run(&self) {
+    fn run(&self, start_lazy: bool) {
         let w = &self.world;
         self.irq.set(true);
+        if !start_lazy {
+            // Running the pmap for a moment, then off to the idle thread.
+            self.take_pending();
+            self.irq.set(false);
+            w.lazy.enter(PMAP);
+            self.irq.set(true);
+        }
         // Idle, lazy, interrupts on.
         for _ in 0..2 {
             self.walk_check();
@@ -79,7 +106,12 @@ impl Holder {
         }
         // Back to a thread of the pmap (interrupts off while switching).
         self.irq.set(false);
-        if w.lazy.leave() {
+        if self.kernel_loaded.get() {
+            // A CR3 load of the pmap: flushes, then records the generation.
+            self.kernel_loaded.set(false);
+            w.tlb.store(0, Ordering::Relaxed);
+            w.lazy.loaded(&w.gen);
+        } else if w.lazy.leave(&w.gen) == Return::Flush {
             w.tlb.store(0, Ordering::Relaxed);
         }
         self.irq.set(true);
@@ -96,17 +128,21 @@ impl Holder {
     }
 }
 
-fn explore(frees_tables: bool, rule: SkipRule) -> Result<(), String> {
+fn explore(frees_tables: bool, start_lazy: bool, rule: SkipRule) -> Result<(), String> {
     model_check(move || {
         let world = Arc::new(World {
             lazy: LazyCpu::new(),
+            gen: TlbGen::new(),
             sent: AtomicU64::new(0),
             served: AtomicU64::new(0),
             tlb: AtomicU64::new(PAGE | TABLE),
             settled: AtomicU64::new(0),
             done: AtomicUsize::new(0),
         });
-        world.lazy.enter(PMAP);
+        world.lazy.loaded(&world.gen);
+        if start_lazy {
+            world.lazy.enter(PMAP);
+        }
         let holder = {
             let world = world.clone();
             loom::thread::spawn(move || {
@@ -114,11 +150,14 @@ fn explore(frees_tables: bool, rule: SkipRule) -> Result<(), String> {
                     world,
                     irq: Cell::new(false),
                     taken: Cell::new(0),
+                    kernel_loaded: Cell::new(false),
                 }
-                .run()
+                .run(start_lazy)
             })
         };
-        // The initiator: the change is made, then the shootdown.
+        // The initiator: the change is made, the generation bumped, then
+        // the shootdown (CPU 1 is in the pmap's CPU set throughout).
+        world.gen.bump();
         if !skip(&Initiator, &world.lazy, PMAP, frees_tables, rule) {
             let n = world.sent.fetch_add(1, Ordering::SeqCst) + 1;
             while world.served.load(Ordering::SeqCst) < n {
@@ -135,14 +174,16 @@ fn explore(frees_tables: bool, rule: SkipRule) -> Result<(), String> {
 #[test]
 fn lazy_tlb_is_clean() {
     for frees_tables in [false, true] {
-        expect_clean(
-            explore(frees_tables, SkipRule::UnlessTablesFreed),
-            &format!(" (frees_tables {frees_tables})"),
-        );
+        for start_lazy in [true, false] {
+            expect_clean(
+                explore(frees_tables, start_lazy, SkipRule::UnlessTablesFreed),
+                &format!(" (frees_tables {frees_tables}, start_lazy {start_lazy})"),
+            );
+        }
     }
 }
 
 #[test]
 fn mutant_lazy_skip_freed_tables() {
-    expect_caught(explore(true, SkipRule::Always));
+    expect_caught(explore(true, true, SkipRule::Always));
 }

@@ -448,6 +448,16 @@ pub fn poll() {
 /// Invalidates `req` in this CPU's TLB.
 pub fn invalidate_local(req: Request) {
     use crate::arch::model_hint::invlpg;
+    // `lazy-tlb`: a CPU holding a user pmap only lazily loads the kernel's
+    // tables instead of invalidating user pages, and leaves lazy mode
+    // (mm::lazy_tlb, as Linux's flush_tlb_func). A full flush costs what
+    // that load costs, so it stays lazy; kernel addresses go as usual.
+    if matches!(req, Request::Page(_) | Request::Range(..))
+        && !req.has_kernel_address()
+        && super::lazy_tlb::leave_if_lazy()
+    {
+        return;
+    }
     // `pcid`: an INVLPG reaches the current PCID only, and kernel addresses
     // are cached under every PCID (mm::pcid), so they go with a flush of
     // everything.
@@ -477,6 +487,9 @@ pub fn invalidate_local(req: Request) {
 /// a CR3 reload.) Under `pcid` a CR3 reload would flush one PCID, so PGE is
 /// toggled on and off, which flushes every PCID (SDM 4.10.4.1).
 pub(crate) fn flush_all() {
+    // `lazy-tlb`: the flush brings this CPU up to its user pmap's
+    // generation (mm::lazy_tlb).
+    super::lazy_tlb::flushing_all();
     let cr4 = Cr4::read();
     if cr4.contains(Cr4Flags::PCID) {
         // SAFETY: setting and clearing PGE only flushes the TLB; no
@@ -524,17 +537,14 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         } else {
             targets
         };
-    // `lazy-tlb`: CPUs holding the pmap only lazily are left a note
-    // instead of an IPI (mm::lazy_tlb), unless page tables are freed.
-    #[cfg(feature = "lazy-tlb")]
-    let targets = match pm {
-        Some(pm) => super::lazy_tlb::skip_lazy(
-            pm,
-            targets,
-            FREES_TABLES[arch::cpu_id() as usize].load(Ordering::Relaxed),
-        ),
-        None => targets,
-    };
+    // `lazy-tlb`: the pmap's generation moves on, and CPUs holding it
+    // only lazily get no IPI (they catch up by generation when they
+    // return to it), unless page tables are freed (mm::lazy_tlb).
+    let (targets, made) = super::lazy_tlb::skip_lazy(
+        pm,
+        targets,
+        FREES_TABLES[arch::cpu_id() as usize].load(Ordering::Relaxed),
+    );
     // Mutant `mutant-fork-no-shoot`: while fork write-protects the parent
     // (proc::vm fork_copy), shootdowns go to no other CPU, as if the
     // parent were single-threaded; its other threads keep writable entries
@@ -558,6 +568,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         if local {
             invalidate_local(req);
         }
+        super::lazy_tlb::invalidated_here(pm, made, local);
         tell_model_settled(req, Mark::Settled);
         return;
     }
@@ -593,6 +604,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         invalidate_local(req);
         stats::count(Event::ShootLocalOverlapped);
     }
+    super::lazy_tlb::invalidated_here(pm, made, local);
 }
 
 /// Under `model=on`, each CPU's outstanding shootdown request, for
