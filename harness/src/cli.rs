@@ -363,6 +363,13 @@ pub struct ReproduceArgs {
     /// results/charts/reproduce-techniques.*), instead of the seeds' table.
     #[arg(long)]
     pub techniques: bool,
+    /// Write nothing: run only the repeatable experiments (tcg-icount,
+    /// tcg-model; once each, as they repeat bit for bit) and check that
+    /// every repeatable row of the committed table FILE shows what this
+    /// tree produces. Exit 3, naming each row that differs and the
+    /// command that re-makes the table, if one does not.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["markdown", "charts", "resume"])]
+    pub check: Option<PathBuf>,
 }
 
 impl ReproduceArgs {
@@ -378,6 +385,7 @@ impl ReproduceArgs {
             charts: self.charts,
             sweep_to: self.sweep_to,
             techniques: self.techniques,
+            check: self.check,
         }
     }
 }

@@ -26,6 +26,7 @@
 //! `.svg` and `.png` ([`chart`]).
 
 pub mod chart;
+pub mod check;
 pub mod figures;
 pub mod format;
 pub mod measured;
@@ -451,6 +452,9 @@ pub struct ReproduceOptions {
     /// Run the techniques' table (results/TECHNIQUES.md) instead of the
     /// seeds'.
     pub techniques: bool,
+    /// Check this committed table's repeatable rows instead of writing one
+    /// (check.rs).
+    pub check: Option<PathBuf>,
 }
 
 /// What the tree lacks for each experiment.
@@ -528,6 +532,24 @@ pub fn execute(ws: &Workspace, opts: &ReproduceOptions) -> Result<i32> {
     } else {
         (Plan::full(opts.reps, opts.sweep_to), "REPRODUCE.md")
     };
+    if let Some(committed) = &opts.check {
+        // Repetitions of a repeatable experiment are identical: one is
+        // the figure.
+        let plan = Plan { reps: 1, ..plan };
+        let outcome = run_plan(ws, &plan, opts)?;
+        let differences = check::differences(committed, &outcome)?;
+        if differences.is_empty() {
+            println!(
+                "reproduce --check: every repeatable row of {} is what this tree produces",
+                committed.display()
+            );
+            return Ok(0);
+        }
+        for d in &differences {
+            eprintln!("reproduce --check: {d}");
+        }
+        return Ok(3);
+    }
     let outcome = run_plan(ws, &plan, opts)?;
     let markdown = opts
         .markdown
@@ -592,6 +614,13 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
     };
     fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut availability = check_availability(ws, plan, &opts.qemu)?;
+    if opts.check.is_some() {
+        for exp in plan.experiments.iter().filter(|e| !check::repeatable(e.accel)) {
+            availability.experiments.entry(exp.id.clone()).or_insert_with(|| {
+                "not repeatable (plain TCG), so not checked against the committed table".into()
+            });
+        }
+    }
     let mut accel = None;
     let mut accels = BTreeMap::new();
     let mut pool = Pool::default();

@@ -9,7 +9,7 @@ use super::template;
 use super::{Reproduction, Table};
 
 /// A table cell: pipes escaped, no line breaks.
-fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 

@@ -12,8 +12,8 @@ use super::rows::{
     fmt_num, fmt_ratio, not_measured, op_us_per_ipi_shootdown, wait_us_per_ipi_shootdown, Kind, Row,
 };
 use super::{
-    Reproduction, TECH_BUILDKERNEL, TECH_BUILDKERNEL_MODEL, TECH_FORKEXIT, TECH_FORKEXIT_MODEL,
-    TECH_SHOOTSTORM_MODEL,
+    Measured, Reproduction, TECH_BUILDKERNEL, TECH_BUILDKERNEL_MODEL, TECH_FORKEXIT,
+    TECH_FORKEXIT_MODEL, TECH_SHOOTSTORM_MODEL,
 };
 use crate::results::derive::{RunFigures, SHOOT_KINDS};
 
@@ -67,8 +67,48 @@ struct Comparison<'a> {
     unit: &'a str,
     kind: Kind,
     note: &'static str,
+    /// What the technique adds, beside what the row's figure says it
+    /// saves.
+    adds: Vec<Adds<'a>>,
     /// Its modeled twins (tcg-model), one row per profile each, after it.
     modeled: Vec<Modeled<'a>>,
+}
+
+/// What a technique costs, in the units of what it saves where it can be
+/// counted: the same figure of the variant and of the base, so a reader
+/// sees both sides of the trade in one cell.
+enum Adds<'a> {
+    /// `what` (its definition), per `figure`, for the variant and the base.
+    Figure {
+        what: &'a str,
+        figure: &'a dyn Fn(&RunFigures) -> Option<f64>,
+    },
+    /// Nothing the lab can count, and why.
+    Uncounted(&'a str),
+}
+
+impl Adds<'_> {
+    /// "; adds <what> <variant's> (<base> <base's>)" for the lab cell.
+    fn cell(&self, o: &Reproduction, c: &Comparison<'_>) -> String {
+        match self {
+            Adds::Uncounted(why) => format!("; adds {why}"),
+            Adds::Figure { what, figure } => {
+                let median = |v: &str| {
+                    o.per_rep(|rep| figure(o.pool.get(c.id, v, CPUS, rep)?))
+                        .and_then(|m| m.median())
+                };
+                match (median(c.variant), median(c.base)) {
+                    (Some(with), Some(base)) => format!(
+                        "; adds {what} {} ({} {})",
+                        fmt_num(with),
+                        c.base,
+                        fmt_num(base)
+                    ),
+                    _ => format!("; adds {what} (not reported)"),
+                }
+            }
+        }
+    }
 }
 
 /// The measured row of `c` and, after it, its modeled rows.
@@ -81,44 +121,12 @@ fn row(o: &Reproduction, c: Comparison<'_>) -> Row {
     let (lab, spread, measured) = if let Some(why) = o.why_not(&[c.id], &[c.variant, c.base]) {
         not_measured(why)
     } else {
-        let median = |v: &str| {
-            o.per_rep(|rep| (c.figure)(o.pool.get(c.id, v, CPUS, rep)?))
-                .and_then(|m| m.median())
-        };
-        let ratio = o.per_rep(|rep| {
-            let base = (c.figure)(o.pool.get(c.id, c.base, CPUS, rep)?)?;
-            let with = (c.figure)(o.pool.get(c.id, c.variant, CPUS, rep)?)?;
-            (base != 0.0).then(|| with / base)
-        });
-        match (median(c.variant), median(c.base), ratio) {
-            (Some(with), Some(base), Some(m)) => (
-                format!(
-                    "{} {}{} vs {} {}{}, ratio {}",
-                    c.variant,
-                    fmt_num(with),
-                    c.unit,
-                    c.base,
-                    fmt_num(base),
-                    c.unit,
-                    fmt_ratio(m.median().unwrap_or(f64::NAN))
-                ),
-                format!("ratio {}", m.spread(fmt_ratio)),
-                Some(m),
-            ),
-            (Some(with), Some(base), None) => (
-                format!(
-                    "{} {}{} vs {} {}{} (no ratio over 0)",
-                    c.variant,
-                    fmt_num(with),
-                    c.unit,
-                    c.base,
-                    fmt_num(base),
-                    c.unit
-                ),
-                "-".into(),
-                None,
-            ),
-            _ => not_measured("no ok runs reported the figure".into()),
+        match measured(o, &c) {
+            Some((lab, spread, m)) => {
+                let adds: String = c.adds.iter().map(|a| a.cell(o, &c)).collect();
+                (lab + &adds, spread, m)
+            }
+            None => not_measured("no ok runs reported the figure".into()),
         }
     };
     Row {
@@ -132,6 +140,52 @@ fn row(o: &Reproduction, c: Comparison<'_>) -> Row {
         kind: c.kind,
         profile: None,
         note: c.note,
+    }
+}
+
+/// The lab cell, spread cell and per-rep ratios of `c`'s figure; None if
+/// no ok run reported it.
+fn measured(o: &Reproduction, c: &Comparison<'_>) -> Option<(String, String, Option<Measured>)> {
+    {
+        let median = |v: &str| {
+            o.per_rep(|rep| (c.figure)(o.pool.get(c.id, v, CPUS, rep)?))
+                .and_then(|m| m.median())
+        };
+        let ratio = o.per_rep(|rep| {
+            let base = (c.figure)(o.pool.get(c.id, c.base, CPUS, rep)?)?;
+            let with = (c.figure)(o.pool.get(c.id, c.variant, CPUS, rep)?)?;
+            (base != 0.0).then(|| with / base)
+        });
+        match (median(c.variant), median(c.base), ratio) {
+            (Some(with), Some(base), Some(m)) => Some((
+                format!(
+                    "{} {}{} vs {} {}{}, ratio {}",
+                    c.variant,
+                    fmt_num(with),
+                    c.unit,
+                    c.base,
+                    fmt_num(base),
+                    c.unit,
+                    fmt_ratio(m.median().unwrap_or(f64::NAN))
+                ),
+                format!("ratio {}", m.spread(fmt_ratio)),
+                Some(m),
+            )),
+            (Some(with), Some(base), None) => Some((
+                format!(
+                    "{} {}{} vs {} {}{} (no ratio over 0)",
+                    c.variant,
+                    fmt_num(with),
+                    c.unit,
+                    c.base,
+                    fmt_num(base),
+                    c.unit
+                ),
+                "-".into(),
+                None,
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -159,10 +213,31 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
     let cr3 = |r: &RunFigures| per_switch(r, r.total("sched.cr3_loads"));
     let ipis_switch = |r: &RunFigures| per_switch(r, shoot_ipis(r));
     let ops = |r: &RunFigures| r.figure("ops_per_s");
-    let latr_ipis = |r: &RunFigures| {
-        let settle = r.total("latr.settle_ipis").unwrap_or(0.0);
-        Some((shoot_ipis(r)? + settle) / r.figure("ops")?)
+    let per_job = |r: &RunFigures, value: Option<f64>| Some(value? / r.figure("ops")?);
+    let latr_ipis = |r: &RunFigures| per_job(r, shoot_ipis(r));
+    // What each technique adds, in the units of what its row saves.
+    let total = |name: &'static str| move |r: &RunFigures| Some(r.total(name).unwrap_or(0.0));
+    let deferred_applied = total("shoot.deferred_applied");
+    let initiator_lines = total("shoot.initiator_lines");
+    let spurious_faults = total("vm.faults_spurious");
+    let catchups_switch =
+        |r: &RunFigures| per_switch(r, Some(r.total("lazy.catchup_flushes").unwrap_or(0.0)));
+    let evictions_switch =
+        |r: &RunFigures| per_switch(r, Some(r.total("lazy.evictions").unwrap_or(0.0)));
+    let latr_cross_calls = |r: &RunFigures| {
+        let calls = r.total("latr.settle_ipis").unwrap_or(0.0)
+            + r.total("latr.fallback_ipis").unwrap_or(0.0);
+        per_job(r, Some(calls))
     };
+    let latr_scanned = |r: &RunFigures| per_job(r, Some(r.total("latr.scanned").unwrap_or(0.0)));
+    let latr_held = |r: &RunFigures| {
+        per_job(
+            r,
+            Some(r.total("latr.held_page_us").unwrap_or(0.0) / 1000.0),
+        )
+    };
+    let pcid_full =
+        |r: &RunFigures| per_switch(r, Some(r.total("pcid.invalidations_full").unwrap_or(0.0)));
     // The modeled twins (tcg-model): figures on the model's clocks and
     // caches, one row per cost profile.
     let mfork = o.label(TECH_FORKEXIT_MODEL);
@@ -241,6 +316,10 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: " us",
             kind: Kind::Time,
             note: NOTE_AMIT,
+            adds: vec![Adds::Uncounted(
+                "no work the lab counts; the target acknowledges before it invalidates, a window \
+                 AckRule keeps shut where page tables are freed or the kernel pmap is shot down",
+            )],
             modeled: vec![Modeled {
                 source: EARLY_ACK,
                 published: "the same",
@@ -268,6 +347,11 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: " us",
             kind: Kind::Time,
             note: NOTE_AMIT,
+            adds: vec![Adds::Figure {
+                what: "invalidations deferred to the return to user and done there \
+                       (shoot.deferred_applied)",
+                figure: &deferred_applied,
+            }],
             modeled: vec![Modeled {
                 source: IN_CONTEXT,
                 published: "the same",
@@ -299,6 +383,10 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: " us",
             kind: Kind::Time,
             note: NOTE_AMIT,
+            adds: vec![Adds::Uncounted(
+                "it is the order concurrent flushing replaced: its own invalidation before the \
+                 IPIs leave, inside the row's time",
+            )],
             modeled: vec![Modeled {
                 source: CONCURRENT,
                 published: "the same",
@@ -335,6 +423,10 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: "",
             kind: Kind::Count,
             note: NOTE_AMIT,
+            adds: vec![Adds::Figure {
+                what: "lines the initiator writes per request (shoot.initiator_lines)",
+                figure: &initiator_lines,
+            }],
             modeled: vec![Modeled {
                 source: CONSOLIDATION,
                 published: "the same",
@@ -371,6 +463,10 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: "",
             kind: Kind::Count,
             note: NOTE_AMIT,
+            adds: vec![Adds::Figure {
+                what: "write faults through a stale read-only entry (vm.faults_spurious)",
+                figure: &spurious_faults,
+            }],
             modeled: vec![],
         },
         Comparison {
@@ -387,6 +483,10 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: "",
             kind: Kind::Count,
             note: NOTE_AMIT,
+            adds: vec![Adds::Figure {
+                what: "write faults through a stale read-only entry (vm.faults_spurious)",
+                figure: &spurious_faults,
+            }],
             modeled: vec![],
         },
         Comparison {
@@ -405,6 +505,11 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: "",
             kind: Kind::Count,
             note: NOTE_LAZY,
+            adds: vec![Adds::Figure {
+                what: "catch-up flushes per switch on the way back from lazy \
+                       (lazy.catchup_flushes / sched.switches)",
+                figure: &catchups_switch,
+            }],
             modeled: vec![Modeled {
                 source: LAZY,
                 published: "the same",
@@ -437,6 +542,11 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: "",
             kind: Kind::Count,
             note: NOTE_LAZY,
+            adds: vec![Adds::Figure {
+                what: "cross-calls per switch that make lazy CPUs drop a pmap being freed \
+                       (lazy.evictions / sched.switches)",
+                figure: &evictions_switch,
+            }],
             modeled: vec![],
         },
         Comparison {
@@ -453,6 +563,17 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: " ops/s",
             kind: Kind::Time,
             note: NOTE_LATR,
+            adds: vec![
+                Adds::Figure {
+                    what: "ring records every sweep reads, per job (latr.scanned / ops)",
+                    figure: &latr_scanned,
+                },
+                Adds::Figure {
+                    what: "page-milliseconds its quarantine held, per job \
+                           (latr.held_page_us / 1000 / ops)",
+                    figure: &latr_held,
+                },
+            ],
             modeled: vec![Modeled {
                 source: LATR,
                 published: "the same",
@@ -474,8 +595,7 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             source: LATR,
             published: "the same",
             definition: format!(
-                "{build} on {CPUS} CPUs: IPIs per job, the shootdowns' and the cross-calls \
-                 that settle a quarantine early ((ipi.sent.shoot* + latr.settle_ipis) / ops), \
+                "{build} on {CPUS} CPUs: shootdown IPIs per job (ipi.sent.shoot* / ops), \
                  lazy-latr vs fixed"
             ),
             id: TECH_BUILDKERNEL,
@@ -485,6 +605,11 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: "",
             kind: Kind::Count,
             note: NOTE_LATR,
+            adds: vec![Adds::Figure {
+                what: "cross-calls per job that settle a quarantine needed early or past its \
+                       time bound ((latr.settle_ipis + latr.fallback_ipis) / ops)",
+                figure: &latr_cross_calls,
+            }],
             modeled: vec![],
         },
         Comparison {
@@ -501,6 +626,11 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
             unit: "",
             kind: Kind::Count,
             note: NOTE_PCID,
+            adds: vec![Adds::Figure {
+                what: "whole-PCID flushes per switch where an INVLPG would have done \
+                       (pcid.invalidations_full / sched.switches)",
+                figure: &pcid_full,
+            }],
             modeled: vec![],
         },
     ];
@@ -561,11 +691,17 @@ pub fn note(o: &Reproduction, key: &str) -> (&'static str, String) {
         ),
         NOTE_LATR => (
             "LATR (Kumar et al., ASPLOS 2018)",
-            "LATR's munmap returns without interrupting anyone: the invalidation waits in each \
-             target's queue for its next timer tick or context switch, and the frames and \
-             addresses wait in quarantine until then (a mapping that needs them sooner settles \
-             them with a cross-call, counted here with the shootdown IPIs). The paper's -70.8 % \
-             munmap latency is the IPI round trip on a 2-socket machine, which the lab has no \
+            "LATR's munmap returns without interrupting anyone: it writes one record of the \
+             range into its own ring, and every CPU reads every ring at its next timer tick or \
+             context switch and applies what names it (the lab builds LATR's pull: the \
+             initiator writes one line, each sweep reads every live record). The frames and \
+             addresses wait in quarantine for a time bound of two ticks (LATR's patch: 2 s, \
+             reclaimed by a thread each second), after which any CPU still pending gets a \
+             fallback cross-call; a mapping or a teardown that needs them sooner settles them \
+             with cross-calls at once. Both kinds of cross-call are IPIs the technique adds: \
+             the rows count them apart from the shootdown IPIs it saves, beside the records \
+             its sweeps read and the memory its quarantine held. The paper's -70.8 % munmap \
+             latency is the IPI round trip on a 2-socket machine, which the lab has no \
              equivalent of under tcg-icount (an IPI costs the instructions of its handler and \
              the round robin's turns); what the lab shows is the direction: the IPIs go, and \
              the rate moves by what they cost in instructions. The coherence oracle checks \
@@ -580,8 +716,8 @@ pub fn note(o: &Reproduction, key: &str) -> (&'static str, String) {
         _ => (
             "PCID",
             "The pcid variant is built (kernel/src/mm/pcid.rs: six PCIDs per CPU, a \
-             per-pmap generation that a shootdown bumps and a load compares, kernel-address \
-             invalidations flushing every PCID), but it has never run on this workplace: \
+             per-pmap generation that a shootdown bumps and a load compares, global kernel \
+             mappings so that a kernel-address INVLPG reaches every PCID, as Linux), but it has never run on this workplace: \
              QEMU 7.2's TCG offers no PCID (`-cpu max,+pcid` warns \"TCG doesn't support \
              requested feature\") and this host's paravirtual KVM offers none either (\"host \
              doesn't support requested feature: CPUID.01H:ECX.pcid\"), so every run ends \

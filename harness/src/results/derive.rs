@@ -352,10 +352,14 @@ impl RunFigures {
                 });
                 Some(if all_equal { 1.0 } else { 0.0 })
             }
-            "latr_unapplied" => Some(
-                (self.total(Event::LatrQueued.name())? - self.total(Event::LatrApplied.name())?)
+            "latr_unapplied" => {
+                // Every target a record named (latr.deferred) applied it.
+                Some(
+                    (self.total(Event::LatrDeferred.name())?
+                        - self.total(Event::LatrApplied.name())?)
                     .abs(),
-            ),
+                )
+            }
             "frames_unbalanced" => Some(
                 (self.total("mem.frames.free_start")? - self.total("mem.frames.free_end")?).abs(),
             ),

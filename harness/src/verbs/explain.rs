@@ -59,22 +59,30 @@ const SPARED: usize = 3;
 
 /// The counters of the shortcuts, and what each counts (per op). Only
 /// non-zero ones are told, so `fixed` has none.
-const MECHANISMS: [(Event, &str); 8] = [
+const MECHANISMS: [(Event, &str); 10] = [
     (
-        Event::LatrQueued,
-        "invalidations queued for the targets' next tick (lazy-latr)",
+        Event::LatrDeferred,
+        "invalidations left in a ring for the targets' next sweep (lazy-latr)",
     ),
     (
         Event::LatrSettleIpis,
-        "cross-calls to settle a LATR quarantine early",
+        "cross-calls to settle a LATR quarantine needed early",
+    ),
+    (
+        Event::LatrFallbackIpis,
+        "fallback cross-calls to CPUs a LATR record still named at its time bound",
     ),
     (
         Event::LazySkipped,
-        "lazy CPUs left a note instead of an IPI (lazy-tlb)",
+        "lazy CPUs skipped, to catch up by the pmap's generation (lazy-tlb)",
     ),
     (
         Event::LazyCatchups,
         "catch-up flushes of a lazy CPU on its return",
+    ),
+    (
+        Event::LazyLeftForKernel,
+        "lazy CPUs an IPI sent to the kernel's tables (lazy-tlb)",
     ),
     (
         Event::PmapUpgradesNoShoot,
@@ -862,7 +870,7 @@ mod tests {
             .get_mut(&(ShootCause::Munmap, "shootpage"))
             .unwrap()[3] = 50.0;
         e.mechanisms
-            .push("5.00 invalidations queued for the targets' next tick (lazy-latr)".into());
+            .push("5.00 invalidations left in a ring for the targets' next sweep (lazy-latr)".into());
         let text = explain_text(&e, None, "job");
         assert!(
             text.contains(

@@ -36,6 +36,7 @@ fn tiny_plan_gives_rows_from_real_runs() {
         charts: None,
         sweep_to: 8,
         techniques: false,
+        check: None,
     };
     let r = crate::common::with_slot(|| reproduce::run_plan(&ws, &plan, &opts)).unwrap();
     assert_eq!(r.accel, "tcg");

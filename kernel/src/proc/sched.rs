@@ -167,9 +167,8 @@ pub fn init_cpu() {
 /// The timer tick hook: this CPU's time slice is used up.
 pub fn tick() {
     NEED_RESCHED[me()].store(true, Ordering::Relaxed);
-    // LATR: the records other CPUs' munmaps left here (mm::latr).
-    #[cfg(feature = "lazy-latr")]
-    crate::mm::latr::apply_here();
+    // LATR: the records other CPUs' munmaps left for this one (mm::latr).
+    crate::mm::latr::sweep_here();
 }
 
 /// Clears and returns this CPU's "slice used" mark.
@@ -302,12 +301,11 @@ pub fn load_pmap(want: *const Pmap) {
 
 /// What a cross-call (arch::ipi::sync) makes this CPU do before it
 /// acknowledges: drop a lazily held pmap that is being freed (`lazy-tlb`,
-/// mm::lazy_tlb::evict, which does nothing when the feature is off),
-/// apply its LATR queue (`lazy-latr`, mm::latr::settle).
+/// mm::lazy_tlb::evict), sweep LATR's rings (`lazy-latr`, a quarantine
+/// settled or past its bound). Each does nothing when its feature is off.
 fn cross_call() {
     crate::mm::lazy_tlb::serve_evict();
-    #[cfg(feature = "lazy-latr")]
-    crate::mm::latr::apply_here();
+    crate::mm::latr::sweep_here();
 }
 
 /// Loads the kernel's tables on this CPU (interrupts off), dropping the
@@ -354,9 +352,8 @@ unsafe fn switch_away() {
     next.cpu.store(cpu as i64, Ordering::Relaxed);
     next.place.store(-1, Ordering::Relaxed);
     switch_pmap(cpu, pmap_of(&next), true);
-    // LATR applies its queue at every context switch, too.
-    #[cfg(feature = "lazy-latr")]
-    crate::mm::latr::apply_here();
+    // LATR sweeps at every context switch, too.
+    crate::mm::latr::sweep_here();
     if let Some(top) = next.kstack_top() {
         gdt::set_kernel_stack(VirtAddr::new(top));
     }

@@ -55,6 +55,7 @@ use crate::arch::{smp, tsc};
 use crate::memlayout::{phys_to_virt, virt_to_phys};
 use crate::mm::frame::{self, Fill};
 use crate::mm::heap;
+use crate::mm::latr;
 use crate::mm::pmap::{self, PmapHandle};
 use crate::mm::shootdown::cause;
 use crate::stats::{self, Event};
@@ -133,27 +134,9 @@ pub struct Vm {
     regions: Vec<Region>,
     pages: BTreeMap<u64, PhysFrame>,
     /// `lazy-latr` (mm::latr): ranges a munmap left to the other CPUs'
-    /// next tick, with their frames; neither the addresses nor the frames
-    /// are reused before every target has applied its record.
-    #[cfg(feature = "lazy-latr")]
-    quarantine: Vec<Quarantined>,
-}
-
-/// A munmapped range whose stale entries may live on in other CPUs' TLBs
-/// until they apply `marks` (`lazy-latr`).
-#[cfg(feature = "lazy-latr")]
-struct Quarantined {
-    start: u64,
-    end: u64,
-    frames: Vec<PhysFrame>,
-    marks: crate::mm::latr::Marks,
-}
-
-#[cfg(feature = "lazy-latr")]
-impl Quarantined {
-    fn overlaps(&self, s: u64, e: u64) -> bool {
-        self.start < e && s < self.end
-    }
+    /// next sweep, with their frames; neither is reused before its time
+    /// bound (empty without the feature).
+    quarantine: latr::Quarantine,
 }
 
 // ---- The shared page and the clock -----------------------------------------
@@ -245,41 +228,17 @@ impl Vm {
             pmap: pmap::pmap_create().map_err(|_| Errno::ENOMEM)?,
             regions: Vec::new(),
             pages: BTreeMap::new(),
-            #[cfg(feature = "lazy-latr")]
-            quarantine: Vec::new(),
+            quarantine: latr::Quarantine::new(),
         })
-    }
-
-    /// `lazy-latr`: gives back the frames (and so the addresses) of every
-    /// quarantined range whose targets have applied their records, after
-    /// making those of the ranges `settle_now` picks apply theirs now
-    /// (cross-calls).
-    #[cfg(feature = "lazy-latr")]
-    fn release_quarantine(&mut self, settle_now: impl Fn(&Quarantined) -> bool) {
-        self.quarantine.retain_mut(|q| {
-            if settle_now(q) {
-                crate::mm::latr::settle(&q.marks);
-            }
-            if !crate::mm::latr::settled(&q.marks) {
-                return true;
-            }
-            q.frames.drain(..).for_each(unref);
-            false
-        });
     }
 
     /// `lazy-latr`: `start` of a new mapping of `len` bytes moved past the
     /// quarantined ranges where there is room (LATR delays the reuse of
-    /// unmapped addresses), else those ranges settled.
-    #[cfg(feature = "lazy-latr")]
+    /// unmapped addresses), else those ranges settled (mm::latr). `start`
+    /// itself without the feature.
     fn avoid_quarantine(&mut self, mut start: u64, len: u64) -> u64 {
         for _ in 0..8 {
-            let Some(end) = self
-                .quarantine
-                .iter()
-                .find(|q| q.overlaps(start, start + len))
-                .map(|q| q.end)
-            else {
+            let Some(end) = self.quarantine.clash(start, start + len) else {
                 return start;
             };
             match self.find_free(end, len) {
@@ -287,7 +246,8 @@ impl Vm {
                 None => break,
             }
         }
-        self.release_quarantine(|q| q.overlaps(start, start + len));
+        self.quarantine
+            .release(latr::Needed::Range(start, start + len), unref);
         start
     }
 
@@ -564,14 +524,13 @@ impl Vm {
             // What it replaces goes, the new region joins its neighbours
             // where it can: nothing changes unless the result fits.
             let plan = self.planned(addr, addr + len, |_| None, Some(anon(addr, len, prot)))?;
-            #[cfg(feature = "lazy-latr")]
-            self.release_quarantine(|q| q.overlaps(addr, addr + len));
+            self.quarantine
+                .release(latr::Needed::Range(addr, addr + len), unref);
             let _cause = cause::set(ShootCause::MmapReplace);
             self.unmap(addr, addr + len, plan);
             addr
         } else {
             let start = self.find_free(addr, len).ok_or(Errno::ENOMEM)?;
-            #[cfg(feature = "lazy-latr")]
             let start = self.avoid_quarantine(start, len);
             self.regions =
                 self.planned(start, start + len, |_| None, Some(anon(start, len, prot)))?;
@@ -622,8 +581,7 @@ impl Vm {
         // Only a region cut in two by a hole in its middle grows the map:
         // removing whole regions always fits.
         let plan = self.planned(addr, addr + len, |_| None, None)?;
-        #[cfg(feature = "lazy-latr")]
-        self.release_quarantine(|_| false);
+        self.quarantine.release(latr::Needed::Nothing, unref);
         let _cause = cause::set(ShootCause::Munmap);
         self.unmap(addr, addr + len, plan);
         Ok(())
@@ -643,35 +601,9 @@ impl Vm {
         let mut after = inside.split_off(&e);
         self.pages.append(&mut after);
         // `lazy-latr`: if the removes left records instead of IPIs, other
-        // CPUs may still reach these frames until their next tick; they
-        // and the range wait in quarantine (mm::latr).
-        #[cfg(feature = "lazy-latr")]
-        {
-            let marks = crate::mm::latr::take_marks();
-            if !marks.is_empty() {
-                stats::count(Event::LatrQuarantines);
-                // Mutant `mutant-latr-early-free`: the range is kept out
-                // of reuse but the frames go back at once, so a frame is
-                // reused while another CPU still reads it through its
-                // stale entry.
-                let frames = if cfg!(feature = "mutant-latr-early-free") {
-                    inside.into_values().for_each(unref);
-                    Vec::new()
-                } else {
-                    inside.into_values().collect()
-                };
-                self.quarantine.push(Quarantined {
-                    start: s,
-                    end: e,
-                    frames,
-                    marks,
-                });
-                return;
-            }
-        }
-        for (_, f) in inside {
-            unref(f);
-        }
+        // CPUs may still reach these frames until their next sweep; they
+        // and the range wait in quarantine (mm::latr). Else freed now.
+        self.quarantine.hold(s, e, inside.into_values(), unref);
     }
 
     /// The `mprotect` call. Rights taken away are taken from the pmap at
@@ -825,12 +757,10 @@ impl Vm {
     /// pmap, which the caller unloads from this CPU and then drops (the
     /// last reference: pmap_destroy). Called by the last thread with the
     /// pmap loaded on this CPU only.
-    #[cfg_attr(not(feature = "lazy-latr"), allow(unused_mut))]
     pub fn teardown(mut self, why: Teardown) -> PmapHandle {
         // `lazy-latr`: the frames go back now, so every record must be
         // applied first.
-        #[cfg(feature = "lazy-latr")]
-        self.release_quarantine(|_| true);
+        self.quarantine.release(latr::Needed::All, unref);
         let Vm {
             pmap,
             regions,

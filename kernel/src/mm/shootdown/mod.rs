@@ -458,16 +458,15 @@ pub fn invalidate_local(req: Request) {
     {
         return;
     }
-    // `pcid`: an INVLPG reaches the current PCID only, and kernel addresses
-    // are cached under every PCID (mm::pcid), so they go with a flush of
-    // everything.
-    if cfg!(feature = "pcid") && super::pcid::enabled() && req.has_kernel_address() {
-        flush_all();
-        return;
-    }
     // `pcid`: a user address goes by the loaded user pmap's generation,
-    // nothing or a flush of its PCID (mm::pcid); Tlb still flushes all.
-    if cfg!(feature = "pcid") && req != Request::Tlb && super::pcid::invalidate() {
+    // nothing or a flush of its PCID (mm::pcid); Tlb still flushes all. A
+    // kernel address is mapped global under `pcid`, so the INVLPG below
+    // drops it under every PCID (mm::pcid, "Kernel addresses").
+    if cfg!(feature = "pcid")
+        && req != Request::Tlb
+        && !req.has_kernel_address()
+        && super::pcid::invalidate()
+    {
         return;
     }
     match req {
@@ -482,23 +481,17 @@ pub fn invalidate_local(req: Request) {
 }
 
 /// Flushes this CPU's whole TLB, global entries included: toggling
-/// CR4.PGE if global pages are on, else reloading CR3. (The boot code does
-/// not enable PGE and no mapping is made global, so without `pcid` this is
-/// a CR3 reload.) Under `pcid` a CR3 reload would flush one PCID, so PGE is
-/// toggled on and off, which flushes every PCID (SDM 4.10.4.1).
+/// CR4.PGE if global pages are on, else reloading CR3. (Without `pcid` the
+/// boot code does not enable PGE and no mapping is made global, so this is
+/// a CR3 reload. Under `pcid` PGE is on, kernel mappings are global
+/// (mm::pcid), and a CR3 reload would flush one PCID; the toggle flushes
+/// every PCID, SDM 4.10.4.1.)
 pub(crate) fn flush_all() {
     // `lazy-tlb`: the flush brings this CPU up to its user pmap's
     // generation (mm::lazy_tlb).
     super::lazy_tlb::flushing_all();
     let cr4 = Cr4::read();
-    if cr4.contains(Cr4Flags::PCID) {
-        // SAFETY: setting and clearing PGE only flushes the TLB; no
-        // mapping is global, so PGE on for a moment changes nothing else.
-        unsafe {
-            Cr4::write(cr4 | Cr4Flags::PAGE_GLOBAL);
-            Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
-        }
-    } else if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
+    if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
         // SAFETY: clearing and restoring PGE only flushes the TLB.
         unsafe {
             Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
@@ -528,12 +521,11 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         _ => targets,
     };
     // `lazy-latr`: a user pmap's munmap that frees no page table leaves
-    // each target a record for its next tick instead of an IPI (mm::latr);
-    // a target whose queue is full gets the IPI.
-    #[cfg(feature = "lazy-latr")]
+    // one record in this CPU's ring for the targets' next sweep instead
+    // of IPIs (mm::latr); if the ring is full they get the IPIs.
     let targets =
         if why == lab_core::cause::ShootCause::Munmap && ack_rule(pm) == AckRule::MayPrecede {
-            super::latr::queue(req, targets)
+            super::latr::leave_for_sweep(req, targets, pm)
         } else {
             targets
         };
