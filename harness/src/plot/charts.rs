@@ -12,7 +12,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::roles::{display_order, variant_role, Role};
+use super::roles::{display_order, role_heading, variant_role, Role};
 use super::{variant_color, workload_title, PlotOptions, FONT};
 use crate::results::derive::{hist_quantile, CAUSE_FIGURE_PREFIX, SPARED_FIGURE_PREFIX};
 use crate::results::stats::median_min_max;
@@ -201,7 +201,7 @@ pub(super) fn variant_rows(variants: &[String], label: impl Fn(&str) -> String) 
     let mut last = None;
     for (v, role) in variants.iter().zip(roles) {
         if grouped && last != Some(role) {
-            rows.push(LegendRow::Group(role.heading().to_string()));
+            rows.push(LegendRow::Group(role_heading(role).to_string()));
             last = Some(role);
         }
         rows.push(LegendRow::Entry(label(v), variant_color(v)));
@@ -572,7 +572,7 @@ impl super::Chart for RateChart {
         for (p, ((role, series), area)) in panels.iter().zip(&areas).enumerate() {
             let mut chart = ChartBuilder::on(area)
                 .margin(10)
-                .caption(role.heading(), (FONT, 17))
+                .caption(role_heading(*role), (FONT, 17))
                 .x_label_area_size(36)
                 .y_label_area_size(if p % cols == 0 { 84 } else { 56 })
                 .build_cartesian_2d(lo_x..hi_x, 0f64..(max * 1.15).max(1.0))?;

@@ -3,48 +3,39 @@
 //! since, the negative controls and the mutants.
 //!
 //! With 19 variants in the default matrix a chart reads only when its
-//! bars, lines and legend entries come in these groups. [`variant_role`]
-//! is the one place that decides a variant's group, so that it can read
-//! a `role` field of `variants/*.toml` once the variant files carry one.
+//! bars, lines and legend entries come in these groups: the roles of the
+//! variant files (`role`, crate::variants::Role). [`variant_role`] is the
+//! one place the charts take a variant's group from.
 
-/// A variant's group on the charts, in the order they are drawn: the
-/// same kinds, by the same names, as the `role` field the variant files
-/// are getting (harness/src/variants.rs), so that [`variant_role`] can
-/// read that field instead of the lists below.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// A seed's bug, reproduced (OpenBSD 2010's and D32569's first diff).
-    Bug,
-    /// A correct shootdown protocol: OpenBSD's global slot, FreeBSD's
-    /// scoreboards, DragonFly's batches.
-    Protocol,
-    /// A seed's own correct state: FreeBSD D32569's before, as landed,
-    /// and the review's idea.
-    Seed,
-    /// A technique published since the seeds, on a protocol.
-    Technique,
-    /// Negative controls: broken on purpose, the oracles must catch them.
-    Control,
-    /// `harness mutants`' broken shootdown paths.
-    Mutant,
-}
+pub use crate::variants::Role;
 
-impl Role {
-    /// The heading of the group in legends.
-    pub fn heading(self) -> &'static str {
-        match self {
-            Role::Bug => "the seeds' bugs",
-            Role::Protocol => "protocols",
-            Role::Seed => "the seeds' fixes",
-            Role::Technique => "techniques",
-            Role::Control => "controls",
-            Role::Mutant => "mutants",
-        }
+/// The order the roles' groups are drawn in: the seeds' bugs, then the
+/// protocols they are fixed on, the seeds' other states, the techniques
+/// built on the protocols, and last what is broken on purpose.
+const DRAWN: [Role; 6] = [
+    Role::Bug,
+    Role::Protocol,
+    Role::Seed,
+    Role::Technique,
+    Role::Control,
+    Role::Mutant,
+];
+
+/// The heading of a role's group in legends and panels.
+pub fn role_heading(role: Role) -> &'static str {
+    match role {
+        Role::Bug => "the seeds' bugs",
+        Role::Protocol => "protocols",
+        Role::Seed => "the seeds' fixes",
+        Role::Technique => "techniques",
+        Role::Control => "controls",
+        Role::Mutant => "mutants",
     }
 }
 
-/// Each known variant's role (the roles of variants/*.toml), in the
-/// order they are drawn within a role.
+/// Each known variant's role (the `role` of its variants/*.toml, checked
+/// by `roles_are_the_variant_files`), in the order they are drawn within
+/// a role.
 const ROLES: [(&str, Role); 20] = [
     ("openbsd-2010", Role::Bug),
     ("uninit-bitmap", Role::Bug),
@@ -68,9 +59,11 @@ const ROLES: [(&str, Role); 20] = [
     ("lost-shootdown", Role::Control),
 ];
 
-/// The group `variant` is drawn in: its role from [`ROLES`], a mutant's
-/// by its `mutant-` name (variants/mutants/); any other variant is taken
-/// for a technique.
+/// The group `variant` is drawn in: its role from [`ROLES`] (the `role`
+/// of its variant file, which the tests check), a mutant's by its
+/// `mutant-` name (variants/mutants/); any other variant is taken for a
+/// technique. Charts are drawn from result rows alone, which name no
+/// role: reading the variant files here would tie drawing to a checkout.
 pub fn variant_role(variant: &str) -> Role {
     match ROLES.iter().find(|(v, _)| *v == variant) {
         Some((_, role)) => *role,
@@ -79,19 +72,25 @@ pub fn variant_role(variant: &str) -> Role {
     }
 }
 
-/// The order variants are drawn in: by role, within a role in
-/// [`ROLES`]' order, then by name.
-pub fn display_order(variant: &str) -> (Role, usize, String) {
+/// The order variants are drawn in: by role ([`DRAWN`]), within a role
+/// in [`ROLES`]' order, then by name.
+pub fn display_order(variant: &str) -> (usize, usize, String) {
+    let role = variant_role(variant);
+    let group = DRAWN.iter().position(|r| *r == role).unwrap_or(DRAWN.len());
     let place = ROLES
         .iter()
         .position(|(v, _)| *v == variant)
         .unwrap_or(ROLES.len());
-    (variant_role(variant), place, variant.to_string())
+    (group, place, variant.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::variants::load_all;
+    use crate::workspace::Workspace;
 
     #[test]
     fn roles_group_the_default_matrix() {
@@ -122,5 +121,19 @@ mod tests {
         let mut freebsd = vec!["shared-page-opt", "freebsd-before"];
         freebsd.sort_by_key(|v| display_order(v));
         assert_eq!(freebsd, ["freebsd-before", "shared-page-opt"]);
+    }
+
+    /// The table is the variant files' roles, every file in it: a new
+    /// variant or a changed role fails here until the table follows.
+    #[test]
+    fn roles_are_the_variant_files() {
+        let ws = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+        let files = load_all(&ws).unwrap();
+        assert_eq!(files.len(), ROLES.len());
+        for f in &files {
+            let known = ROLES.iter().find(|(v, _)| *v == f.name);
+            assert_eq!(known.map(|k| k.1), Some(f.role), "{}", f.name);
+        }
+        assert!(DRAWN.len() == 6 && ROLES.iter().all(|(_, r)| DRAWN.contains(r)));
     }
 }
