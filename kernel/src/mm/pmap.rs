@@ -691,6 +691,26 @@ fn is_write_upgrade(old: Pte, new: Pte) -> bool {
         && new.flags() == old.flags() | PageTableFlags::WRITABLE
 }
 
+/// Whether `pm`'s page tables already let user mode write (`write`) or
+/// read the page at `va`. A user fault there was taken through an entry
+/// the TLB still held from before a change that only added rights (a
+/// stale read-only entry after a write upgrade no CPU was shot down for),
+/// or lost a race with another thread resolving the same page; either way
+/// the fault discarded the entry (Intel SDM vol. 3, 4.10.4.1) and the
+/// retried access walks the tables (proc::fault counts these).
+pub fn pmap_allows(pm: &Pmap, va: VirtAddr, write: bool) -> bool {
+    let va = va.as_u64();
+    let _guard = pm.lock.lock();
+    let path = walk(pm, va);
+    let Some(pt) = path.tables[1] else {
+        return false;
+    };
+    let e = load(entry(pt, index(va, 1)));
+    e.present()
+        && e.flags().contains(PageTableFlags::USER_ACCESSIBLE)
+        && (!write || e.flags().contains(PageTableFlags::WRITABLE))
+}
+
 /// Maps the kernel-virtual page at `va` to the frame at `pa` with `prot`
 /// (unwired, unmanaged), replacing any mapping there, with a shootdown to
 /// every other CPU if a valid entry was replaced (OpenBSD's
