@@ -415,10 +415,20 @@ impl super::Chart for IpiBarChart {
             .axis_desc_style((FONT, 18))
             .label_style((FONT, 15))
             .draw()?;
-        let nv = self.variants.len() as f64;
-        let slot = 0.8 / nv;
+        // Each bar's place in its CPU group, with half a bar's gap between
+        // the roles' groups, as the legend groups them.
+        let mut places = Vec::new();
+        let mut at = 0.0f64;
+        for (i, v) in self.variants.iter().enumerate() {
+            if i > 0 && variant_role(v) != variant_role(&self.variants[i - 1]) {
+                at += 0.5;
+            }
+            places.push(at);
+            at += 1.0;
+        }
+        let slot = 0.8 / at.max(1.0);
         for (&(ci, vi), &(med, lo, hi)) in &self.values {
-            let x0 = ci as f64 + 0.1 + vi as f64 * slot;
+            let x0 = ci as f64 + 0.1 + places[vi] * slot;
             let (x1, xc) = (x0 + slot * 0.9, x0 + slot * 0.45);
             let color = variant_color(&self.variants[vi]);
             if med > 0.0 {

@@ -82,4 +82,21 @@ mod tests {
         }
         assert!(OTHERS.contains(&variant_color("mutant-cow-no-shoot")));
     }
+
+    /// A variant file without a colour of its own would share one of
+    /// [`OTHERS`] with whatever else lacks one.
+    #[test]
+    fn every_variant_file_has_a_colour_of_its_own() {
+        let ws = crate::workspace::Workspace::at(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        )
+        .unwrap();
+        for v in crate::variants::load_all(&ws).unwrap() {
+            assert!(
+                known_variants().any(|k| k == v.name),
+                "{} has no colour in palette.rs",
+                v.name
+            );
+        }
+    }
 }
