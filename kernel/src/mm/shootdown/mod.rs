@@ -4,7 +4,7 @@
 //!
 //! After changing valid page-table entries, a pmap operation calls
 //! [`pmap_tlb_shootpage`] (one page), [`pmap_tlb_shootrange`] (a range) or
-//! [`pmap_tlb_shoottlb`] (everything), then [`pmap_tlb_shootwait`] before
+//! [`pmap_tlb_shoottlb_all_cpus`] (everything), then [`pmap_tlb_shootwait`] before
 //! it reuses what the old entries pointed at. A shoot call invalidates this
 //! CPU's TLB itself (if the pmap is loaded here) after sending the IPIs,
 //! so the local work overlaps the remote (`flush-first` does it before,
@@ -17,7 +17,8 @@
 //! The online CPUs other than the caller on which the pmap may be cached:
 //! all of them for the kernel pmap, those in `pm_cpus` for a user pmap
 //! (seed 000's bugs make `pm_cpus` too large). pmap_tlb_shoottlb, as in
-//! OpenBSD 2010, takes no pmap and targets every other online CPU. No
+//! OpenBSD 2010, targets every other online CPU whatever the pmap
+//! ([`pmap_tlb_shoottlb_all_cpus`]). No
 //! target, no IPI: the call is still counted, and counted as "no IPI".
 //!
 //! # Protocols
@@ -49,10 +50,11 @@
 //! Each is a feature and a small block where it acts:
 //! - when a target may acknowledge: [`AckRule`], carried with every request
 //!   (`early-ack`, `in-context-flush` in global_slot.rs and [`in_context`]);
-//! - which targets get an IPI at all, in [`shoot`]: `lazy-latr` queues a
-//!   munmap's request for the target's next tick instead (mm::latr),
-//!   `lazy-tlb` leaves a CPU that holds the pmap only lazily a note to
-//!   flush on its return (mm::lazy_tlb);
+//! - which targets get an IPI at all, in [`shoot`]: `lazy-latr` leaves a
+//!   munmap's record in this CPU's ring for the targets' next sweep
+//!   instead (mm::latr), `lazy-tlb` skips a CPU that holds the pmap only
+//!   lazily, which catches up by the pmap's generation on its return
+//!   (mm::lazy_tlb);
 //! - whether a change needs a shootdown: `no-flush-cow` in mm::pmap's
 //!   enter;
 //! - when the initiator invalidates its own TLB: `flush-first` (the order
@@ -99,26 +101,51 @@
 //! `shoot.noipi.<kind>` and `ipi.sent.<kind>` exactly (this module sends
 //! every shootdown-kind IPI, one per target, in `Active::start`); summed
 //! over causes and kinds, `ack_cycles` equals `shoot.wait.ack`.
+//!
+//! # Files
+//!
+//! This file is the interface (the pmap_tlb_* calls, [`Protocol`], the
+//! one `Active` protocol) and the steps every shootdown takes ([`shoot`]:
+//! targets, the techniques' shortcuts, the local invalidation); beside it
+//! `request.rs` (what travels), `ack_rule.rs` (when a target may
+//! acknowledge), `cpu.rs` (this CPU for the protocol cores),
+//! `measure.rs` (the initiator's costs and their report), `footprint.rs`
+//! (the cache-line footprint), `model.rs` (what the memory-system model
+//! is told), and one file per protocol and technique step.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "mutant-fork-no-shoot")]
+use core::sync::atomic::Ordering;
 
 use lab_core::cpuset::CpuSet;
 use lab_core::model_hint::Mark;
-use lab_core::sample::Reservoir;
 use lab_core::shoot::{plan_range, shoot_targets, Flush};
-use lab_core::summary::summarize;
 use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
 use x86_64::VirtAddr;
 
 use super::pmap::Pmap;
 use crate::arch;
-use crate::report;
-use crate::stats::{self, CauseField, Event, IpiKind, MAX_CPUS};
-use lab_core::report::Scope;
+#[cfg(feature = "mutant-fork-no-shoot")]
+use crate::stats::MAX_CPUS;
+use crate::stats::{self, CauseField, Event, IpiKind};
 
+mod ack_rule;
 pub mod cause;
+mod cpu;
 pub mod dfly_batch;
+mod footprint;
 pub mod in_context;
+mod measure;
+mod model;
+mod request;
+
+use ack_rule::{ack_rule, frees_tables_here};
+pub use ack_rule::{tables_freed, AckRule};
+pub(crate) use cpu::ThisCpu;
+pub use footprint::{Footprint, Lines};
+pub use measure::{report, take_last_ack};
+pub use model::model_settled;
+use model::tell_model_settled;
+pub use request::{Invalidation, Request};
 
 // The protocol compiled in: the one place a protocol is chosen.
 #[cfg(not(feature = "scoreboard"))]
@@ -136,213 +163,6 @@ type Active = scoreboard::Scoreboard;
 mod consolidated;
 #[cfg(feature = "cacheline-consolidation")]
 type Active = consolidated::Consolidated;
-
-/// One invalidation request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Request {
-    Page(VirtAddr),
-    /// `[start, end)`.
-    Range(VirtAddr, VirtAddr),
-    Tlb,
-    /// The first `n` VAs of the batch CPU `cpu` published for this round
-    /// (`dfly_batch`); they stay put until that CPU's shootwait returns.
-    /// Sent on the ShootRange vector and counted as a shootrange.
-    List {
-        cpu: u32,
-        n: u32,
-    },
-}
-
-impl Request {
-    pub fn kind(self) -> IpiKind {
-        match self {
-            Request::Page(_) => IpiKind::ShootPage,
-            Request::Range(..) | Request::List { .. } => IpiKind::ShootRange,
-            Request::Tlb => IpiKind::ShootTlb,
-        }
-    }
-
-    fn events(self) -> (Event, Event) {
-        match self.kind() {
-            IpiKind::ShootPage => (Event::ShootPageCalls, Event::ShootPageNoIpi),
-            IpiKind::ShootRange => (Event::ShootRangeCalls, Event::ShootRangeNoIpi),
-            _ => (Event::ShootTlbCalls, Event::ShootTlbNoIpi),
-        }
-    }
-
-    /// Whether it invalidates a kernel (upper-half) address.
-    fn has_kernel_address(self) -> bool {
-        const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;
-        match self {
-            Request::Page(va) => va.as_u64() >= KERNEL_HALF,
-            Request::Range(_, end) => end.as_u64() > KERNEL_HALF,
-            // A full flush flushes everything anyway; a List is DragonFly's
-            // (user pmaps only).
-            Request::Tlb | Request::List { .. } => false,
-        }
-    }
-
-    /// The request as three words (kind, addr1, addr2), for protocols
-    /// that publish it in shared memory.
-    pub fn encode(self) -> (u64, u64, u64) {
-        match self {
-            Request::Page(va) => (0, va.as_u64(), 0),
-            Request::Range(s, e) => (1, s.as_u64(), e.as_u64()),
-            Request::Tlb => (2, 0, 0),
-            Request::List { cpu, n } => (3, u64::from(cpu), u64::from(n)),
-        }
-    }
-
-    /// The inverse of [`Request::encode`].
-    pub fn decode(kind: u64, a1: u64, a2: u64) -> Request {
-        match kind {
-            0 => Request::Page(VirtAddr::new(a1)),
-            1 => Request::Range(VirtAddr::new(a1), VirtAddr::new(a2)),
-            3 => Request::List {
-                cpu: a1 as u32,
-                n: a2 as u32,
-            },
-            _ => Request::Tlb,
-        }
-    }
-}
-
-/// When a target may acknowledge a request relative to invalidating it.
-///
-/// The initiator reuses what the old entries pointed at as soon as every
-/// target has acknowledged. On x86 a target acknowledging from its IPI
-/// handler (or from a spin loop's poll) cannot resume the code it
-/// interrupted before the handler has invalidated, so an acknowledgement
-/// before the invalidation is invisible to any architectural access; what
-/// can still use the old entry is the hardware itself: a speculative walk
-/// through a paging-structure cache into a page-table page the initiator
-/// has freed and reused (Intel SDM vol. 3, 4.10.3; Linux sends lazy-TLB
-/// CPUs IPIs only for freed tables for this reason). So a request may be
-/// acknowledged early, or its invalidation deferred, only when it changes
-/// user entries and frees no page-table page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AckRule {
-    /// Invalidate, then acknowledge: kernel-pmap requests, and any request
-    /// whose operation frees page-table pages after the wait.
-    AfterInvalidate,
-    /// A user-pmap request that frees no page-table page: the target may
-    /// acknowledge first (`early-ack`) or, in the kernel, defer the
-    /// invalidation to its return to user mode (`in-context-flush`).
-    MayPrecede,
-}
-
-/// Per CPU: the pmap operation in progress here frees page-table pages
-/// after its shootdown (set by mm::pmap around the shootdown, see
-/// [`tables_freed`]).
-static FREES_TABLES: [core::sync::atomic::AtomicBool; MAX_CPUS] =
-    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
-
-/// Marks this CPU's shootdowns, until the guard drops, as freeing
-/// page-table pages after the wait if `frees` (mm::pmap's pmap_remove and
-/// pmap_remove_pages, whose emptied PTPs are freed after
-/// pmap_tlb_shootwait): such requests are [`AckRule::AfterInvalidate`].
-#[must_use = "the mark holds only while the guard lives"]
-pub fn tables_freed(frees: bool) -> TablesFreed {
-    let me = arch::cpu_id() as usize;
-    let prev = FREES_TABLES[me].swap(frees, Ordering::Relaxed);
-    TablesFreed { prev }
-}
-
-/// Restores the previous mark when dropped (see [`tables_freed`]).
-pub struct TablesFreed {
-    prev: bool,
-}
-
-impl Drop for TablesFreed {
-    fn drop(&mut self) {
-        FREES_TABLES[arch::cpu_id() as usize].store(self.prev, Ordering::Relaxed);
-    }
-}
-
-/// The rule for a shootdown of `pm` (None: no pmap, the kernel's or
-/// OpenBSD's pmap-less shoottlb) from this CPU now.
-fn ack_rule(pm: Option<&Pmap>) -> AckRule {
-    let user = pm.is_some_and(|pm| !pm.is_kernel());
-    if user && !FREES_TABLES[arch::cpu_id() as usize].load(Ordering::Relaxed) {
-        AckRule::MayPrecede
-    } else {
-        AckRule::AfterInvalidate
-    }
-}
-
-/// A request read out completely, so it can be carried out after the
-/// initiator has been told it may reuse its buffers (the scoreboard
-/// acknowledges before invalidating): a List's VAs are copied.
-pub struct Invalidation {
-    pub(super) req: Request,
-    pub(super) vas: [u64; dfly_batch::MAXPIR],
-}
-
-impl Invalidation {
-    /// Reads `req` and, for a List, the VAs it names.
-    pub fn read(req: Request) -> Invalidation {
-        let mut vas = [0; dfly_batch::MAXPIR];
-        if let Request::List { cpu, n } = req {
-            dfly_batch::read_published(cpu, &mut vas[..n as usize]);
-        }
-        Invalidation { req, vas }
-    }
-
-    /// Invalidates it in this CPU's TLB.
-    pub fn invalidate(&self) {
-        match self.req {
-            Request::List { n, .. } => self.vas[..n as usize]
-                .iter()
-                .for_each(|&va| crate::arch::model_hint::invlpg(VirtAddr::new(va))),
-            req => invalidate_local(req),
-        }
-    }
-}
-
-/// This CPU, as the protocol cores in lab_core::protocol see it. The
-/// hardware takes interrupts by itself, so an interrupt window is nothing
-/// here but a chaos point (arch::chaos), where a seeded run may delay.
-pub(crate) struct ThisCpu;
-
-impl lab_core::protocol::Cpu for ThisCpu {
-    fn id(&self) -> u32 {
-        arch::cpu_id()
-    }
-
-    #[inline(always)]
-    fn interruptible(&self, at: lab_core::protocol::Window) {
-        use crate::arch::chaos::{point, Point};
-        use lab_core::protocol::Window;
-        point(match at {
-            Window::SlotServeClaimed => Point::ServeSeen,
-            Window::SlotServeCopied => Point::SlotServeCopied,
-            Window::SlotServeAcked => Point::SlotServeAcked,
-            Window::SlotStartTaken => Point::SlotTaken,
-            Window::DeferPush => Point::DeferPush,
-            Window::LazySkip => Point::LazySkip,
-            Window::MailboxSeen => Point::ServeSeen,
-            Window::MailboxCopied => Point::ServeCopied,
-            Window::MailboxAcked => Point::ServeAcked,
-            Window::ScoreboardSeen => Point::ServeSeen,
-            Window::ScoreboardCopied => Point::ServeCopied,
-            Window::ScoreboardAcked => Point::ServeAcked,
-            Window::ScoreboardPosted => Point::StartPosted,
-            Window::BatchPublished => Point::BatchPublished,
-            Window::LatrQueued => Point::LatrQueued,
-            Window::LatrApplied => Point::LatrApplied,
-            Window::LatrSettle => Point::LatrSettle,
-        });
-    }
-
-    fn without_interrupts<R>(&self, f: impl FnOnce() -> R) -> R {
-        x86_64::instructions::interrupts::without_interrupts(f)
-    }
-
-    fn spin(&self) {
-        crate::arch::chaos::point(crate::arch::chaos::Point::WaitSpin);
-        core::hint::spin_loop();
-    }
-}
 
 /// A way of delivering shootdowns to other CPUs and waiting for them.
 /// `start` and `wait` run with the caller's interrupt state (on, for the
@@ -377,63 +197,6 @@ pub trait Protocol {
     /// find the requests posted to it (`ncpu` CPUs online).
     fn scan_footprint(target: u32, ncpu: u32, lines: &mut Lines);
 }
-
-/// Bytes in a cache line on every x86-64 the lab runs on.
-const LINE: usize = 64;
-
-/// A set of cache lines (address / [`LINE`]).
-#[derive(Default)]
-pub struct Lines(alloc::vec::Vec<usize>);
-
-impl Lines {
-    /// Adds the line(s) holding `field`.
-    pub fn touch<T>(&mut self, field: &T) {
-        let start = field as *const T as usize;
-        let end = start + core::mem::size_of::<T>();
-        (start / LINE..end.div_ceil(LINE)).for_each(|line| self.insert(line));
-    }
-
-    fn insert(&mut self, line: usize) {
-        if !self.0.contains(&line) {
-            self.0.push(line);
-        }
-    }
-
-    fn len(&self) -> u64 {
-        self.0.len() as u64
-    }
-}
-
-/// The lines one request goes through ([`Protocol::footprint`]).
-#[derive(Default)]
-pub struct Footprint {
-    /// Read or written by the target to take and acknowledge it.
-    pub request: Lines,
-    /// Written by the initiator to post it to this target.
-    pub post: Lines,
-}
-
-/// Per CPU: the kind of the shootdown awaiting pmap_tlb_shootwait (+1; 0
-/// for none) in the low byte, its cause (`ShootCause as u8`) in the next,
-/// and when its request went out. Written only by that CPU.
-static OUTSTANDING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static SENT_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Per CPU: when its outstanding shootdown began (before any local
-/// invalidation `flush-first` does ahead of the IPIs), for
-/// `shoot.op_cycles`. Written only by that CPU.
-static SHOOT_BEGAN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Per CPU: the latency of its last waited-for shootdown, until
-/// [`take_last_ack`] (the `ack_last` syscall) takes it. Written only by
-/// that CPU.
-static LAST_ACK: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
-/// Samples kept per CPU and kind.
-const SAMPLES: usize = 1024;
-const SHOOT_KINDS: [IpiKind; 3] = [IpiKind::ShootPage, IpiKind::ShootRange, IpiKind::ShootTlb];
-/// Ack latency samples, per CPU and kind; locked only by the owner CPU and
-/// by the report at the end of the run.
-static ACK_SAMPLES: [[spin::Mutex<Reservoir<SAMPLES>>; 3]; MAX_CPUS] =
-    [const { [const { spin::Mutex::new(Reservoir::new(0x5eed)) }; 3] }; MAX_CPUS];
 
 /// Registers the protocol's IPI handlers.
 pub fn init() {
@@ -532,11 +295,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     // `lazy-tlb`: the pmap's generation moves on, and CPUs holding it
     // only lazily get no IPI (they catch up by generation when they
     // return to it), unless page tables are freed (mm::lazy_tlb).
-    let (targets, made) = super::lazy_tlb::skip_lazy(
-        pm,
-        targets,
-        FREES_TABLES[arch::cpu_id() as usize].load(Ordering::Relaxed),
-    );
+    let (targets, made) = super::lazy_tlb::skip_lazy(pm, targets, frees_tables_here());
     // Mutant `mutant-fork-no-shoot`: while fork write-protects the parent
     // (proc::vm fork_copy), shootdowns go to no other CPU, as if the
     // parent were single-threaded; its other threads keep writable entries
@@ -564,8 +323,7 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
         tell_model_settled(req, Mark::Settled);
         return;
     }
-    let me = me as usize;
-    if OUTSTANDING[me].load(Ordering::Relaxed) != 0 {
+    if measure::outstanding() {
         pmap_tlb_shootwait();
     }
     arch::chaos::point(arch::chaos::Point::ShootBeforeStart);
@@ -585,68 +343,14 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     // `ipis`: the IPIs arch::ipi::send_set will send and count.
     stats::cause_add(why, kind, CauseField::Ipis, u64::from(ipis.len()));
     let sent_at = Active::start(req, targets, ack_rule(pm));
-    SENT_AT[me].store(sent_at, Ordering::Relaxed);
-    SHOOT_BEGAN[me].store(began, Ordering::Relaxed);
-    OUTSTANDING[me].store(kind as u64 + 1 + ((why as u64) << 8), Ordering::Relaxed);
-    if arch::model_hint::enabled() {
-        *MODEL_REQ[me].lock() = Some(req);
-    }
+    measure::started(kind, why, began, sent_at);
+    model::remember(req);
     if !cfg!(feature = "flush-first") && local {
         arch::chaos::point(arch::chaos::Point::ShootBeforeLocal);
         invalidate_local(req);
         stats::count(Event::ShootLocalOverlapped);
     }
     super::lazy_tlb::invalidated_here(pm, made, local);
-}
-
-/// Under `model=on`, each CPU's outstanding shootdown request, for
-/// [`tell_model_settled`] at its shootwait (arch::model_hint).
-static MODEL_REQ: [spin::Mutex<Option<Request>>; MAX_CPUS] =
-    [const { spin::Mutex::new(None) }; MAX_CPUS];
-
-/// Tells the memory-system model that a change of `req`'s pages is settled
-/// although no shootdown was made for it (a shortcut's or a mutant's
-/// skip): the pmap operation returning is the promise.
-pub fn model_settled(req: Request) {
-    tell_model_settled(req, Mark::Settled);
-}
-
-/// Tells the memory-system model that the shootdown of `req` is settled
-/// (`mark`: ShootEnd after its acknowledgements, Settled when it needed no
-/// IPI), and which pages it covered: the model's TLB then holds any CPU
-/// that still has a translation of them, filled before the shootdown
-/// began, to hardware's rules (model/README.md, the stale-TLB oracle).
-/// Nothing without `model=on`.
-fn tell_model_settled(req: Request, mark: Mark) {
-    use lab_core::model_hint::{Hint, MAX_COVER_PAGES};
-    if !arch::model_hint::enabled() {
-        return;
-    }
-    let cover = |va: u64, pages: u64| {
-        let pages = if pages > MAX_COVER_PAGES {
-            0
-        } else {
-            pages as u16
-        };
-        arch::model_hint::give(Hint::Covers { va, pages });
-    };
-    match req {
-        Request::Page(va) => cover(va.as_u64(), 1),
-        Request::Range(sva, eva) => cover(
-            sva.as_u64(),
-            (eva - sva).div_ceil(lab_core::physmem::PAGE_SIZE).max(1),
-        ),
-        Request::Tlb => cover(0, 0),
-        // What the batch recorded, not what the request names: a request
-        // that lost addresses on the way must not shrink the claim.
-        Request::List { cpu, .. } => {
-            let mut vas = [0; dfly_batch::MAXPIR];
-            let n = dfly_batch::published_len(cpu).min(vas.len());
-            dfly_batch::read_published(cpu, &mut vas[..n]);
-            vas[..n].iter().for_each(|&va| cover(va, 1));
-        }
-    }
-    arch::model_hint::mark(mark);
 }
 
 /// The targets of a shootdown of the dying pmap `pm` (mm::pmap's
@@ -763,15 +467,15 @@ pub fn pmap_tlb_shootrange(pm: &Pmap, sva: VirtAddr, eva: VirtAddr) {
     );
 }
 
-/// OpenBSD 2010's pmap_tlb_shoottlb, called for `pm` (by pmap_remove and
-/// pmap_protect of a large range): flushes the TLB of every online CPU,
-/// whatever `pm_cpus` says; `pm` only lets a dying pmap be treated apart
-/// (see [`dying_targets`]).
+/// OpenBSD 2010's pmap_tlb_shoottlb, called on behalf of `pm` (by
+/// pmap_remove and pmap_protect of a large range): flushes the TLB of
+/// every online CPU, whatever `pm_cpus` says (hence the name); `pm` only
+/// lets a dying pmap be treated apart (see [`dying_targets`]).
 #[cfg_attr(
     any(feature = "dfly-batch", feature = "freebsd-base"),
     allow(dead_code)
 )] // only OpenBSD's range ops
-pub fn pmap_tlb_shoottlb_for(pm: &Pmap) {
+pub fn pmap_tlb_shoottlb_all_cpus(pm: &Pmap) {
     // `pcid`: every CPU flushes its current PCID, which is not `pm`'s on
     // the CPUs not running it: they flush when they load it (mm::pcid).
     super::pcid::note_shootdown(pm);
@@ -796,9 +500,7 @@ pub fn pmap_tlb_shootpmap(pm: &Pmap) {
 /// returns at once if it sent none. Counts the cycles spent here and
 /// samples the latency since the request went out.
 pub fn pmap_tlb_shootwait() {
-    let me = arch::cpu_id() as usize;
-    let outstanding = OUTSTANDING[me].load(Ordering::Relaxed);
-    if outstanding == 0 {
+    if !measure::outstanding() {
         return;
     }
     let t0 = arch::tsc::now();
@@ -811,126 +513,6 @@ pub fn pmap_tlb_shootwait() {
     }
     let t1 = arch::tsc::now();
     arch::model_hint::mark(Mark::WaitEnd);
-    if let Some(req) = MODEL_REQ[me].lock().take() {
-        tell_model_settled(req, Mark::ShootEnd);
-    }
-    stats::add(Event::AckWaitCycles, t1 - t0);
-    stats::add(
-        Event::ShootOpCycles,
-        t1.saturating_sub(SHOOT_BEGAN[me].load(Ordering::Relaxed)),
-    );
-    stats::record_ack_wait(t1 - t0);
-    let k = (outstanding & 0xff) as usize - 1;
-    let why = lab_core::cause::ShootCause::from_index((outstanding >> 8) as usize);
-    stats::cause_add(why, SHOOT_KINDS[k], CauseField::AckCycles, t1 - t0);
-    let latency = t1.saturating_sub(SENT_AT[me].load(Ordering::Relaxed));
-    ACK_SAMPLES[me][k].lock().record(latency);
-    LAST_ACK[me].store(latency, Ordering::Relaxed);
-    OUTSTANDING[me].store(0, Ordering::Relaxed);
-}
-
-/// The ack latency of this CPU's last waited-for shootdown (cycles), 0 if
-/// none since the previous call, which this call clears.
-pub fn take_last_ack() -> u64 {
-    LAST_ACK[arch::cpu_id() as usize].swap(0, Ordering::Relaxed)
-}
-
-/// Writes the `shoot.*_lines` metrics (see the module comment) for CPUs
-/// `0..cpus`; nothing on one CPU, where no request has a target.
-fn report_footprint(cpus: u32) {
-    use alloc::vec::Vec;
-    if cpus < 2 {
-        return;
-    }
-    let pairs: Vec<(u32, u32)> = (0..cpus)
-        .flat_map(|t| (0..cpus).filter(move |&i| i != t).map(move |i| (t, i)))
-        .collect();
-    let fps: Vec<Footprint> = pairs
-        .iter()
-        .map(|&(t, i)| {
-            let mut fp = Footprint::default();
-            Active::footprint(t, i, &mut fp);
-            fp
-        })
-        .collect();
-    // (line, pair) for every line a pair's request or posting goes
-    // through; a line two pairs use is shared.
-    let mut uses: Vec<(usize, usize)> = fps
-        .iter()
-        .enumerate()
-        .flat_map(|(p, fp)| fp.request.0.iter().chain(&fp.post.0).map(move |&l| (l, p)))
-        .collect();
-    uses.sort_unstable();
-    uses.dedup();
-    let mut shared: Vec<usize> = uses
-        .windows(2)
-        .filter(|w| w[0].0 == w[1].0)
-        .map(|w| w[0].0)
-        .collect();
-    shared.dedup();
-    let target = fps.iter().map(|fp| fp.request.len()).max();
-    let target_shared = fps
-        .iter()
-        .map(|fp| {
-            let n = fp.request.0.iter();
-            n.filter(|l| shared.binary_search(l).is_ok()).count() as u64
-        })
-        .max();
-    let scan = (0..cpus)
-        .map(|t| {
-            let mut lines = Lines::default();
-            Active::scan_footprint(t, cpus, &mut lines);
-            lines.len()
-        })
-        .max();
-    let initiator = (0..cpus)
-        .map(|i| {
-            let mut lines = Lines::default();
-            for (fp, _) in fps.iter().zip(&pairs).filter(|(_, &(_, pi))| pi == i) {
-                fp.post.0.iter().for_each(|&l| lines.insert(l));
-            }
-            lines.len()
-        })
-        .max();
-    for (name, value) in [
-        ("shoot.target_lines", target),
-        ("shoot.target_shared_lines", target_shared),
-        ("shoot.target_scan_lines", scan),
-        ("shoot.initiator_lines", initiator),
-    ] {
-        report::metric(name, value.unwrap_or(0), "lines", Scope::Global);
-    }
-}
-
-/// Writes the acknowledgement latency distributions, the shootdowns by
-/// cause and the protocol's cache-line footprint as metrics.
-pub fn report(cpus: u32) {
-    use alloc::format;
-    use alloc::vec::Vec;
-    stats::report_causes(cpus);
-    report_footprint(cpus);
-    for (k, kind) in SHOOT_KINDS.iter().enumerate() {
-        let mut samples = Vec::new();
-        let (mut seen, mut max) = (0, 0);
-        for per_cpu in ACK_SAMPLES.iter().take(cpus as usize) {
-            let r = per_cpu[k].lock();
-            samples.extend_from_slice(r.samples());
-            seen += r.seen();
-            max = max.max(r.max());
-        }
-        let name = |what: &str| format!("shoot.ack.{}.{what}", kind.name());
-        report::metric(&name("count"), seen, "count", Scope::Global);
-        if let Some(sum) = summarize(&mut samples) {
-            report::metric(&name("median"), sum.median, "cycles", Scope::Global);
-            report::metric(&name("p99"), sum.p99, "cycles", Scope::Global);
-            // The reservoir keeps a sample; the true maximum is kept apart.
-            report::metric(&name("max"), max, "cycles", Scope::Global);
-            report::metric(
-                &name("median_ns"),
-                arch::tsc::cycles_to_ns(sum.median),
-                "ns",
-                Scope::Global,
-            );
-        }
-    }
+    model::outstanding_settled();
+    measure::waited(t0, t1);
 }
