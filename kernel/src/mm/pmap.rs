@@ -334,6 +334,10 @@ fn leaf_flags(pm: &Pmap, prot: Prot, wired: bool) -> PageTableFlags {
     }
     if !pm.is_kernel() {
         f |= PageTableFlags::USER_ACCESSIBLE;
+    } else if super::pcid::kernel_global() {
+        // `pcid`: Linux's rule, PCIDs only with global kernel entries, so
+        // that an INVLPG of a kernel address reaches every PCID (mm::pcid).
+        f |= PageTableFlags::GLOBAL;
     }
     if !prot.contains(Prot::EXEC) && NX.load(Ordering::Relaxed) {
         f |= PageTableFlags::NO_EXECUTE;
@@ -831,7 +835,7 @@ fn gate_selftest_slow_remove() {
 /// with pmap_tlb_shoottlb (every online CPU).
 #[cfg(not(any(feature = "dfly-batch", feature = "freebsd-base")))]
 fn shoot_changed(pm: &Pmap, sva: u64, eva: u64, shortcut: bool, changed: &mut PmapInval) {
-    use super::shootdown::{pmap_tlb_shootrange, pmap_tlb_shoottlb_for};
+    use super::shootdown::{pmap_tlb_shootrange, pmap_tlb_shoottlb_all_cpus};
     use lab_core::shoot::range_shoots_all;
     if shortcut && sva + PAGE_SIZE == eva {
         if changed.count() != 0 {
@@ -852,7 +856,7 @@ fn shoot_changed(pm: &Pmap, sva: u64, eva: u64, shortcut: bool, changed: &mut Pm
             pmap_tlb_shootpage(pm, VirtAddr::new(sva));
         }
     } else if range_shoots_all(sva, eva, pm.is_kernel()) {
-        pmap_tlb_shoottlb_for(pm);
+        pmap_tlb_shoottlb_all_cpus(pm);
     } else {
         pmap_tlb_shootrange(pm, VirtAddr::new(sva), VirtAddr::new(eva));
     }
