@@ -37,8 +37,9 @@ pub enum Verdict {
     /// Compared exactly (identical repetitions) and equal.
     Same,
     /// A significant change (exact, or Welch + Holm) that reaches the
-    /// figure's threshold.
-    Changed,
+    /// figure's threshold (judging marks every significant change so, and
+    /// `hold_to_threshold` then demotes the smaller ones).
+    PastThreshold,
     /// A significant change smaller than the figure's threshold.
     BelowThreshold,
     /// A statistical comparison that is not significant after Holm.
@@ -55,7 +56,7 @@ impl Verdict {
     pub fn text(&self) -> &'static str {
         match self {
             Verdict::Same => "same",
-            Verdict::Changed => "past threshold",
+            Verdict::PastThreshold => "past threshold",
             Verdict::BelowThreshold => "changed, below threshold",
             Verdict::NotSignificant => "not significant",
             Verdict::TooFew => "too few repetitions",
@@ -127,7 +128,7 @@ impl Comparison {
 
     /// Changes that reach their figure's threshold.
     pub fn past_threshold(&self) -> usize {
-        self.count(Verdict::Changed)
+        self.count(Verdict::PastThreshold)
     }
 
     /// Significant changes smaller than their figure's threshold.
@@ -301,7 +302,7 @@ fn judge(
             line.verdict = Verdict::NonDeterministic;
             line.note = n;
         } else if nondeterminism(&[a, b]).is_some() {
-            line.verdict = Verdict::Changed;
+            line.verdict = Verdict::PastThreshold;
             line.note = format!("{regime}, repetitions identical");
             line.regression = better != Better::Neither && moved > 0.0;
             line.improvement = better != Better::Neither && moved < 0.0;
@@ -352,7 +353,7 @@ fn settle(lines: &mut [Line], pending: &[Pending]) {
         if reject {
             let better = figure_info(&line.figure, None).better;
             let moved = bad_move(line.a.unwrap_or(0.0), line.b.unwrap_or(0.0), better);
-            line.verdict = Verdict::Changed;
+            line.verdict = Verdict::PastThreshold;
             line.regression = better != Better::Neither && moved > 0.0;
             line.improvement = better != Better::Neither && moved < 0.0;
         }
@@ -372,7 +373,7 @@ fn settle(lines: &mut [Line], pending: &[Pending]) {
 /// [`Verdict::BelowThreshold`], neither worse nor better, and says which
 /// threshold judged it.
 fn hold_to_threshold(line: &mut Line) {
-    if line.verdict != Verdict::Changed {
+    if line.verdict != Verdict::PastThreshold {
         return;
     }
     let reached = line
@@ -395,7 +396,8 @@ fn explain_causes(cell: &mut [Line], has_causes: bool) {
             .filter_map(|l| {
                 let cause = l.figure.strip_prefix(CAUSE_PREFIX)?;
                 let delta = l.b.unwrap_or(0.0) - l.a.unwrap_or(0.0);
-                (l.verdict == Verdict::Changed || (l.verdict != Verdict::Same && delta != 0.0))
+                (l.verdict == Verdict::PastThreshold
+                    || (l.verdict != Verdict::Same && delta != 0.0))
                     .then(|| (cause.to_string(), delta))
             })
             .collect();
@@ -404,7 +406,7 @@ fn explain_causes(cell: &mut [Line], has_causes: bool) {
     };
     for l in cell.iter_mut() {
         let ipi = l.figure == "ipis_per_op" || l.figure == "page_range_ipis_per_op";
-        if !ipi || l.verdict != Verdict::Changed {
+        if !ipi || l.verdict != Verdict::PastThreshold {
             continue;
         }
         l.causes = if !has_causes {
@@ -451,7 +453,7 @@ mod tests {
         let b = rows(&[30.0, 30.0], REPEATABLE_ACCEL);
         let c = compare(&a, &b, &Thresholds::default());
         let ipi = c.lines.iter().find(|l| l.figure == "ipis_per_op").unwrap();
-        assert_eq!(ipi.verdict, Verdict::Changed);
+        assert_eq!(ipi.verdict, Verdict::PastThreshold);
         assert!(ipi.regression);
         assert_eq!(ipi.causes, "no cause data");
         assert!((ipi.change_pct().unwrap() - 200.0).abs() < 1e-9);
@@ -468,7 +470,7 @@ mod tests {
         let b = rows(&[30.0, 31.0, 30.5, 30.2, 30.8], "tcg");
         let c = compare(&a, &b, &Thresholds::default());
         let ipi = c.lines.iter().find(|l| l.figure == "ipis_per_op").unwrap();
-        assert_eq!(ipi.verdict, Verdict::Changed, "{ipi:?}");
+        assert_eq!(ipi.verdict, Verdict::PastThreshold, "{ipi:?}");
         let same = compare(&a, &a, &Thresholds::default());
         assert_eq!(same.past_threshold(), 0);
     }
@@ -488,7 +490,7 @@ mod tests {
         let three = rows(&[10.3, 10.3], REPEATABLE_ACCEL);
         let c = compare(&a, &three, &Thresholds::default());
         let ipi = c.lines.iter().find(|l| l.figure == "ipis_per_op").unwrap();
-        assert_eq!(ipi.verdict, Verdict::Changed);
+        assert_eq!(ipi.verdict, Verdict::PastThreshold);
         assert!(ipi.regression);
         // A threshold above the move demotes it.
         let c = compare(&a, &three, &Thresholds::uniform(5.0));

@@ -42,8 +42,8 @@ fn change(l: &Line) -> String {
 /// `past threshold: worse`, `changed, below threshold`, `same`, ...
 fn verdict(l: &Line) -> String {
     match (&l.verdict, l.regression, l.improvement) {
-        (Verdict::Changed, true, _) => "past threshold: worse".into(),
-        (Verdict::Changed, _, true) => "past threshold: better".into(),
+        (Verdict::PastThreshold, true, _) => "past threshold: worse".into(),
+        (Verdict::PastThreshold, _, true) => "past threshold: better".into(),
         (v, _, _) => v.text().into(),
     }
 }
@@ -139,7 +139,7 @@ pub fn markdown(c: &Comparison, a: &str, b: &str) -> String {
     let sep = format!("|{}\n", "---|".repeat(HEADER.len()));
     for (verdict, title, none) in [
         (
-            Verdict::Changed,
+            Verdict::PastThreshold,
             "### Past threshold",
             "No change past its threshold.",
         ),
