@@ -453,8 +453,9 @@ fn techniques_move_their_own_counters() {
 /// on, on forkexit with 4 CPUs: the same shootdowns, all delivered, and
 /// each taken and acknowledged by its target in one cache line of its own
 /// where the scoreboard's target touches two (its row word and the
-/// initiator's record); the initiator pays a line per target. The line
-/// counts are the kernel's, from the addresses its serve path uses.
+/// initiator's record), and found through one doorbell line; the initiator
+/// pays two lines per target (mailbox and doorbell). The line counts are
+/// the kernel's, from the addresses its serve and start paths use.
 #[test]
 fn cacheline_consolidation_takes_one_line_per_request() {
     let by = forkexit_on_4(&["scoreboard", "cacheline-consolidation"]);
@@ -473,8 +474,13 @@ fn cacheline_consolidation_takes_one_line_per_request() {
     // are shared with other pairs.
     assert_eq!(get(ccl, "shoot.target_shared_lines"), 0.0);
     assert!(get(sb, "shoot.target_shared_lines") > 0.0);
-    // The trade: one line per target (3 on 4 CPUs) for the initiator.
-    assert_eq!(get(ccl, "shoot.initiator_lines"), 3.0);
+    // The scan: the doorbell alone, where a row of mailboxes would be one
+    // line per CPU.
+    assert_eq!(get(ccl, "shoot.target_scan_lines"), 1.0);
+    // The trade: two lines per target (6 on 4 CPUs) for the initiator,
+    // where the scoreboard writes its record and one row line per target.
+    assert_eq!(get(ccl, "shoot.initiator_lines"), 6.0);
+    assert!(get(ccl, "shoot.initiator_lines") > get(sb, "shoot.initiator_lines"));
     assert_eq!(get(ccl, "shoot.wait.slot"), 0.0);
 }
 
