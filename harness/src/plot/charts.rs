@@ -469,6 +469,9 @@ impl super::Chart for IpiBarChart {
 /// (cpus, median, min, max) of one variant's rate.
 type RatePoint = (u32, f64, f64, f64);
 
+/// A variant and its points.
+type RateSeries = (String, Vec<RatePoint>);
+
 /// The variant the rate chart's panels draw as their reference (the
 /// index's tables set every variant against it too).
 const REFERENCE_VARIANT: &str = super::against::REFERENCE;
@@ -481,7 +484,7 @@ pub struct RateChart {
     accel: String,
     cpus: Vec<u32>,
     /// variant -> its points.
-    series: Vec<(String, Vec<RatePoint>)>,
+    series: Vec<RateSeries>,
 }
 
 impl RateChart {
@@ -518,8 +521,8 @@ impl RateChart {
     }
 
     /// The series by role, in display order: one panel each.
-    fn panels(&self) -> Vec<(Role, Vec<&(String, Vec<RatePoint>)>)> {
-        let mut panels: Vec<(Role, Vec<&(String, Vec<RatePoint>)>)> = Vec::new();
+    fn panels(&self) -> Vec<(Role, Vec<&RateSeries>)> {
+        let mut panels: Vec<(Role, Vec<&RateSeries>)> = Vec::new();
         for s in &self.series {
             let role = variant_role(&s.0);
             match panels.iter_mut().find(|(r, _)| *r == role) {
