@@ -1092,7 +1092,8 @@ impl super::Chart for CauseChart {
             .iter()
             .map(|c| LegendRow::Entry(c.name().to_string(), cause_color(*c)))
             .collect();
-        (1100, height_for_legend(620, &legend).max(rows))
+        // A few variants need no more than 420 pixels: bars no fatter.
+        (1100, height_for_legend(420, &legend).max(rows))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<(), DB> {
