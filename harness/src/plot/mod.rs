@@ -3,18 +3,19 @@
 //! From a result set, [`render_all`] draws:
 //! - `ipis-per-op-<workload>`: IPIs per operation by variant, log scale,
 //!   bars grouped by CPU count (median, whiskers min-max over reps);
-//! - `rate-<workload>`: operations per second against CPU count, one line
-//!   per variant, whiskers min-max over reps;
+//! - `rate-<workload>`: operations per second against CPU count, one
+//!   panel per role of the variants ([`roles`]), one line per variant,
+//!   whiskers min-max over reps, `fixed` dashed in the other panels;
 //! - `ack-wait-cdf-<workload>`: the CDF of shootdown acknowledgement waits
 //!   per variant at the workload's largest CPU count (from the summed
 //!   `shoot.wait.ack.log2.*` histograms; charts only where reported);
 //! - `heatmap-<variant>-<workload>-c<N>`: IPIs sent per (from, to) CPU
 //!   pair for one workload and CPU count, per variant, counts in the cells;
 //! - `causes-<workload>`: shootdown IPIs per operation by cause
-//!   (`ipis_per_op.cause.*`), stacked, one bar per variant, with the IPIs
+//!   (`ipis_per_op.cause.*`), stacked, one row per variant, with the IPIs
 //!   a variant's shortcut spared (`spared_per_op.cause.*`) stacked pale
-//!   above; at the workload's largest CPU count (charts only where causes
-//!   were counted);
+//!   after them; at the workload's largest CPU count (charts only where
+//!   causes were counted);
 //! - when the results span several CPU counts, log-log scaling charts
 //!   ([`scale`]): IPIs per operation and wait per shootdown against CPUs,
 //!   and `boot-time-by-cpus`;
@@ -24,12 +25,17 @@
 //!   and `model-<profile>-hot-lines-<workload>-c<N>` (hot lines named by
 //!   kernel symbol, [`symbols`], when `<results>/logs/<run>.cmd` names the
 //!   ELF), in a section per profile;
-//! - `index.md` (embeds the PNGs) and `index.html` (embeds the SVGs), with
-//!   the key figures in a table.
+//! - `index.md` (embeds the PNGs) and `index.html` (embeds the SVGs), first
+//!   each variant against `fixed` per workload and accelerator (`against`:
+//!   better or worse only where the gate's statistics say so), last the
+//!   key figures in a table.
 //!
-//! Figures come from runs whose outcome is `ok`; the index table counts
-//! every outcome. Text is laid out with a font embedded in the binary
-//! ([`font`]), so rendering needs no system fonts.
+//! Every variant keeps one colour on every chart ([`palette`]), legends
+//! list the variants by role and are never cut off, and no label is drawn
+//! over another (tests/lab/charts.rs checks all three with the default
+//! matrix's 19 variants). Figures come from runs whose outcome is `ok`;
+//! the index table counts every outcome. Text is laid out with a font
+//! embedded in the binary ([`font`]), so rendering needs no system fonts.
 
 mod against;
 mod charts;
