@@ -54,7 +54,7 @@ const OTHERS: [RGBColor; 7] = [
 ];
 
 /// The colour of `variant`, fixed across charts: its own when the lab
-/// knows it, else one of [`OTHERS`] by its name.
+/// knows it, else one of `OTHERS` by its name.
 pub fn variant_color(variant: &str) -> RGBColor {
     match KNOWN.iter().find(|(v, _)| *v == variant) {
         Some((_, c)) => *c,

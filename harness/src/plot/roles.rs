@@ -59,7 +59,7 @@ const ROLES: [(&str, Role); 20] = [
     ("lost-shootdown", Role::Control),
 ];
 
-/// The group `variant` is drawn in: its role from [`ROLES`] (the `role`
+/// The group `variant` is drawn in: its role from `ROLES` (the `role`
 /// of its variant file, which the tests check), a mutant's by its
 /// `mutant-` name (variants/mutants/); any other variant is taken for a
 /// technique. Charts are drawn from result rows alone, which name no
@@ -72,8 +72,8 @@ pub fn variant_role(variant: &str) -> Role {
     }
 }
 
-/// The order variants are drawn in: by role ([`DRAWN`]), within a role
-/// in [`ROLES`]' order, then by name.
+/// The order variants are drawn in: by role (`DRAWN`), within a role
+/// in `ROLES`' order, then by name.
 pub fn display_order(variant: &str) -> (usize, usize, String) {
     let role = variant_role(variant);
     let group = DRAWN.iter().position(|r| *r == role).unwrap_or(DRAWN.len());
