@@ -16,7 +16,9 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::charts::{accels_of, header, label_below, legend, log_axis_labels};
+use super::charts::{
+    accels_of, entry_rows, header, height_for_legend, label_below, legend, log_axis_labels,
+};
 use super::roles::display_order;
 use super::{slug, variant_color, workload_title, workloads, FONT};
 use crate::results::derive::{RunFigures, SHOOT_KINDS};
@@ -231,9 +233,26 @@ impl ScaleChart {
     }
 }
 
+impl ScaleChart {
+    fn legend_entries(&self) -> Vec<(String, RGBColor)> {
+        self.series
+            .iter()
+            .map(|(label, color, _)| (label.clone(), *color))
+            .collect()
+    }
+}
+
 impl super::Chart for ScaleChart {
     fn stem(&self) -> String {
         self.stem.clone()
+    }
+
+    /// Tall enough for every legend entry.
+    fn size(&self) -> (u32, u32) {
+        (
+            1100,
+            height_for_legend(620, &entry_rows(&self.legend_entries())),
+        )
     }
 
     fn draw<DB: DrawingBackend>(
@@ -288,12 +307,7 @@ impl super::Chart for ScaleChart {
             let at = chart.backend_coord(&(cpus as f64, lo_y));
             label_below(root, at, 8, &cpus.to_string())?;
         }
-        let entries: Vec<(String, RGBColor)> = self
-            .series
-            .iter()
-            .map(|(label, color, _)| (label.clone(), *color))
-            .collect();
-        legend(&side, &self.legend_heading, &entries)
+        legend(&side, &self.legend_heading, &self.legend_entries())
     }
 }
 
