@@ -41,6 +41,11 @@ use crate::workspace::Workspace;
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     pub name: String,
+    /// Absent only in variant files from before roles existed (an older
+    /// revision that `harness compare` builds and runs): read as
+    /// [`Role::Unstated`], in no derived list. This tree's own files must
+    /// each state one (`lists_derived_from_roles_agree`).
+    #[serde(default)]
     pub role: Role,
     pub description: String,
     #[serde(default)]
@@ -50,7 +55,7 @@ pub struct Variant {
 }
 
 /// What a variant is for in the lab.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A correct shootdown protocol, the base the others are measured
@@ -75,6 +80,10 @@ pub enum Role {
     /// A mutant of `variants/mutants/` (crate::mutants): never in
     /// `variants/` itself.
     Mutant,
+    /// No `role` line: a file from an older revision (see
+    /// [`Variant::role`]); never this tree's.
+    #[default]
+    Unstated,
 }
 
 impl Role {
@@ -402,11 +411,13 @@ revision = "1.56"
     }
 
     #[test]
-    fn a_role_is_required_and_must_be_known() {
-        let e = error(&GOOD.replace("role = \"protocol\"\n", ""));
-        assert!(
-            e.contains("variants/fixed.toml") && e.contains("role"),
-            "{e}"
+    fn a_role_must_be_known_and_an_older_file_without_one_still_reads() {
+        // A file from before roles (an older revision compare runs).
+        assert_eq!(
+            check(&GOOD.replace("role = \"protocol\"\n", ""))
+                .unwrap()
+                .role,
+            Role::Unstated
         );
         let e = error(&GOOD.replace("\"protocol\"", "\"optimisation\""));
         assert!(e.contains("variants/fixed.toml"), "{e}");
@@ -466,13 +477,16 @@ revision = "1.56"
     }
 
     /// Every list of variants by kind is derived from the roles; this
-    /// fails when a variant has no role (load_all refuses the file) or a
+    /// fails when a variant states no role or a
     /// list kept elsewhere disagrees with them.
     #[test]
     fn lists_derived_from_roles_agree() {
         use std::collections::BTreeSet as Set;
         let ws = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
         let all = load_all(&ws).unwrap();
+        for v in &all {
+            assert_ne!(v.role, Role::Unstated, "variants/{}.toml states no role", v.name);
+        }
         let set = |v: Vec<String>| v.into_iter().collect::<Set<String>>();
         let role = |r: Role| set(with_role(&all, r));
         let techniques = role(Role::Technique);

@@ -271,20 +271,6 @@ pub fn value(
     modeled_median(o, id, variant, cpus, f)
 }
 
-/// `template` with each `{key}` replaced by its value. A hole left
-/// unfilled is a bug in the caller (debug builds panic).
-pub fn fill(template: &str, values: &[(&str, String)]) -> String {
-    let mut s = template.to_string();
-    for (k, v) in values {
-        s = s.replace(&format!("{{{k}}}"), v);
-    }
-    debug_assert!(
-        !s.contains("{") || !s.contains("}"),
-        "unfilled hole in note text: {s}"
-    );
-    s
-}
-
 /// "falls" / "rises" / "stays" for a ratio (the 0.5 % either side is
 /// "stays": the model's clocks count whole cycles).
 pub fn direction(ratio: Option<f64>) -> &'static str {
@@ -423,11 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn fill_replaces_every_hole() {
-        assert_eq!(
-            fill("a {x} b {y}", &[("x", "1".into()), ("y", "2".into())]),
-            "a 1 b 2"
-        );
+    fn directions_and_agreement() {
         assert_eq!(direction(Some(0.9)), "falls");
         assert_eq!(direction(Some(1.0)), "stays the same");
         assert_eq!(agrees_if_falls(Some(1.1)), "disagrees with");

@@ -5,22 +5,7 @@
 //! table has is [`super::seeds`]'s (REPRODUCE.md) or
 //! [`super::techniques`]'s (TECHNIQUES.md).
 
-use super::Reproduction;
-
-/// The names techniques.rs still imports from here (the lead is changing
-/// that file; its next change can import them from `format` and
-/// `figures` under these names: `three_digits`, `three_decimals`).
-pub(super) use super::figures::{op_us_per_ipi_shootdown, wait_us_per_ipi_shootdown};
-pub(super) use super::format::{three_decimals as fmt_ratio, three_digits as fmt_num};
-pub(super) use super::Measured;
-
-impl Measured {
-    /// techniques.rs's name for [`Measured::range_over_reps`], kept until
-    /// the lead's change of that file moves it over.
-    pub(super) fn spread(&self, fmt: impl Fn(f64) -> String) -> String {
-        self.range_over_reps(fmt)
-    }
-}
+use super::{Measured, Reproduction};
 
 /// One row of the table.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,10 +7,11 @@
 //! cost (note "icount"), and the direction of an effect is what a row can
 //! claim, never the size a real machine would see.
 
+use super::figures::{op_us_per_ipi_shootdown, wait_us_per_ipi_shootdown};
+use super::format::{three_decimals, three_digits};
 use super::modeled::{self, Modeled, Profile, Unit};
-use super::rows::{
-    fmt_num, fmt_ratio, not_measured, op_us_per_ipi_shootdown, wait_us_per_ipi_shootdown, Kind, Row,
-};
+use super::rows::{not_measured, Kind, Row};
+use super::template;
 use super::{
     Measured, Reproduction, TECH_BUILDKERNEL, TECH_BUILDKERNEL_MODEL, TECH_FORKEXIT,
     TECH_FORKEXIT_MODEL, TECH_SHOOTSTORM_MODEL,
@@ -100,9 +101,9 @@ impl Adds<'_> {
                 match (median(c.variant), median(c.base)) {
                     (Some(with), Some(base)) => format!(
                         "; adds {what} {} ({} {})",
-                        fmt_num(with),
+                        three_digits(with),
                         c.base,
-                        fmt_num(base)
+                        three_digits(base)
                     ),
                     _ => format!("; adds {what} (not reported)"),
                 }
@@ -161,24 +162,24 @@ fn measured(o: &Reproduction, c: &Comparison<'_>) -> Option<(String, String, Opt
                 format!(
                     "{} {}{} vs {} {}{}, ratio {}",
                     c.variant,
-                    fmt_num(with),
+                    three_digits(with),
                     c.unit,
                     c.base,
-                    fmt_num(base),
+                    three_digits(base),
                     c.unit,
-                    fmt_ratio(m.median().unwrap_or(f64::NAN))
+                    three_decimals(m.median().unwrap_or(f64::NAN))
                 ),
-                format!("ratio {}", m.spread(fmt_ratio)),
+                format!("ratio {}", m.range_over_reps(three_decimals)),
                 Some(m),
             )),
             (Some(with), Some(base), None) => Some((
                 format!(
                     "{} {}{} vs {} {}{} (no ratio over 0)",
                     c.variant,
-                    fmt_num(with),
+                    three_digits(with),
                     c.unit,
                     c.base,
-                    fmt_num(base),
+                    three_digits(base),
                     c.unit
                 ),
                 "-".into(),
@@ -273,17 +274,17 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
         };
         Some(format!(
             "per request {}; falsely shared {}; initiator wait {}",
-            pair(&per_op, &|x| fmt_num(x))?,
-            pair(&false_sh, &|x| fmt_num(x))?,
-            pair(&wait, &|x| format!("{} ns", fmt_num(p.ns(x))))?,
+            pair(&per_op, &|x| three_digits(x))?,
+            pair(&false_sh, &|x| three_digits(x))?,
+            pair(&wait, &|x| format!("{} ns", three_digits(p.ns(x))))?,
         ))
     };
     let lazy_extra = |o: &Reproduction, p: &Profile| -> Option<String> {
         let misses = |r: &RunFigures| per_switch(r, modeled::fig(r, &p.name, "tlb.misses"));
         Some(format!(
             "all TLB misses per switch {} vs {}",
-            fmt_num(modeled::value(o, TECH_FORKEXIT_MODEL, "lazy-tlb", misses)?),
-            fmt_num(modeled::value(o, TECH_FORKEXIT_MODEL, "fixed", misses)?)
+            three_digits(modeled::value(o, TECH_FORKEXIT_MODEL, "lazy-tlb", misses)?),
+            three_digits(modeled::value(o, TECH_FORKEXIT_MODEL, "fixed", misses)?)
         ))
     };
     let latr_extra = |o: &Reproduction, p: &Profile| -> Option<String> {
@@ -296,10 +297,10 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
         };
         Some(format!(
             "initiators' wait per job {} vs {} ns; shootdowns with IPIs per job {} vs {}",
-            fmt_num(p.ns(v("lazy-latr", &wait)?)),
-            fmt_num(p.ns(v("fixed", &wait)?)),
-            fmt_num(v("lazy-latr", &shootdowns)?),
-            fmt_num(v("fixed", &shootdowns)?)
+            three_digits(p.ns(v("lazy-latr", &wait)?)),
+            three_digits(p.ns(v("fixed", &wait)?)),
+            three_digits(v("lazy-latr", &shootdowns)?),
+            three_digits(v("fixed", &shootdowns)?)
         ))
     };
     let list: Vec<Comparison<'_>> = vec![
@@ -408,9 +409,11 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
         },
         Comparison {
             source: CONSOLIDATION,
-            published: "the paper's figure is not in the lab's sources; Linux inlined the \
-                        flush information into the per-target call-single-data (one line read \
-                        where there were two or three)",
+            published: "the paper's figure is not in the lab's sources; Linux merged neither of the \
+                        patent's two co-locations (flush_tlb_info stays apart from the \
+                        call-single-data, is_lazy apart from the call queue), only the layout \
+                        around them (flush_tlb_info off the stack, 5.3; cpu_tlbstate \
+                        privatized, 5.13)",
             definition: format!(
                 "{fork} on {CPUS} CPUs: cache lines a target touches to take and acknowledge \
                  one request (shoot.target_lines, from the addresses the serve path uses), \
@@ -642,94 +645,21 @@ pub fn note(o: &Reproduction, key: &str) -> (&'static str, String) {
     match key {
         NOTE_AMIT => (
             "Amit, Tai, Wei, \"Don't shoot down TLB shootdowns!\", EuroSys 2020",
-            modeled::fill(
-            "The paper's own figures are not in the lab's sources (only its abstract and the \
-             Linux patch threads are), so the published column quotes the Linux postings where \
-             they give one. Early acknowledgement and in-context flushes take the target's \
-             invalidation off the initiator's critical path. On the paper's machines that was \
-             INVLPG or INVPCID at hundreds of cycles each, doubled by PTI, plus the refills; \
-             under tcg-icount an INVLPG is one instruction with no TLB or pipeline cost, and \
-             the initiator's wait is set by the round robin (which vCPU runs next, and for how \
-             long), not by the few instructions a target saves. The acknowledging target also \
-             first copies the request out of the global slot (it frees the slot for the next \
-             initiator), which costs more instructions than the INVLPG it goes before. So the \
-             lab's wait does not fall with either technique ({early_rows}), and the lab cannot \
-             speak for the published saving; KVM on real hardware could, and the modeled rows \
-             beside them give the direction on modeled caches and clocks. Concurrent flushing ({concurrent_rows}) \
-             is the same story from the initiator's side: its own INVLPG or CR3 reload, done \
-             before the IPIs (flush-first) or while they are in flight (fixed), is a few \
-             instructions under icount, so the whole shootdown costs about the same either \
-             way; the lab shows the order (shoot.local_first against shoot.local_overlapped), \
-             not the published saving. Cacheline consolidation ({consolidation_rows}) is a layout: the lab \
-             counts the lines a target touches per request from the addresses its serve path \
-             uses (the scoreboard's row word and the initiator's record, 2; one mailbox per \
-             pair, 1), but TCG has no cache model, so what a line transfer costs, the paper's \
-             saving, shows in no time here. The copy-on-write \
-             shortcut is a count: every write upgrade of a frame no longer shared is a \
-             shootpage call fixed makes and no-flush-cow does not; it saves IPIs only where \
-             the faulting process has threads on other CPUs (the coherence oracle's, in the \
-             default matrix), not in buildkernel, whose upgrades are in single-threaded jobs \
-             (its IPI count moves only with scheduling).",
-            &[
+            template::TECH_AMIT.fill(&[
                 ("early_rows", measured_rows(o, &[EARLY_ACK, IN_CONTEXT])),
                 ("concurrent_rows", measured_rows(o, &[CONCURRENT])),
                 ("consolidation_rows", measured_rows(o, &[CONSOLIDATION])),
-            ],
+            ]),
         ),
-        ),
-        NOTE_LAZY => (
-            "Linux lazy TLB",
-            "What lazy TLB saves is the CR3 reload (a full TLB flush) of an idle round trip: \
-             CR3 loads per switch fall. IPIs move both ways. A lazy CPU stays in pm_cpus, so a \
-             shootdown that frees page tables still reaches it (Linux since 4.19 skips lazy \
-             CPUs only for the others), where fixed's idle CPU had left pm_cpus: forkexit and \
-             the coherence oracle send a few more IPIs (default matrix). But a lazy CPU is \
-             skipped by the shootdowns that free nothing, OpenBSD's all-CPU shoottlb included \
-             when it holds that very pmap: buildkernel, where make's CPU idles lazily while its \
-             jobs exit, sends fewer. Both are counts; no published IPI count to compare with."
-                .into(),
-        ),
+        NOTE_LAZY => ("Linux lazy TLB", template::TECH_LAZY.fill(&[])),
         NOTE_LATR => (
             "LATR (Kumar et al., ASPLOS 2018)",
-            "LATR's munmap returns without interrupting anyone: it writes one record of the \
-             range into its own ring, and every CPU reads every ring at its next timer tick or \
-             context switch and applies what names it (the lab builds LATR's pull: the \
-             initiator writes one line, each sweep reads every live record). The frames and \
-             addresses wait in quarantine for a time bound of two ticks (LATR's patch: 2 s, \
-             reclaimed by a thread each second), after which any CPU still pending gets a \
-             fallback cross-call; a mapping or a teardown that needs them sooner settles them \
-             with cross-calls at once. Both kinds of cross-call are IPIs the technique adds: \
-             the rows count them apart from the shootdown IPIs it saves, beside the records \
-             its sweeps read and the memory its quarantine held. The paper's -70.8 % munmap \
-             latency is the IPI round trip on a 2-socket machine, which the lab has no \
-             equivalent of under tcg-icount (an IPI costs the instructions of its handler and \
-             the round robin's turns); what the lab shows is the direction: the IPIs go, and \
-             the rate moves by what they cost in instructions. The coherence oracle checks \
-             LATR against its own promise (lazy=on): after munmap, only the old value until \
-             the reader's CPU applies it; `mutant-latr-early-free`, which gives the frames back \
-             at once, is caught by it."
-                .into(),
+            template::TECH_LATR.fill(&[]),
         ),
         NOTE_AMIT_MODEL => ("Amit 2020 on the model", note_amit_model(o)),
         NOTE_LAZY_MODEL => ("Linux lazy TLB on the model", note_lazy_model(o)),
         NOTE_LATR_MODEL => ("LATR on the model", note_latr_model(o)),
-        _ => (
-            "PCID",
-            "The pcid variant is built (kernel/src/mm/pcid.rs: six PCIDs per CPU, a \
-             per-pmap generation that a shootdown bumps and a load compares, global kernel \
-             mappings so that a kernel-address INVLPG reaches every PCID, as Linux), but it has never run on this workplace: \
-             QEMU 7.2's TCG offers no PCID (`-cpu max,+pcid` warns \"TCG doesn't support \
-             requested feature\") and this host's paravirtual KVM offers none either (\"host \
-             doesn't support requested feature: CPUID.01H:ECX.pcid\"), so every run ends \
-             `unsupported` and says so. Under TCG the question could not be asked anyway: it \
-             flushes its whole software TLB on every CR3 write. On a host whose KVM offers PCID \
-             the row fills in; pmap-selftest then checks that a load after a remap made while \
-             the pmap was loaded nowhere sees the new frame, which mutant-pcid-stale (it keeps \
-             the PCID's entries on every load) should fail: unverified until it runs. What PCID saves is the flush of \
-             a context switch, not an IPI: fixed already sends none to a CPU that switched \
-             away."
-                .into(),
-        ),
+        _ => ("PCID", template::TECH_PCID.fill(&[])),
     }
 }
 
@@ -768,9 +698,9 @@ fn model_pair(
                 |r| modeled::fig(r, &p.name, what),
                 |x| {
                     if ns {
-                        format!("{} ns", fmt_num(p.ns(x)))
+                        format!("{} ns", three_digits(p.ns(x)))
                     } else {
-                        fmt_num(x)
+                        three_digits(x)
                     }
                 },
             )
@@ -778,67 +708,6 @@ fn model_pair(
         format!("{} vs {}", q(variant), q(base))
     })
 }
-
-const TEXT_AMIT_MODEL: &str = "The same techniques on the memory-system model \
-(tcg-model, one run; repetitions are bit-identical), whose clocks charge what tcg-icount \
-does not: cache-line transfers at measured core-to-core latencies, TLB misses and page \
-walks, and an IPI's delivery, the target's interrupt entry and exit, its EOI and each \
-INVLPG at costs model/profiles labels assumptions. Early acknowledgement: the initiator's \
-modeled wait {early_dir} ({early}), which {early_agree} the paper's direction: the target \
-acknowledges before its INVLPG, so the wait no longer holds the target's invalidation (an \
-assumed 200 cycles per page) and the handler's work after it; the size of the saving is the \
-size of those assumed costs. In-context flushes: the wait {ctx_dir} ({ctx}), which \
-{ctx_agree} the paper's direction. A request taken in the kernel is acknowledged \
-at once and its invalidation deferred to the return to user mode (batched: modeled full \
-flushes {ctx_flushes}), yet the model charges the variant more falsely shared transfers \
-({ctx_fs}). The deferral keeps each CPU's list (lab_core::protocol::deferral::Deferred: \
-16 addresses, a count and a flag, 144 bytes) in an array without padding to lines, so \
-neighbouring CPUs' lists share a line that each target writes in the handler, and targets \
-taking the same request bounce it; the lab has not traced \
-which of the added transfers fall inside the initiator's wait, so the row reports what \
-the lab's layout costs, not what the technique must cost (the paper's Linux kept such \
-state per CPU on lines of its own). Concurrent flushing: a shootdown from start to last ack \
-{ff_dir} with flush-first ({ff}), {ff_agree} the paper: flush-first's initiator spends its \
-own invalidation before the IPIs leave, so every target starts that much later; that \
-invalidation is an assumed INVLPG or CR3-write cost, so again the direction stands and the \
-size is the assumption's. Cacheline consolidation, on shoot-storm (in forkexit the \
-transfers are the fork and exec copying pages, {fork_transfers} per shootdown): all \
-transfers per shootdown {cc_dir} ({cc}), the falsely shared ones {cc_fs_dir} ({cc_fs}), and \
-the initiator's wait {cc_wait_dir} ({cc_wait}). The kernel's footprint says why \
-(consolidated vs scoreboard): a target touches {tl} lines per request \
-(shoot.target_lines), scans {sl} (target_scan_lines), and an initiator posts to {il} \
-(initiator_lines) for an all-CPU request. So consolidation does what the paper says on the \
-target's side (one line per request, the pair's alone: half the false sharing) and pays \
-where the paper's Linux paid too, one line per target for the initiator and one per \
-initiator in every target's scan, which on these all-CPU storms is more transfers in all; \
-on 4 CPUs the two about cancel in the wait. The transfer counts follow from the guest's \
-accesses and their costs are measured core-to-core latencies, so these rows are the ones \
-the model speaks for best; the paper's gain grows with the targets a request reaches, \
-and 4 CPUs is the smallest case.";
-
-const TEXT_LAZY_MODEL: &str = "On the model, TLB refills per context switch \
-(misses on translations an INVLPG or a flush removed) {dir} with lazy TLB ({refills}), \
-which {agree} what the 2018 series saves: fixed reloads CR3 on an idle round trip and so \
-flushes the TLB, and the process that comes back refills what it had; a lazy CPU keeps \
-the old CR3 and its entries. The refill count is the model's TLB (the profiles' published \
-second-level sizes) replaying the guest's own accesses, so it is a count the model speaks \
-for; what a refill costs (a page walk of 56 or 48 cycles) is an assumption, so the CPU \
-time the series reports is not claimed here.";
-
-const TEXT_LATR_MODEL: &str = "LATR does what the paper says to the \
-shootdowns: the initiators' modeled wait per job falls from fixed's to a small fraction \
-({wait}). But buildkernel's rate on the model's clocks {dir} ({rate}), which {agree} the \
-paper's Apache +59.9 %. The wait was a small part of a job; what the model charges \
-lazy-latr is cache-line transfers, {coh} (model.<p>.coh.misses per job), whose cycles are \
-about the rate's whole loss. They are spread over many lines (no single queue word is \
-hot), so the likeliest source is the quarantine itself: frames and addresses held until \
-every CPU applied the invalidation are not reused at once, and a job's new pages come from \
-lines other CPUs wrote last, where fixed reuses what was freed on the same CPU; that is \
-the lab's reading of the counts, not a measured cause. The paper's -70.8 % munmap latency \
-would need the munmap's own span, which the kernel does not mark for the model. The \
-transfers and their costs are what the model speaks for best; the paper's machine had \
-caches large enough, and a workload (Apache) whose frees were rare enough, that the \
-quarantine cost little there.";
 
 fn note_amit_model(o: &Reproduction) -> String {
     let f = TECH_FORKEXIT_MODEL;
@@ -860,95 +729,92 @@ fn note_amit_model(o: &Reproduction) -> String {
     let sd_pair = |what: &'static str| {
         per_profile(o, |p| {
             let g = per_sd(what);
-            let q = |v: &str| modeled::quote(o, st, v, |r| g(r, p), fmt_num);
+            let q = |v: &str| modeled::quote(o, st, v, |r| g(r, p), three_digits);
             format!("{} vs {}", q("cacheline-consolidation"), q("scoreboard"))
         })
     };
     let fork_transfers = per_profile(o, |p| {
         let g = per_sd("coh.misses");
-        modeled::quote(o, f, "fixed", |r| g(r, p), fmt_num)
+        modeled::quote(o, f, "fixed", |r| g(r, p), three_digits)
     });
     let lines = |metric: &str| {
-        let q = |v: &str| modeled::quote(o, st, v, |r| r.total(metric), fmt_num);
+        let q = |v: &str| modeled::quote(o, st, v, |r| r.total(metric), three_digits);
         format!("{} vs {}", q("cacheline-consolidation"), q("scoreboard"))
     };
-    modeled::fill(
-        TEXT_AMIT_MODEL,
-        &[
-            ("early_dir", modeled::direction(r_early).into()),
-            ("early", model_pair(o, f, "early-ack", "fixed", wait, true)),
-            ("early_agree", falls(r_early)),
-            ("ctx_dir", modeled::direction(r_ctx).into()),
-            (
-                "ctx",
-                model_pair(o, f, "in-context-flush", "fixed", wait, true),
+    template::TECH_AMIT_MODEL.fill(&[
+        ("early_dir", modeled::direction(r_early).into()),
+        ("early", model_pair(o, f, "early-ack", "fixed", wait, true)),
+        ("early_agree", falls(r_early)),
+        ("ctx_dir", modeled::direction(r_ctx).into()),
+        (
+            "ctx",
+            model_pair(o, f, "in-context-flush", "fixed", wait, true),
+        ),
+        ("ctx_agree", falls(r_ctx)),
+        (
+            "ff_dir",
+            match r_ff {
+                Some(r) if r < 0.995 => "is longer",
+                Some(r) if r > 1.005 => "is shorter",
+                Some(_) => "is no different",
+                None => "is not known",
+            }
+            .into(),
+        ),
+        (
+            "ff",
+            model_pair(o, f, "flush-first", "fixed", "shoot_per_shootdown", true),
+        ),
+        (
+            "ff_agree",
+            match r_ff {
+                Some(r) if r < 0.995 => "as",
+                _ => "against",
+            }
+            .into(),
+        ),
+        ("fork_transfers", fork_transfers),
+        ("cc_fs", sd_pair("coh.false_sharing")),
+        (
+            "ctx_flushes",
+            model_pair(o, f, "in-context-flush", "fixed", "tlb.flushes", false),
+        ),
+        (
+            "ctx_fs",
+            model_pair(
+                o,
+                f,
+                "in-context-flush",
+                "fixed",
+                "coh.false_sharing",
+                false,
             ),
-            ("ctx_agree", falls(r_ctx)),
-            (
-                "ff_dir",
-                match r_ff {
-                    Some(r) if r < 0.995 => "is longer",
-                    Some(r) if r > 1.005 => "is shorter",
-                    Some(_) => "is no different",
-                    None => "is not known",
-                }
-                .into(),
-            ),
-            (
-                "ff",
-                model_pair(o, f, "flush-first", "fixed", "shoot_per_shootdown", true),
-            ),
-            (
-                "ff_agree",
-                match r_ff {
-                    Some(r) if r < 0.995 => "as",
-                    _ => "against",
-                }
-                .into(),
-            ),
-            ("fork_transfers", fork_transfers),
-            ("cc_fs", sd_pair("coh.false_sharing")),
-            (
-                "ctx_flushes",
-                model_pair(o, f, "in-context-flush", "fixed", "tlb.flushes", false),
-            ),
-            (
-                "ctx_fs",
-                model_pair(
-                    o,
-                    f,
-                    "in-context-flush",
-                    "fixed",
-                    "coh.false_sharing",
-                    false,
-                ),
-            ),
-            ("cc_dir", modeled::direction(sd_ratio("coh.misses")).into()),
-            ("cc", sd_pair("coh.misses")),
-            (
-                "cc_fs_dir",
-                modeled::direction(sd_ratio("coh.false_sharing")).into(),
-            ),
-            (
-                "cc_wait_dir",
-                modeled::direction(model_ratio(
-                    o,
-                    st,
-                    "cacheline-consolidation",
-                    "scoreboard",
-                    wait,
-                ))
-                .into(),
-            ),
-            (
-                "cc_wait",
-                model_pair(o, st, "cacheline-consolidation", "scoreboard", wait, true),
-            ),
-            ("tl", lines("shoot.target_lines")),
-            ("sl", lines("shoot.target_scan_lines")),
-            ("il", lines("shoot.initiator_lines")),
-        ],
-    )
+        ),
+        ("cc_dir", modeled::direction(sd_ratio("coh.misses")).into()),
+        ("cc", sd_pair("coh.misses")),
+        (
+            "cc_fs_dir",
+            modeled::direction(sd_ratio("coh.false_sharing")).into(),
+        ),
+        (
+            "cc_wait_dir",
+            modeled::direction(model_ratio(
+                o,
+                st,
+                "cacheline-consolidation",
+                "scoreboard",
+                wait,
+            ))
+            .into(),
+        ),
+        (
+            "cc_wait",
+            model_pair(o, st, "cacheline-consolidation", "scoreboard", wait, true),
+        ),
+        ("tl", lines("shoot.target_lines")),
+        ("sl", lines("shoot.target_scan_lines")),
+        ("il", lines("shoot.initiator_lines")),
+    ])
 }
 
 fn note_lazy_model(o: &Reproduction) -> String {
@@ -961,20 +827,17 @@ fn note_lazy_model(o: &Reproduction) -> String {
                 / modeled::value(o, f, "fixed", |r| refills(r, p))?,
         )
     });
-    modeled::fill(
-        TEXT_LAZY_MODEL,
-        &[
-            ("dir", modeled::direction(ratio).into()),
-            (
-                "refills",
-                per_profile(o, |p| {
-                    let q = |v: &str| modeled::quote(o, f, v, |r| refills(r, p), fmt_num);
-                    format!("{} vs {}", q("lazy-tlb"), q("fixed"))
-                }),
-            ),
-            ("agree", modeled::agrees_if_falls(ratio).into()),
-        ],
-    )
+    template::TECH_LAZY_MODEL.fill(&[
+        ("dir", modeled::direction(ratio).into()),
+        (
+            "refills",
+            per_profile(o, |p| {
+                let q = |v: &str| modeled::quote(o, f, v, |r| refills(r, p), three_digits);
+                format!("{} vs {}", q("lazy-tlb"), q("fixed"))
+            }),
+        ),
+        ("agree", modeled::agrees_if_falls(ratio).into()),
+    ])
 }
 
 fn note_latr_model(o: &Reproduction) -> String {
@@ -982,7 +845,7 @@ fn note_latr_model(o: &Reproduction) -> String {
     let ratio = model_ratio(o, b, "lazy-latr", "fixed", "ops_per_s");
     let wait_per_job = per_profile(o, |p| {
         let w = |r: &RunFigures| Some(modeled::fig(r, &p.name, "wait.cycles")? / r.figure("ops")?);
-        let q = |v: &str| modeled::quote(o, b, v, w, |x| format!("{} ns", fmt_num(p.ns(x))));
+        let q = |v: &str| modeled::quote(o, b, v, w, |x| format!("{} ns", three_digits(p.ns(x))));
         let rate = |v: &str| {
             modeled::value(o, b, v, |r| {
                 modeled::fig(r, &p.name, "workload.ns")
@@ -998,37 +861,34 @@ fn note_latr_model(o: &Reproduction) -> String {
         };
         format!("{} vs {} per job{share}", q("lazy-latr"), q("fixed"))
     });
-    modeled::fill(
-        TEXT_LATR_MODEL,
-        &[
-            (
-                "dir",
-                match ratio {
-                    Some(r) if r > 1.005 => "rises",
-                    Some(r) if r < 0.995 => "falls",
-                    Some(_) => "stays the same",
-                    None => "is not known",
-                }
-                .into(),
-            ),
-            (
-                "rate",
-                model_pair(o, b, "lazy-latr", "fixed", "ops_per_s", false),
-            ),
-            (
-                "agree",
-                match ratio {
-                    Some(r) if r > 1.005 => "agrees with",
-                    Some(_) => "does not show",
-                    None => "cannot be compared with",
-                }
-                .into(),
-            ),
-            ("wait", wait_per_job),
-            (
-                "coh",
-                model_pair(o, b, "lazy-latr", "fixed", "per_op.coh.misses", false),
-            ),
-        ],
-    )
+    template::TECH_LATR_MODEL.fill(&[
+        (
+            "dir",
+            match ratio {
+                Some(r) if r > 1.005 => "rises",
+                Some(r) if r < 0.995 => "falls",
+                Some(_) => "stays the same",
+                None => "is not known",
+            }
+            .into(),
+        ),
+        (
+            "rate",
+            model_pair(o, b, "lazy-latr", "fixed", "ops_per_s", false),
+        ),
+        (
+            "agree",
+            match ratio {
+                Some(r) if r > 1.005 => "agrees with",
+                Some(_) => "does not show",
+                None => "cannot be compared with",
+            }
+            .into(),
+        ),
+        ("wait", wait_per_job),
+        (
+            "coh",
+            model_pair(o, b, "lazy-latr", "fixed", "per_op.coh.misses", false),
+        ),
+    ])
 }

@@ -59,9 +59,17 @@ pub const SWEEP: Prose = prose!("sweep.md");
 /// The general notes: what each accelerator, and the model, can speak for.
 pub const ACCELERATORS: Prose = prose!("accelerators.md");
 pub const MODEL: Prose = prose!("model.md");
+/// The techniques' notes (results/TECHNIQUES.md), measured and modeled.
+pub const TECH_AMIT: Prose = prose!("tech-amit.md");
+pub const TECH_LAZY: Prose = prose!("tech-lazy.md");
+pub const TECH_LATR: Prose = prose!("tech-latr.md");
+pub const TECH_PCID: Prose = prose!("tech-pcid.md");
+pub const TECH_AMIT_MODEL: Prose = prose!("tech-amit-model.md");
+pub const TECH_LAZY_MODEL: Prose = prose!("tech-lazy-model.md");
+pub const TECH_LATR_MODEL: Prose = prose!("tech-latr-model.md");
 
 /// Every template, for the tests.
-pub const ALL: [Prose; 14] = [
+pub const ALL: [Prose; 21] = [
     SEED_000,
     SEED_004_RATE,
     SEED_004_EXIT,
@@ -76,6 +84,13 @@ pub const ALL: [Prose; 14] = [
     SWEEP,
     ACCELERATORS,
     MODEL,
+    TECH_AMIT,
+    TECH_LAZY,
+    TECH_LATR,
+    TECH_PCID,
+    TECH_AMIT_MODEL,
+    TECH_LAZY_MODEL,
+    TECH_LATR_MODEL,
 ];
 
 /// A template's pieces: literal text and hole names, in order.
