@@ -485,7 +485,12 @@ revision = "1.56"
         let ws = Workspace::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
         let all = load_all(&ws).unwrap();
         for v in &all {
-            assert_ne!(v.role, Role::Unstated, "variants/{}.toml states no role", v.name);
+            assert_ne!(
+                v.role,
+                Role::Unstated,
+                "variants/{}.toml states no role",
+                v.name
+            );
         }
         let set = |v: Vec<String>| v.into_iter().collect::<Set<String>>();
         let role = |r: Role| set(with_role(&all, r));

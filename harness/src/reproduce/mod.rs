@@ -615,10 +615,17 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
     fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut availability = check_availability(ws, plan, &opts.qemu)?;
     if opts.check.is_some() {
-        for exp in plan.experiments.iter().filter(|e| !check::repeatable(e.accel)) {
-            availability.experiments.entry(exp.id.clone()).or_insert_with(|| {
-                "not repeatable (plain TCG), so not checked against the committed table".into()
-            });
+        for exp in plan
+            .experiments
+            .iter()
+            .filter(|e| !check::repeatable(e.accel))
+        {
+            availability
+                .experiments
+                .entry(exp.id.clone())
+                .or_insert_with(|| {
+                    "not repeatable (plain TCG), so not checked against the committed table".into()
+                });
         }
     }
     let mut accel = None;

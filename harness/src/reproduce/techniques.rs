@@ -409,7 +409,8 @@ pub fn rows(o: &Reproduction) -> Vec<Row> {
         },
         Comparison {
             source: CONSOLIDATION,
-            published: "the paper's figure is not in the lab's sources; Linux merged neither of the \
+            published:
+                "the paper's figure is not in the lab's sources; Linux merged neither of the \
                         patent's two co-locations (flush_tlb_info stays apart from the \
                         call-single-data, is_lazy apart from the call queue), only the layout \
                         around them (flush_tlb_info off the stack, 5.3; cpu_tlbstate \

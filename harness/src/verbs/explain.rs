@@ -869,8 +869,9 @@ mod tests {
         e.counts
             .get_mut(&(ShootCause::Munmap, "shootpage"))
             .unwrap()[3] = 50.0;
-        e.mechanisms
-            .push("5.00 invalidations left in a ring for the targets' next sweep (lazy-latr)".into());
+        e.mechanisms.push(
+            "5.00 invalidations left in a ring for the targets' next sweep (lazy-latr)".into(),
+        );
         let text = explain_text(&e, None, "job");
         assert!(
             text.contains(
