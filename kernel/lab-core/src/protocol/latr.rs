@@ -135,6 +135,12 @@ pub struct Latr<const N: usize, const CPUS: usize = MAX_CPUS> {
     rings: [Ring<N>; CPUS],
 }
 
+impl<const N: usize, const CPUS: usize> Default for Latr<N, CPUS> {
+    fn default() -> Latr<N, CPUS> {
+        Latr::new()
+    }
+}
+
 impl<const N: usize, const CPUS: usize> Latr<N, CPUS> {
     /// Every ring empty.
     #[cfg(not(loom))]
