@@ -653,10 +653,7 @@ pub fn note(o: &Reproduction, key: &str) -> (&'static str, String) {
             ]),
         ),
         NOTE_LAZY => ("Linux lazy TLB", template::TECH_LAZY.fill(&[])),
-        NOTE_LATR => (
-            "LATR (Kumar et al., ASPLOS 2018)",
-            template::TECH_LATR.fill(&[]),
-        ),
+        NOTE_LATR => ("LATR (Kumar et al., ASPLOS 2018)", note_latr(o)),
         NOTE_AMIT_MODEL => ("Amit 2020 on the model", note_amit_model(o)),
         NOTE_LAZY_MODEL => ("Linux lazy TLB on the model", note_lazy_model(o)),
         NOTE_LATR_MODEL => ("LATR on the model", note_latr_model(o)),
@@ -815,6 +812,34 @@ fn note_amit_model(o: &Reproduction) -> String {
         ("tl", lines("shoot.target_lines")),
         ("sl", lines("shoot.target_scan_lines")),
         ("il", lines("shoot.initiator_lines")),
+    ])
+}
+
+/// N5: what LATR's munmaps spared and still sent in buildkernel.
+fn note_latr(o: &Reproduction) -> String {
+    let munmap = |field: &'static str| {
+        move |r: &RunFigures| -> Option<f64> {
+            Some(
+                SHOOT_KINDS
+                    .iter()
+                    .map(|k| {
+                        r.total(&format!("shoot.cause.munmap.{k}.{field}"))
+                            .unwrap_or(0.0)
+                    })
+                    .sum(),
+            )
+        }
+    };
+    let median = |variant: &str, f: &dyn Fn(&RunFigures) -> Option<f64>| {
+        o.per_rep(|rep| f(o.pool.get(TECH_BUILDKERNEL, variant, CPUS, rep)?))
+            .and_then(|m| m.median())
+            .map(three_digits)
+            .unwrap_or_else(|| "(not measured)".into())
+    };
+    template::TECH_LATR.fill(&[
+        ("spared", median("lazy-latr", &munmap("spared"))),
+        ("sent", median("lazy-latr", &munmap("ipis"))),
+        ("fixed_sent", median("fixed", &munmap("ipis"))),
     ])
 }
 
