@@ -113,9 +113,6 @@
 //! (the cache-line footprint), `model.rs` (what the memory-system model
 //! is told), and one file per protocol and technique step.
 
-#[cfg(feature = "mutant-fork-no-shoot")]
-use core::sync::atomic::Ordering;
-
 use lab_core::cpuset::CpuSet;
 use lab_core::model_hint::Mark;
 use lab_core::shoot::{plan_range, shoot_targets, Flush};
@@ -124,8 +121,6 @@ use x86_64::VirtAddr;
 
 use super::pmap::Pmap;
 use crate::arch;
-#[cfg(feature = "mutant-fork-no-shoot")]
-use crate::stats::MAX_CPUS;
 use crate::stats::{self, CauseField, Event, IpiKind};
 
 mod ack_rule;
@@ -301,11 +296,12 @@ fn shoot(req: Request, targets: CpuSet, local: bool, pm: Option<&Pmap>) {
     // parent were single-threaded; its other threads keep writable entries
     // to frames now shared with the child.
     #[cfg(feature = "mutant-fork-no-shoot")]
-    let targets = if FORK_LOCAL_ONLY[arch::cpu_id() as usize].load(Ordering::Relaxed) {
-        CpuSet::EMPTY
-    } else {
-        targets
-    };
+    let targets =
+        if FORK_LOCAL_ONLY[arch::cpu_id() as usize].load(core::sync::atomic::Ordering::Relaxed) {
+            CpuSet::EMPTY
+        } else {
+            targets
+        };
     let ipis = targets.intersect(arch::smp::online()).without(me);
     stats::cause_add(
         why,
@@ -391,8 +387,8 @@ fn dying_targets(pm: &Pmap, targets: CpuSet) -> CpuSet {
 /// Per CPU: a fork's write-protect of the parent is in progress here
 /// (only under `mutant-fork-no-shoot`, which sends its shootdowns nowhere).
 #[cfg(feature = "mutant-fork-no-shoot")]
-pub static FORK_LOCAL_ONLY: [core::sync::atomic::AtomicBool; MAX_CPUS] =
-    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
+pub static FORK_LOCAL_ONLY: [core::sync::atomic::AtomicBool; crate::stats::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; crate::stats::MAX_CPUS];
 
 /// The CPUs other than this one that may cache `pm`'s entries.
 fn targets(pm: &Pmap) -> CpuSet {
