@@ -34,8 +34,10 @@
 //! each second) and IPIs any record still unapplied after two of that
 //! thread's passes (`TLB_SHOOTDOWN_MAX`). The bound stands for "every CPU
 //! has ticked since": LATR's CPUs sweep at every scheduler tick. Here the
-//! bound is `BOUND_TICKS` of the kernel's scheduler ticks, and when it
-//! has passed the quarantine asks each record whether it is retired and
+//! bound is `BOUND_TICKS` of the kernel's scheduler ticks, looked at when
+//! the process next maps or unmaps and at its teardown (the patch's
+//! thread looks each second, whatever the process does); when it has
+//! passed, the quarantine asks each record whether it is retired and
 //! cross-calls any CPU still pending before the frames go back (counted
 //! as `latr.fallback_ipis`): a vCPU the host has not run for a while
 //! (plain TCG, more vCPUs than cores) misses its ticks, and a frame must
