@@ -11,9 +11,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use harness::plot::{self, render_all, variant_color};
-use harness::results::{Cell, MatrixSpec, Metric, Outcome, ResultRow, RunRecord};
+use harness::results::{Cell, MatrixSpec, Metric, ResultRow, RunRecord};
 use lab_core::report::Scope;
 use palette::color_difference::Ciede2000;
 use palette::{IntoColor, Lab, Srgb};
@@ -57,8 +56,8 @@ fn run(variant: &str, i: usize, cpus: u32, rep: u32) -> RunRecord {
         let n = 10.0 + (b as f64 - 8.0 - k / 4.0).abs() * 5.0;
         metrics.push(g(&format!("shoot.wait.ack.log2.{b}"), n, "count"));
     }
-    RunRecord {
-        cell: Cell {
+    crate::common::fixture_run(
+        Cell {
             variant: variant.into(),
             workload: "forkexit".into(),
             params: "touch=on".into(),
@@ -67,15 +66,9 @@ fn run(variant: &str, i: usize, cpus: u32, rep: u32) -> RunRecord {
             machine: "microvm".into(),
             rep,
         },
-        features: vec![variant.into()],
-        git_rev: "abc1234".into(),
-        started: DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
-            .unwrap()
-            .with_timezone(&Utc),
-        outcome: Outcome::Ok,
-        wall: Duration::from_secs(2),
+        Duration::from_secs(2),
         metrics,
-    }
+    )
 }
 
 fn rows(variants: &[String]) -> Vec<ResultRow> {

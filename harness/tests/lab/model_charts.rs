@@ -8,9 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use harness::plot::{render_all_with, PlotOptions};
-use harness::results::{Cell, Metric, Outcome, ResultRow, RunRecord};
+use harness::results::{Cell, Metric, ResultRow, RunRecord};
 use harness::symbols::{Symbolizer, KERNEL_VMA};
 use lab_core::report::Scope;
 
@@ -67,8 +66,8 @@ fn model_run(
             ]);
         }
     }
-    RunRecord {
-        cell: Cell {
+    crate::common::fixture_run(
+        Cell {
             variant: variant.into(),
             workload: workload.into(),
             params: if workload == "shoot-storm" {
@@ -81,15 +80,9 @@ fn model_run(
             machine: "microvm".into(),
             rep,
         },
-        features: vec![variant.into()],
-        git_rev: "abc1234".into(),
-        started: DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
-            .unwrap()
-            .with_timezone(&Utc),
-        outcome: Outcome::Ok,
-        wall: Duration::from_secs(5),
+        Duration::from_secs(5),
         metrics,
-    }
+    )
 }
 
 /// The fixed kernel a run or matrix built, if this checkout has one.

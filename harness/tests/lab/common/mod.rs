@@ -176,3 +176,23 @@ pub fn assert_ipis_balanced(report: &Report) {
         assert_eq!(s, r, "{kind} machine totals");
     }
 }
+
+/// TEST FIXTURE (made up): an ok run of `cell` that reported `metrics`,
+/// for tests that draw charts from rows no guest produced.
+pub fn fixture_run(
+    cell: harness::results::Cell,
+    wall: Duration,
+    metrics: Vec<harness::results::Metric>,
+) -> harness::results::RunRecord {
+    harness::results::RunRecord {
+        features: vec![cell.variant.clone()],
+        cell,
+        git_rev: "abc1234".into(),
+        started: chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+        outcome: harness::results::Outcome::Ok,
+        wall,
+        metrics,
+    }
+}
