@@ -860,7 +860,7 @@ mod tests {
     #[test]
     fn says_what_a_shortcut_spared_and_how() {
         // TEST FIXTURE (made up): 10 jobs; lazy-latr's munmaps sent 20
-        // IPIs and spared 50, with 50 records queued.
+        // IPIs and spared 50, the targets its records named.
         let mut e = explained(
             "lazy-latr",
             10.0,
@@ -880,7 +880,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Per job: 5.00 invalidations queued"),
+            text.contains("Per job: 5.00 invalidations left in a ring"),
             "{text}"
         );
         // Nothing spared, nothing said.
