@@ -160,7 +160,6 @@ mod on {
     use lab_core::protocol::latr::{Latr, Marks, WORDS};
     use x86_64::registers::control::Cr3;
     use x86_64::structures::paging::PhysFrame;
-    use x86_64::VirtAddr;
 
     use super::Needed;
     use crate::arch::{self, apic, tsc};
@@ -188,25 +187,23 @@ mod on {
         since: u64,
     }
 
-    /// A record's words: the request's kind and range, and the address
-    /// space it is for (its PML4's physical address, what CR3 holds while
-    /// it is loaded). A DragonFly list, whose addresses live in its
-    /// initiator's buffer only until its wait, is kept as a full flush.
+    /// A record's words: the request as the protocols publish it
+    /// (Request::encode), and the address space it is for (its PML4's
+    /// physical address, what CR3 holds while it is loaded). A DragonFly
+    /// list, whose addresses live in its initiator's buffer only until its
+    /// wait, is kept as a full flush.
     fn pack(req: Request, pm: Option<&Pmap>) -> [u64; WORDS] {
+        let req = match req {
+            Request::List { .. } => Request::Tlb,
+            req => req,
+        };
+        let (kind, a1, a2) = req.encode();
         let space = pm.map_or(0, |pm| pm.pm_pml4.start_address().as_u64());
-        match req {
-            Request::Page(va) => [0, va.as_u64(), 0, space],
-            Request::Range(s, e) => [1, s.as_u64(), e.as_u64(), space],
-            Request::Tlb | Request::List { .. } => [2, 0, 0, space],
-        }
+        [kind, a1, a2, space]
     }
 
     fn unpack(words: [u64; WORDS]) -> Request {
-        match words[0] {
-            0 => Request::Page(VirtAddr::new(words[1])),
-            1 => Request::Range(VirtAddr::new(words[1]), VirtAddr::new(words[2])),
-            _ => Request::Tlb,
-        }
+        Request::decode(words[0], words[1], words[2])
     }
 
     pub(super) fn leave_for_sweep(req: Request, targets: CpuSet, pm: Option<&Pmap>) -> CpuSet {
@@ -291,8 +288,9 @@ mod on {
             return;
         }
         let now = tsc::now();
+        let bound = bound();
         held.retain_mut(|h| {
-            let aged = now.saturating_sub(h.since) >= bound();
+            let aged = now.saturating_sub(h.since) >= bound;
             let needed_now = match needed {
                 Needed::Nothing => false,
                 Needed::Range(s, e) => h.start < e && s < h.end,

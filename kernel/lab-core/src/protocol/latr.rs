@@ -276,13 +276,12 @@ impl<const N: usize, const CPUS: usize> Latr<N, CPUS> {
     }
 
     /// Makes every CPU still pending on a record of `marks` sweep now:
-    /// `cross_call(t)` returns once t has swept (the kernel's cross-call,
-    /// or, for this CPU, the sweep itself with interrupts off); returns
-    /// how many it made. For a quarantine whose frames or addresses are
+    /// `cross_call(t)` returns once t has swept (the kernel's cross-call
+    /// or, for this CPU, the sweep itself with interrupts off; the caller
+    /// counts them). For a quarantine whose frames or addresses are
     /// needed now, or whose time bound has passed while a record is still
     /// pending (LATR's fallback IPI). Interrupts on.
-    pub fn settle(&self, cpu: &impl Cpu, marks: Marks, mut cross_call: impl FnMut(u32)) -> u64 {
-        let mut calls = 0;
+    pub fn settle(&self, cpu: &impl Cpu, marks: Marks, mut cross_call: impl FnMut(u32)) {
         for pos in marks.from + 1..=marks.to {
             loop {
                 cpu.interruptible(Window::LatrSettle);
@@ -292,7 +291,6 @@ impl<const N: usize, const CPUS: usize> Latr<N, CPUS> {
                 }
                 let t = pending.trailing_zeros();
                 cross_call(t);
-                calls += 1;
                 assert!(
                     self.pending(marks.owner, pos) & (1 << t) == 0,
                     "lazy-latr: cpu {t} did not apply record {pos} of cpu {} on a cross-call",
@@ -300,6 +298,5 @@ impl<const N: usize, const CPUS: usize> Latr<N, CPUS> {
                 );
             }
         }
-        calls
     }
 }
