@@ -43,6 +43,18 @@ fn measured_rows(o: &Reproduction, sources: &[&str]) -> String {
 /// The CPUs every techniques experiment runs on.
 const CPUS: u32 = 4;
 
+/// The median over the repetitions of `figure` for `variant` in
+/// experiment `id` (on [`CPUS`]).
+fn median_over_reps(
+    o: &Reproduction,
+    id: &str,
+    variant: &str,
+    figure: &dyn Fn(&RunFigures) -> Option<f64>,
+) -> Option<f64> {
+    o.per_rep(|rep| figure(o.pool.get(id, variant, CPUS, rep)?))
+        .and_then(|m| m.median())
+}
+
 /// Shootdown IPIs sent, all kinds.
 fn shoot_ipis(r: &RunFigures) -> Option<f64> {
     r.sum_kinds("ipi.sent.", &SHOOT_KINDS)
@@ -94,10 +106,7 @@ impl Adds<'_> {
         match self {
             Adds::Uncounted(why) => format!("; adds {why}"),
             Adds::Figure { what, figure } => {
-                let median = |v: &str| {
-                    o.per_rep(|rep| figure(o.pool.get(c.id, v, CPUS, rep)?))
-                        .and_then(|m| m.median())
-                };
+                let median = |v: &str| median_over_reps(o, c.id, v, figure);
                 match (median(c.variant), median(c.base)) {
                     (Some(with), Some(base)) => format!(
                         "; adds {what} {} ({} {})",
@@ -148,10 +157,7 @@ fn row(o: &Reproduction, c: Comparison<'_>) -> Row {
 /// no ok run reported it.
 fn measured(o: &Reproduction, c: &Comparison<'_>) -> Option<(String, String, Option<Measured>)> {
     {
-        let median = |v: &str| {
-            o.per_rep(|rep| (c.figure)(o.pool.get(c.id, v, CPUS, rep)?))
-                .and_then(|m| m.median())
-        };
+        let median = |v: &str| median_over_reps(o, c.id, v, c.figure);
         let ratio = o.per_rep(|rep| {
             let base = (c.figure)(o.pool.get(c.id, c.base, CPUS, rep)?)?;
             let with = (c.figure)(o.pool.get(c.id, c.variant, CPUS, rep)?)?;
@@ -831,8 +837,7 @@ fn note_latr(o: &Reproduction) -> String {
         }
     };
     let median = |variant: &str, f: &dyn Fn(&RunFigures) -> Option<f64>| {
-        o.per_rep(|rep| f(o.pool.get(TECH_BUILDKERNEL, variant, CPUS, rep)?))
-            .and_then(|m| m.median())
+        median_over_reps(o, TECH_BUILDKERNEL, variant, f)
             .map(three_digits)
             .unwrap_or_else(|| "(not measured)".into())
     };
