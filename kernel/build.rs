@@ -35,10 +35,9 @@ fn main() {
 const USER_TARGET: &str = "x86_64-unknown-none";
 /// Their code generation flags: linked at fixed addresses by user.ld, so no
 /// position-independent code; frame pointers for readable fault reports;
-/// no symbol table: the kernel embeds each ELF whole, and symbol names
-/// carry hashes of where lab-core's source is, so a checkout elsewhere
-/// changed the ELFs' sizes and with them the kernel's layout (nothing reads
-/// the user programs' symbols).
+/// no symbol table: the kernel embeds each ELF whole and nothing reads the
+/// user programs' symbols (their names carry crate hashes: kernel/Cargo.toml
+/// says why those must not depend on where the checkout is).
 const USER_RUSTFLAGS: &[&str] = &[
     "-Crelocation-model=static",
     "-Cforce-frame-pointers=yes",
@@ -80,7 +79,7 @@ fn build_user_programs(kernel_dir: &Path) {
     for path in [
         user_dir.join("src"),
         user_dir.join("Cargo.toml"),
-        user_dir.join("Cargo.lock"),
+        kernel_dir.join("Cargo.lock"),
         user_dir.join("build.rs"),
         user_dir.join("user.ld"),
         lab_core.join("src"),
@@ -102,6 +101,10 @@ fn build_user_programs(kernel_dir: &Path) {
             "--release",
             "--target",
             USER_TARGET,
+            // The workspace's release profile is the kernel's (debug = 1):
+            // the embedded programs need no debuginfo.
+            "--config",
+            "profile.release.debug=false",
             "--target-dir",
         ])
         .arg(&target_dir)
