@@ -98,7 +98,8 @@ fn a_checkout_elsewhere_loads_the_same_bytes() {
         .prefix("pmaplab-elsewhere-")
         .tempdir()
         .unwrap();
-    let listed = duct::cmd!("git", "ls-files", "-z", "kernel")
+    // rust-toolchain.toml too: the same compiler builds both.
+    let listed = duct::cmd!("git", "ls-files", "-z", "kernel", "rust-toolchain.toml")
         .dir(repo())
         .read()
         .unwrap();
