@@ -54,6 +54,23 @@ pub fn timing_refusal(
         differs.push(format!("{which}: provenance unknown"));
         return Some(differs.join("; "));
     };
+    differs.extend(build_differs(base, now));
+    if !crate::accel::is_repeatable(&new.accel) && base.host_cpu != now.host_cpu {
+        differs.push(format!(
+            "host CPU under {}: baseline '{}', results '{}'",
+            new.accel, base.host_cpu, now.host_cpu
+        ));
+    }
+    (!differs.is_empty()).then(|| differs.join("; "))
+}
+
+/// What of the build behind a figure differs between the baseline's
+/// metadata and the results': QEMU's version and the toolchain that
+/// compiled the kernel. A repeatable accelerator repeats bit for bit only
+/// for one tree, QEMU and toolchain, so these also decide whether an exact
+/// comparison can tell the tree's changes apart (gate::exact).
+pub fn build_differs(base: &Metadata, now: &Metadata) -> Vec<String> {
+    let mut differs = Vec::new();
     if base.qemu_version != now.qemu_version {
         differs.push(format!(
             "QEMU: baseline '{}', results '{}'",
@@ -66,13 +83,7 @@ pub fn timing_refusal(
             base.rustc_version, now.rustc_version
         ));
     }
-    if !crate::accel::is_repeatable(&new.accel) && base.host_cpu != now.host_cpu {
-        differs.push(format!(
-            "host CPU under {}: baseline '{}', results '{}'",
-            new.accel, base.host_cpu, now.host_cpu
-        ));
-    }
-    (!differs.is_empty()).then(|| differs.join("; "))
+    differs
 }
 
 /// A one-line account of a metadata record, for the gate's header.

@@ -20,6 +20,68 @@ use anyhow::{Context, Result};
 
 use super::Reproduction;
 use crate::accel::AccelChoice;
+use crate::results::metadata::Metadata;
+
+/// The build a table's runs were made with: QEMU's version and the
+/// toolchain's, as their metadata records them. A repeatable figure is
+/// exact for one tree and one build; the tables name theirs in the
+/// introduction ("Built and run with `...` and `...`"), so that a check
+/// on another build can say why it cannot judge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Build {
+    pub qemu: String,
+    pub rustc: String,
+}
+
+/// How a table's introduction names its build, before the two names.
+const BUILT_WITH: &str = "Built and run with ";
+
+impl Build {
+    pub fn of(m: &Metadata) -> Build {
+        Build {
+            qemu: m.qemu_version.clone(),
+            rustc: m.rustc_version.clone(),
+        }
+    }
+
+    /// No experiment recorded metadata.
+    pub fn unknown() -> Build {
+        Build {
+            qemu: "unknown QEMU".into(),
+            rustc: "unknown rustc".into(),
+        }
+    }
+
+    /// The sentence of a table's introduction that names the build.
+    pub fn sentence(&self) -> String {
+        format!("{BUILT_WITH}{self}; the repeatable rows are exact for that build and the tree.")
+    }
+
+    /// The build a committed table names, if it names one.
+    fn named_in(markdown: &str) -> Option<Build> {
+        let flat = markdown.split_whitespace().collect::<Vec<_>>().join(" ");
+        let rest = &flat[flat.find(BUILT_WITH)? + BUILT_WITH.len()..];
+        let mut quoted = rest.split('`').skip(1).step_by(2);
+        Some(Build {
+            qemu: quoted.next()?.to_string(),
+            rustc: quoted.next()?.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Build {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` and `{}`", self.qemu, self.rustc)
+    }
+}
+
+/// The build the committed table `file` names, when it is not the one
+/// `o`'s runs were made with (None: the same, or the table names none).
+pub fn other_build(file: &Path, o: &Reproduction) -> Result<Option<Build>> {
+    let markdown =
+        fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(Build::named_in(&markdown).filter(|b| *b != o.build))
+}
 
 /// Whether an experiment under `accel` (None: the plan's `--accel`, plain
 /// TCG for --check) gives repeatable figures.
@@ -179,6 +241,19 @@ mod tests {
         assert!(repeatable_cell(&rows[0].accel));
         assert!(!repeatable_cell(&rows[1].accel));
         assert_eq!(made_by(TABLE), "harness reproduce --techniques --reps 2");
+    }
+
+    #[test]
+    fn a_table_names_its_build_and_the_check_reads_it_back() {
+        let build = Build {
+            qemu: "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)".into(),
+            rustc: "rustc 1.95.0 (59807616e 2026-04-14)".into(),
+        };
+        // As a table wraps it: the sentence may break anywhere.
+        let intro =
+            format!("Made by x. {}\n\n| # |", build.sentence()).replace(" and `", "\nand `");
+        assert_eq!(Build::named_in(&intro), Some(build));
+        assert_eq!(Build::named_in(TABLE), None);
     }
 
     #[test]

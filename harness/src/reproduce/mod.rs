@@ -514,6 +514,9 @@ pub struct Reproduction {
     pub accel: String,
     /// Experiment id -> the accelerator its runs were measured under.
     pub accels: BTreeMap<String, String>,
+    /// The QEMU and the toolchain the runs were built and run with (the
+    /// first experiment's metadata): repeatable rows are exact for them.
+    pub build: check::Build,
     pub out: PathBuf,
     /// The model's cost profiles (model/profiles/): one modeled row per
     /// profile per modeled comparison.
@@ -547,6 +550,18 @@ pub fn execute(ws: &Workspace, opts: &ReproduceOptions) -> Result<i32> {
         }
         for d in &differences {
             eprintln!("reproduce --check: {d}");
+        }
+        // Figures are exact for one tree, QEMU and toolchain: under
+        // another build a difference cannot be laid at the tree's door.
+        if let Some(other) = check::other_build(committed, &outcome)? {
+            eprintln!(
+                "reproduce --check: cannot tell the tree's changes from the build's: {} was \
+                 made with {other}, these runs with {}; re-make it on this machine \
+                 (not counted as a failure)",
+                committed.display(),
+                outcome.build
+            );
+            return Ok(0);
         }
         return Ok(3);
     }
@@ -630,6 +645,7 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
     }
     let mut accel = None;
     let mut accels = BTreeMap::new();
+    let mut build: Option<check::Build> = None;
     let mut pool = Pool::default();
     for exp in &plan.experiments {
         if let Some(why) = availability.experiments.get(&exp.id) {
@@ -673,8 +689,11 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
                 out.display()
             );
         }
-        let measured_under = read_metadata(&dir)
-            .ok()
+        let meta = read_metadata(&dir).ok();
+        if build.is_none() {
+            build = meta.as_ref().map(check::Build::of);
+        }
+        let measured_under = meta
             .map(|m| m.accel)
             .unwrap_or_else(|| accel_name(choice).to_string());
         if accel.is_none() && exp.accel.is_none() {
@@ -702,12 +721,14 @@ pub fn run_plan(ws: &Workspace, plan: &Plan, opts: &ReproduceOptions) -> Result<
         pool.runs.insert(exp.id.clone(), runs);
     }
     let accel = accel.unwrap_or_else(|| accel_name(opts.accel).to_string());
+    let build = build.unwrap_or_else(check::Build::unknown);
     let mut outcome = Reproduction {
         plan: plan.clone(),
         pool,
         availability,
         accel,
         accels,
+        build,
         out,
         profiles: modeled::profiles(&ws.root.join("model").join("profiles"))?,
         rows: vec![],

@@ -343,6 +343,7 @@ mod tests {
             availability: Default::default(),
             accel: "tcg-icount".into(),
             accels: Default::default(),
+            build: crate::reproduce::check::Build::unknown(),
             out: "runs/x".into(),
             profiles: vec![profile()],
             rows: vec![],

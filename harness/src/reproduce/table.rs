@@ -102,6 +102,7 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
             ("command", command.to_string()),
             ("reps", o.plan.reps.to_string()),
             ("out", o.out.display().to_string()),
+            ("build", o.build.sentence()),
         ]);
         let _ = writeln!(s, "{intro}\n");
         s += &modeled_intro(o);
@@ -120,6 +121,7 @@ pub fn markdown(o: &Reproduction, command: &str, chart: Option<&str>) -> String 
         ("accel", o.accel.clone()),
         ("reps", o.plan.reps.to_string()),
         ("out", o.out.display().to_string()),
+        ("build", o.build.sentence()),
     ]);
     let _ = writeln!(s, "{intro}\n");
     s += &modeled_intro(o);

@@ -135,7 +135,13 @@ pub fn check(ws: &Workspace, opts: &GateOptions) -> Result<GateReport> {
         let Some(base) = base_rows.as_deref() else {
             bail!("--exact compares with a baseline: give --baseline");
         };
-        report.lines.extend(exact::lines(&rows, base));
+        let build_differs = |accel: &str| match (provenance::meta_for(&base_meta, accel), &meta) {
+            (Some(base), Some(now)) => provenance::build_differs(base, now),
+            _ => Vec::new(),
+        };
+        report
+            .lines
+            .extend(exact::lines(&rows, base, build_differs));
     }
     if matrix.is_none() {
         report.lines.insert(
