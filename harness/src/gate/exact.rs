@@ -2,8 +2,9 @@
 //! `./lab test` passes): under tcg-icount and tcg-model a run repeats bit
 //! for bit, and since the kernel image no longer depends on where the
 //! checkout is (harness/src/kernel_build.rs, kernel/Cargo.toml), in any
-//! checkout of the same tree. So every figure the guest reported in such a run must equal the
-//! committed baseline's for the same cell, repetition, metric and scope.
+//! checkout of the same tree. So every figure the guest reported in such
+//! a run must equal the committed baseline's for the same cell,
+//! repetition, metric and scope.
 //! A difference means the baseline was made from another tree: the line
 //! names the first figures that moved and the command that re-makes it.
 //!
