@@ -75,14 +75,6 @@ impl std::fmt::Display for Build {
     }
 }
 
-/// The build the committed table `file` names, when it is not the one
-/// `o`'s runs were made with (None: the same, or the table names none).
-pub fn other_build(file: &Path, o: &Reproduction) -> Result<Option<Build>> {
-    let markdown =
-        fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    Ok(Build::named_in(&markdown).filter(|b| *b != o.build))
-}
-
 /// Whether an experiment under `accel` (None: the plan's `--accel`, plain
 /// TCG for --check) gives repeatable figures.
 pub fn repeatable(accel: Option<AccelChoice>) -> bool {
@@ -173,15 +165,32 @@ fn made_by(markdown: &str) -> String {
         .to_string()
 }
 
+/// What `--check` found in a committed table.
+pub struct Checked {
+    /// One line per repeatable row that differs (empty: the table stands).
+    pub differences: Vec<String>,
+    /// The build the table names, when it is not the one the runs were
+    /// made with (None: the same, or the table names none).
+    pub other_build: Option<Build>,
+}
+
 /// Compares the repeatable rows of the committed table `file` with those
-/// `o` computed; returns one line per difference (empty: the table
-/// stands).
-pub fn differences(file: &Path, o: &Reproduction) -> Result<Vec<String>> {
+/// `o` computed, and the build the table names with `o`'s.
+pub fn check(file: &Path, o: &Reproduction) -> Result<Checked> {
     let markdown =
         fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let committed = committed_rows(&markdown)
+    Ok(Checked {
+        differences: differences(file, &markdown, o)?,
+        other_build: Build::named_in(&markdown).filter(|b| *b != o.build),
+    })
+}
+
+/// One line per repeatable row of `markdown` (the committed table `file`)
+/// that differs from the row `o` computed.
+fn differences(file: &Path, markdown: &str, o: &Reproduction) -> Result<Vec<String>> {
+    let committed = committed_rows(markdown)
         .with_context(|| format!("{}: cannot read its main table", file.display()))?;
-    let remake = format!("re-make {} with `{}`", file.display(), made_by(&markdown));
+    let remake = format!("re-make {} with `{}`", file.display(), made_by(markdown));
     let mut out = Vec::new();
     for (i, row) in o.rows.iter().enumerate() {
         let number = i + 1;

@@ -540,7 +540,10 @@ pub fn execute(ws: &Workspace, opts: &ReproduceOptions) -> Result<i32> {
         // the figure.
         let plan = Plan { reps: 1, ..plan };
         let outcome = run_plan(ws, &plan, opts)?;
-        let differences = check::differences(committed, &outcome)?;
+        let check::Checked {
+            differences,
+            other_build,
+        } = check::check(committed, &outcome)?;
         if differences.is_empty() {
             println!(
                 "reproduce --check: every repeatable row of {} is what this tree produces",
@@ -553,7 +556,7 @@ pub fn execute(ws: &Workspace, opts: &ReproduceOptions) -> Result<i32> {
         }
         // Figures are exact for one tree, QEMU and toolchain: under
         // another build a difference cannot be laid at the tree's door.
-        if let Some(other) = check::other_build(committed, &outcome)? {
+        if let Some(other) = other_build {
             eprintln!(
                 "reproduce --check: cannot tell the tree's changes from the build's: {} was \
                  made with {other}, these runs with {}; re-make it on this machine \
